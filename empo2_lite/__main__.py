@@ -1,0 +1,110 @@
+"""Command line: ``python -m empo2_lite COMMAND``.
+
+Commands so far: ``tasks`` (the paper's 18 tasks and the variation ids the protocol uses),
+``play`` (an episode from given actions or the gold sequence) and ``demo`` (the main job; for now a
+narrated ScienceWorld episode). Bad input exits with status 2 and one line naming the field and the
+valid choices, before any JVM starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+
+from empo2_lite import tasks as task_registry
+from empo2_lite.config import ConfigError
+from empo2_lite.env.adapter import EpisodeStart, ScienceWorldAdapter, StepResult
+from empo2_lite.env.jvm import JavaMissingError
+from empo2_lite.env.play import play_actions
+
+DEMO_TASK, DEMO_VARIATION = "find-animal", 0
+
+
+def _print_start(start: EpisodeStart) -> None:
+    print(f"== {start.task}, variation {start.variation} (at most {start.max_steps} steps)")
+    print(textwrap.indent(start.task_description.strip(), "   "))
+    print(textwrap.indent(start.observation.strip(), "   "))
+
+
+def _print_step(result: StepResult) -> None:
+    said = f"   (policy said: {result.raw_action!r})" if result.action != result.raw_action.strip() else ""
+    print(f"[{result.info['steps']:3d}] > {result.action}{said}")
+    lines = result.observation.strip().splitlines()
+    shown = lines[:6] + ([f"... ({len(lines) - 6} more lines)"] if len(lines) > 6 else [])
+    print(textwrap.indent("\n".join(shown), "      "))
+    end = f"  [episode over: {result.info['end_reason']}]" if result.done else ""
+    print(f"      reward {result.reward:+d}   score {result.score}{end}")
+
+
+def cmd_tasks(args: argparse.Namespace) -> int:
+    """Print the 18 tasks as a table, or as JSON."""
+    rows = task_registry.all_tasks()
+    print(json.dumps(task_registry.as_json_rows(rows), indent=1) if args.json else task_registry.format_table(rows))
+    return 0
+
+
+def cmd_play(args: argparse.Namespace) -> int:
+    """Play the gold sequence or ``--actions`` through the adapter, printing each step."""
+    task = task_registry.get_task(args.task)
+    task.check_variation(args.variation, args.split)
+    actions = None if args.gold else [a.strip() for a in args.actions.split(";") if a.strip()]
+    if actions is not None and not actions:
+        raise ConfigError("actions: no action given; pass them separated by ';', e.g. --actions \"look around;inventory\"")
+    with ScienceWorldAdapter() as adapter:
+        episode = play_actions(adapter, task.name, args.variation, actions, max_steps=args.max_steps,
+                               on_start=_print_start, on_step=_print_step)
+    summary = episode.summary()
+    print(json.dumps(summary) if args.json else
+          f"score {summary['score']}  success {summary['success']}  steps {summary['steps']}  done {summary['done']}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """The main job. For now: one narrated gold episode of ScienceWorld through the kit's adapter."""
+    print("empo2-lite demo: ScienceWorld's gold actions for one task, executed through the kit's adapter.")
+    print("(EMPO² training arrives here as the kit grows; see README.md.)\n")
+    with ScienceWorldAdapter() as adapter:
+        episode = play_actions(adapter, DEMO_TASK, DEMO_VARIATION, None, on_start=_print_start, on_step=_print_step)
+    print(f"\nscore {episode.score}, success {episode.summary()['success']}, {len(episode.steps)} steps")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of every command."""
+    parser = argparse.ArgumentParser(prog="python -m empo2_lite", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    tasks = commands.add_parser("tasks", help="list the paper's 18 ScienceWorld tasks")
+    tasks.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    tasks.set_defaults(run=cmd_tasks)
+
+    play = commands.add_parser("play", help="play one episode from given actions or the gold sequence")
+    play.add_argument("--task", required=True, help="task name (see `tasks`)")
+    play.add_argument("--variation", required=True, type=int, help="ScienceWorld variation id")
+    play.add_argument("--split", default="train", choices=task_registry.SPLITS, help="split the variation belongs to")
+    source = play.add_mutually_exclusive_group(required=True)
+    source.add_argument("--gold", action="store_true", help="play ScienceWorld's gold action sequence")
+    source.add_argument("--actions", help="actions separated by ';'")
+    play.add_argument("--max-steps", type=int, default=None, help="step cap (default: the task's)")
+    play.add_argument("--json", action="store_true", help="end with one JSON line: score, success, steps, done")
+    play.set_defaults(run=cmd_play)
+
+    demo = commands.add_parser("demo", help="the main job (make demo)")
+    demo.set_defaults(run=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; user errors print one line and return 2."""
+    args = build_parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except (task_registry.UnknownTaskError, ConfigError, JavaMissingError) as error:
+        print(f"empo2-lite: error: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
