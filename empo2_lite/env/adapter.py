@@ -14,8 +14,9 @@ What the adapter adds on top of the raw simulator:
 * **Termination.** An episode ends on completion, on a negative score (a wrong ``focus on`` sets
   the score to -100) or at the task's step cap. ``success`` is completion with score 100; the
   official wrapper's criterion (score > 70) is reported as ``success_official``.
-* **Rewards.** ``reward`` is the change of score, so the rewards of an episode sum to its final
-  score.
+* **Rewards.** ``reward`` is the change of score. Some tasks score a few points for the starting
+  state (``EpisodeStart.score``), so the rewards of an episode sum to its final score minus that
+  starting score; the return the method uses is the final score.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class EpisodeStart:
     task_description: str
     inventory: str
     max_steps: int
+    score: int
+    """Score of the starting state (some tasks award a few points before any action)."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,7 @@ class ScienceWorldAdapter:
             task_description=server.getTaskDescription(),
             inventory=server.freeActionInventory(),
             max_steps=self._max_steps,
+            score=self._score,
         )
 
     def check_episode(self, task: str, variation: int) -> None:

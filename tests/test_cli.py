@@ -1,0 +1,53 @@
+"""The ``play`` and ``demo`` commands, run as a user would (subprocesses, real JVMs)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "empo2_lite", *args], capture_output=True, text=True, timeout=180)
+
+
+@pytest.mark.jvm
+def test_play_gold_on_a_test_variation_ends_with_a_json_summary():
+    out = run_cli("play", "--task", "power-component", "--variation", "15", "--split", "test", "--gold", "--json")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["score"] == 100 and summary["success"] and summary["done"]
+    assert summary["steps"] == len(summary["actions"]) > 0
+    assert "[  1] >" in out.stdout  # each step is printed before the summary
+
+
+@pytest.mark.jvm
+def test_play_given_actions_reports_corrections_and_failure():
+    out = run_cli("play", "--task", "find-animal", "--variation", "2", "--actions", "look around;zzz qqq;focus on air", "--json")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary == {**summary, "score": -100, "success": False, "done": True, "steps": 3, "end_reason": "failed"}
+    assert "policy said: 'zzz qqq'" in out.stdout
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--task", "find-unicorn", "--variation", "0", "--gold"], "choose one of: chemistry-mix"),
+    (["--task", "find-animal", "--variation", "0", "--split", "test", "--gold"], "choose one of 225..299"),
+    (["--task", "power-component", "--variation", "99", "--gold"], "choose one of 0..9"),
+    (["--task", "find-animal", "--variation", "0", "--actions", " ; "], "actions: no action given"),
+])
+def test_bad_input_is_one_clear_line(args, expected):
+    out = run_cli("play", *args)
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0]
+
+
+@pytest.mark.jvm
+def test_demo_plays_a_successful_episode():
+    out = run_cli("demo")
+    assert out.returncode == 0, out.stderr
+    assert "score 100, success True" in out.stdout
