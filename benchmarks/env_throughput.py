@@ -184,10 +184,10 @@ def main() -> None:
     config = EnvConfig() if args.jvm_options is None else EnvConfig(jvm_options=tuple(args.jvm_options.split()))
     began = time.perf_counter()
     gold = gold_sequences(list(range(10)))
-    warmup, measured = (6, 8) if args.quick else (30, 40)
+    warmup, measured = (5, 6) if args.quick else (30, 40)
     raw = bench_raw(gold, warmup, measured)
     adapter = bench_adapter(config, gold, warmup, measured)
-    pools = bench_pools(config, (1, 2, 4), gold, warmup=4 if args.quick else 20, rounds=5 if args.quick else 20)
+    pools = bench_pools(config, (1, 2, 4), gold, warmup=3 if args.quick else 20, rounds=4 if args.quick else 20)
     print(json.dumps({
         "benchmark": "env_throughput",
         "task": TASK,
