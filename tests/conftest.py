@@ -39,3 +39,28 @@ def adapter():
         pytest.fail("java is not installed: run `make setup` (it installs Java when run as root)")
     with ScienceWorldAdapter() as env:
         yield env
+
+
+@pytest.fixture(scope="session")
+def tiny_byte_model(tmp_path_factory):
+    """Folder of a 2-layer random Llama with the byte-level ChatML tokenizer."""
+    from empo2_lite.policy.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-byte"), "byte")
+
+
+@pytest.fixture(scope="session")
+def tiny_smollm2_model(tmp_path_factory):
+    """Folder of a 2-layer random Llama with SmolLM2's real tokenizer and chat template."""
+    from empo2_lite.policy.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("tiny-smollm2"), "smollm2")
+
+
+@pytest.fixture()
+def byte_policy(tiny_byte_model):
+    """A LoRA policy on the tiny byte-level model (fresh per test: tests may change weights)."""
+    from empo2_lite.config import PolicyConfig
+    from empo2_lite.policy import load_policy
+
+    return load_policy(PolicyConfig(model=str(tiny_byte_model), lora_rank=4, lora_alpha=8))

@@ -80,17 +80,19 @@ class EnvPool:
             raise RuntimeError(f"slot {slot} has no adapter (the pool is closed)")
         return adapter
 
-    def reset(self, episodes: Sequence[tuple[str, int]], *, gold: bool = False) -> list[EpisodeStart | EpisodeFailure]:
+    def reset(self, episodes: Sequence[tuple[str, int]], *, gold: bool = False,
+              max_steps: int | None = None) -> list[EpisodeStart | EpisodeFailure]:
         """Start one episode per (task, variation), slot i playing ``episodes[i]``.
 
-        Bad task names or variations raise before any episode starts.
+        ``max_steps`` overrides the tasks' step caps. Bad task names or variations raise before
+        any episode starts.
         """
         if len(episodes) > self.size:
             raise ValueError(f"episodes: {len(episodes)} episodes do not fit a pool of {self.size}")
         for task, variation in episodes:
             self.adapter(0).check_episode(task, variation)
         results = self._run_all(
-            {slot: (lambda a, t=task, v=variation: a.reset(t, v, gold=gold)) for slot, (task, variation) in enumerate(episodes)},
+            {slot: (lambda a, t=task, v=variation: a.reset(t, v, gold=gold, max_steps=max_steps)) for slot, (task, variation) in enumerate(episodes)},
             self.config.reset_timeout_s,
         )
         self._active = {slot for slot, result in results.items() if isinstance(result, EpisodeStart)}
@@ -109,6 +111,10 @@ class EnvPool:
             if isinstance(result, EpisodeFailure) or result.done:
                 self._active.discard(slot)
         return results
+
+    def abandon(self, slot: int) -> None:
+        """End ``slot``'s episode early (say, its prompt outgrew the model's context); the JVM stays."""
+        self._active.discard(slot)
 
     def close(self) -> None:
         """Stop every JVM and worker thread."""

@@ -1,0 +1,197 @@
+"""Load the acting model from a ``PolicyConfig``: any Hugging Face causal LM, with a LoRA adapter.
+
+What is decided here and why:
+
+* **Where the model comes from.** ``embedded:smollm2-135m-instruct`` builds the CPU default once
+  (``default_model.py``); an existing folder loads locally; anything else is a hub name, which
+  needs the network (not available in CI: tests use local folders).
+* **dtype "auto".** bfloat16 on GPUs that support it, float32 otherwise (CPU bf16 matmuls are slow
+  on most CPUs and change log-probs more than they save).
+* **LoRA targets.** Detected from the module names of Llama/Qwen2-style models; a requested name
+  that the model lacks is an error that lists what the model has.
+* **Reference policy.** The optional KL term needs pi_ref; with LoRA it is the same model with
+  the adapter disabled (``Policy.reference()``), so no second copy is held in memory.
+* **GPU-only options** (``backend="unsloth"``, ``load_in_4bit``) import their packages lazily and
+  only after CUDA is confirmed; CPU runs never import them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from empo2_lite.config import DEFAULT_MODEL, ConfigError, PolicyConfig
+
+LORA_CANDIDATES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+@dataclass
+class Policy:
+    """The acting model, its tokenizer and where it runs."""
+
+    model: Any
+    """A transformers causal LM, wrapped by peft when LoRA is on."""
+    tokenizer: Any
+    device: Any
+    config: PolicyConfig
+
+    @property
+    def has_adapter(self) -> bool:
+        """Whether a LoRA adapter is attached (then only its parameters train)."""
+        return hasattr(self.model, "disable_adapter")
+
+    @contextlib.contextmanager
+    def reference(self) -> Iterator[Any]:
+        """The reference policy: the same model with the adapter switched off, inside the block."""
+        if not self.has_adapter:
+            raise RuntimeError("the reference policy needs a LoRA adapter (policy.lora_rank > 0)")
+        with self.model.disable_adapter():
+            yield self.model
+
+    def trainable_parameters(self) -> list:
+        """Parameters the optimiser updates."""
+        return [p for p in self.model.parameters() if p.requires_grad]
+
+
+def resolve_device(config: PolicyConfig):
+    """The torch device for ``config.device``; asking for CUDA without one is a ConfigError."""
+    import torch
+
+    if config.device == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("policy.device: 'cuda' was asked for but no CUDA GPU is available; choose one of: auto, cpu")
+    if config.device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(config.device)
+
+
+def resolve_dtype(config: PolicyConfig, device):
+    """The torch dtype for ``config.dtype`` on ``device``."""
+    import torch
+
+    if config.dtype != "auto":
+        return getattr(torch, config.dtype)
+    if device.type == "cuda" and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def resolve_model_source(model: str) -> str:
+    """A local folder for embedded and local models, or the hub name unchanged."""
+    if model == DEFAULT_MODEL:
+        from empo2_lite.policy.default_model import ensure_default_model
+
+        return str(ensure_default_model())
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise ConfigError(f"policy.model: {model!r} is a folder without config.json; it is not a saved model")
+        return str(path)
+    if model.startswith(("/", ".", "~")) or model.count("/") != 1:
+        raise ConfigError(
+            f"policy.model: no model folder at {model!r}; give an existing folder, a hub name like "
+            f"'Qwen/Qwen2.5-1.5B-Instruct', or {DEFAULT_MODEL!r}"
+        )
+    return model
+
+
+def detect_lora_targets(model, requested: tuple[str, ...] | None) -> list[str]:
+    """Leaf module names to adapt; ConfigError when a requested name is missing."""
+    import torch
+
+    present = {name.rsplit(".", 1)[-1] for name, module in model.named_modules() if isinstance(module, torch.nn.Linear)}
+    if requested:
+        missing = sorted(set(requested) - present)
+        if missing:
+            raise ConfigError(
+                f"policy.lora_target_modules: {missing} not found in the model; its linear layers are: {sorted(present)}"
+            )
+        return list(requested)
+    found = [name for name in LORA_CANDIDATES if name in present]
+    if not found:
+        raise ConfigError(
+            "policy.lora_target_modules: none of the Llama/Qwen2 projection names "
+            f"{list(LORA_CANDIDATES)} is in the model; set them explicitly from: {sorted(present)}"
+        )
+    return found
+
+
+def load_tokenizer(source: str, trust_remote_code: bool = False):
+    """The tokenizer of ``source``, checked to be non-empty and to carry a chat template."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=trust_remote_code)
+    if len(tokenizer) == 0 or not tokenizer("look around", add_special_tokens=False).input_ids:
+        raise ConfigError(f"policy.model: the tokenizer loaded from {source!r} is empty")
+    if not tokenizer.chat_template:
+        raise ConfigError(f"policy.model: the tokenizer of {source!r} has no chat template; use an instruct model")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer
+
+
+def _require_cuda(field_name: str, value: object) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(f"{field_name}: {value!r} needs a CUDA GPU and none is available; on CPU use backend 'hf' without 4-bit")
+
+
+def load_policy(config: PolicyConfig) -> Policy:
+    """Build the policy described by ``config`` (validated first, before anything heavy)."""
+    config.validate()
+    if config.backend == "unsloth":
+        _require_cuda("policy.backend", config.backend)
+    if config.load_in_4bit:
+        _require_cuda("policy.load_in_4bit", config.load_in_4bit)
+    device = resolve_device(config)
+    dtype = resolve_dtype(config, device)
+    source = resolve_model_source(config.model)
+    if config.backend == "unsloth":
+        model, tokenizer = _load_unsloth(config, source, dtype)
+        return Policy(model=model, tokenizer=tokenizer, device=device, config=config)
+
+    from transformers import AutoModelForCausalLM
+
+    tokenizer = load_tokenizer(source, config.trust_remote_code)
+    extra: dict[str, Any] = {}
+    if config.load_in_4bit:
+        from transformers import BitsAndBytesConfig
+
+        extra["quantization_config"] = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_compute_dtype=dtype)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, trust_remote_code=config.trust_remote_code, **extra)
+    except OSError as error:
+        raise ConfigError(f"policy.model: could not load {config.model!r}: {error}") from error
+    if not config.load_in_4bit:
+        model.to(device)
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tokenizer.pad_token_id
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+        model.enable_input_require_grads()
+    if config.lora_rank > 0:
+        from peft import LoraConfig, get_peft_model
+
+        targets = detect_lora_targets(model, config.lora_target_modules)
+        lora = LoraConfig(r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+                          target_modules=targets, task_type="CAUSAL_LM")
+        model = get_peft_model(model, lora)
+    return Policy(model=model, tokenizer=tokenizer, device=device, config=config)
+
+
+def _load_unsloth(config: PolicyConfig, source: str, dtype):
+    """unsloth's fast loader (CUDA only; imported only here)."""
+    from unsloth import FastLanguageModel
+
+    model, tokenizer = FastLanguageModel.from_pretrained(source, dtype=dtype, load_in_4bit=config.load_in_4bit)
+    if config.lora_rank > 0:
+        targets = list(config.lora_target_modules or LORA_CANDIDATES)
+        model = FastLanguageModel.get_peft_model(
+            model, r=config.lora_rank, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+            target_modules=targets,
+            use_gradient_checkpointing="unsloth" if config.gradient_checkpointing else False,
+        )
+    return model, tokenizer

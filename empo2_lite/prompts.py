@@ -1,0 +1,86 @@
+"""Every piece of prompt text the agent sees, in one place and in the kit's own words.
+
+An episode is a chat: one system message (the role and the command grammar), then one user
+message per step (the observation and the request for one action), and one assistant message per
+step (the action). The first user message also carries the task, the inventory, the rule about
+``focus on`` and two solved examples of the same task (``demonstrations.py``).
+
+Tips from memory are placed in a delimited block at the top of the user message of the step at
+which they were retrieved. The rollout engine renders every chat twice, with and without those
+blocks; nothing here is ever stripped out of a string afterwards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from empo2_lite.demonstrations import Demonstration
+
+SYSTEM_PROMPT = """\
+You are an agent inside ScienceWorld, a text simulation of a small house with rooms, objects, \
+substances, plants, animals and electrical parts. You act by typing commands. Each turn you will \
+see what your last command did; reply with the next command.
+
+Commands you can type (OBJ and LOC are names of things and places you can see):
+  look around | look at OBJ | look in OBJ | read OBJ | inventory | task
+  go to LOC | teleport to LOC | open OBJ | close OBJ
+  pick up OBJ | put down OBJ | move OBJ to OBJ | pour OBJ into OBJ | dunk OBJ into OBJ | mix OBJ
+  activate OBJ | deactivate OBJ | connect OBJ to OBJ | disconnect OBJ
+  use OBJ | use OBJ on OBJ | eat OBJ | flush OBJ
+  focus on OBJ | wait | wait1
+Write object names the way the observations write them."""
+
+FOCUS_RULE = (
+    "Use 'focus on' only on the object the task asks you to focus on, and only when you are sure: "
+    "focusing on anything else fails the task at once."
+)
+
+STEP_REQUEST = "Reply with your next command only, on a single line."
+
+TIP_BLOCK_START = "[memory: notes you wrote after earlier attempts at this task]"
+TIP_BLOCK_END = "[end of memory]"
+
+TIP_WRITING_REQUEST = (
+    "The episode is over. In one sentence of under 100 words, write a note to your future self: "
+    "what happened, what you learned about this task, and how close you came to finishing it. "
+    "Reply with the note only."
+)
+
+
+def format_demonstration(index: int, demo: Demonstration) -> str:
+    """One solved example as text."""
+    steps = "\n".join(f"  > {action}" for action in demo.actions)
+    return f"Example {index}: {demo.task_description}\n{steps}"
+
+
+def tip_block(tips: Sequence[str]) -> str:
+    """The delimited block of retrieved tips ("" when there are none)."""
+    if not tips:
+        return ""
+    lines = "\n".join(f"- {tip}" for tip in tips)
+    return f"{TIP_BLOCK_START}\n{lines}\n{TIP_BLOCK_END}\n\n"
+
+
+def first_user_message(
+    task_description: str,
+    inventory: str,
+    observation: str,
+    demonstrations: Sequence[Demonstration],
+) -> str:
+    """The opening user message, before any tips: task, rules, examples, first observation."""
+    parts = [f"Your task: {task_description.strip()}", FOCUS_RULE, inventory.strip()]
+    if demonstrations:
+        examples = "\n\n".join(format_demonstration(i + 1, demo) for i, demo in enumerate(demonstrations))
+        parts.append("Solved examples of similar tasks (other rooms and objects may differ):\n\n" + examples)
+    parts += [f"You are here now:\n{observation.strip()}", STEP_REQUEST]
+    return "\n\n".join(parts)
+
+
+def step_user_message(observation: str) -> str:
+    """The user message after an action, before any tips."""
+    return f"{observation.strip()}\n\n{STEP_REQUEST}"
+
+
+def with_tips(message: str, tips: Sequence[str]) -> str:
+    """``message`` with the tip block in front (unchanged when there are no tips)."""
+    return tip_block(tips) + message

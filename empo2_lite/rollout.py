@@ -1,0 +1,242 @@
+"""Lock-step multi-turn rollouts: B task variations x N episodes, batched sampling, exact tokens.
+
+One wave plays up to ``pool.size`` episodes at once. At every step all running episodes are
+sampled in one batch (the with-tips view is what the model sees), the first line of each response
+goes to its environment, and the observations come back as the next user messages. Episodes that
+end drop out of the batch; an environment failure ends only its own episode (``env_failure``,
+never trained on).
+
+Memory hooks in through ``retrieve``: called with a :class:`RetrievalQuery` at every step, it
+returns the tips for that state (the memory issue plugs in BM25 over the tip memory). Tips are
+added to that step's user message in the with-tips view only and stay there in later turns.
+
+History: the paper keeps the whole episode in the chat (``history_window=None``), packed as one
+sequence per trajectory and view. ``history_window=k`` shows only the last k turns and records one
+sample per turn.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from tqdm.auto import tqdm
+
+from empo2_lite import prompts
+from empo2_lite.config import ConfigError, check_positive
+from empo2_lite.demonstrations import demonstrations_for
+from empo2_lite.env.adapter import EpisodeStart, StepResult
+from empo2_lite.env.pool import EnvPool, EpisodeFailure
+from empo2_lite.policy.loading import Policy
+from empo2_lite.policy.sampling import SampledResponse, sample_responses
+from empo2_lite.trajectory import ChatTokens, TokenSample, Trajectory, Turn
+
+
+@dataclass
+class RolloutConfig:
+    """How episodes are sampled."""
+
+    temperature: float = 1.0
+    """Sampling temperature (the paper: 1.0 for training rollouts, 0.4 for evaluation)."""
+    top_p: float = 1.0
+    """Nucleus sampling threshold."""
+    max_new_tokens: int = 32
+    """Longest action in tokens (the paper: 32)."""
+    history_window: int | None = None
+    """None: the whole episode stays in the chat (the paper). k: only the last k turns."""
+    max_context_tokens: int = 8192
+    """An episode whose next prompt would be longer ends early (end_reason context_limit)."""
+    demonstrations: int = 2
+    """Solved examples of the task shown in the first message."""
+    max_steps: int | None = None
+    """Step cap per episode; None uses each task's own (30, 60 or 120)."""
+
+    def validate(self) -> None:
+        """Raise ConfigError on the first unusable setting."""
+        if not 0 <= self.temperature <= 5:
+            raise ConfigError(f"rollout.temperature: {self.temperature!r} is not allowed; it must be in [0, 5]")
+        if not 0 < self.top_p <= 1:
+            raise ConfigError(f"rollout.top_p: {self.top_p!r} is not allowed; it must be in (0, 1]")
+        check_positive("rollout.max_new_tokens", self.max_new_tokens)
+        check_positive("rollout.max_context_tokens", self.max_context_tokens)
+        if self.history_window is not None:
+            check_positive("rollout.history_window", self.history_window)
+        if self.max_steps is not None:
+            check_positive("rollout.max_steps", self.max_steps)
+        if self.demonstrations not in (0, 1, 2, 3):
+            raise ConfigError(f"rollout.demonstrations: {self.demonstrations!r} is not allowed; choose one of: 0, 1, 2, 3")
+
+
+@dataclass(frozen=True)
+class EpisodeSpec:
+    """Which episode to play and which GRPO group it belongs to."""
+
+    task: str
+    variation: int
+    group_id: int
+
+
+@dataclass(frozen=True)
+class RetrievalQuery:
+    """What a memory sees when asked for tips at one step."""
+
+    task: str
+    variation: int
+    step: int
+    history: str
+    """The episode so far as plain text (messages without tips), newest last."""
+
+
+Retriever = Callable[[RetrievalQuery], Sequence[str]]
+Sampler = Callable[[list[list[int]]], list[SampledResponse]]
+"""Maps a batch of prompt ids to one response each; tests pass scripted samplers."""
+
+
+class _Episode:
+    """The state of one running episode: its two chat views and its record."""
+
+    def __init__(self, policy: Policy, spec: EpisodeSpec, rollout_id: int, start: EpisodeStart, config: RolloutConfig):
+        self.config = config
+        self.tokenizer = policy.tokenizer
+        self.trajectory = Trajectory(spec.task, spec.variation, spec.group_id, rollout_id, start_score=start.score,
+                                     score=start.score)
+        demos = demonstrations_for(spec.task, spec.variation, config.demonstrations) if config.demonstrations else []
+        self.pending_message = prompts.first_user_message(start.task_description, start.inventory, start.observation, demos)
+        self.pending_tips: tuple[str, ...] = ()
+        self.history_text = self.pending_message
+        if config.history_window is None:
+            self.views = (ChatTokens(self.tokenizer, prompts.SYSTEM_PROMPT), ChatTokens(self.tokenizer, prompts.SYSTEM_PROMPT))
+
+    def query(self) -> RetrievalQuery:
+        return RetrievalQuery(self.trajectory.task, self.trajectory.variation, len(self.trajectory.turns), self.history_text)
+
+    def next_prompt(self, tips: Sequence[str]) -> list[int]:
+        """Open the next user turn in both views; return the with-tips prompt ids (fed to the model)."""
+        self.pending_tips = tuple(tips)
+        message_with = prompts.with_tips(self.pending_message, self.pending_tips)
+        if self.config.history_window is None:
+            prompt = self.views[0].add_user_turn(message_with)
+            self.views[1].add_user_turn(self.pending_message)
+            return prompt
+        return self._window_ids(with_tips=True, current=message_with)
+
+    def _window_ids(self, with_tips: bool, current: str) -> list[int]:
+        """Prompt ids of the last ``history_window`` turns plus the current message, rendered anew."""
+        messages = [{"role": "system", "content": prompts.SYSTEM_PROMPT}]
+        for turn in self.trajectory.turns[-self.config.history_window:]:
+            content = prompts.with_tips(turn.user_message, turn.tips) if with_tips else turn.user_message
+            messages += [{"role": "user", "content": content}, {"role": "assistant", "content": _content(turn.response_text, self.tokenizer)}]
+        messages.append({"role": "user", "content": current})
+        return self.tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=False)
+
+    def record(self, prompt_with: list[int], response: SampledResponse, result: StepResult) -> None:
+        """Store the step in both views and in the turn list."""
+        if self.config.history_window is None:
+            for view in self.views:
+                view.add_response(response.token_ids, response.text, response.logprobs)
+        else:
+            prompt_without = self._window_ids(with_tips=False, current=self.pending_message)
+            for samples, prompt in ((self.trajectory.with_tips, prompt_with), (self.trajectory.without_tips, prompt_without)):
+                sample = TokenSample()
+                sample.extend(prompt, is_action=False)
+                sample.extend(response.token_ids, is_action=True, logprobs=response.logprobs)
+                samples.append(sample)
+        self.trajectory.turns.append(Turn(
+            user_message=self.pending_message, tips=self.pending_tips, response_ids=response.token_ids,
+            logprobs=response.logprobs, response_text=response.text, raw_action=result.raw_action,
+            action=result.action, reward=result.reward, score=result.score, finish=response.finish))
+        self.trajectory.score = result.score
+        self.pending_message = prompts.step_user_message(result.observation)
+        self.history_text += f"\n> {result.action}\n{self.pending_message}"
+
+    def finish(self, end_reason: str, result: StepResult | None = None, error: str | None = None) -> Trajectory:
+        trajectory = self.trajectory
+        if self.config.history_window is None:
+            trajectory.with_tips, trajectory.without_tips = [self.views[0].sample], [self.views[1].sample]
+        trajectory.end_reason, trajectory.error = end_reason, error
+        if result is not None:
+            trajectory.success, trajectory.success_official = result.success, result.success_official
+        return trajectory
+
+
+def _content(response_text: str, tokenizer) -> str:
+    """The assistant message content for a response (its closing EOS belongs to the template)."""
+    eos = tokenizer.eos_token or ""
+    return response_text[: -len(eos)] if eos and response_text.endswith(eos) else response_text
+
+
+def action_text(response: SampledResponse, tokenizer) -> str:
+    """What goes to the environment: the first line of the response, special tokens removed."""
+    text = tokenizer.decode(response.token_ids, skip_special_tokens=True)
+    return text.split("\n", 1)[0].strip() if text.strip() else text
+
+
+def collect_rollouts(
+    policy: Policy,
+    pool: EnvPool,
+    specs: Sequence[EpisodeSpec],
+    config: RolloutConfig | None = None,
+    retrieve: Retriever | None = None,
+    progress: bool = True,
+    sampler: Sampler | None = None,
+) -> list[Trajectory]:
+    """Play every episode in ``specs`` (in waves of ``pool.size``) and return their trajectories.
+
+    ``sampler`` replaces the policy's sampling (scripted tests); by default the policy samples
+    with the config's temperature, top-p and token limit.
+    """
+    config = config or RolloutConfig()
+    config.validate()
+    if sampler is None:
+        def sampler(prompts_batch: list[list[int]]) -> list[SampledResponse]:
+            return sample_responses(policy, prompts_batch, temperature=config.temperature, top_p=config.top_p,
+                                    max_new_tokens=config.max_new_tokens)
+    trajectories: list[Trajectory] = []
+    bar = tqdm(total=len(specs), desc="rollouts", unit="episode", disable=not progress, leave=False)
+    for first in range(0, len(specs), pool.size):
+        wave = list(specs[first: first + pool.size])
+        trajectories += _play_wave(policy, pool, wave, first, config, retrieve, sampler)
+        bar.update(len(wave))
+    bar.close()
+    return trajectories
+
+
+def _play_wave(policy: Policy, pool: EnvPool, wave: list[EpisodeSpec], first_id: int, config: RolloutConfig,
+               retrieve: Retriever | None, sampler: Sampler) -> list[Trajectory]:
+    """One lock-step wave: every episode of ``wave`` on its own pool slot."""
+    starts = pool.reset([(spec.task, spec.variation) for spec in wave], max_steps=config.max_steps)
+    finished: dict[int, Trajectory] = {}
+    running: dict[int, _Episode] = {}
+    for slot, (spec, start) in enumerate(zip(wave, starts)):
+        if isinstance(start, EpisodeFailure):
+            finished[slot] = Trajectory(spec.task, spec.variation, spec.group_id, first_id + slot,
+                                        end_reason="env_failure", error=start.error)
+        else:
+            running[slot] = _Episode(policy, spec, first_id + slot, start, config)
+
+    while pool.active:
+        slots = pool.active
+        prompts_with = {}
+        for slot in slots:
+            episode = running[slot]
+            prompt = episode.next_prompt(retrieve(episode.query()) if retrieve else ())
+            if len(prompt) + config.max_new_tokens > config.max_context_tokens:
+                pool.abandon(slot)
+                finished[slot] = episode.finish("context_limit")
+                continue
+            prompts_with[slot] = prompt
+        if not prompts_with:
+            continue
+        order = list(prompts_with)
+        responses = sampler([prompts_with[s] for s in order])
+        by_slot = dict(zip(order, responses))
+        results = pool.step({slot: action_text(by_slot[slot], policy.tokenizer) for slot in order})
+        for slot, result in results.items():
+            episode = running[slot]
+            if isinstance(result, EpisodeFailure):
+                finished[slot] = episode.finish("env_failure", error=result.error)
+                continue
+            episode.record(prompts_with[slot], by_slot[slot], result)
+            if result.done:
+                finished[slot] = episode.finish(result.info["end_reason"], result)
+    return [finished[slot] for slot in range(len(wave))]

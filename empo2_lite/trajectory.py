@@ -1,0 +1,138 @@
+"""Trajectory records, token for token, in two views: with tips and without tips.
+
+Why two views built separately: EMPO²'s off-policy update scores the actions of a memory rollout
+under the prompt *without* the tips. Stripping tip text out of a tokenised sequence is fragile
+(BPE merges across the boundary, templates that re-order content), so each view is rendered from
+its own chat and tokenised on its own; only the model's response tokens are copied, unchanged,
+into both. Loss masks cover those response tokens and nothing else.
+
+``ChatTokens`` grows one view turn by turn. With an append-only chat template (ChatML: Qwen2.5,
+SmolLM2) the rendered text of the chat after turn k+1 starts with the text after turn k, so the
+ids the model was fed at every step are a prefix of one packed sequence per trajectory: the update
+costs one forward per trajectory instead of one per step. The text-prefix check runs at every turn
+and raises :class:`TemplateError` when a template breaks it (then use a history window, which
+makes one sample per turn).
+
+Records are per turn (prompt, response, masks, old log-probs, rewards, ids of rollout, task and
+group) so that they can be exported to multi-GPU engines later (verl's agent loop, TRL).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class TemplateError(RuntimeError):
+    """The chat template is not append-only, so a trajectory cannot be packed into one sequence."""
+
+
+@dataclass
+class TokenSample:
+    """One training sequence of a view: ids, a mask over action tokens, old log-probs aligned."""
+
+    input_ids: list[int] = field(default_factory=list)
+    action_mask: list[int] = field(default_factory=list)
+    """1 on tokens the policy produced (they get a loss), 0 on everything else."""
+    old_logprobs: list[float] = field(default_factory=list)
+    """Log-prob of each action token when it was sampled (0.0 elsewhere)."""
+
+    def action_ids(self) -> list[int]:
+        """The action tokens in order."""
+        return [token for token, keep in zip(self.input_ids, self.action_mask) if keep]
+
+    def extend(self, ids: list[int], is_action: bool, logprobs: list[float] | None = None) -> None:
+        """Append ``ids``; action tokens carry their sampling log-probs."""
+        self.input_ids += ids
+        self.action_mask += [int(is_action)] * len(ids)
+        self.old_logprobs += list(logprobs) if logprobs is not None else [0.0] * len(ids)
+
+
+class ChatTokens:
+    """A chat rendered incrementally with a tokenizer's template, kept as exact token ids."""
+
+    def __init__(self, tokenizer, system_prompt: str) -> None:
+        self.tokenizer = tokenizer
+        self.messages: list[dict[str, str]] = [{"role": "system", "content": system_prompt}]
+        self.text = ""
+        self.sample = TokenSample()
+
+    def add_user_turn(self, content: str) -> list[int]:
+        """Append a user message and the assistant generation prompt; return the prompt ids."""
+        self.messages.append({"role": "user", "content": content})
+        rendered = self.tokenizer.apply_chat_template(self.messages, tokenize=False, add_generation_prompt=True)
+        if not rendered.startswith(self.text):
+            raise TemplateError(
+                "the chat template re-renders earlier turns differently (it is not append-only), so the "
+                "episode cannot be packed into one sequence; set rollout.history_window to a number of turns"
+            )
+        delta = rendered[len(self.text):]
+        self.sample.extend(self.tokenizer(delta, add_special_tokens=False).input_ids, is_action=False)
+        self.text = rendered
+        return list(self.sample.input_ids)
+
+    def add_response(self, token_ids: list[int], text: str, logprobs: list[float]) -> None:
+        """Append the model's response tokens exactly as sampled."""
+        eos = self.tokenizer.eos_token or ""
+        content = text[: -len(eos)] if eos and text.endswith(eos) else text
+        self.messages.append({"role": "assistant", "content": content})
+        self.text += text
+        self.sample.extend(token_ids, is_action=True, logprobs=logprobs)
+
+
+@dataclass
+class Turn:
+    """One step: what the agent was told, what it produced and what the environment did."""
+
+    user_message: str
+    """The user message without tips (the no-tip view's content)."""
+    tips: tuple[str, ...]
+    """Tips attached to this step's user message in the with-tips view."""
+    response_ids: list[int]
+    logprobs: list[float]
+    """Sampling log-probs of ``response_ids`` under the prompt the model saw (with tips)."""
+    response_text: str
+    raw_action: str
+    """The first line of the response, as sent to the environment."""
+    action: str
+    """The action ScienceWorld executed (after correction)."""
+    reward: int
+    score: int
+    finish: str
+    """How sampling stopped: newline, eos or length."""
+
+
+@dataclass
+class Trajectory:
+    """One episode with both token views."""
+
+    task: str
+    variation: int
+    group_id: int
+    """Rollouts of the same task variation in one iteration share a group (GRPO)."""
+    rollout_id: int
+    turns: list[Turn] = field(default_factory=list)
+    with_tips: list[TokenSample] = field(default_factory=list)
+    """One packed sample (full history) or one sample per turn (history window)."""
+    without_tips: list[TokenSample] = field(default_factory=list)
+    start_score: int = 0
+    score: int = 0
+    success: bool = False
+    success_official: bool = False
+    end_reason: str | None = None
+    """completed, failed, max_steps, context_limit or env_failure."""
+    error: str | None = None
+    """The environment error when ``end_reason`` is env_failure (the trajectory is not trained on)."""
+
+    @property
+    def episode_return(self) -> int:
+        """Extrinsic return: the final score, in [-100, 100]."""
+        return self.score
+
+    @property
+    def used_tips(self) -> bool:
+        """Whether any step showed tips."""
+        return any(turn.tips for turn in self.turns)
+
+    def view(self, with_tips: bool) -> list[TokenSample]:
+        """The samples of one view."""
+        return self.with_tips if with_tips else self.without_tips
