@@ -11,8 +11,8 @@ returns the tips for that state (the memory issue plugs in BM25 over the tip mem
 added to that step's user message in the with-tips view only and stay there in later turns.
 
 History: the paper keeps the whole episode in the chat (``history_window=None``), packed as one
-sequence per trajectory and view. ``history_window=k`` shows only the last k turns and records one
-sample per turn.
+sequence per trajectory and view. ``history_window=k`` shows the first turn (the task) and the last k
+turns, and records one sample per turn.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ class RolloutConfig:
     max_new_tokens: int = 32
     """Longest action in tokens (the paper: 32)."""
     history_window: int | None = None
-    """None: the whole episode stays in the chat (the paper). k: only the last k turns."""
+    """None: the whole episode stays in the chat (the paper). k: the first turn (task, rules,
+    examples) and the last k turns."""
     max_context_tokens: int = 8192
     """An episode whose next prompt would be longer ends early (end_reason context_limit)."""
     demonstrations: int = 2
@@ -121,9 +122,10 @@ class _Episode:
         return self._window_ids(with_tips=True, current=message_with)
 
     def _window_ids(self, with_tips: bool, current: str) -> list[int]:
-        """Prompt ids of the last ``history_window`` turns plus the current message, rendered anew."""
+        """Prompt ids of the first turn, the last ``history_window`` turns and the current message."""
         messages = [{"role": "system", "content": prompts.SYSTEM_PROMPT}]
-        for turn in self.trajectory.turns[-self.config.history_window:]:
+        turns = self.trajectory.turns
+        for turn in turns[:1] + turns[max(1, len(turns) - self.config.history_window):]:
             content = prompts.with_tips(turn.user_message, turn.tips) if with_tips else turn.user_message
             messages += [{"role": "user", "content": content}, {"role": "assistant", "content": _content(turn.response_text, self.tokenizer)}]
         messages.append({"role": "user", "content": current})

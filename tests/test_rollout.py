@@ -1,0 +1,193 @@
+"""Multi-turn rollouts on real ScienceWorld: scripted policies, exact token views, packing.
+
+A scripted sampler answers each episode from its own list of actions (found by a phrase of the
+episode's task description in the prompt) and records every prompt it was fed, so the tests can
+compare what the model saw with what the trajectory stores.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from empo2_lite import prompts
+from empo2_lite.env.pool import EnvPool
+from empo2_lite.policy.sampling import SampledResponse
+from empo2_lite.rollout import EpisodeSpec, RolloutConfig, RetrievalQuery, action_text, collect_rollouts
+from empo2_lite.trajectory import ChatTokens, TemplateError
+
+pytestmark = pytest.mark.jvm
+
+ANIMAL = EpisodeSpec("find-animal", 0, group_id=0)        # its task description says "animal"
+BULB = EpisodeSpec("power-component", 0, group_id=1)      # its task description says "light bulb"
+
+
+class ScriptedSampler:
+    """Answers with scripted actions per episode and records the prompts it was fed."""
+
+    def __init__(self, tokenizer, scripts: dict[str, list[str]]) -> None:
+        self.tokenizer, self.scripts = tokenizer, {key: list(actions) for key, actions in scripts.items()}
+        self.fed: dict[str, list[list[int]]] = {key: [] for key in scripts}
+        self.batch_sizes: list[int] = []
+
+    def __call__(self, batch: list[list[int]]) -> list[SampledResponse]:
+        self.batch_sizes.append(len(batch))
+        responses = []
+        for prompt in batch:
+            text = self.tokenizer.decode(prompt)
+            first_user = text.split("<|im_start|>user", 1)[1].split("<|im_end|>", 1)[0]
+            [key] = [key for key in self.scripts if key in first_user]
+            self.fed[key].append(list(prompt))
+            ids = self.tokenizer(self.scripts[key].pop(0) + "\n", add_special_tokens=False).input_ids
+            responses.append(SampledResponse(ids, [-0.25] * len(ids), self.tokenizer.decode(ids), "newline"))
+        return responses
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with EnvPool(2) as env_pool:
+        yield env_pool
+
+
+def tips_on_even_steps(query: RetrievalQuery) -> list[str]:
+    return [f"tip for step {query.step} of {query.task}", "doors can be opened"] if query.step % 2 == 0 else []
+
+
+def test_views_differ_exactly_in_the_tip_blocks(byte_policy, pool):
+    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around", "go to kitchen", "look around"],
+                                                      "light bulb": ["look around", "inventory", "look around"]})
+    trajectories = collect_rollouts(byte_policy, pool, [ANIMAL, BULB], RolloutConfig(max_steps=3, demonstrations=1),
+                                    retrieve=tips_on_even_steps, sampler=sampler, progress=False)
+    decode = byte_policy.tokenizer.decode
+    for trajectory in trajectories:
+        [with_tips], [without_tips] = trajectory.with_tips, trajectory.without_tips
+        assert trajectory.end_reason == "max_steps" and len(trajectory.turns) == 3
+        assert [bool(turn.tips) for turn in trajectory.turns] == [True, False, True]
+        text_with = decode(with_tips.input_ids)
+        for turn in trajectory.turns:
+            text_with = text_with.replace(prompts.tip_block(turn.tips), "", 1)
+        assert text_with == decode(without_tips.input_ids)
+        assert prompts.TIP_BLOCK_START not in decode(without_tips.input_ids)
+        assert with_tips.action_ids() == without_tips.action_ids()
+        assert with_tips.action_ids() == [token for turn in trajectory.turns for token in turn.response_ids]
+        assert len(with_tips.input_ids) > len(without_tips.input_ids)
+
+
+def test_packed_sequence_starts_with_every_prompt_the_model_was_fed(byte_policy, pool):
+    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around"] * 4, "light bulb": ["inventory"] * 4})
+    trajectories = collect_rollouts(byte_policy, pool, [ANIMAL, BULB], RolloutConfig(max_steps=4, demonstrations=0),
+                                    retrieve=tips_on_even_steps, sampler=sampler, progress=False)
+    for trajectory, key in zip(trajectories, ("animal", "light bulb")):
+        packed = trajectory.with_tips[0]
+        fed = sampler.fed[key]
+        assert len(fed) == 4
+        for step, prompt in enumerate(fed):
+            assert packed.input_ids[: len(prompt)] == prompt
+            assert sum(packed.action_mask[: len(prompt)]) == sum(len(t.response_ids) for t in trajectory.turns[:step])
+        assert all(lp == -0.25 for lp, keep in zip(packed.old_logprobs, packed.action_mask) if keep)
+        assert all(lp == 0.0 for lp, keep in zip(packed.old_logprobs, packed.action_mask) if not keep)
+
+
+def test_episodes_of_different_lengths_leave_the_batch(byte_policy, pool):
+    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around", "focus on air"],
+                                                      "light bulb": ["look around", "inventory", "look around", "inventory"]})
+    animal, bulb = collect_rollouts(byte_policy, pool, [ANIMAL, BULB], RolloutConfig(max_steps=4, demonstrations=0),
+                                    sampler=sampler, progress=False)
+    assert sampler.batch_sizes == [2, 2, 1, 1]
+    assert animal.end_reason == "failed" and animal.score == -100 and len(animal.turns) == 2
+    assert animal.turns[-1].action == "focus on air" and animal.episode_return == -100
+    assert bulb.end_reason == "max_steps" and len(bulb.turns) == 4 and not bulb.used_tips
+    assert (animal.group_id, bulb.group_id) == (0, 1) and (animal.rollout_id, bulb.rollout_id) == (0, 1)
+
+
+def test_more_episodes_than_slots_run_in_waves(byte_policy, pool):
+    specs = [EpisodeSpec("find-animal", v, group_id=0) for v in (0, 1, 2)]
+    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around"] * 3})
+    trajectories = collect_rollouts(byte_policy, pool, specs, RolloutConfig(max_steps=1, demonstrations=0),
+                                    sampler=sampler, progress=False)
+    assert [t.variation for t in trajectories] == [0, 1, 2] and [t.rollout_id for t in trajectories] == [0, 1, 2]
+    assert sampler.batch_sizes == [2, 1]
+
+
+def test_sampled_logprobs_match_a_forward_pass_over_the_packed_sequence(byte_policy, pool):
+    torch.manual_seed(0)
+    [trajectory] = collect_rollouts(byte_policy, pool, [ANIMAL], RolloutConfig(max_steps=3, demonstrations=0,
+                                    max_new_tokens=6), retrieve=tips_on_even_steps, progress=False)
+    packed = trajectory.with_tips[0]
+    ids = torch.tensor([packed.input_ids])
+    with torch.no_grad():
+        logprobs = torch.log_softmax(byte_policy.model(ids).logits[0, :-1].float(), -1)
+    targets = ids[0, 1:]
+    recomputed = logprobs.gather(-1, targets[:, None]).squeeze(-1)
+    mask = torch.tensor(packed.action_mask[1:], dtype=torch.bool)
+    assert mask.sum() == sum(len(turn.response_ids) for turn in trajectory.turns) > 0
+    assert torch.allclose(recomputed[mask], torch.tensor(packed.old_logprobs[1:])[mask], atol=1e-4)
+
+
+@pytest.mark.slow
+def test_packed_ids_equal_the_smollm2_chatml_render(tiny_smollm2_model, pool):
+    from empo2_lite.config import PolicyConfig
+    from empo2_lite.policy import load_policy
+
+    policy = load_policy(PolicyConfig(model=str(tiny_smollm2_model), lora_rank=0))
+    sampler = ScriptedSampler(policy.tokenizer, {"animal": ["look around", "open door to kitchen", "go to kitchen"],
+                                                 "light bulb": ["look around"] * 3})
+    trajectories = collect_rollouts(policy, pool, [ANIMAL, BULB], RolloutConfig(max_steps=3), sampler=sampler,
+                                    retrieve=tips_on_even_steps, progress=False)
+    for trajectory in trajectories:
+        for with_tips, sample in ((False, trajectory.without_tips[0]), (True, trajectory.with_tips[0])):
+            messages = [{"role": "system", "content": prompts.SYSTEM_PROMPT}]
+            for turn in trajectory.turns:
+                content = prompts.with_tips(turn.user_message, turn.tips) if with_tips else turn.user_message
+                messages += [{"role": "user", "content": content},
+                             {"role": "assistant", "content": turn.response_text}]
+            rendered = policy.tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False)
+            # The render closes the last assistant turn; the packed sequence ends at its response.
+            assert rendered[: len(sample.input_ids)] == sample.input_ids
+            assert policy.tokenizer.decode(rendered[len(sample.input_ids):]) == "<|im_end|>\n"
+
+
+def test_history_window_makes_one_sample_per_turn_and_keeps_tips_attached(byte_policy, pool):
+    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around", "inventory"] * 3})
+    [trajectory] = collect_rollouts(byte_policy, pool, [ANIMAL], RolloutConfig(max_steps=5, history_window=2,
+                                    demonstrations=0), retrieve=lambda q: ["remember the doors"] if q.step == 1 else [],
+                                    sampler=sampler, progress=False)
+    decode = byte_policy.tokenizer.decode
+    assert len(trajectory.with_tips) == len(trajectory.without_tips) == 5
+    shows_tip = ["remember the doors" in decode(sample.input_ids) for sample in trajectory.with_tips]
+    assert shows_tip == [False, True, True, True, False]  # step 1's message leaves the 2-turn window at step 4
+    assert all("Your task:" in decode(sample.input_ids) for sample in trajectory.with_tips)  # the first turn stays
+    assert not any(prompts.TIP_BLOCK_START in decode(s.input_ids) for s in trajectory.without_tips)
+    for step, (with_tips, without_tips) in enumerate(zip(trajectory.with_tips, trajectory.without_tips)):
+        assert with_tips.action_ids() == without_tips.action_ids() == trajectory.turns[step].response_ids
+        assert with_tips.input_ids[: len(sampler.fed["animal"][step])] == sampler.fed["animal"][step]
+
+
+def test_a_template_that_rewrites_history_fails_loudly(byte_policy):
+    tokenizer = byte_policy.tokenizer
+    original = tokenizer.chat_template
+    tokenizer.chat_template = "{{ messages[-1]['content'] }}"  # shows only the newest message
+    try:
+        chat = ChatTokens(tokenizer, "system")
+        chat.add_user_turn("first observation")
+        chat.add_response(tokenizer("look\n").input_ids, "look\n", [0.0] * 5)
+        with pytest.raises(TemplateError, match="history_window"):
+            chat.add_user_turn("second observation")
+    finally:
+        tokenizer.chat_template = original
+
+
+def test_action_text_is_the_first_line_without_special_tokens(byte_policy):
+    tokenizer = byte_policy.tokenizer
+    ids = tokenizer("open door to kitchen\nand more", add_special_tokens=False).input_ids + [tokenizer.eos_token_id]
+    response = SampledResponse(ids, [0.0] * len(ids), tokenizer.decode(ids), "eos")
+    assert action_text(response, tokenizer) == "open door to kitchen"
+
+
+def test_bad_rollout_config_names_the_field():
+    from empo2_lite.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"rollout\.top_p"):
+        RolloutConfig(top_p=0).validate()
+    with pytest.raises(ConfigError, match=r"rollout\.history_window"):
+        RolloutConfig(history_window=0).validate()
