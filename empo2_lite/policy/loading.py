@@ -129,6 +129,7 @@ def load_tokenizer(source: str, trust_remote_code: bool = False):
         raise ConfigError(f"policy.model: the tokenizer of {source!r} has no chat template; use an instruct model")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.clean_up_tokenization_spaces = False  # decoding must give back exactly what was sampled
     return tokenizer
 
 
