@@ -134,3 +134,56 @@ class PolicyConfig:
         check_positive("policy.lora_alpha", self.lora_alpha)
         if not 0.0 <= self.lora_dropout < 1.0:
             raise ConfigError(f"policy.lora_dropout: {self.lora_dropout!r} is not allowed; it must be in [0, 1)")
+
+
+MEMORY_RETRIEVERS = ("bm25", "bm25s", "dense")
+MEMORY_GRANULARITIES = ("step", "episode")
+
+
+@dataclass
+class MemoryConfig:
+    """The tip memory, the tip writer and the novelty reward."""
+
+    retriever: str = "bm25"
+    """Scoring backend: "bm25" (rank-bm25), "bm25s" or "dense" (optional extras)."""
+
+    relevance_threshold: float = 0.5
+    """Cut-off on the relevance score (BM25 normalised to the query's best match, or cosine)."""
+
+    top_k: int = 10
+    """Tips shown per step (the paper: 10), best episode score first."""
+
+    capacity: int = 1000
+    """Newest entries kept per (task, variation) slot (the official code: 1,000)."""
+
+    entries_per: str = "step"
+    """"step": one entry per step of the episode, keyed by the history at that step (the official
+    code); "episode": one entry per episode, keyed by its whole history."""
+
+    tip_max_new_tokens: int = 96
+    """Longest tip the policy may write, in tokens."""
+
+    tip_max_words: int = 100
+    """Tips are cut to this many words (the instruction asks for under 100)."""
+
+    tip_temperature: float = 1.0
+    """Sampling temperature of tip writing."""
+
+    novelty_threshold: float = 0.8
+    """Two observations are the same state when the Jaccard index of their word sets reaches this."""
+
+    novelty_coef: float = 1.0
+    """Weight of the summed novelty rewards in the return (the paper: 1; ablated 0.5, 2, 0)."""
+
+    def validate(self) -> None:
+        """Raise ConfigError on the first unusable setting."""
+        check_choice("memory.retriever", self.retriever, MEMORY_RETRIEVERS)
+        check_choice("memory.entries_per", self.entries_per, MEMORY_GRANULARITIES)
+        for name in ("relevance_threshold", "novelty_threshold"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"memory.{name}: {value!r} is not allowed; it must be in [0, 1]")
+        for name in ("top_k", "capacity", "tip_max_new_tokens", "tip_max_words"):
+            check_positive(f"memory.{name}", getattr(self, name))
+        if self.novelty_coef < 0:
+            raise ConfigError(f"memory.novelty_coef: {self.novelty_coef!r} is not allowed; it must be >= 0")

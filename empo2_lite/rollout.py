@@ -29,7 +29,7 @@ from empo2_lite.env.adapter import EpisodeStart, StepResult
 from empo2_lite.env.pool import EnvPool, EpisodeFailure
 from empo2_lite.policy.loading import Policy
 from empo2_lite.policy.sampling import SampledResponse, sample_responses
-from empo2_lite.trajectory import ChatTokens, TokenSample, Trajectory, Turn
+from empo2_lite.trajectory import ChatTokens, TokenSample, Trajectory, Turn, append_history
 
 
 @dataclass
@@ -85,10 +85,13 @@ class RetrievalQuery:
     variation: int
     step: int
     history: str
-    """The episode so far as plain text (messages without tips), newest last."""
+    """The episode so far as plain text: the first observation, then "> action" and the
+    observation it led to, newest last (no rules, examples or tips)."""
 
 
 Retriever = Callable[[RetrievalQuery], Sequence[str]]
+NoveltyFn = Callable[[str, int, str], float]
+"""Maps (task, variation, observation) to the novelty reward of the state reached."""
 Sampler = Callable[[list[list[int]]], list[SampledResponse]]
 """Maps a batch of prompt ids to one response each; tests pass scripted samplers."""
 
@@ -104,7 +107,7 @@ class _Episode:
         demos = demonstrations_for(spec.task, spec.variation, config.demonstrations) if config.demonstrations else []
         self.pending_message = prompts.first_user_message(start.task_description, start.inventory, start.observation, demos)
         self.pending_tips: tuple[str, ...] = ()
-        self.history_text = self.pending_message
+        self.history_text = start.observation.strip()
         if config.history_window is None:
             self.views = (ChatTokens(self.tokenizer, prompts.SYSTEM_PROMPT), ChatTokens(self.tokenizer, prompts.SYSTEM_PROMPT))
 
@@ -131,7 +134,7 @@ class _Episode:
         messages.append({"role": "user", "content": current})
         return self.tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=False)
 
-    def record(self, prompt_with: list[int], response: SampledResponse, result: StepResult) -> None:
+    def record(self, prompt_with: list[int], response: SampledResponse, result: StepResult, novelty: float) -> None:
         """Store the step in both views and in the turn list."""
         if self.config.history_window is None:
             for view in self.views:
@@ -146,16 +149,18 @@ class _Episode:
         self.trajectory.turns.append(Turn(
             user_message=self.pending_message, tips=self.pending_tips, response_ids=response.token_ids,
             logprobs=response.logprobs, response_text=response.text, raw_action=result.raw_action,
-            action=result.action, reward=result.reward, score=result.score, finish=response.finish))
+            action=result.action, reward=result.reward, score=result.score, finish=response.finish,
+            history=self.history_text, novelty=novelty))
         self.trajectory.score = result.score
         self.pending_message = prompts.step_user_message(result.observation)
-        self.history_text += f"\n> {result.action}\n{self.pending_message}"
+        self.history_text = append_history(self.history_text, result.action, result.observation)
 
     def finish(self, end_reason: str, result: StepResult | None = None, error: str | None = None) -> Trajectory:
         trajectory = self.trajectory
         if self.config.history_window is None:
             trajectory.with_tips, trajectory.without_tips = [self.views[0].sample], [self.views[1].sample]
         trajectory.end_reason, trajectory.error = end_reason, error
+        trajectory.final_message = self.pending_message
         if result is not None:
             trajectory.success, trajectory.success_official = result.success, result.success_official
         return trajectory
@@ -181,11 +186,13 @@ def collect_rollouts(
     retrieve: Retriever | None = None,
     progress: bool = True,
     sampler: Sampler | None = None,
+    novelty: NoveltyFn | None = None,
 ) -> list[Trajectory]:
     """Play every episode in ``specs`` (in waves of ``pool.size``) and return their trajectories.
 
     ``sampler`` replaces the policy's sampling (scripted tests); by default the policy samples
-    with the config's temperature, top-p and token limit.
+    with the config's temperature, top-p and token limit. ``novelty`` scores the state each step
+    reaches (stored as ``Turn.novelty``).
     """
     config = config or RolloutConfig()
     config.validate()
@@ -197,14 +204,14 @@ def collect_rollouts(
     bar = tqdm(total=len(specs), desc="rollouts", unit="episode", disable=not progress, leave=False)
     for first in range(0, len(specs), pool.size):
         wave = list(specs[first: first + pool.size])
-        trajectories += _play_wave(policy, pool, wave, first, config, retrieve, sampler)
+        trajectories += _play_wave(policy, pool, wave, first, config, retrieve, sampler, novelty)
         bar.update(len(wave))
     bar.close()
     return trajectories
 
 
 def _play_wave(policy: Policy, pool: EnvPool, wave: list[EpisodeSpec], first_id: int, config: RolloutConfig,
-               retrieve: Retriever | None, sampler: Sampler) -> list[Trajectory]:
+               retrieve: Retriever | None, sampler: Sampler, novelty: NoveltyFn | None) -> list[Trajectory]:
     """One lock-step wave: every episode of ``wave`` on its own pool slot."""
     starts = pool.reset([(spec.task, spec.variation) for spec in wave], max_steps=config.max_steps)
     finished: dict[int, Trajectory] = {}
@@ -238,7 +245,8 @@ def _play_wave(policy: Policy, pool: EnvPool, wave: list[EpisodeSpec], first_id:
             if isinstance(result, EpisodeFailure):
                 finished[slot] = episode.finish("env_failure", error=result.error)
                 continue
-            episode.record(prompts_with[slot], by_slot[slot], result)
+            bonus = novelty(episode.trajectory.task, episode.trajectory.variation, result.observation) if novelty else 0.0
+            episode.record(prompts_with[slot], by_slot[slot], result, bonus)
             if result.done:
                 finished[slot] = episode.finish(result.info["end_reason"], result)
     return [finished[slot] for slot in range(len(wave))]

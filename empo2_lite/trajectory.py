@@ -22,6 +22,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def append_history(history: str, action: str, observation: str) -> str:
+    """The plain-text episode history after ``action`` led to ``observation``."""
+    return f"{history}\n> {action}\n{observation.strip()}"
+
+
 class TemplateError(RuntimeError):
     """The chat template is not append-only, so a trajectory cannot be packed into one sequence."""
 
@@ -99,6 +104,11 @@ class Turn:
     score: int
     finish: str
     """How sampling stopped: newline, eos or length."""
+    history: str = ""
+    """The episode so far as plain text when this step began (the memory's retrieval query and
+    the key under which this step's tip is stored)."""
+    novelty: float = 0.0
+    """Intrinsic novelty reward of the state this step reached (1/n; 0 when not computed)."""
 
 
 @dataclass
@@ -122,6 +132,8 @@ class Trajectory:
     """completed, failed, max_steps, context_limit or env_failure."""
     error: str | None = None
     """The environment error when ``end_reason`` is env_failure (the trajectory is not trained on)."""
+    final_message: str = ""
+    """The observation after the last step, as the next user message would have shown it."""
 
     @property
     def episode_return(self) -> int:

@@ -191,3 +191,21 @@ def test_bad_rollout_config_names_the_field():
         RolloutConfig(top_p=0).validate()
     with pytest.raises(ConfigError, match=r"rollout\.history_window"):
         RolloutConfig(history_window=0).validate()
+
+
+def test_memory_tips_reach_the_with_tips_view_only_and_novelty_is_recorded(byte_policy, pool):
+    from empo2_lite.memory import Novelty, TipEntry, TipMemory
+
+    memory = TipMemory()
+    start = pool.adapter(0).reset("find-animal", 0)  # the slot's first observation, as a retrieval key
+    memory.add([TipEntry("find-animal", 0, "the animal waits outside", "go to outside", 80, start.observation.strip())])
+    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around", "look around", "inventory"]})
+    [trajectory] = collect_rollouts(byte_policy, pool, [ANIMAL], RolloutConfig(max_steps=3, demonstrations=0),
+                                    retrieve=memory.tips_for, sampler=sampler, novelty=Novelty(), progress=False)
+    decode = byte_policy.tokenizer.decode
+    assert trajectory.turns[0].tips == ("the animal waits outside",)
+    assert "the animal waits outside" in decode(trajectory.with_tips[0].input_ids)
+    assert "the animal waits outside" not in decode(trajectory.without_tips[0].input_ids)
+    assert [turn.novelty for turn in trajectory.turns] == [1.0, 0.5, 1.0]  # "look around" twice, then inventory
+    assert trajectory.turns[1].history.startswith(start.observation.strip()[:40])
+    assert "> look around" in trajectory.turns[1].history

