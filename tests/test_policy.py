@@ -97,3 +97,9 @@ def test_gpu_only_options_fail_clearly_on_cpu(tiny_byte_model, change, message):
 def test_bad_policy_values_name_the_field(change, field):
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         PolicyConfig(**change).validate()
+
+
+def test_gradient_checkpointing_switch(tiny_byte_model):
+    policy = load_policy(PolicyConfig(model=str(tiny_byte_model), lora_rank=2, gradient_checkpointing=True))
+    assert policy.model.base_model.model.is_gradient_checkpointing
+    assert not load_policy(PolicyConfig(model=str(tiny_byte_model), lora_rank=2)).model.base_model.model.is_gradient_checkpointing
