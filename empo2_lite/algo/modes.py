@@ -1,0 +1,75 @@
+"""The per-iteration draw of EMPO²'s rollout and update mode, and which token views each uses.
+
+Once per iteration (seeded): with probability p the rollouts are memory rollouts (tips retrieved
+and shown), otherwise plain. Memory rollouts are then updated off-policy with probability q (the
+tips removed from the prompt: reward-guided self-distillation into the tip-free policy), otherwise
+on-policy with the tips kept. GRPO is p = 0. Two ablation switches remove one of the memory
+updates. (The official code realises the same probabilities as one draw: u < 0.17 off-policy,
+u < 0.25 on-policy with tips, else plain.)
+
+Views for the update (method.md §3):
+
+| mode | current log-probs on | old log-probs |
+|---|---|---|
+| plain | no-tip view | as sampled |
+| on-policy with tips | tip view | as sampled (with tips) |
+| off-policy, ``"with_tips"`` (default, the paper's table) | no-tip view | as sampled (with tips) |
+| off-policy, ``"without_tips"`` (the paper's Algorithm 1) | no-tip view | recomputed on the no-tip view before the update, so the ratio starts at 1 |
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from dataclasses import dataclass
+
+
+class Mode(str, enum.Enum):
+    """How one iteration's rollouts are sampled and learned from."""
+
+    PLAIN = "plain"
+    ON_POLICY_WITH_TIPS = "on_policy_with_tips"
+    OFF_POLICY = "off_policy"
+
+    @property
+    def uses_memory(self) -> bool:
+        """Whether the rollouts retrieve and show tips."""
+        return self is not Mode.PLAIN
+
+
+@dataclass(frozen=True)
+class UpdateViews:
+    """Which token view the update reads."""
+
+    current_with_tips: bool
+    """Compute current log-probs on the tip view (else on the no-tip view)."""
+    recompute_old_without_tips: bool
+    """Replace the sampled old log-probs by ones recomputed on the no-tip view before updating."""
+
+
+OFF_POLICY_OLD_LOGPROBS = ("with_tips", "without_tips")
+
+
+def draw_mode(rng: random.Random, p: float, q: float, *, off_policy: bool = True,
+              on_policy_with_tips: bool = True) -> Mode:
+    """Draw this iteration's mode (two uniform draws from ``rng``, always both, so runs that
+    differ only in p or q stay in step)."""
+    memory_draw, update_draw = rng.random(), rng.random()
+    if memory_draw >= p or not (off_policy or on_policy_with_tips):
+        return Mode.PLAIN
+    if not on_policy_with_tips:
+        return Mode.OFF_POLICY
+    if not off_policy:
+        return Mode.ON_POLICY_WITH_TIPS
+    return Mode.OFF_POLICY if update_draw < q else Mode.ON_POLICY_WITH_TIPS
+
+
+def update_views(mode: Mode, off_policy_old_logprob: str = "with_tips") -> UpdateViews:
+    """The views of ``mode``'s update (see the module table)."""
+    if off_policy_old_logprob not in OFF_POLICY_OLD_LOGPROBS:
+        raise ValueError(f"off_policy_old_logprob: {off_policy_old_logprob!r} is not allowed; choose one of: with_tips, without_tips")
+    if mode is Mode.ON_POLICY_WITH_TIPS:
+        return UpdateViews(current_with_tips=True, recompute_old_without_tips=False)
+    if mode is Mode.OFF_POLICY:
+        return UpdateViews(current_with_tips=False, recompute_old_without_tips=off_policy_old_logprob == "without_tips")
+    return UpdateViews(current_with_tips=False, recompute_old_without_tips=False)
