@@ -57,8 +57,13 @@ def smollm2_tokenizer():
     return PreTrainedTokenizerFast.from_pretrained(ensure_default_model())
 
 
-def build_tiny_model(folder: str | Path, tokenizer: str = "byte", seed: int = 0, hidden_size: int = 64):
-    """Save a 2-layer random Llama-style causal LM and its tokenizer into ``folder``; return the path."""
+def build_tiny_model(folder: str | Path, tokenizer: str = "byte", seed: int = 0, hidden_size: int = 64,
+                     init_std: float = 0.2):
+    """Save a 2-layer random Llama-style causal LM and its tokenizer into ``folder``; return the path.
+
+    ``init_std`` is larger than Llama's 0.02 on purpose: with tiny random weights the output is
+    almost uniform and almost insensitive to LoRA updates, so nothing could be learned in tests.
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -74,6 +79,7 @@ def build_tiny_model(folder: str | Path, tokenizer: str = "byte", seed: int = 0,
         num_key_value_heads=2,
         max_position_embeddings=8192,
         tie_word_embeddings=True,
+        initializer_range=init_std,
         bos_token_id=tok.bos_token_id,
         eos_token_id=tok.eos_token_id,
         pad_token_id=tok.pad_token_id,

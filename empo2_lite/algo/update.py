@@ -1,0 +1,204 @@
+"""One policy update from token samples: log-probs, masks, the PPO loss and an optimiser step.
+
+Mechanics:
+
+* **Samples** are ``TokenSample``s of the view the mode asks for (``modes.update_views``), each
+  with its trajectory's advantage broadcast to its action tokens.
+* **Mini-batches** of ``mini_batch_size`` samples make one optimiser step each; ``epochs`` passes
+  over the data (the paper: one pass, mini-batch 16).
+* **Micro-batches** hold as many samples as fit ``micro_batch_tokens`` (padded tokens) and
+  accumulate gradients. The step's loss is the sum of the per-token losses of kept tokens divided
+  by the number of action tokens in the mini-batch (masked tokens count in the denominator as
+  zeros), so it does not depend on how the mini-batch was cut into micro-batches.
+* **Only action positions reach the LM head** (``logits_to_keep``): a packed 7k-token trajectory
+  needs logits for its ~100 action tokens, not a 7k x vocabulary tensor.
+* Log-probs use the rollout temperature (logits / T), as the sampler recorded them.
+* Gradients are clipped to norm ``grad_clip``; a non-finite loss skips the step with a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from empo2_lite.algo.losses import low_probability_mask, ppo_loss
+from empo2_lite.policy.loading import Policy
+from empo2_lite.trajectory import TokenSample
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class UpdateConfig:
+    """How one batch of rollouts updates the policy."""
+
+    learning_rate: float = 1e-5
+    """AdamW learning rate of the LoRA parameters (the paper: 1e-6 for full fine-tuning of 7B)."""
+    epochs: int = 1
+    """Passes over the batch."""
+    mini_batch_size: int = 16
+    """Samples per optimiser step."""
+    micro_batch_tokens: int = 8192
+    """Padded tokens per forward pass (gradient accumulation beyond)."""
+    grad_clip: float = 1.0
+    clip_low: float = 0.2
+    clip_high: float = 0.3
+    dual_clip: float = 10.0
+    mask_granularity: str = "token"
+    """Low-probability masking: "token" (current policy, the paper), "sequence" (old log-probs,
+    whole response, the official code) or "off"."""
+    log_delta: float = -5.0
+    """Masking threshold: tokens (or responses) with log-prob below this are dropped."""
+    kl_coef: float = 0.0
+    entropy_coef: float = 0.0
+    temperature: float = 1.0
+    """Must equal the rollout temperature (the old log-probs were recorded with it)."""
+
+
+@dataclass
+class TrainSample:
+    """A token sample with its trajectory's advantage."""
+
+    sample: TokenSample
+    advantage: float
+
+
+def response_index(action_mask: list[int]) -> list[int]:
+    """Number each run of action tokens (one response); -1 elsewhere."""
+    index, current, previous = [], -1, 0
+    for keep in action_mask:
+        if keep and not previous:
+            current += 1
+        index.append(current if keep else -1)
+        previous = keep
+    return index
+
+
+def action_logprobs(policy: Policy, samples: Sequence[TokenSample], temperature: float = 1.0,
+                    with_entropy: bool = False) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Log-probs (and entropies) of each sample's action tokens under the current model, in order.
+
+    One right-padded forward over the samples; the LM head runs only at positions followed by an
+    action token.
+    """
+    device = policy.device
+    width = max(len(s.input_ids) for s in samples)
+    ids = torch.full((len(samples), width), policy.tokenizer.pad_token_id, dtype=torch.long)
+    attention = torch.zeros((len(samples), width), dtype=torch.long)
+    targets = []
+    for row, sample in enumerate(samples):
+        ids[row, : len(sample.input_ids)] = torch.tensor(sample.input_ids)
+        attention[row, : len(sample.input_ids)] = 1
+        targets.append([t for t in range(1, len(sample.input_ids)) if sample.action_mask[t]])
+    positions = sorted({t - 1 for row in targets for t in row})
+    if not positions:
+        return [torch.zeros(0, device=device) for _ in samples], [torch.zeros(0, device=device) for _ in samples]
+    keep = torch.tensor(positions, dtype=torch.long, device=device)
+    logits = policy.model(input_ids=ids.to(device), attention_mask=attention.to(device), logits_to_keep=keep).logits
+    logits = logits.float() / temperature
+    column = {position: i for i, position in enumerate(positions)}
+    logprobs, entropies = [], []
+    for row, row_targets in enumerate(targets):
+        cols = torch.tensor([column[t - 1] for t in row_targets], dtype=torch.long, device=device)
+        row_logits = logits[row, cols]
+        log_softmax = torch.log_softmax(row_logits, dim=-1)
+        token_ids = ids[row, row_targets].to(device)
+        logprobs.append(log_softmax.gather(-1, token_ids[:, None]).squeeze(-1))
+        if with_entropy:
+            entropies.append(-(log_softmax.exp() * log_softmax).sum(-1).detach())
+    return logprobs, entropies
+
+
+def micro_batches(samples: Sequence[TrainSample], token_budget: int) -> list[list[TrainSample]]:
+    """Consecutive groups whose padded size (rows x longest row) stays within ``token_budget``
+    (a sample longer than the budget gets a micro-batch of its own)."""
+    groups: list[list[TrainSample]] = []
+    current: list[TrainSample] = []
+    for item in samples:
+        longest = max([len(s.sample.input_ids) for s in current] + [len(item.sample.input_ids)])
+        if current and longest * (len(current) + 1) > token_budget:
+            groups.append(current)
+            current = []
+        current.append(item)
+    if current:
+        groups.append(current)
+    return groups
+
+
+def recompute_old_logprobs(policy: Policy, samples: Sequence[TokenSample], config: UpdateConfig) -> None:
+    """Overwrite the samples' old log-probs with the current model's (the off-policy
+    "without_tips" variant: the ratio then starts at 1)."""
+    with torch.no_grad():
+        for group in micro_batches([TrainSample(s, 0.0) for s in samples], config.micro_batch_tokens):
+            logprobs, _ = action_logprobs(policy, [item.sample for item in group], config.temperature)
+            for item, values in zip(group, logprobs):
+                positions = [t for t, keep in enumerate(item.sample.action_mask) if keep and t > 0]
+                for t, value in zip(positions, values.tolist()):
+                    item.sample.old_logprobs[t] = value
+
+
+def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, batch: Sequence[TrainSample],
+                  config: UpdateConfig, generator: torch.Generator | None = None) -> dict[str, float]:
+    """Run ``config.epochs`` passes of mini-batch PPO steps over ``batch``; return mean metrics."""
+    policy.model.train()
+    trainable = policy.trainable_parameters()
+    totals: dict[str, list[float]] = {name: [] for name in ("loss", "clip_fraction", "masked_fraction", "ratio_mean",
+                                                            "entropy", "kl", "grad_norm", "tokens")}
+    skipped = 0
+    for _ in range(config.epochs):
+        order = torch.randperm(len(batch), generator=generator).tolist()
+        for start in range(0, len(order), config.mini_batch_size):
+            mini = [batch[i] for i in order[start: start + config.mini_batch_size]]
+            action_total = sum(sum(m.sample.action_mask[1:]) for m in mini) or 1
+            optimizer.zero_grad(set_to_none=True)
+            step_loss, parts = 0.0, []
+            for group in micro_batches(mini, config.micro_batch_tokens):
+                logprobs, entropies = action_logprobs(policy, [g.sample for g in group], config.temperature, with_entropy=True)
+                current = torch.cat(logprobs)
+                device = current.device
+                old, advantages, response_ids = [], [], []
+                for sample_index, item in enumerate(group):
+                    positions = [t for t in range(1, len(item.sample.input_ids)) if item.sample.action_mask[t]]
+                    responses = response_index(item.sample.action_mask)
+                    old += [item.sample.old_logprobs[t] for t in positions]
+                    advantages += [item.advantage] * len(positions)
+                    # responses of different samples must not share a number
+                    response_ids += [responses[t] + 100_000 * sample_index for t in positions]
+                old_t = torch.tensor(old, device=device)
+                keep = low_probability_mask(current, old_t, torch.ones_like(old_t), torch.tensor(response_ids, device=device),
+                                            config.mask_granularity, config.log_delta)
+                reference = None
+                if config.kl_coef:
+                    with torch.no_grad(), policy.reference():
+                        reference = torch.cat(action_logprobs(policy, [g.sample for g in group], config.temperature)[0])
+                out = ppo_loss(current, old_t, torch.tensor(advantages, device=device), keep,
+                               action_mask=torch.ones_like(keep), clip_low=config.clip_low, clip_high=config.clip_high,
+                               dual_clip=config.dual_clip, ref_logprobs=reference, kl_coef=config.kl_coef,
+                               entropy=torch.cat(entropies), entropy_coef=config.entropy_coef)
+                # ppo_loss averages over this micro-batch's kept tokens; rescale so the step's loss
+                # is the sum over kept tokens divided by all action tokens of the mini-batch.
+                scale = float(keep.sum()) / action_total
+                (out.loss * scale).backward()
+                step_loss += out.loss.item() * scale
+                parts.append((len(current) / action_total, out))
+            if not math.isfinite(step_loss):
+                logger.warning("non-finite loss (%s): skipping this optimiser step", step_loss)
+                optimizer.zero_grad(set_to_none=True)
+                skipped += 1
+                continue
+            grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
+            optimizer.step()
+            totals["loss"].append(step_loss)
+            totals["grad_norm"].append(float(grad_norm))
+            totals["tokens"].append(float(sum(len(m.sample.input_ids) for m in mini)))
+            for name in ("clip_fraction", "masked_fraction", "ratio_mean", "entropy", "kl"):
+                totals[name].append(sum(weight * getattr(out, name) for weight, out in parts))
+    metrics = {name: (sum(values) / len(values) if values else float("nan")) for name, values in totals.items()
+               if name != "tokens"}
+    metrics["tokens"] = sum(totals["tokens"])
+    metrics["skipped_steps"] = float(skipped)
+    return metrics

@@ -1,0 +1,174 @@
+"""The update step: action log-probs, micro-batching, LoRA-only steps, NaN skips, and learning.
+
+The learning tests use a synthetic task with no environment: the reward is the share of the
+response's tokens that belong to a target action string, so a policy that learns puts more of
+those characters in its answers. GRPO (plain view) and the off-policy path (sampled with a tip in
+the prompt, updated on the tip-free prompt with the with-tips old log-probs) must both raise the
+tip-free policy's mean reward within a fixed number of seeded iterations.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import pytest
+import torch
+
+from empo2_lite.algo.advantages import grpo_advantages
+from empo2_lite.algo.update import (
+    TrainSample,
+    UpdateConfig,
+    action_logprobs,
+    micro_batches,
+    recompute_old_logprobs,
+    response_index,
+    update_policy,
+)
+from empo2_lite.policy.sampling import sample_responses
+from empo2_lite.trajectory import TokenSample
+
+TARGET = "go to kitchen"
+
+
+def chat_ids(policy, content: str) -> list[int]:
+    return policy.tokenizer.apply_chat_template([{"role": "user", "content": content}], tokenize=True,
+                                                add_generation_prompt=True, return_dict=False)
+
+
+def sampled_batch(policy, prompt_seen: list[int], prompt_trained: list[int], count: int, max_new_tokens: int = 8):
+    """Sample ``count`` responses after ``prompt_seen``; samples pair them with ``prompt_trained``."""
+    responses = sample_responses(policy, [prompt_seen] * count, max_new_tokens=max_new_tokens)
+    samples = []
+    for response in responses:
+        sample = TokenSample()
+        sample.extend(prompt_trained, is_action=False)
+        sample.extend(response.token_ids, is_action=True, logprobs=response.logprobs)
+        samples.append(sample)
+    return responses, samples
+
+
+def target_reward(policy, response) -> float:
+    wanted = set(policy.tokenizer(TARGET, add_special_tokens=False).input_ids)
+    return sum(token in wanted for token in response.token_ids) / len(response.token_ids)
+
+
+def test_response_index_numbers_runs_of_action_tokens():
+    assert response_index([0, 1, 1, 0, 0, 1, 0, 1]) == [-1, 0, 0, -1, -1, 1, -1, 2]
+
+
+def test_action_logprobs_match_sampling_and_ignore_padding(byte_policy):
+    torch.manual_seed(0)
+    _, short = sampled_batch(byte_policy, chat_ids(byte_policy, "hi"), chat_ids(byte_policy, "hi"), 1)
+    _, long = sampled_batch(byte_policy, chat_ids(byte_policy, "a much longer prompt"), chat_ids(byte_policy, "a much longer prompt"), 1)
+    with torch.no_grad():
+        together = action_logprobs(byte_policy, short + long)[0]
+        alone = [action_logprobs(byte_policy, [sample])[0][0] for sample in short + long]
+    for sample, joint, single in zip(short + long, together, alone):
+        recorded = torch.tensor([lp for lp, keep in zip(sample.old_logprobs, sample.action_mask) if keep])
+        assert torch.allclose(joint, recorded, atol=1e-4) and torch.allclose(joint, single, atol=1e-5)
+
+
+def test_micro_batches_respect_the_token_budget():
+    items = [TrainSample(TokenSample(list(range(n)), [0] * n, [0.0] * n), 0.0) for n in (10, 10, 30, 5)]
+    assert [len(group) for group in micro_batches(items, 40)] == [2, 1, 1]
+    assert [len(group) for group in micro_batches(items, 1000)] == [4]
+
+
+def lora_state(policy) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in policy.model.named_parameters() if p.requires_grad}
+
+
+def one_step(policy, batch, micro_batch_tokens: int):
+    # The random tiny model is near-uniform over 259 tokens (log-prob ~ -5.6), below the default
+    # masking threshold of -5, so these mechanics tests switch masking off.
+    optimizer = torch.optim.SGD(policy.trainable_parameters(), lr=0.1)
+    config = UpdateConfig(micro_batch_tokens=micro_batch_tokens, mini_batch_size=8, grad_clip=1e9, mask_granularity="off")
+    return update_policy(policy, optimizer, batch, config, generator=torch.Generator().manual_seed(0))
+
+
+def test_lora_changes_base_weights_do_not_and_micro_batching_does_not_matter(byte_policy, tiny_byte_model):
+    from empo2_lite.config import PolicyConfig
+    from empo2_lite.policy import load_policy
+
+    torch.manual_seed(1)
+    for name, p in byte_policy.model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.02)  # as after some training, so gradients reach lora_A too
+    prompt = chat_ids(byte_policy, "say it")
+    _, samples = sampled_batch(byte_policy, prompt, prompt, 4)
+    batch = [TrainSample(s, a) for s, a in zip(samples, [1.0, -1.0, 0.5, -0.5])]
+    twin = load_policy(PolicyConfig(model=str(tiny_byte_model), lora_rank=4, lora_alpha=8))
+    twin.model.load_state_dict(byte_policy.model.state_dict())
+    base_before = {n: p.detach().clone() for n, p in byte_policy.model.named_parameters() if not p.requires_grad}
+    before = lora_state(byte_policy)
+    metrics = one_step(byte_policy, batch, micro_batch_tokens=10_000)
+    one_step(twin, batch, micro_batch_tokens=1)  # one sample per forward pass
+    after, twin_after = lora_state(byte_policy), lora_state(twin)
+    assert any(not torch.equal(before[n], after[n]) for n in before)
+    assert all(torch.allclose(after[n], twin_after[n], atol=1e-6) for n in after)
+    assert all(torch.equal(p, base_before[n]) for n, p in byte_policy.model.named_parameters() if not p.requires_grad)
+    assert metrics["ratio_mean"] == pytest.approx(1.0, abs=1e-4) and metrics["skipped_steps"] == 0
+
+
+def test_a_nan_loss_is_skipped_with_a_warning(byte_policy, caplog):
+    prompt = chat_ids(byte_policy, "x")
+    _, samples = sampled_batch(byte_policy, prompt, prompt, 2)
+    before = lora_state(byte_policy)
+    with caplog.at_level(logging.WARNING):
+        metrics = one_step(byte_policy, [TrainSample(samples[0], math.nan), TrainSample(samples[1], 1.0)], 10_000)
+    assert "non-finite loss" in caplog.text and metrics["skipped_steps"] == 1
+    assert all(torch.equal(before[n], p) for n, p in lora_state(byte_policy).items())
+
+
+def test_recomputed_old_logprobs_make_the_first_ratio_one(byte_policy):
+    seen, trained = chat_ids(byte_policy, "[memory] tip\nsay it"), chat_ids(byte_policy, "say it")
+    _, samples = sampled_batch(byte_policy, seen, trained, 2)
+    recompute_old_logprobs(byte_policy, samples, UpdateConfig())
+    with torch.no_grad():
+        current = action_logprobs(byte_policy, samples)[0]
+    for sample, values in zip(samples, current):
+        old = torch.tensor([lp for lp, keep in zip(sample.old_logprobs, sample.action_mask) if keep])
+        assert torch.allclose(values, old, atol=1e-5)
+
+
+def mean_reward(policy, prompt, count=32) -> float:
+    responses = sample_responses(policy, [prompt] * count, max_new_tokens=8)
+    return sum(target_reward(policy, r) for r in responses) / count
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", ["grpo", "off_policy_without_tips"])
+def test_a_tiny_model_learns_the_synthetic_task(tiny_byte_model, path):
+    from empo2_lite.config import PolicyConfig
+    from empo2_lite.policy import load_policy
+
+    torch.manual_seed(0)
+    policy = load_policy(PolicyConfig(model=str(tiny_byte_model), lora_rank=16, lora_alpha=32))
+    optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=1e-2)
+    plain = chat_ids(policy, "Type the command.")
+    with_tip = chat_ids(policy, f"[memory] the answer is {TARGET}\nType the command.")
+    before = mean_reward(policy, plain)
+    for iteration in range(15):
+        seen = plain if path == "grpo" else with_tip
+        responses, samples = sampled_batch(policy, seen, plain, 16)
+        rewards = torch.tensor([target_reward(policy, r) for r in responses])
+        advantages = grpo_advantages(rewards, torch.zeros(16, dtype=torch.long))
+        config = UpdateConfig(mini_batch_size=16, log_delta=-8.0)  # the random model starts near log(1/259)
+        if path == "off_policy_without_tips":
+            recompute_old_logprobs(policy, samples, config)
+        metrics = update_policy(policy, optimizer, [TrainSample(s, float(a)) for s, a in zip(samples, advantages)],
+                                config, generator=torch.Generator().manual_seed(iteration))
+        assert metrics["skipped_steps"] == 0
+    after = mean_reward(policy, plain)
+    assert after > before + 0.1, (before, after)
+
+
+def test_with_tips_old_logprobs_start_the_ratio_away_from_one(byte_policy):
+    seen, trained = chat_ids(byte_policy, f"[memory] the answer is {TARGET}\nsay it"), chat_ids(byte_policy, "say it")
+    torch.manual_seed(2)
+    _, samples = sampled_batch(byte_policy, seen, trained, 8)
+    optimizer = torch.optim.SGD(byte_policy.trainable_parameters(), lr=0.0)
+    metrics = update_policy(byte_policy, optimizer, [TrainSample(s, 1.0) for s in samples],
+                            UpdateConfig(mini_batch_size=8, mask_granularity="off"))
+    assert metrics["ratio_mean"] != pytest.approx(1.0, abs=1e-3) and metrics["clip_fraction"] > 0.1
