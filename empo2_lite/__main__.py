@@ -1,8 +1,9 @@
 """Command line: ``python -m empo2_lite COMMAND``.
 
 Commands so far: ``tasks`` (the paper's 18 tasks and the variation ids the protocol uses),
-``play`` (an episode from given actions or the gold sequence) and ``demo`` (the main job; for now a
-narrated ScienceWorld episode). Bad input exits with status 2 and one line naming the field and the
+``play`` (an episode from given actions or the gold sequence), ``train`` (EMPO² or GRPO from a
+preset, with overrides, or resumed) and ``demo`` (the main job; for now a narrated ScienceWorld
+episode). Bad input exits with status 2 and one line naming the field and the
 valid choices, before any JVM starts.
 """
 
@@ -71,6 +72,46 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    """Train with a preset (plus overrides), or resume a run; every setting is checked first."""
+    from empo2_lite.runs import RunDir, runs_root
+    from empo2_lite.train_config import (
+        TrainConfig,
+        apply_overrides,
+        load_overrides_file,
+        parse_set_arguments,
+        preset,
+    )
+
+    if args.resume:
+        if not (runs_root() / args.resume / "config.json").exists():
+            raise ConfigError(f"--resume: no run named {args.resume!r} under {runs_root()}")
+        run = RunDir.named(args.resume)
+        config = TrainConfig.from_dict(run.read_config())
+        if args.iterations:
+            config.iterations = args.iterations
+    else:
+        overrides = load_overrides_file(args.config) if args.config else {}
+        for key in ("task", "algo", "iterations", "name"):
+            if getattr(args, key):
+                overrides[key] = getattr(args, key)
+        overrides.update(parse_set_arguments(args.set))
+        config = apply_overrides(preset(args.preset), overrides)
+    config.validate()
+
+    from empo2_lite.trainer import Trainer
+
+    run = RunDir.named(config.name)
+    trainer = Trainer(config, run, resume=bool(args.resume))
+    history = trainer.train()
+    if history:
+        last = history[-1]
+        print(f"iteration {last['iteration'] + 1}/{config.iterations}: return {last['charts/return_mean']:.1f}, "
+              f"success {last['charts/success_rate']:.2f}, mode {last['mode']}")
+    print(f"run folder: {run.path}  (metrics.jsonl, memory.jsonl, checkpoints/, tensorboard/)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(prog="python -m empo2_lite", description=__doc__.splitlines()[0])
@@ -90,6 +131,18 @@ def build_parser() -> argparse.ArgumentParser:
     play.add_argument("--max-steps", type=int, default=None, help="step cap (default: the task's)")
     play.add_argument("--json", action="store_true", help="end with one JSON line: score, success, steps, done")
     play.set_defaults(run=cmd_play)
+
+    train = commands.add_parser("train", help="train a policy with EMPO² or GRPO")
+    train.add_argument("--preset", default="cpu-smoke", help="cpu-smoke, cpu-demo, gpu-24gb or gpu-48gb")
+    train.add_argument("--task", help="task name (see `tasks`)")
+    train.add_argument("--algo", help="empo2 or grpo")
+    train.add_argument("--iterations", type=int, help="number of iterations")
+    train.add_argument("--name", help="run folder name")
+    train.add_argument("--config", help="YAML file of overrides")
+    train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                       help="override a setting, e.g. --set update.learning_rate=1e-5 (repeatable)")
+    train.add_argument("--resume", metavar="RUN", help="continue the named run from its latest checkpoint")
+    train.set_defaults(run=cmd_train)
 
     demo = commands.add_parser("demo", help="the main job (make demo)")
     demo.set_defaults(run=cmd_demo)

@@ -49,6 +49,20 @@ class Novelty:
     def __call__(self, task: str, variation: int, observation: str) -> float:
         return self.reward(task, variation, observation)
 
+    def to_json(self) -> dict:
+        """The visit counts as JSON-ready data (for checkpoints)."""
+        return {"threshold": self.threshold,
+                "slots": [[task, variation, [[sorted(state.words), state.visits] for state in states]]
+                          for (task, variation), states in self._states.items()]}
+
+    @classmethod
+    def from_json(cls, data: dict) -> "Novelty":
+        """The inverse of ``to_json``."""
+        novelty = cls(threshold=data["threshold"])
+        for task, variation, states in data["slots"]:
+            novelty._states[(task, variation)] = [_State(frozenset(words), visits) for words, visits in states]
+        return novelty
+
 
 def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
     union = a | b

@@ -3,8 +3,9 @@
 What is decided here and why:
 
 * **Where the model comes from.** ``embedded:smollm2-135m-instruct`` builds the CPU default once
-  (``default_model.py``); an existing folder loads locally; anything else is a hub name, which
-  needs the network (not available in CI: tests use local folders).
+  (``default_model.py``); ``tiny:byte`` and ``tiny:smollm2`` build a 2-layer random test model
+  once (``tiny.py``); an existing folder loads locally; anything else is a hub name, which needs
+  the network (not available in CI: tests use local folders).
 * **dtype "auto".** bfloat16 on GPUs that support it, float32 otherwise (CPU bf16 matmuls are slow
   on most CPUs and change log-probs more than they save).
 * **LoRA targets.** Detected from the module names of Llama/Qwen2-style models; a requested name
@@ -84,6 +85,10 @@ def resolve_model_source(model: str) -> str:
         from empo2_lite.policy.default_model import ensure_default_model
 
         return str(ensure_default_model())
+    if model in ("tiny:byte", "tiny:smollm2"):
+        from empo2_lite.policy.tiny import ensure_tiny_model
+
+        return str(ensure_tiny_model(model.split(":", 1)[1]))
     path = Path(model).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():

@@ -92,3 +92,23 @@ def build_tiny_model(folder: str | Path, tokenizer: str = "byte", seed: int = 0,
     model.save_pretrained(folder, safe_serialization=True)
     tok.save_pretrained(folder)
     return folder
+
+
+def ensure_tiny_model(kind: str = "byte") -> Path:
+    """A tiny model kept in the cache dir (``tiny:byte`` / ``tiny:smollm2`` model names), built once."""
+    import os
+    import shutil
+    import tempfile
+
+    from empo2_lite.policy.default_model import cache_dir
+
+    target = cache_dir() / f"tiny-{kind}"
+    if (target / "config.json").exists():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f"tiny-{kind}.", dir=target.parent))
+    build_tiny_model(staging, kind)
+    if target.exists():
+        shutil.rmtree(target)
+    os.replace(staging, target)
+    return target

@@ -1,0 +1,257 @@
+"""The training run's configuration: one dataclass tree, named presets, and overrides.
+
+``TrainConfig`` groups the settings by topic (``env``, ``policy``, ``rollout``, ``memory``,
+``update``) around the method's own knobs (p, q, group size, ...). A run starts from a preset,
+then a YAML file and ``--set section.field=value`` overrides apply, and ``validate()`` checks
+everything before any model or JVM is started; each error names the field and what is allowed.
+
+Presets:
+
+* ``cpu-smoke``: a tiny random model (built locally), one task, 2 variations x group 2, at most 4
+  steps: an end-to-end iteration in seconds, for tests and CI.
+* ``cpu-demo``: the embedded SmolLM2-135M-Instruct, one task, short episodes: minutes on a CPU.
+* ``gpu-24gb`` and ``gpu-48gb``: Qwen2.5-3B- and Qwen2.5-7B-Instruct with LoRA in bf16 and
+  paper-like settings (group 8, full history, 32-token actions). **Unverified until measured on
+  such a GPU**: their batch and micro-batch sizes are estimates (docs/hardware.md).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from empo2_lite.algo.modes import OFF_POLICY_OLD_LOGPROBS
+from empo2_lite.algo.update import UpdateConfig
+from empo2_lite.config import ConfigError, EnvConfig, MemoryConfig, PolicyConfig, check_choice, check_positive
+from empo2_lite.rollout import RolloutConfig
+from empo2_lite.tasks import UnknownTaskError, get_task
+
+ALGOS = ("empo2", "grpo")
+MASK_GRANULARITIES = ("token", "sequence", "off")
+
+
+@dataclass
+class TrainConfig:
+    """Everything one training run needs."""
+
+    # -- the run --
+    name: str = "run"
+    """Run folder name under the runs root (``EMPO2_RUNS``, default ./runs)."""
+    task: str = "find-animal"
+    """The ScienceWorld task (one model per task, as in the paper)."""
+    algo: str = "empo2"
+    """"empo2" or "grpo" (the same loop with p = 0)."""
+    iterations: int = 10
+    seed: int = 0
+    # -- the method --
+    p: float = 0.25
+    """Probability of memory rollouts in an iteration."""
+    q: float = 2 / 3
+    """Probability that memory rollouts are updated off-policy (tips removed)."""
+    off_policy_old_logprob: str = "with_tips"
+    """Old log-probs of off-policy updates: "with_tips" (paper's table) or "without_tips" (Algorithm 1)."""
+    use_off_policy: bool = True
+    """Ablation switch: False never updates memory rollouts off-policy."""
+    use_on_policy_with_tips: bool = True
+    """Ablation switch: False never updates memory rollouts with the tips kept."""
+    variations_per_iteration: int = 1
+    """Train variations sampled per iteration (the paper: 16 tasks per iteration)."""
+    group_size: int = 8
+    """Rollouts per variation per iteration (GRPO group)."""
+    reward_scale: float = 1.0
+    """Multiplies the extrinsic return (scores are in [-100, 100])."""
+    n_envs: int = 8
+    """ScienceWorld JVMs in the pool (episodes played at once)."""
+    eval_every: int = 0
+    """Evaluate on the test variations (no memory, temperature 0.4) every k iterations; 0 = off."""
+    eval_temperature: float = 0.4
+    checkpoint_every: int = 1
+    # -- components --
+    env: EnvConfig = field(default_factory=EnvConfig)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    update: UpdateConfig = field(default_factory=UpdateConfig)
+
+    @property
+    def memory_probability(self) -> float:
+        """p as the loop uses it (0 for GRPO)."""
+        return 0.0 if self.algo == "grpo" else self.p
+
+    def validate(self) -> None:
+        """Raise ConfigError on the first unusable setting (nothing heavy is started)."""
+        check_choice("algo", self.algo, ALGOS)
+        try:
+            get_task(self.task)
+        except UnknownTaskError as error:
+            raise ConfigError(str(error)) from None
+        for name in ("p", "q"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+                raise ConfigError(f"{name}: {value!r} is not allowed; it must be a number in [0, 1]")
+        check_choice("off_policy_old_logprob", self.off_policy_old_logprob, OFF_POLICY_OLD_LOGPROBS)
+        for name in ("iterations", "variations_per_iteration", "group_size", "n_envs", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"{name}: {value!r} is not allowed; it must be an integer >= 1")
+        if not isinstance(self.eval_every, int) or self.eval_every < 0:
+            raise ConfigError(f"eval_every: {self.eval_every!r} is not allowed; it must be an integer >= 0")
+        check_positive("reward_scale", self.reward_scale)
+        if not self.name or "/" in self.name:
+            raise ConfigError(f"name: {self.name!r} is not allowed; use a folder name without '/'")
+        check_choice("update.mask_granularity", self.update.mask_granularity, MASK_GRANULARITIES)
+        check_positive("update.learning_rate", self.update.learning_rate)
+        check_positive("update.mini_batch_size", self.update.mini_batch_size)
+        check_positive("update.micro_batch_tokens", self.update.micro_batch_tokens)
+        check_positive("update.epochs", self.update.epochs)
+        if self.update.temperature != self.rollout.temperature and self.rollout.temperature > 0:
+            raise ConfigError(
+                f"update.temperature: {self.update.temperature!r} must equal rollout.temperature "
+                f"({self.rollout.temperature!r}); the old log-probs were recorded with it"
+            )
+        self.env.validate()
+        self.policy.validate()
+        self.rollout.validate()
+        self.memory.validate()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready values (what ``config.json`` holds)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """The inverse of ``to_dict`` (unknown keys are errors naming them)."""
+        return apply_overrides(cls(), _flatten(values))
+
+
+SECTIONS = {"env": EnvConfig, "policy": PolicyConfig, "rollout": RolloutConfig, "memory": MemoryConfig,
+            "update": UpdateConfig}
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat = {}
+    for key, value in values.items():
+        if isinstance(value, dict) and key in SECTIONS and not prefix:
+            flat.update(_flatten(value, f"{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def _coerce(field_name: str, current: Any, value: Any) -> Any:
+    """Turn a --set string (or a YAML/JSON value) into the type of the field's current value."""
+    if not isinstance(value, str):
+        return tuple(value) if isinstance(current, tuple) and isinstance(value, list) else value
+    if isinstance(current, bool):
+        if value.lower() in ("true", "1", "yes", "on"):
+            return True
+        if value.lower() in ("false", "0", "no", "off"):
+            return False
+        raise ConfigError(f"{field_name}: {value!r} is not allowed; choose one of: true, false")
+    if value.lower() in ("none", "null") and current is None:
+        return None
+    try:
+        if isinstance(current, int) or (current is None and value.lstrip("-").isdigit()):
+            return int(value)
+        if isinstance(current, float):
+            return float(value)
+    except ValueError:
+        raise ConfigError(f"{field_name}: {value!r} is not allowed; it must be a number") from None
+    if isinstance(current, tuple):
+        return tuple(part for part in value.split(",") if part)
+    return value
+
+
+def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
+    """A copy of ``config`` with ``{"field" or "section.field": value}`` applied."""
+    config = copy.deepcopy(config)
+    for key, value in overrides.items():
+        section, _, name = key.rpartition(".")
+        target = getattr(config, section) if section in SECTIONS else config if not section else None
+        if target is None or name not in {f.name for f in dataclasses.fields(target)}:
+            known = sorted([f.name for f in dataclasses.fields(TrainConfig) if f.name not in SECTIONS] +
+                           [f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)])
+            raise ConfigError(f"{key}: unknown setting; known settings: {', '.join(known)}")
+        setattr(target, name, _coerce(key, getattr(target, name), value))
+    return config
+
+
+def parse_set_arguments(pairs: list[str]) -> dict[str, str]:
+    """``["update.learning_rate=1e-5", ...]`` as a dict; a pair without '=' is an error."""
+    result = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set: {pair!r} is not allowed; write it as section.field=value")
+        result[key.strip()] = value.strip()
+    return result
+
+
+def load_overrides_file(path: str | Path) -> dict[str, Any]:
+    """Overrides from a YAML (or JSON) file, nested by section or flat with dots."""
+    import yaml
+
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"--config: no file at {str(path)!r}")
+    values = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(values, dict):
+        raise ConfigError(f"--config: {str(path)!r} must hold a mapping of settings")
+    return _flatten(values)
+
+
+def preset(name: str) -> TrainConfig:
+    """A fresh copy of a named preset."""
+    builders = {"cpu-smoke": _cpu_smoke, "cpu-demo": _cpu_demo, "gpu-24gb": _gpu_24gb, "gpu-48gb": _gpu_48gb}
+    check_choice("preset", name, tuple(builders))
+    return builders[name]()
+
+
+PRESETS = ("cpu-smoke", "cpu-demo", "gpu-24gb", "gpu-48gb")
+
+
+def _cpu_smoke() -> TrainConfig:
+    return TrainConfig(
+        name="smoke", iterations=2, variations_per_iteration=2, group_size=2, n_envs=4, p=0.5,
+        policy=PolicyConfig(model="tiny:byte", lora_rank=4, lora_alpha=8),
+        rollout=RolloutConfig(max_steps=4, max_new_tokens=8, demonstrations=0, max_context_tokens=16384),
+        memory=MemoryConfig(tip_max_new_tokens=12),
+        update=UpdateConfig(learning_rate=1e-3, mini_batch_size=4, micro_batch_tokens=16384, log_delta=-8.0),
+    )
+
+
+def _cpu_demo() -> TrainConfig:
+    return TrainConfig(
+        name="demo", iterations=4, variations_per_iteration=1, group_size=4, n_envs=4,
+        policy=PolicyConfig(lora_rank=8, lora_alpha=16),
+        rollout=RolloutConfig(max_steps=5, max_new_tokens=16, demonstrations=1, max_context_tokens=4096),
+        memory=MemoryConfig(tip_max_new_tokens=32),
+        update=UpdateConfig(learning_rate=2e-5, mini_batch_size=4, micro_batch_tokens=8192),
+    )
+
+
+def _gpu_24gb() -> TrainConfig:
+    return TrainConfig(
+        name="gpu24", iterations=100, variations_per_iteration=4, group_size=8, n_envs=16, eval_every=10,
+        policy=PolicyConfig(model="Qwen/Qwen2.5-3B-Instruct", lora_rank=32, lora_alpha=64, gradient_checkpointing=True),
+        rollout=RolloutConfig(max_context_tokens=6144),
+        update=UpdateConfig(learning_rate=1e-5, mini_batch_size=16, micro_batch_tokens=8192),
+    )
+
+
+def _gpu_48gb() -> TrainConfig:
+    return TrainConfig(
+        name="gpu48", iterations=100, variations_per_iteration=8, group_size=8, n_envs=16, eval_every=10,
+        policy=PolicyConfig(model="Qwen/Qwen2.5-7B-Instruct", lora_rank=64, lora_alpha=128, gradient_checkpointing=True),
+        rollout=RolloutConfig(max_context_tokens=6144),
+        update=UpdateConfig(learning_rate=5e-6, mini_batch_size=16, micro_batch_tokens=8192),
+    )
+
+
+def config_json(config: TrainConfig) -> str:
+    """``config.json`` text."""
+    return json.dumps(config.to_dict(), indent=1)

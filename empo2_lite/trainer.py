@@ -1,0 +1,184 @@
+"""The EMPO² training loop, one iteration readable top to bottom.
+
+    draw the mode -> rollouts (tips retrieved in memory modes; novelty in every mode)
+    -> tips written and stored (every mode) -> GRPO advantages -> update on the mode's view
+    -> metrics, evaluation, checkpoint
+
+GRPO is the same loop with p = 0. How this departs from the paper: LoRA instead of full
+fine-tuning, one GPU (or CPU) instead of 8 x A100, BM25 tip retrieval, the state-novelty reward
+in every mode; see docs/deviations.md for the full list. Commands::
+
+    python -m empo2_lite train --preset cpu-smoke --task find-animal --algo empo2
+    python -m empo2_lite train --preset gpu-24gb --task power-component --algo grpo --iterations 50
+    python -m empo2_lite train --resume <run name>
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import statistics
+import time
+
+import torch
+from tqdm.auto import tqdm
+
+from empo2_lite.algo.advantages import grpo_advantages, trajectory_returns
+from empo2_lite.algo.modes import draw_mode, update_views
+from empo2_lite.algo.update import TrainSample, recompute_old_logprobs, update_policy
+from empo2_lite.config import ConfigError
+from empo2_lite.env.pool import EnvPool
+from empo2_lite.evaluation import evaluate
+from empo2_lite.memory import Novelty, TipMemory, write_tips
+from empo2_lite.policy import load_policy
+from empo2_lite.rollout import EpisodeSpec, collect_rollouts
+from empo2_lite.runs import RunDir
+from empo2_lite.tasks import get_task
+from empo2_lite.train_config import TrainConfig, config_json
+
+
+class Trainer:
+    """Owns the policy, optimiser, memory, novelty counts and RNGs of one run."""
+
+    def __init__(self, config: TrainConfig, run: RunDir, resume: bool = False) -> None:
+        config.validate()
+        if not resume and run.latest_checkpoint() is not None:
+            raise ConfigError(f"name: run folder {run.path} already has checkpoints; resume it or choose another name")
+        self.config, self.run = config, run
+        self.task = get_task(config.task)
+        self.policy = load_policy(config.policy)
+        if not self.policy.has_adapter:
+            raise ConfigError("policy.lora_rank: 0 is not allowed for training; the kit trains a LoRA adapter (> 0)")
+        self.optimizer = torch.optim.AdamW(self.policy.trainable_parameters(), lr=config.update.learning_rate)
+        self.rng = random.Random(config.seed)
+        torch.manual_seed(config.seed)
+        self.novelty = Novelty(config.memory.novelty_threshold)
+        self.iteration = 0
+        if resume:
+            self._restore()
+        else:
+            run.write_config(config_json(config))
+        self.memory = TipMemory.load(run.memory_path, config.memory)
+
+    # -- the loop -------------------------------------------------------------------------------
+    def train(self, progress: bool = True) -> list[dict]:
+        """Run the remaining iterations; return their metrics."""
+        history = []
+        with EnvPool(self.config.n_envs, self.config.env) as pool:
+            bar = tqdm(range(self.iteration, self.config.iterations), desc=f"{self.config.algo} {self.task.name}",
+                       unit="iter", disable=not progress, initial=self.iteration, total=self.config.iterations)
+            for _ in bar:
+                metrics = self.run_iteration(pool)
+                history.append(metrics)
+                bar.set_postfix(ret=f"{metrics['charts/return_mean']:.1f}", mode=metrics["mode"])
+        self.run.close()
+        return history
+
+    def run_iteration(self, pool: EnvPool) -> dict:
+        """One iteration (see the module docstring); writes metrics and maybe a checkpoint."""
+        config, it = self.config, self.iteration
+        times: dict[str, float] = {}
+        mode = draw_mode(self.rng, config.memory_probability, config.q, off_policy=config.use_off_policy,
+                         on_policy_with_tips=config.use_on_policy_with_tips)
+        variations = self.rng.sample(self.task.train_variations,
+                                     min(config.variations_per_iteration, len(self.task.train_variations)))
+        specs = [EpisodeSpec(self.task.name, v, group_id=g) for g, v in enumerate(variations) for _ in range(config.group_size)]
+
+        retrieval_seconds = 0.0
+
+        def retrieve(query):
+            nonlocal retrieval_seconds
+            began = time.perf_counter()
+            tips = self.memory.tips_for(query)
+            retrieval_seconds += time.perf_counter() - began
+            return tips
+
+        began = time.perf_counter()
+        trajectories = collect_rollouts(self.policy, pool, specs, config.rollout,
+                                        retrieve=retrieve if mode.uses_memory else None, novelty=self.novelty,
+                                        progress=False)
+        times["rollout"] = time.perf_counter() - began
+        played = [t for t in trajectories if t.end_reason != "env_failure"]
+
+        began = time.perf_counter()
+        tips = write_tips(self.policy, played, config.memory)
+        times["tips"] = time.perf_counter() - began
+        began = time.perf_counter()
+        for trajectory, tip in zip(played, tips):
+            self.memory.add_episode(trajectory, tip, iteration=it, run_id=config.name)
+        times["memory"] = time.perf_counter() - began + retrieval_seconds
+
+        began = time.perf_counter()
+        update_metrics = {}
+        if played:
+            novelty_sums = torch.tensor([sum(turn.novelty for turn in t.turns) for t in played])
+            returns = trajectory_returns(torch.tensor([t.score for t in played]), novelty_sums,
+                                         config.memory.novelty_coef, config.reward_scale)
+            advantages = grpo_advantages(returns, torch.tensor([t.group_id for t in played]))
+            views = update_views(mode, config.off_policy_old_logprob)
+            batch = [TrainSample(sample, float(advantage)) for t, advantage in zip(played, advantages)
+                     for sample in t.view(views.current_with_tips)]
+            if views.recompute_old_without_tips:
+                recompute_old_logprobs(self.policy, [item.sample for item in batch], config.update)
+            update_metrics = update_policy(self.policy, self.optimizer, batch, config.update,
+                                           generator=torch.Generator().manual_seed(config.seed * 100_003 + it))
+        times["update"] = time.perf_counter() - began
+
+        scores = [t.score for t in played] or [0]
+        metrics = {
+            "iteration": it,
+            "mode": mode.value,
+            "charts/return_mean": statistics.mean(scores),
+            "charts/return_std": statistics.pstdev(scores),
+            "charts/return_max": max(scores),
+            "charts/success_rate": sum(t.success for t in played) / max(len(played), 1),
+            "charts/success_official_rate": sum(t.success_official for t in played) / max(len(played), 1),
+            "charts/novelty_mean": statistics.mean([turn.novelty for t in played for turn in t.turns] or [0.0]),
+            "charts/steps_mean": statistics.mean([len(t.turns) for t in played] or [0]),
+            "charts/tips_shown_mean": statistics.mean([len(turn.tips) for t in played for turn in t.turns] or [0]),
+            "charts/env_failures": len(trajectories) - len(played),
+            **{f"losses/{key}": value for key, value in update_metrics.items() if key not in ("tokens", "skipped_steps")},
+            "losses/skipped_steps": update_metrics.get("skipped_steps", 0.0),
+            "tokens/update": update_metrics.get("tokens", 0.0),
+            "tokens/generated": sum(len(turn.response_ids) for t in played for turn in t.turns),
+            **{f"time/{phase}": round(seconds, 3) for phase, seconds in times.items()},
+            "memory/entries": len(self.memory),
+            "memory/peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            "memory/peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0.0,
+        }
+        self.run.append("metrics.jsonl", metrics)
+        self.run.log_scalars(it, metrics)
+        self.iteration = it + 1
+        if config.eval_every and self.iteration % config.eval_every == 0:
+            result = evaluate(self.policy, pool, self.task, config.rollout, config.eval_temperature)
+            self.run.append("eval.jsonl", {"iteration": self.iteration, **result})
+        if self.iteration % config.checkpoint_every == 0 or self.iteration == config.iterations:
+            self.save_checkpoint()
+        return metrics
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def save_checkpoint(self) -> None:
+        """Everything needed to continue exactly here (the memory file is cut back on resume)."""
+        from peft import get_peft_model_state_dict
+
+        version, internal, gauss = self.rng.getstate()
+        state = {"python_rng": [version, list(internal), gauss],
+                 "torch_rng": torch.get_rng_state().tolist(),
+                 "novelty": self.novelty.to_json()}
+        self.run.save_checkpoint(self.iteration, get_peft_model_state_dict(self.policy.model),
+                                 self.optimizer.state_dict(), state)
+
+    def _restore(self) -> None:
+        from peft import set_peft_model_state_dict
+
+        checkpoint = self.run.latest_checkpoint()
+        if checkpoint is None:
+            raise ConfigError(f"--resume: run folder {self.run.path} has no checkpoint to resume from")
+        adapter, optimizer_state, state = self.run.load_checkpoint(checkpoint)
+        set_peft_model_state_dict(self.policy.model, adapter)
+        self.optimizer.load_state_dict(optimizer_state)
+        version, internal, gauss = state["python_rng"]
+        self.rng.setstate((version, tuple(internal), gauss))
+        torch.set_rng_state(torch.tensor(state["torch_rng"], dtype=torch.uint8))
+        self.novelty = Novelty.from_json(state["novelty"])
+        self.iteration = state["iteration"]
