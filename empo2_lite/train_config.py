@@ -142,27 +142,27 @@ def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _coerce(field_name: str, current: Any, value: Any) -> Any:
-    """Turn a --set string (or a YAML/JSON value) into the type of the field's current value."""
+def _coerce(field_name: str, annotation: str, value: Any) -> Any:
+    """Turn a --set string (or a YAML/JSON value) into the field's declared type."""
     if not isinstance(value, str):
-        return tuple(value) if isinstance(current, tuple) and isinstance(value, list) else value
-    if isinstance(current, bool):
+        return tuple(value) if "tuple" in annotation and isinstance(value, list) else value
+    if "None" in annotation and value.lower() in ("none", "null"):
+        return None
+    if annotation.startswith("bool"):
         if value.lower() in ("true", "1", "yes", "on"):
             return True
         if value.lower() in ("false", "0", "no", "off"):
             return False
         raise ConfigError(f"{field_name}: {value!r} is not allowed; choose one of: true, false")
-    if value.lower() in ("none", "null") and current is None:
-        return None
+    if "tuple" in annotation:
+        return tuple(part.strip() for part in value.split(",") if part.strip())
     try:
-        if isinstance(current, int) or (current is None and value.lstrip("-").isdigit()):
+        if annotation.startswith("int"):
             return int(value)
-        if isinstance(current, float):
+        if annotation.startswith("float"):
             return float(value)
     except ValueError:
         raise ConfigError(f"{field_name}: {value!r} is not allowed; it must be a number") from None
-    if isinstance(current, tuple):
-        return tuple(part for part in value.split(",") if part)
     return value
 
 
@@ -172,11 +172,12 @@ def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConf
     for key, value in overrides.items():
         section, _, name = key.rpartition(".")
         target = getattr(config, section) if section in SECTIONS else config if not section else None
-        if target is None or name not in {f.name for f in dataclasses.fields(target)}:
+        fields = {f.name: f for f in dataclasses.fields(target)} if target is not None else {}
+        if name not in fields:
             known = sorted([f.name for f in dataclasses.fields(TrainConfig) if f.name not in SECTIONS] +
                            [f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)])
             raise ConfigError(f"{key}: unknown setting; known settings: {', '.join(known)}")
-        setattr(target, name, _coerce(key, getattr(target, name), value))
+        setattr(target, name, _coerce(key, str(fields[name].type), value))
     return config
 
 

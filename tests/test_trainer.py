@@ -1,0 +1,144 @@
+"""The training loop end to end on real ScienceWorld (cpu-smoke preset), configs and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+import torch
+
+from empo2_lite.config import ConfigError
+from empo2_lite.memory import TipMemory
+from empo2_lite.runs import RunDir
+from empo2_lite.train_config import (
+    TrainConfig,
+    apply_overrides,
+    load_overrides_file,
+    parse_set_arguments,
+    preset,
+)
+
+
+def test_overrides_are_typed_and_unknown_keys_are_named():
+    config = apply_overrides(preset("cpu-smoke"), parse_set_arguments(
+        ["update.learning_rate=3e-4", "group_size=3", "rollout.history_window=2", "use_off_policy=false",
+         "policy.lora_target_modules=q_proj,v_proj"]))
+    assert config.update.learning_rate == 3e-4 and config.group_size == 3 and config.rollout.history_window == 2
+    assert config.use_off_policy is False and config.policy.lora_target_modules == ("q_proj", "v_proj")
+    with pytest.raises(ConfigError, match="update.learn_rate: unknown setting; known settings: .*update.learning_rate"):
+        apply_overrides(config, {"update.learn_rate": "1"})
+    with pytest.raises(ConfigError, match="group_size: 'many' is not allowed; it must be a number"):
+        apply_overrides(config, {"group_size": "many"})
+    with pytest.raises(ConfigError, match="--set: 'p' is not allowed"):
+        parse_set_arguments(["p"])
+
+
+def test_yaml_overrides_nest_by_section(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("task: power-component\nupdate:\n  learning_rate: 0.001\nrollout:\n  max_steps: 7\n")
+    config = apply_overrides(preset("cpu-smoke"), load_overrides_file(path))
+    assert (config.task, config.update.learning_rate, config.rollout.max_steps) == ("power-component", 0.001, 7)
+
+
+def test_config_round_trips_through_json():
+    config = apply_overrides(preset("cpu-demo"), {"q": 0.85, "memory.entries_per": "episode"})
+    again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"p": 1.5}, r"p: 1.5 is not allowed; it must be a number in \[0, 1\]"),
+    ({"q": -0.1}, r"q: -0.1 is not allowed"),
+    ({"task": "find-unicorn"}, "task: 'find-unicorn' is not one of the paper's tasks"),
+    ({"algo": "ppo"}, "algo: 'ppo' is not allowed; choose one of: empo2, grpo"),
+    ({"group_size": 0}, "group_size: 0 is not allowed"),
+    ({"update.mask_granularity": "word"}, "update.mask_granularity"),
+    ({"update.temperature": 0.5}, "update.temperature: 0.5 must equal rollout.temperature"),
+    ({"off_policy_old_logprob": "both"}, "off_policy_old_logprob"),
+])
+def test_validation_names_the_field(change, message):
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides(preset("cpu-smoke"), change).validate()
+
+
+def test_every_preset_is_valid_and_gpu_presets_say_they_are_unverified():
+    from empo2_lite import train_config
+
+    for name in train_config.PRESETS:
+        preset(name).validate()
+    assert "Unverified until measured" in train_config.__doc__
+
+
+def test_train_cli_rejects_bad_settings_before_any_heavy_work():
+    began = time.monotonic()
+    out = subprocess.run([sys.executable, "-m", "empo2_lite", "train", "--preset", "cpu-smoke", "--set", "p=2"],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip().splitlines() == ["empo2-lite: error: p: 2.0 is not allowed; it must be a number in [0, 1]"]
+    assert time.monotonic() - began < 60
+
+
+@pytest.mark.jvm
+@pytest.mark.slow
+def test_one_cpu_smoke_iteration_end_to_end(tmp_path, monkeypatch):
+    from empo2_lite.trainer import Trainer
+
+    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
+    config = apply_overrides(preset("cpu-smoke"), {"iterations": 1, "name": "e2e", "p": 1.0, "q": 1.0, "eval_every": 1})
+    trainer = Trainer(config, RunDir.named("e2e"))
+    before = {n: p.detach().clone() for n, p in trainer.policy.model.named_parameters() if p.requires_grad}
+    [metrics] = trainer.train(progress=False)
+    assert metrics["mode"] == "off_policy" and metrics["charts/env_failures"] == 0
+    assert metrics["charts/steps_mean"] == 4 and metrics["tokens/update"] > 0
+    for key in ("charts/return_mean", "charts/success_rate", "charts/novelty_mean", "losses/loss", "losses/clip_fraction",
+                "losses/masked_fraction", "losses/entropy", "losses/grad_norm", "time/rollout", "time/tips",
+                "time/memory", "time/update", "memory/peak_rss_mb"):
+        assert key in metrics
+    after = dict(trainer.policy.model.named_parameters())
+    assert any(not torch.equal(before[n], after[n].detach()) for n in before)
+    run = RunDir.named("e2e")
+    assert run.latest_checkpoint().name == "iter-000001"
+    assert len(TipMemory.load(run.memory_path)) == metrics["memory/entries"] > 0
+    [evaluation] = run.read_jsonl("eval.jsonl")
+    assert evaluation["episodes"] == len(trainer.task.test_variations)
+    assert any(name.startswith("events.out") for name in os.listdir(run.path / "tensorboard"))
+
+
+def train_command(*args: str) -> list[str]:
+    return [sys.executable, "-m", "empo2_lite", "train", "--preset", "cpu-smoke", *args]
+
+
+@pytest.mark.jvm
+@pytest.mark.slow
+def test_a_run_killed_mid_iteration_resumes_with_memory_intact(tmp_path):
+    env = {**os.environ, "EMPO2_RUNS": str(tmp_path)}
+    common = ["--iterations", "3", "--set", "p=1.0"]
+    subprocess.run(train_command("--name", "whole", *common), env=env, check=True, capture_output=True, timeout=600)
+
+    killed = subprocess.Popen(train_command("--name", "killed", *common), env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    run = RunDir(tmp_path / "killed")
+    deadline = time.monotonic() + 300
+    while run.latest_checkpoint() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(2.0)  # well inside the second iteration's rollouts
+    os.kill(killed.pid, signal.SIGKILL)
+    killed.wait(timeout=30)
+    assert run.latest_checkpoint().name == "iter-000001"
+    entries_at_kill = len(TipMemory.load(run.memory_path))
+
+    resumed = subprocess.run(train_command("--resume", "killed"), env=env, capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    metrics = run.read_jsonl("metrics.jsonl")
+    assert [m["iteration"] for m in metrics] == [0, 1, 2]
+    whole = RunDir(tmp_path / "whole").read_jsonl("metrics.jsonl")
+    assert [m["mode"] for m in metrics] == [m["mode"] for m in whole]  # RNG state restored
+    assert len(TipMemory.load(run.memory_path)) == metrics[-1]["memory/entries"] >= entries_at_kill > 0
+    written_by = [json.loads(line)["iteration"] for line in run.memory_path.read_text().splitlines()]
+    assert sorted(set(written_by)) == [0, 1, 2] and written_by == sorted(written_by)  # no duplicate iteration 1
+    assert run.latest_checkpoint().name == "iter-000003"
