@@ -29,7 +29,7 @@ from empo2_lite.env.adapter import EpisodeStart, StepResult
 from empo2_lite.env.pool import EnvPool, EpisodeFailure
 from empo2_lite.policy.loading import Policy
 from empo2_lite.policy.sampling import SampledResponse, sample_responses
-from empo2_lite.trajectory import ChatTokens, TokenSample, Trajectory, Turn, append_history
+from empo2_lite.trajectory import ChatTokens, TokenSample, Trajectory, Turn, append_history, assistant_content
 
 
 @dataclass
@@ -130,7 +130,8 @@ class _Episode:
         turns = self.trajectory.turns
         for turn in turns[:1] + turns[max(1, len(turns) - self.config.history_window):]:
             content = prompts.with_tips(turn.user_message, turn.tips) if with_tips else turn.user_message
-            messages += [{"role": "user", "content": content}, {"role": "assistant", "content": _content(turn.response_text, self.tokenizer)}]
+            messages += [{"role": "user", "content": content},
+                         {"role": "assistant", "content": assistant_content(turn.response_text, self.tokenizer)}]
         messages.append({"role": "user", "content": current})
         return self.tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=False)
 
@@ -164,12 +165,6 @@ class _Episode:
         if result is not None:
             trajectory.success, trajectory.success_official = result.success, result.success_official
         return trajectory
-
-
-def _content(response_text: str, tokenizer) -> str:
-    """The assistant message content for a response (its closing EOS belongs to the template)."""
-    eos = tokenizer.eos_token or ""
-    return response_text[: -len(eos)] if eos and response_text.endswith(eos) else response_text
 
 
 def action_text(response: SampledResponse, tokenizer) -> str:

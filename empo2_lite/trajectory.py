@@ -22,6 +22,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+def assistant_content(response_text: str, tokenizer) -> str:
+    """The assistant message content of a response: its closing EOS belongs to the template."""
+    eos = tokenizer.eos_token or ""
+    return response_text[: -len(eos)] if eos and response_text.endswith(eos) else response_text
+
+
 def append_history(history: str, action: str, observation: str) -> str:
     """The plain-text episode history after ``action`` led to ``observation``."""
     return f"{history}\n> {action}\n{observation.strip()}"
@@ -77,9 +83,7 @@ class ChatTokens:
 
     def add_response(self, token_ids: list[int], text: str, logprobs: list[float]) -> None:
         """Append the model's response tokens exactly as sampled."""
-        eos = self.tokenizer.eos_token or ""
-        content = text[: -len(eos)] if eos and text.endswith(eos) else text
-        self.messages.append({"role": "assistant", "content": content})
+        self.messages.append({"role": "assistant", "content": assistant_content(text, self.tokenizer)})
         self.text += text
         self.sample.extend(token_ids, is_action=True, logprobs=logprobs)
 
