@@ -2,7 +2,8 @@
 
 Commands so far: ``tasks`` (the paper's 18 tasks and the variation ids the protocol uses),
 ``play`` (an episode from given actions or the gold sequence), ``train`` (EMPO² or GRPO from a
-preset, with overrides, or resumed) and ``demo`` (the main job; for now a narrated ScienceWorld
+preset, with overrides, or resumed), ``plot`` and ``report`` (figures and a table from saved
+runs) and ``demo`` (the main job; for now a narrated ScienceWorld
 episode). Bad input exits with status 2 and one line naming the field and the
 valid choices, before any JVM starts.
 """
@@ -112,6 +113,30 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    """Every figure that the runs under --runs support, as PNG + PDF in --out."""
+    from empo2_lite import plots, results
+
+    runs = results.find_runs(args.runs) if args.runs else results.find_runs(results.sample_runs_dir())
+    metrics, evals, paper = results.load_metrics(runs), results.load_evals(runs), results.paper_table()
+    figures = {"learning_curves": plots.learning_curves(metrics), "phase_breakdown": plots.phase_breakdown(metrics),
+               "memory_growth": plots.memory_growth(metrics),
+               "paper_comparison": plots.paper_comparison(paper, evals)}
+    for name, figure in figures.items():
+        for path in plots.save_figure(figure, f"{args.out}/{name}"):
+            print(path)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """A Markdown table of the runs' test returns beside the paper's."""
+    from empo2_lite import results
+
+    runs = results.find_runs(args.runs) if args.runs else results.find_runs(results.sample_runs_dir())
+    print(results.report_markdown(results.load_evals(runs), results.paper_table()))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(prog="python -m empo2_lite", description=__doc__.splitlines()[0])
@@ -144,6 +169,15 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--resume", metavar="RUN", help="continue the named run from its latest checkpoint")
     train.set_defaults(run=cmd_train)
 
+    plot = commands.add_parser("plot", help="figures (PNG + PDF) from saved runs")
+    plot.add_argument("--runs", help="folder holding run folders (default: the shipped sample runs)")
+    plot.add_argument("--out", default="figures", help="where to write the figures")
+    plot.set_defaults(run=cmd_plot)
+
+    report = commands.add_parser("report", help="Markdown table of runs vs the paper")
+    report.add_argument("--runs", help="folder holding run folders (default: the shipped sample runs)")
+    report.set_defaults(run=cmd_report)
+
     demo = commands.add_parser("demo", help="the main job (make demo)")
     demo.set_defaults(run=cmd_demo)
     return parser
@@ -154,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.run(args)
-    except (task_registry.UnknownTaskError, ConfigError, JavaMissingError) as error:
+    except (task_registry.UnknownTaskError, ConfigError, JavaMissingError, FileNotFoundError) as error:
         print(f"empo2-lite: error: {error}", file=sys.stderr)
         return 2
 

@@ -1,0 +1,111 @@
+"""Figures from saved run files: learning curves, the paper comparison, phase times, memory growth.
+
+Every function takes DataFrames from ``results.py`` and returns a matplotlib ``Figure`` built
+without pyplot, so it renders headless (CI, servers) and still shows inline in Jupyter.
+``save_figure`` writes PNG and PDF. Colours are the Okabe-Ito palette, readable with the common
+forms of colour blindness.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
+PAPER_METHODS = ("Naive", "Reflexion", "GRPO", "EMPO2")
+PHASES = ("rollout", "tips", "memory", "update")
+
+
+def save_figure(figure: Figure, path: str | Path) -> list[Path]:
+    """Write ``path`` as .png and .pdf (whatever suffix it has); return both paths."""
+    base = Path(path).with_suffix("")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    written = []
+    for suffix in (".png", ".pdf"):
+        target = base.with_suffix(suffix)
+        figure.savefig(target, dpi=150, bbox_inches="tight")
+        written.append(target)
+    return written
+
+
+def learning_curves(metrics: pd.DataFrame, metric: str = "charts/return_mean", hue: str = "algo",
+                    title: str | None = None) -> Figure:
+    """Mean of ``metric`` over runs (seeds) per iteration, one line per ``hue`` value, with a
+    band of +-1 std across runs."""
+    figure = Figure(figsize=(6.4, 4.0))
+    axes = figure.subplots()
+    for colour, (name, group) in zip(OKABE_ITO, metrics.groupby(hue, sort=True)):
+        stats = group.groupby("iteration")[metric].agg(["mean", "std", "count"]).reset_index()
+        axes.plot(stats["iteration"] + 1, stats["mean"], color=colour, label=f"{name} ({group['run'].nunique()} runs)")
+        spread = stats["std"].fillna(0.0)
+        axes.fill_between(stats["iteration"] + 1, stats["mean"] - spread, stats["mean"] + spread, color=colour, alpha=0.2)
+    axes.set_xlabel("iteration")
+    axes.set_ylabel(metric.split("/")[-1].replace("_", " "))
+    axes.set_title(title or f"{metric} by {hue}")
+    axes.grid(alpha=0.3)
+    axes.legend(frameon=False)
+    return figure
+
+
+def paper_comparison(paper: pd.DataFrame, kit_evals: pd.DataFrame | None = None, tasks: list[str] | None = None) -> Figure:
+    """Per-task bars of the paper's Naive, Reflexion, GRPO and EMPO² returns, with the kit's latest
+    evaluation per algorithm beside them (labelled with the model that produced them)."""
+    tasks = tasks or sorted(paper["task"].unique())
+    series: list[tuple[str, dict]] = []
+    for method in PAPER_METHODS:
+        rows = paper[paper["method"] == method].set_index("task")
+        series.append((f"paper: {method}", {t: (rows.at[t, "mean"], rows.at[t, "std"]) for t in tasks if t in rows.index}))
+    if kit_evals is not None and len(kit_evals):
+        latest = kit_evals.sort_values("iteration").groupby("run").tail(1)
+        for (algo, model), group in latest.groupby(["algo", "preset_model"]):
+            by_task = group.groupby("task")["return_mean"].agg(["mean", "std"])
+            series.append((f"kit: {algo} ({model})", {t: (row["mean"], row["std"]) for t, row in by_task.iterrows()}))
+    figure = Figure(figsize=(7.5, 0.45 * len(tasks) * len(series) / 3 + 1.8))
+    axes = figure.subplots()
+    height = 0.8 / len(series)
+    for index, (colour, (label, values)) in enumerate(zip(OKABE_ITO, series)):
+        positions = [i + index * height for i, task in enumerate(tasks) if task in values]
+        means = [values[task][0] for task in tasks if task in values]
+        errors = [0.0 if pd.isna(values[task][1]) else values[task][1] for task in tasks if task in values]
+        axes.barh(positions, means, height=height, xerr=errors, color=colour, label=label,
+                  hatch="//" if label.startswith("kit") else None, error_kw={"elinewidth": 0.8})
+    axes.set_yticks([i + 0.4 - height / 2 for i in range(len(tasks))], tasks, fontsize=8)
+    axes.invert_yaxis()
+    axes.axvline(0, color="black", linewidth=0.6)
+    axes.set_xlim(-100, 100)
+    axes.set_xlabel("mean test return (score, -100..100)")
+    axes.set_title("ScienceWorld: the paper's Table 1 and the kit's runs")
+    axes.legend(frameon=False, fontsize=8, loc="lower right")
+    return figure
+
+
+def phase_breakdown(metrics: pd.DataFrame) -> Figure:
+    """Mean seconds per iteration spent in each phase, one stacked bar per run."""
+    columns = [f"time/{phase}" for phase in PHASES if f"time/{phase}" in metrics]
+    means = metrics.groupby("run")[columns].mean()
+    figure = Figure(figsize=(6.4, 0.5 * len(means) + 1.5))
+    axes = figure.subplots()
+    left = pd.Series(0.0, index=means.index)
+    for colour, column in zip(OKABE_ITO, columns):
+        axes.barh(means.index, means[column], left=left, color=colour, label=column.split("/")[1])
+        left += means[column]
+    axes.set_xlabel("seconds per iteration")
+    axes.set_title("where an iteration's time goes")
+    axes.legend(frameon=False, ncols=len(columns), loc="upper center", bbox_to_anchor=(0.5, -0.25))
+    return figure
+
+
+def memory_growth(metrics: pd.DataFrame) -> Figure:
+    """Tip-memory entries after each iteration, one line per run."""
+    figure = Figure(figsize=(6.4, 4.0))
+    axes = figure.subplots()
+    for colour, (run, group) in zip(OKABE_ITO * 4, metrics.groupby("run")):
+        axes.plot(group["iteration"] + 1, group["memory/entries"], color=colour, label=run, marker="o", markersize=3)
+    axes.set_xlabel("iteration")
+    axes.set_ylabel("entries in the tip memory")
+    axes.set_title("memory growth")
+    axes.grid(alpha=0.3)
+    axes.legend(frameon=False, fontsize=8)
+    return figure

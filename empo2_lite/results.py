@@ -1,0 +1,101 @@
+"""Run files and the paper's numbers as tidy pandas DataFrames.
+
+Plots, reports and notebooks read results only through these functions, and these read only the
+files a run writes (``config.json``, ``metrics.jsonl``, ``eval.jsonl``), so every figure can be
+regenerated anywhere, without a GPU. ``data/sample_runs/`` ships small runs made with the
+``cpu-smoke`` preset (a tiny random model: they show the plumbing, not paper-scale results).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from empo2_lite.tasks import data_dir
+
+RUN_COLUMNS = ("run", "task", "algo", "seed", "preset_model")
+
+
+def sample_runs_dir() -> Path:
+    """The shipped sample runs (cpu-smoke preset)."""
+    return data_dir() / "sample_runs"
+
+
+def find_runs(root: str | Path) -> list[Path]:
+    """Run folders (those with a config.json) directly under ``root``, sorted by name."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"no runs folder at {root}")
+    return sorted(path for path in root.iterdir() if (path / "config.json").exists())
+
+
+def _run_identity(path: Path) -> dict:
+    config = json.loads((path / "config.json").read_text())
+    return {"run": path.name, "task": config["task"], "algo": config["algo"], "seed": config["seed"],
+            "preset_model": config["policy"]["model"]}
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+
+
+def load_metrics(runs: Iterable[str | Path]) -> pd.DataFrame:
+    """One row per (run, iteration): the run's identity columns plus every metric."""
+    frames = []
+    for run in map(Path, runs):
+        rows = _read_jsonl(run / "metrics.jsonl")
+        if rows:
+            frames.append(pd.DataFrame(rows).assign(**_run_identity(run)))
+    if not frames:
+        return pd.DataFrame(columns=[*RUN_COLUMNS, "iteration"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_evals(runs: Iterable[str | Path]) -> pd.DataFrame:
+    """One row per (run, evaluation), without the per-variation detail."""
+    frames = []
+    for run in map(Path, runs):
+        rows = [{k: v for k, v in row.items() if k != "per_variation"} for row in _read_jsonl(run / "eval.jsonl")]
+        if rows:
+            frames.append(pd.DataFrame(rows).assign(**_run_identity(run)))
+    if not frames:
+        return pd.DataFrame(columns=[*RUN_COLUMNS, "iteration", "return_mean"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def paper_results() -> dict:
+    """``data/paper_results.json``: the paper's tables, OOD pairs and ablation settings."""
+    return json.loads((data_dir() / "paper_results.json").read_text())
+
+
+def paper_table() -> pd.DataFrame:
+    """The paper's ScienceWorld table in long form: task, method, mean, std (NaN where not given)."""
+    science = paper_results()["scienceworld"]
+    rows = []
+    for task, by_method in science["mean"].items():
+        for method, mean in by_method.items():
+            std = science["std"].get(method, {}).get(task, float("nan"))
+            rows.append({"task": task, "method": method, "mean": mean, "std": std})
+    return pd.DataFrame(rows)
+
+
+def report_markdown(evals: pd.DataFrame, paper: pd.DataFrame) -> str:
+    """A Markdown table: for each task with kit runs, the kit's latest test return per algorithm
+    (mean over runs, with the model that produced it) beside the paper's GRPO and EMPO² numbers."""
+    lines = ["| task | kit algo | kit model | kit runs | kit test return | paper GRPO | paper EMPO2 |",
+             "|---|---|---|---|---|---|---|"]
+    if len(evals):
+        latest = evals.sort_values("iteration").groupby("run").tail(1)
+        reference = paper.set_index(["task", "method"])["mean"]
+        for (task, algo, model), group in latest.groupby(["task", "algo", "preset_model"]):
+            grpo = reference.get((task, "GRPO"), float("nan"))
+            empo2 = reference.get((task, "EMPO2"), float("nan"))
+            lines.append(f"| {task} | {algo} | {model} | {group['run'].nunique()} | "
+                         f"{group['return_mean'].mean():.1f} | {grpo:.1f} | {empo2:.1f} |")
+    lines.append("")
+    lines.append("Kit numbers come from the runs' own eval.jsonl (the model column names what produced them); "
+                 "paper numbers from data/paper_results.json (Qwen2.5-7B-Instruct, full fine-tuning, 8 x A100).")
+    return "\n".join(lines)

@@ -1,0 +1,75 @@
+"""The results layer and figures, from the shipped sample runs (cpu-smoke preset) and the paper."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from empo2_lite import plots, results
+
+
+@pytest.fixture(scope="module")
+def sample():
+    runs = results.find_runs(results.sample_runs_dir())
+    return runs, results.load_metrics(runs), results.load_evals(runs)
+
+
+def test_paper_table_matches_the_papers_printed_averages():
+    table = results.paper_table()
+    assert table["task"].nunique() == 18 and set(table["method"]) == {"Naive", "Reflexion", "Retrospex", "GRPO", "EMPO2"}
+    printed = results.paper_results()["scienceworld"]["average"]
+    for method, average in printed.items():
+        assert table[table.method == method]["mean"].mean() == pytest.approx(average, abs=0.1), method
+    empo2 = table[(table.method == "EMPO2")].set_index("task")
+    assert empo2.at["find-animal", "mean"] == 100.0 and empo2.at["chemistry-mix", "std"] == 12.4
+
+
+def test_sample_runs_load_as_tidy_frames(sample):
+    runs, metrics, evals = sample
+    assert len(runs) == 4 and set(metrics["algo"]) == {"empo2", "grpo"} and set(metrics["seed"]) == {0, 1}
+    assert metrics.groupby("run")["iteration"].apply(list).map(lambda its: its == list(range(6))).all()
+    assert set(metrics.loc[metrics.algo == "grpo", "mode"]) == {"plain"}
+    assert {"run", "task", "algo", "seed", "preset_model", "iteration", "return_mean"} <= set(evals.columns)
+    assert set(evals["preset_model"]) == {"tiny:byte"}
+
+
+@pytest.mark.parametrize("name", ["learning_curves", "phase_breakdown", "memory_growth", "paper_comparison"])
+def test_every_figure_renders_from_the_sample_runs(sample, tmp_path, name):
+    _, metrics, evals = sample
+    figure = {"learning_curves": lambda: plots.learning_curves(metrics),
+              "phase_breakdown": lambda: plots.phase_breakdown(metrics),
+              "memory_growth": lambda: plots.memory_growth(metrics),
+              "paper_comparison": lambda: plots.paper_comparison(results.paper_table(), evals)}[name]()
+    assert figure.axes and figure.axes[0].has_data()
+    paths = plots.save_figure(figure, tmp_path / name)
+    assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 1000 for p in paths)
+
+
+def test_learning_curves_draw_one_band_per_algorithm(sample):
+    _, metrics, _ = sample
+    axes = plots.learning_curves(metrics).axes[0]
+    assert [line.get_label() for line in axes.get_lines()] == ["empo2 (2 runs)", "grpo (2 runs)"]
+    assert len(axes.collections) == 2
+
+
+def test_report_cites_the_paper_numbers_and_names_the_model(sample):
+    _, _, evals = sample
+    report = results.report_markdown(evals, results.paper_table())
+    rows = [line for line in report.splitlines() if line.startswith("| find-animal")]
+    assert len(rows) == 2 and all("tiny:byte" in row and "| 72.4 | 100.0 |" in row for row in rows)
+
+
+def test_plot_and_report_commands(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "empo2_lite", "plot", "--out", str(tmp_path)], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        f"{name}.{ext}" for name in ("learning_curves", "phase_breakdown", "memory_growth", "paper_comparison")
+        for ext in ("png", "pdf"))
+    report = subprocess.run([sys.executable, "-m", "empo2_lite", "report"], capture_output=True, text=True, timeout=120)
+    assert report.returncode == 0 and "| find-animal | empo2 | tiny:byte | 2 |" in report.stdout
+    missing = subprocess.run([sys.executable, "-m", "empo2_lite", "report", "--runs", str(tmp_path / "nope")],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 2 and "no runs folder" in missing.stderr
