@@ -113,6 +113,76 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _pool_and_policy_for(args: argparse.Namespace, task_name: str):
+    """(policy, config) of --run, or of --preset's base model for baselines (no adapter)."""
+    from dataclasses import replace
+
+    from empo2_lite.evaluation import load_trained_policy
+    from empo2_lite.policy import load_policy
+    from empo2_lite.runs import runs_root
+    from empo2_lite.train_config import apply_overrides, preset
+
+    if args.run:
+        if not (runs_root() / args.run / "config.json").exists():
+            raise ConfigError(f"--run: no run named {args.run!r} under {runs_root()}")
+        return load_trained_policy(runs_root() / args.run)
+    config = apply_overrides(preset(args.preset), {"task": task_name})
+    config.validate()
+    return load_policy(replace(config.policy, lora_rank=0)), config
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    """Test-split evaluation of a trained run, or of a baseline (naive / memory-only)."""
+    from empo2_lite.env.pool import EnvPool
+    from empo2_lite.evaluation import evaluate, memory_adaptation
+    from empo2_lite.runs import RunDir, runs_root
+
+    if bool(args.run) == bool(args.baseline):
+        raise ConfigError("eval: give either --run NAME or --baseline naive|memory-only (with --task)")
+    if args.baseline and not args.task:
+        raise ConfigError("--task: a baseline needs a task (see `tasks`)")
+    task = task_registry.get_task(args.task) if args.task else None
+    policy, config = _pool_and_policy_for(args, args.task or "")
+    task = task or task_registry.get_task(config.task)
+    with EnvPool(config.n_envs, config.env) as pool:
+        if args.baseline == "memory-only":
+            result = {"baseline": "memory-only", "trials": memory_adaptation(
+                policy, pool, task, config.rollout, config.memory, args.trials, args.temperature, progress=True)}
+        else:
+            result = evaluate(policy, pool, task, config.rollout, args.temperature, args.episodes, progress=True)
+            result["baseline" if args.baseline else "run"] = args.baseline or args.run
+    target = RunDir(runs_root() / (args.run or f"baseline-{args.baseline}-{task.name}"))
+    target.append("eval.jsonl", {"iteration": -1, "kind": "final", **result})
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+def cmd_ood(args: argparse.Namespace) -> int:
+    """OOD adaptation of a trained run to task B: frozen weights, memory only (method.md §7)."""
+    from empo2_lite.env.pool import EnvPool
+    from empo2_lite.evaluation import OOD_PAIRS, memory_adaptation
+    from empo2_lite.runs import RunDir, runs_root
+
+    if args.pair:
+        if args.pair not in OOD_PAIRS:
+            raise ConfigError(f"--pair: {args.pair!r} is not allowed; choose one of: {', '.join(OOD_PAIRS)}")
+        args.task = OOD_PAIRS[args.pair][1]
+    if not args.run or not args.task:
+        raise ConfigError("ood: give --run NAME (trained on task A) and --task B (or --pair NAME)")
+    task = task_registry.get_task(args.task)
+    policy, config = _pool_and_policy_for(args, task.name)
+    with EnvPool(config.n_envs, config.env) as pool:
+        history = memory_adaptation(policy, pool, task, config.rollout, config.memory, args.iterations,
+                                    args.temperature, progress=True)
+    run = RunDir(runs_root() / args.run)
+    for row in history:
+        run.append(f"ood-{task.name}.jsonl", {"trained_on": config.task, "task": task.name, **row})
+    for row in history:
+        print(f"iteration {row['iteration']:2d}  memory {'on ' if row['used_memory'] else 'off'}  "
+              f"return {row['return_mean']:7.1f}  improvement {row['improvement_percent']:+.0f}%")
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     """Every figure that the runs under --runs support, as PNG + PDF in --out."""
     from empo2_lite import plots, results
@@ -144,7 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     tasks = commands.add_parser("tasks", help="list the paper's 18 ScienceWorld tasks")
     tasks.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
-    tasks.set_defaults(run=cmd_tasks)
+    tasks.set_defaults(handler=cmd_tasks)
 
     play = commands.add_parser("play", help="play one episode from given actions or the gold sequence")
     play.add_argument("--task", required=True, help="task name (see `tasks`)")
@@ -155,7 +225,7 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--actions", help="actions separated by ';'")
     play.add_argument("--max-steps", type=int, default=None, help="step cap (default: the task's)")
     play.add_argument("--json", action="store_true", help="end with one JSON line: score, success, steps, done")
-    play.set_defaults(run=cmd_play)
+    play.set_defaults(handler=cmd_play)
 
     train = commands.add_parser("train", help="train a policy with EMPO² or GRPO")
     train.add_argument("--preset", default="cpu-smoke", help="cpu-smoke, cpu-demo, gpu-24gb or gpu-48gb")
@@ -167,19 +237,39 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a setting, e.g. --set update.learning_rate=1e-5 (repeatable)")
     train.add_argument("--resume", metavar="RUN", help="continue the named run from its latest checkpoint")
-    train.set_defaults(run=cmd_train)
+    train.set_defaults(handler=cmd_train)
+
+    evaluation = commands.add_parser("eval", help="evaluate a trained run or a baseline on the test split")
+    evaluation.add_argument("--run", help="run name (its latest checkpoint is evaluated)")
+    evaluation.add_argument("--baseline", choices=("naive", "memory-only"), help="the base model without training")
+    evaluation.add_argument("--task", help="task for baselines (default for --run: the run's task)")
+    evaluation.add_argument("--preset", default="cpu-demo", help="preset whose model and settings the baseline uses")
+    evaluation.add_argument("--episodes", type=int, default=1, help="episodes per test variation")
+    evaluation.add_argument("--trials", type=int, default=3, help="memory-only: trials per variation")
+    evaluation.add_argument("--temperature", type=float, default=0.4)
+    evaluation.set_defaults(handler=cmd_eval)
+
+    ood = commands.add_parser("ood", help="OOD adaptation: a trained run on a new task with memory only")
+    ood.add_argument("--run", help="run trained on task A")
+    ood.add_argument("--task", help="task B")
+    ood.add_argument("--pair", help="one of the paper's pairs: " + ", ".join(
+        ("life-stages-2-to-shortest-lived", "longest-lived-to-conductivity", "power-component-to-secondary-color")))
+    ood.add_argument("--iterations", type=int, default=10)
+    ood.add_argument("--temperature", type=float, default=0.4)
+    ood.add_argument("--preset", default="cpu-demo", help=argparse.SUPPRESS)
+    ood.set_defaults(handler=cmd_ood)
 
     plot = commands.add_parser("plot", help="figures (PNG + PDF) from saved runs")
     plot.add_argument("--runs", help="folder holding run folders (default: the shipped sample runs)")
     plot.add_argument("--out", default="figures", help="where to write the figures")
-    plot.set_defaults(run=cmd_plot)
+    plot.set_defaults(handler=cmd_plot)
 
     report = commands.add_parser("report", help="Markdown table of runs vs the paper")
     report.add_argument("--runs", help="folder holding run folders (default: the shipped sample runs)")
-    report.set_defaults(run=cmd_report)
+    report.set_defaults(handler=cmd_report)
 
     demo = commands.add_parser("demo", help="the main job (make demo)")
-    demo.set_defaults(run=cmd_demo)
+    demo.set_defaults(handler=cmd_demo)
     return parser
 
 
@@ -187,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; user errors print one line and return 2."""
     args = build_parser().parse_args(argv)
     try:
-        return args.run(args)
+        return args.handler(args)
     except (task_registry.UnknownTaskError, ConfigError, JavaMissingError, FileNotFoundError) as error:
         print(f"empo2-lite: error: {error}", file=sys.stderr)
         return 2

@@ -1,15 +1,24 @@
-"""Evaluation on a task's test variations, without memory (the paper's protocol).
+"""Evaluation on a task's test variations, and the frozen-weight memory loop.
 
-Each protocol test variation is played ``episodes_per_variation`` times at temperature 0.4 with
-no tips; the mean return (final score), its std and both success rates are reported.
+* ``evaluate``: each protocol test variation is played ``episodes_per_variation`` times at
+  temperature 0.4 with no tips; the mean return (final score), its std and both success rates.
+* ``memory_adaptation``: weights frozen, tips written after every iteration and retrieved in the
+  next; iteration 0 has no memory. It is the paper's OOD adaptation protocol (a model trained on
+  task A adapting to task B) and the memory-only, Reflexion-style baseline (K trials).
+* ``load_trained_policy``: a run's policy with its latest adapter.
 """
 
 from __future__ import annotations
 
 import statistics
 from dataclasses import replace
+from pathlib import Path
 
+import torch
+
+from empo2_lite.config import MemoryConfig
 from empo2_lite.env.pool import EnvPool
+from empo2_lite.memory import TipMemory, write_tips
 from empo2_lite.policy.loading import Policy
 from empo2_lite.rollout import EpisodeSpec, RolloutConfig, collect_rollouts
 from empo2_lite.tasks import Task
@@ -35,3 +44,62 @@ def evaluate(policy: Policy, pool: EnvPool, task: Task, rollout: RolloutConfig, 
         "per_variation": {str(v): statistics.mean([t.score for t in played if t.variation == v])
                           for v in sorted({t.variation for t in played})},
     }
+
+
+def load_trained_policy(run_path: str | Path):
+    """The policy of a run with its latest checkpoint's adapter, and the run's config."""
+    from peft import set_peft_model_state_dict
+    from safetensors.torch import load_file
+
+    from empo2_lite.policy import load_policy
+    from empo2_lite.runs import RunDir
+    from empo2_lite.train_config import TrainConfig
+
+    run = RunDir(run_path)
+    config = TrainConfig.from_dict(run.read_config())
+    checkpoint = run.latest_checkpoint()
+    if checkpoint is None:
+        raise FileNotFoundError(f"{run.path} has no checkpoint to evaluate")
+    policy = load_policy(config.policy)
+    set_peft_model_state_dict(policy.model, load_file(str(checkpoint / "adapter.safetensors")))
+    return policy, config
+
+
+def memory_adaptation(policy: Policy, pool: EnvPool, task: Task, rollout: RolloutConfig, memory_config: MemoryConfig,
+                      iterations: int, temperature: float = 0.4, episodes_per_variation: int = 1,
+                      progress: bool = False) -> list[dict]:
+    """Frozen weights, growing memory: iteration 0 plays the test variations without tips, every
+    later iteration retrieves the tips written after the earlier ones (the OOD protocol, and the
+    memory-only Reflexion-style baseline). No weight is ever updated."""
+    memory = TipMemory(memory_config)
+    settings = replace(rollout, temperature=temperature)
+    history = []
+    for iteration in range(iterations):
+        use_memory = iteration > 0
+        specs = [EpisodeSpec(task.name, variation, group_id=variation)
+                 for variation in task.test_variations for _ in range(episodes_per_variation)]
+        trajectories = collect_rollouts(policy, pool, specs, settings, retrieve=memory.tips_for if use_memory else None,
+                                        progress=progress)
+        played = [t for t in trajectories if t.end_reason != "env_failure"]
+        with torch.no_grad():
+            tips = write_tips(policy, played, memory_config)
+        for trajectory, tip in zip(played, tips):
+            memory.add_episode(trajectory, tip, iteration=iteration)
+        scores = [t.score for t in played]
+        history.append({"iteration": iteration, "used_memory": use_memory, "episodes": len(played),
+                        "return_mean": statistics.mean(scores) if scores else float("nan"),
+                        "success_rate": sum(t.success for t in played) / max(len(played), 1),
+                        "tips_shown_mean": statistics.mean([len(turn.tips) for t in played for turn in t.turns] or [0]),
+                        "memory_entries": len(memory)})
+    base = history[0]["return_mean"]
+    for row in history:
+        row["improvement_percent"] = 100.0 * (row["return_mean"] - base) / abs(base) if base else float("nan")
+    return history
+
+
+OOD_PAIRS = {
+    "life-stages-2-to-shortest-lived": ("identify-life-stages-2", "lifespan-shortest-lived"),
+    "longest-lived-to-conductivity": ("lifespan-longest-lived", "test-conductivity"),
+    "power-component-to-secondary-color": ("power-component", "chemistry-mix-paint-secondary-color"),
+}
+"""The paper's three OOD pairs (trained on A, adapting to B)."""

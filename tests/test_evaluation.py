@@ -1,0 +1,88 @@
+"""Evaluation and the frozen-weight memory loop (OOD adaptation, memory-only baseline)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from empo2_lite import evaluation
+from empo2_lite.config import MemoryConfig
+from empo2_lite.env.pool import EnvPool
+from empo2_lite.rollout import RolloutConfig
+from empo2_lite.tasks import get_task
+
+pytestmark = [pytest.mark.jvm, pytest.mark.slow]
+
+TASK = get_task("identify-life-stages-2")  # 4 test variations: 6..9
+FAST = RolloutConfig(max_steps=2, max_new_tokens=6, demonstrations=0)
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with EnvPool(4) as env_pool:
+        yield env_pool
+
+
+@pytest.fixture()
+def recorded_calls(monkeypatch):
+    """Every collect_rollouts call of the evaluation module: its specs and its retrieve hook."""
+    calls = []
+    real = evaluation.collect_rollouts
+
+    def spy(policy, pool, specs, config=None, retrieve=None, **kwargs):
+        calls.append({"variations": [s.variation for s in specs], "retrieve": retrieve, "temperature": config.temperature})
+        return real(policy, pool, specs, config, retrieve=retrieve, **kwargs)
+
+    monkeypatch.setattr(evaluation, "collect_rollouts", spy)
+    return calls
+
+
+def test_evaluate_plays_each_test_variation_k_times_without_memory(byte_policy, pool, recorded_calls):
+    result = evaluation.evaluate(byte_policy, pool, TASK, FAST, temperature=0.4, episodes_per_variation=2)
+    [call] = recorded_calls
+    assert sorted(call["variations"]) == [6, 6, 7, 7, 8, 8, 9, 9]
+    assert call["retrieve"] is None and call["temperature"] == 0.4
+    assert result["episodes"] + result["env_failures"] == 8
+    assert set(result["per_variation"]) == {"6", "7", "8", "9"}
+    assert -100 <= result["return_mean"] <= 100 and 0 <= result["success_rate"] <= 1
+
+
+def test_memory_adaptation_never_updates_weights_and_starts_without_memory(byte_policy, pool, recorded_calls):
+    before = {name: p.detach().clone() for name, p in byte_policy.model.named_parameters()}
+    history = evaluation.memory_adaptation(byte_policy, pool, TASK, FAST, MemoryConfig(tip_max_new_tokens=8), iterations=3)
+    assert [row["used_memory"] for row in history] == [False, True, True]
+    assert recorded_calls[0]["retrieve"] is None and all(call["retrieve"] is not None for call in recorded_calls[1:])
+    assert history[0]["improvement_percent"] == 0.0 or history[0]["return_mean"] == 0
+    assert history[-1]["memory_entries"] > 0
+    assert all(torch.equal(before[name], p) for name, p in byte_policy.model.named_parameters())
+
+
+def test_the_papers_ood_pairs_are_named():
+    assert set(evaluation.OOD_PAIRS.values()) == {
+        ("identify-life-stages-2", "lifespan-shortest-lived"), ("lifespan-longest-lived", "test-conductivity"),
+        ("power-component", "chemistry-mix-paint-secondary-color")}
+
+
+def test_eval_and_ood_commands_on_a_trained_run(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "EMPO2_RUNS": str(tmp_path)}
+
+    def cli(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "empo2_lite", *args], env=env, capture_output=True, text=True,
+                              timeout=600)
+
+    trained = cli("train", "--preset", "cpu-smoke", "--task", "identify-life-stages-2", "--iterations", "1", "--name", "a")
+    assert trained.returncode == 0, trained.stderr[-2000:]
+    evaluated = cli("eval", "--run", "a")
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    [final] = [json.loads(line) for line in (tmp_path / "a" / "eval.jsonl").read_text().splitlines()]
+    assert final["kind"] == "final" and final["episodes"] + final["env_failures"] == 4
+    adapted = cli("ood", "--run", "a", "--task", "identify-life-stages-2", "--iterations", "2")
+    assert adapted.returncode == 0, adapted.stderr[-2000:]
+    rows = [json.loads(line) for line in (tmp_path / "a" / "ood-identify-life-stages-2.jsonl").read_text().splitlines()]
+    assert [row["used_memory"] for row in rows] == [False, True] and rows[0]["trained_on"] == "identify-life-stages-2"
+    assert "iteration  1  memory on" in adapted.stdout
