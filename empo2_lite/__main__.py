@@ -183,6 +183,20 @@ def cmd_ood(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ablate(args: argparse.Namespace) -> int:
+    """Expand --grid into runs and train them one after another (finished runs are skipped)."""
+    from empo2_lite.experiments import expand_grid, parse_grid_arguments, run_grid
+    from empo2_lite.train_config import apply_overrides, parse_set_arguments, preset
+
+    overrides = {key: getattr(args, key) for key in ("task", "iterations", "name") if getattr(args, key)}
+    overrides.update(parse_set_arguments(args.set))
+    configs = expand_grid(apply_overrides(preset(args.preset), overrides), parse_grid_arguments(args.grid))
+    print(f"{len(configs)} runs: " + ", ".join(config.name for config in configs))
+    for name, what in run_grid(configs).items():
+        print(f"{name}: {what}")
+    return 0
+
+
 def cmd_plot(args: argparse.Namespace) -> int:
     """Every figure that the runs under --runs support, as PNG + PDF in --out."""
     from empo2_lite import plots, results
@@ -258,6 +272,16 @@ def build_parser() -> argparse.ArgumentParser:
     ood.add_argument("--temperature", type=float, default=0.4)
     ood.add_argument("--preset", default="cpu-demo", help=argparse.SUPPRESS)
     ood.set_defaults(handler=cmd_ood)
+
+    ablate = commands.add_parser("ablate", help="run an ablation grid, one run after another")
+    ablate.add_argument("--preset", default="cpu-smoke")
+    ablate.add_argument("--task")
+    ablate.add_argument("--iterations", type=int)
+    ablate.add_argument("--name", default="ablation", help="prefix of the run names")
+    ablate.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2",
+                        help="values to try, e.g. --grid p=0.1,0.25 --grid seed=0,1 (repeatable)")
+    ablate.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="fixed overrides")
+    ablate.set_defaults(handler=cmd_ablate)
 
     plot = commands.add_parser("plot", help="figures (PNG + PDF) from saved runs")
     plot.add_argument("--runs", help="folder holding run folders (default: the shipped sample runs)")

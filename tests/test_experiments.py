@@ -1,0 +1,60 @@
+"""Ablation grids: expansion into named, validated runs, and a runner that skips and resumes."""
+
+from __future__ import annotations
+
+import pytest
+
+from empo2_lite.config import ConfigError
+from empo2_lite.experiments import expand_grid, parse_grid_arguments, run_grid
+from empo2_lite.runs import RunDir
+from empo2_lite.train_config import apply_overrides, preset
+
+
+def test_grid_expands_to_every_combination_with_typed_values():
+    base = apply_overrides(preset("cpu-smoke"), {"name": "abl"})
+    configs = expand_grid(base, parse_grid_arguments(["p=0.1,0.25", "update.mask_granularity=token,sequence", "seed=0,1"]))
+    assert len(configs) == 8
+    assert configs[0].name == "abl-p0.1-mask_granularitytoken-seed0"
+    assert {(c.p, c.update.mask_granularity, c.seed) for c in configs} == {
+        (p, m, s) for p in (0.1, 0.25) for m in ("token", "sequence") for s in (0, 1)}
+    assert len({c.name for c in configs}) == 8
+
+
+def test_grid_rejects_unknown_axes_and_bad_values():
+    with pytest.raises(ConfigError, match=r"grid: \['policy.model'\] cannot be ablated"):
+        expand_grid(preset("cpu-smoke"), {"policy.model": ["x"]})
+    with pytest.raises(ConfigError, match=r"q: 1.5 is not allowed"):
+        expand_grid(preset("cpu-smoke"), {"q": ["1.5"]})
+    with pytest.raises(ConfigError, match="--grid"):
+        parse_grid_arguments(["p"])
+
+
+class FakeTrainer:
+    """Writes checkpoints the way the real trainer does, without any model or JVM."""
+
+    started: list[tuple[str, bool]] = []
+
+    def __init__(self, config, run: RunDir, resume: bool = False) -> None:
+        self.config, self.run, self.resume = config, run, resume
+        FakeTrainer.started.append((config.name, resume))
+
+    def train(self, progress: bool = True) -> list:
+        import torch
+
+        for iteration in range(1, self.config.iterations + 1):
+            self.run.save_checkpoint(iteration, {"w": torch.zeros(1)}, {}, {})
+        return []
+
+
+def test_runner_skips_finished_runs_and_resumes_partial_ones(tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
+    FakeTrainer.started = []
+    configs = expand_grid(apply_overrides(preset("cpu-smoke"), {"name": "g", "iterations": 3}), {"seed": ["0", "1", "2"]})
+    RunDir.named("g-seed0").save_checkpoint(3, {"w": torch.zeros(1)}, {}, {})   # finished
+    RunDir.named("g-seed1").save_checkpoint(1, {"w": torch.zeros(1)}, {}, {})   # interrupted
+    outcome = run_grid(configs, trainer_class=FakeTrainer, progress=False)
+    assert outcome == {"g-seed0": "skipped", "g-seed1": "resumed", "g-seed2": "started"}
+    assert FakeTrainer.started == [("g-seed1", True), ("g-seed2", False)]
+    assert run_grid(configs, trainer_class=FakeTrainer, progress=False) == dict.fromkeys(outcome, "skipped")
