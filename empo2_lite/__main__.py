@@ -178,8 +178,9 @@ def cmd_ood(args: argparse.Namespace) -> int:
     for row in history:
         run.append(f"ood-{task.name}.jsonl", {"trained_on": config.task, "task": task.name, **row})
     for row in history:
+        gain = row["improvement_percent"]
         print(f"iteration {row['iteration']:2d}  memory {'on ' if row['used_memory'] else 'off'}  "
-              f"return {row['return_mean']:7.1f}  improvement {row['improvement_percent']:+.0f}%")
+              f"return {row['return_mean']:7.1f}  improvement " + ("n/a" if gain != gain else f"{gain:+.0f}%"))
     return 0
 
 
@@ -203,9 +204,13 @@ def cmd_plot(args: argparse.Namespace) -> int:
 
     runs = results.find_runs(args.runs) if args.runs else results.find_runs(results.sample_runs_dir())
     metrics, evals, paper = results.load_metrics(runs), results.load_evals(runs), results.paper_table()
+    ood = results.load_ood(runs)
     figures = {"learning_curves": plots.learning_curves(metrics), "phase_breakdown": plots.phase_breakdown(metrics),
                "memory_growth": plots.memory_growth(metrics),
-               "paper_comparison": plots.paper_comparison(paper, evals)}
+               "paper_comparison": plots.paper_comparison(paper, evals),
+               "ablation_algo": plots.ablation_bars(evals, "algo")}
+    if len(ood):
+        figures["ood_curves"] = plots.ood_curves(ood)
     for name, figure in figures.items():
         for path in plots.save_figure(figure, f"{args.out}/{name}"):
             print(path)

@@ -109,3 +109,38 @@ def memory_growth(metrics: pd.DataFrame) -> Figure:
     axes.grid(alpha=0.3)
     axes.legend(frameon=False, fontsize=8)
     return figure
+
+
+def ood_curves(ood: pd.DataFrame) -> Figure:
+    """Return per adaptation iteration on the new task, one line per (trained run, new task);
+    iteration 0 is without memory."""
+    figure = Figure(figsize=(6.4, 4.0))
+    axes = figure.subplots()
+    for colour, ((run, task), group) in zip(OKABE_ITO * 4, ood.groupby(["run", "task"])):
+        group = group.sort_values("iteration")
+        axes.plot(group["iteration"], group["return_mean"], color=colour, marker="o", markersize=3,
+                  label=f"{group['trained_on'].iloc[0]} -> {task} ({run})")
+    axes.axvline(0.5, color="grey", linewidth=0.8, linestyle=":")
+    axes.text(0.55, 0.02, "memory on", transform=axes.get_xaxis_transform(), fontsize=8, color="grey")
+    axes.set_xlabel("adaptation iteration (weights frozen)")
+    axes.set_ylabel("mean return on the new task")
+    axes.set_title("OOD adaptation with memory only")
+    axes.grid(alpha=0.3)
+    axes.legend(frameon=False, fontsize=8)
+    return figure
+
+
+def ablation_bars(evals: pd.DataFrame, by: str) -> Figure:
+    """Latest test return per run, averaged over runs (seeds) that share the setting ``by``,
+    with +-1 std across them."""
+    latest = evals.sort_values("iteration").groupby("run").tail(1)
+    stats = latest.groupby(by)["return_mean"].agg(["mean", "std", "count"]).reset_index()
+    figure = Figure(figsize=(6.4, 4.0))
+    axes = figure.subplots()
+    labels = [f"{value}\n({count} runs)" for value, count in zip(stats[by], stats["count"])]
+    axes.bar(labels, stats["mean"], yerr=stats["std"].fillna(0.0), color=OKABE_ITO[: len(stats)], capsize=4)
+    axes.axhline(0, color="black", linewidth=0.6)
+    axes.set_xlabel(by)
+    axes.set_ylabel("latest test return")
+    axes.set_title(f"ablation: {by}")
+    return figure

@@ -32,10 +32,18 @@ def find_runs(root: str | Path) -> list[Path]:
     return sorted(path for path in root.iterdir() if (path / "config.json").exists())
 
 
+ABLATION_COLUMNS = ("p", "q", "novelty_coef", "mask_granularity", "off_policy_old_logprob", "use_off_policy",
+                    "use_on_policy_with_tips")
+
+
 def _run_identity(path: Path) -> dict:
+    """The columns that say which run a row comes from, and its ablation settings."""
     config = json.loads((path / "config.json").read_text())
     return {"run": path.name, "task": config["task"], "algo": config["algo"], "seed": config["seed"],
-            "preset_model": config["policy"]["model"]}
+            "preset_model": config["policy"]["model"], "p": config["p"], "q": config["q"],
+            "novelty_coef": config["memory"]["novelty_coef"], "mask_granularity": config["update"]["mask_granularity"],
+            "off_policy_old_logprob": config["off_policy_old_logprob"], "use_off_policy": config["use_off_policy"],
+            "use_on_policy_with_tips": config["use_on_policy_with_tips"]}
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -63,6 +71,19 @@ def load_evals(runs: Iterable[str | Path]) -> pd.DataFrame:
             frames.append(pd.DataFrame(rows).assign(**_run_identity(run)))
     if not frames:
         return pd.DataFrame(columns=[*RUN_COLUMNS, "iteration", "return_mean"])
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_ood(runs: Iterable[str | Path]) -> pd.DataFrame:
+    """One row per (run, OOD task, iteration) from the runs' ``ood-<task>.jsonl`` files."""
+    frames = []
+    for run in map(Path, runs):
+        for path in sorted(run.glob("ood-*.jsonl")):
+            rows = _read_jsonl(path)
+            if rows:
+                frames.append(pd.DataFrame(rows).assign(**{k: v for k, v in _run_identity(run).items() if k != "task"}))
+    if not frames:
+        return pd.DataFrame(columns=["run", "trained_on", "task", "iteration", "return_mean", "improvement_percent"])
     return pd.concat(frames, ignore_index=True)
 
 

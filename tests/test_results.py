@@ -35,13 +35,18 @@ def test_sample_runs_load_as_tidy_frames(sample):
     assert set(evals["preset_model"]) == {"tiny:byte"}
 
 
-@pytest.mark.parametrize("name", ["learning_curves", "phase_breakdown", "memory_growth", "paper_comparison"])
+FIGURES = ("learning_curves", "phase_breakdown", "memory_growth", "paper_comparison", "ablation_algo", "ood_curves")
+
+
+@pytest.mark.parametrize("name", FIGURES)
 def test_every_figure_renders_from_the_sample_runs(sample, tmp_path, name):
-    _, metrics, evals = sample
+    runs, metrics, evals = sample
     figure = {"learning_curves": lambda: plots.learning_curves(metrics),
               "phase_breakdown": lambda: plots.phase_breakdown(metrics),
               "memory_growth": lambda: plots.memory_growth(metrics),
-              "paper_comparison": lambda: plots.paper_comparison(results.paper_table(), evals)}[name]()
+              "paper_comparison": lambda: plots.paper_comparison(results.paper_table(), evals),
+              "ablation_algo": lambda: plots.ablation_bars(evals, "algo"),
+              "ood_curves": lambda: plots.ood_curves(results.load_ood(runs))}[name]()
     assert figure.axes and figure.axes[0].has_data()
     paths = plots.save_figure(figure, tmp_path / name)
     assert [p.suffix for p in paths] == [".png", ".pdf"] and all(p.stat().st_size > 1000 for p in paths)
@@ -52,6 +57,13 @@ def test_learning_curves_draw_one_band_per_algorithm(sample):
     axes = plots.learning_curves(metrics).axes[0]
     assert [line.get_label() for line in axes.get_lines()] == ["empo2 (2 runs)", "grpo (2 runs)"]
     assert len(axes.collections) == 2
+
+
+def test_ood_rows_load_with_the_trained_task(sample):
+    runs, _, _ = sample
+    ood = results.load_ood(runs)
+    assert list(ood["iteration"]) == [0, 1, 2, 3] and set(ood["trained_on"]) == {"find-animal"}
+    assert set(ood["task"]) == {"find-plant"} and list(ood["used_memory"]) == [False, True, True, True]
 
 
 def test_report_cites_the_paper_numbers_and_names_the_model(sample):
@@ -65,9 +77,7 @@ def test_plot_and_report_commands(tmp_path):
     out = subprocess.run([sys.executable, "-m", "empo2_lite", "plot", "--out", str(tmp_path)], capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        f"{name}.{ext}" for name in ("learning_curves", "phase_breakdown", "memory_growth", "paper_comparison")
-        for ext in ("png", "pdf"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{name}.{ext}" for name in FIGURES for ext in ("png", "pdf"))
     report = subprocess.run([sys.executable, "-m", "empo2_lite", "report"], capture_output=True, text=True, timeout=120)
     assert report.returncode == 0 and "| find-animal | empo2 | tiny:byte | 2 |" in report.stdout
     missing = subprocess.run([sys.executable, "-m", "empo2_lite", "report", "--runs", str(tmp_path / "nope")],
