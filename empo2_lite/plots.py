@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 PAPER_METHODS = ("Naive", "Reflexion", "GRPO", "EMPO2")
@@ -42,6 +43,7 @@ def learning_curves(metrics: pd.DataFrame, metric: str = "charts/return_mean", h
         spread = stats["std"].fillna(0.0)
         axes.fill_between(stats["iteration"] + 1, stats["mean"] - spread, stats["mean"] + spread, color=colour, alpha=0.2)
     axes.set_xlabel("iteration")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel(metric.split("/")[-1].replace("_", " "))
     axes.set_title(title or f"{metric} by {hue}")
     axes.grid(alpha=0.3)
@@ -104,6 +106,7 @@ def memory_growth(metrics: pd.DataFrame) -> Figure:
     for colour, (run, group) in zip(OKABE_ITO * 4, metrics.groupby("run")):
         axes.plot(group["iteration"] + 1, group["memory/entries"], color=colour, label=run, marker="o", markersize=3)
     axes.set_xlabel("iteration")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("entries in the tip memory")
     axes.set_title("memory growth")
     axes.grid(alpha=0.3)
@@ -123,6 +126,7 @@ def ood_curves(ood: pd.DataFrame) -> Figure:
     axes.axvline(0.5, color="grey", linewidth=0.8, linestyle=":")
     axes.text(0.55, 0.02, "memory on", transform=axes.get_xaxis_transform(), fontsize=8, color="grey")
     axes.set_xlabel("adaptation iteration (weights frozen)")
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_ylabel("mean return on the new task")
     axes.set_title("OOD adaptation with memory only")
     axes.grid(alpha=0.3)
