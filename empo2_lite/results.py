@@ -16,7 +16,7 @@ import pandas as pd
 
 from empo2_lite.tasks import data_dir
 
-RUN_COLUMNS = ("run", "task", "algo", "seed", "preset_model")
+RUN_COLUMNS = ("run", "task", "algo", "seed", "preset", "preset_model")
 
 
 def sample_runs_dir() -> Path:
@@ -40,7 +40,7 @@ def _run_identity(path: Path) -> dict:
     """The columns that say which run a row comes from, and its ablation settings."""
     config = json.loads((path / "config.json").read_text())
     return {"run": path.name, "task": config["task"], "algo": config["algo"], "seed": config["seed"],
-            "preset_model": config["policy"]["model"], "p": config["p"], "q": config["q"],
+            "preset": config.get("preset") or "custom", "preset_model": config["policy"]["model"], "p": config["p"], "q": config["q"],
             "novelty_coef": config["memory"]["novelty_coef"], "mask_granularity": config["update"]["mask_granularity"],
             "off_policy_old_logprob": config["off_policy_old_logprob"], "use_off_policy": config["use_off_policy"],
             "use_on_policy_with_tips": config["use_on_policy_with_tips"]}
@@ -106,17 +106,17 @@ def paper_table() -> pd.DataFrame:
 def report_markdown(evals: pd.DataFrame, paper: pd.DataFrame) -> str:
     """A Markdown table: for each task with kit runs, the kit's latest test return per algorithm
     (mean over runs, with the model that produced it) beside the paper's GRPO and EMPO² numbers."""
-    lines = ["| task | kit algo | kit model | kit runs | kit test return | paper GRPO | paper EMPO2 |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| task | kit algo | kit preset | kit model | kit runs | kit test return | paper GRPO | paper EMPO2 |",
+             "|---|---|---|---|---|---|---|---|"]
     if len(evals):
         latest = evals.sort_values("iteration").groupby("run").tail(1)
         reference = paper.set_index(["task", "method"])["mean"]
-        for (task, algo, model), group in latest.groupby(["task", "algo", "preset_model"]):
+        for (task, algo, preset, model), group in latest.groupby(["task", "algo", "preset", "preset_model"]):
             grpo = reference.get((task, "GRPO"), float("nan"))
             empo2 = reference.get((task, "EMPO2"), float("nan"))
-            lines.append(f"| {task} | {algo} | {model} | {group['run'].nunique()} | "
+            lines.append(f"| {task} | {algo} | {preset} | {model} | {group['run'].nunique()} | "
                          f"{group['return_mean'].mean():.1f} | {grpo:.1f} | {empo2:.1f} |")
     lines.append("")
-    lines.append("Kit numbers come from the runs' own eval.jsonl (the model column names what produced them); "
+    lines.append("Kit numbers come from the runs' own eval.jsonl (the preset and model columns say what produced them); "
                  "paper numbers from data/paper_results.json (Qwen2.5-7B-Instruct, full fine-tuning, 8 x A100).")
     return "\n".join(lines)

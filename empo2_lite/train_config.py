@@ -39,6 +39,8 @@ class TrainConfig:
     """Everything one training run needs."""
 
     # -- the run --
+    preset: str = ""
+    """The preset this config started from (reports name it beside the model)."""
     name: str = "run"
     """Run folder name under the runs root (``EMPO2_RUNS``, default ./runs)."""
     task: str = "find-animal"
@@ -217,7 +219,7 @@ PRESETS = ("cpu-smoke", "cpu-demo", "gpu-24gb", "gpu-48gb")
 
 def _cpu_smoke() -> TrainConfig:
     return TrainConfig(
-        name="smoke", iterations=2, variations_per_iteration=2, group_size=2, n_envs=4, p=0.5,
+        preset="cpu-smoke", name="smoke", iterations=2, variations_per_iteration=2, group_size=2, n_envs=4, p=0.5,
         policy=PolicyConfig(model="tiny:byte", lora_rank=4, lora_alpha=8),
         rollout=RolloutConfig(max_steps=4, max_new_tokens=8, demonstrations=0, max_context_tokens=16384),
         memory=MemoryConfig(tip_max_new_tokens=12),
@@ -227,7 +229,7 @@ def _cpu_smoke() -> TrainConfig:
 
 def _cpu_demo() -> TrainConfig:
     return TrainConfig(
-        name="demo", iterations=4, variations_per_iteration=1, group_size=4, n_envs=4,
+        preset="cpu-demo", name="demo", iterations=4, variations_per_iteration=1, group_size=4, n_envs=4,
         policy=PolicyConfig(lora_rank=8, lora_alpha=16),
         rollout=RolloutConfig(max_steps=5, max_new_tokens=16, demonstrations=1, max_context_tokens=4096),
         memory=MemoryConfig(tip_max_new_tokens=32),
@@ -237,7 +239,7 @@ def _cpu_demo() -> TrainConfig:
 
 def _gpu_24gb() -> TrainConfig:
     return TrainConfig(
-        name="gpu24", iterations=100, variations_per_iteration=4, group_size=8, n_envs=16, eval_every=10,
+        preset="gpu-24gb", name="gpu24", iterations=100, variations_per_iteration=4, group_size=8, n_envs=16, eval_every=10,
         policy=PolicyConfig(model="Qwen/Qwen2.5-3B-Instruct", lora_rank=32, lora_alpha=64, gradient_checkpointing=True),
         rollout=RolloutConfig(max_context_tokens=6144),
         update=UpdateConfig(learning_rate=1e-5, mini_batch_size=16, micro_batch_tokens=8192),
@@ -246,7 +248,7 @@ def _gpu_24gb() -> TrainConfig:
 
 def _gpu_48gb() -> TrainConfig:
     return TrainConfig(
-        name="gpu48", iterations=100, variations_per_iteration=8, group_size=8, n_envs=16, eval_every=10,
+        preset="gpu-48gb", name="gpu48", iterations=100, variations_per_iteration=8, group_size=8, n_envs=16, eval_every=10,
         policy=PolicyConfig(model="Qwen/Qwen2.5-7B-Instruct", lora_rank=64, lora_alpha=128, gradient_checkpointing=True),
         rollout=RolloutConfig(max_context_tokens=6144),
         update=UpdateConfig(learning_rate=5e-6, mini_batch_size=16, micro_batch_tokens=8192),

@@ -86,3 +86,22 @@ def test_eval_and_ood_commands_on_a_trained_run(tmp_path):
     rows = [json.loads(line) for line in (tmp_path / "a" / "ood-identify-life-stages-2.jsonl").read_text().splitlines()]
     assert [row["used_memory"] for row in rows] == [False, True] and rows[0]["trained_on"] == "identify-life-stages-2"
     assert "iteration  1  memory on" in adapted.stdout
+
+
+@pytest.mark.parametrize("baseline, check", [
+    ("naive", lambda rows: rows[0]["baseline"] == "naive" and rows[0]["episodes"] + rows[0]["env_failures"] == 4),
+    ("memory-only", lambda rows: [t["used_memory"] for t in rows[0]["trials"]] == [False, True]),
+])
+def test_baseline_commands_write_their_own_run_folder(tmp_path, baseline, check):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-m", "empo2_lite", "eval", "--baseline", baseline, "--task",
+                          "identify-life-stages-2", "--preset", "cpu-smoke", "--trials", "2"],
+                         env={**os.environ, "EMPO2_RUNS": str(tmp_path)}, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    path = tmp_path / f"baseline-{baseline}-identify-life-stages-2" / "eval.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert check(rows)

@@ -70,7 +70,7 @@ def test_report_cites_the_paper_numbers_and_names_the_model(sample):
     _, _, evals = sample
     report = results.report_markdown(evals, results.paper_table())
     rows = [line for line in report.splitlines() if line.startswith("| find-animal")]
-    assert len(rows) == 2 and all("tiny:byte" in row and "| 72.4 | 100.0 |" in row for row in rows)
+    assert len(rows) == 2 and all("| cpu-smoke | tiny:byte |" in row and "| 72.4 | 100.0 |" in row for row in rows)
 
 
 def test_plot_and_report_commands(tmp_path):
@@ -79,7 +79,7 @@ def test_plot_and_report_commands(tmp_path):
     assert out.returncode == 0, out.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(f"{name}.{ext}" for name in FIGURES for ext in ("png", "pdf"))
     report = subprocess.run([sys.executable, "-m", "empo2_lite", "report"], capture_output=True, text=True, timeout=120)
-    assert report.returncode == 0 and "| find-animal | empo2 | tiny:byte | 2 |" in report.stdout
+    assert report.returncode == 0 and "| find-animal | empo2 | cpu-smoke | tiny:byte | 2 |" in report.stdout
     missing = subprocess.run([sys.executable, "-m", "empo2_lite", "report", "--runs", str(tmp_path / "nope")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no runs folder" in missing.stderr
