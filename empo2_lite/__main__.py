@@ -3,8 +3,8 @@
 Commands so far: ``tasks`` (the paper's 18 tasks and the variation ids the protocol uses),
 ``play`` (an episode from given actions or the gold sequence), ``train`` (EMPO² or GRPO from a
 preset, with overrides, or resumed), ``plot`` and ``report`` (figures and a table from saved
-runs) and ``demo`` (the main job; for now a narrated ScienceWorld
-episode). Bad input exits with status 2 and one line naming the field and the
+runs) and ``demo`` (the main job: a short EMPO² training run,
+evaluated and plotted). Bad input exits with status 2 and one line naming the field and the
 valid choices, before any JVM starts.
 """
 
@@ -20,9 +20,6 @@ from empo2_lite.config import ConfigError
 from empo2_lite.env.adapter import EpisodeStart, ScienceWorldAdapter, StepResult
 from empo2_lite.env.jvm import JavaMissingError
 from empo2_lite.env.play import play_actions
-
-DEMO_TASK, DEMO_VARIATION = "find-animal", 0
-
 
 def _print_start(start: EpisodeStart) -> None:
     print(f"== {start.task}, variation {start.variation} (at most {start.max_steps} steps)")
@@ -64,12 +61,12 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job. For now: one narrated gold episode of ScienceWorld through the kit's adapter."""
-    print("empo2-lite demo: ScienceWorld's gold actions for one task, executed through the kit's adapter.")
-    print("(EMPO² training arrives here as the kit grows; see README.md.)\n")
-    with ScienceWorldAdapter() as adapter:
-        episode = play_actions(adapter, DEMO_TASK, DEMO_VARIATION, None, on_start=_print_start, on_step=_print_step)
-    print(f"\nscore {episode.score}, success {episode.summary()['success']}, {len(episode.steps)} steps")
+    """The main job: train EMPO² briefly, evaluate and plot (EMPO2_SMOKE=1: the fast smoke version)."""
+    import os
+
+    from empo2_lite.demo import run_demo
+
+    run_demo(smoke=os.environ.get("EMPO2_SMOKE") == "1")
     return 0
 
 

@@ -32,7 +32,7 @@ from empo2_lite.evaluation import evaluate
 from empo2_lite.memory import Novelty, TipMemory, write_tips
 from empo2_lite.policy import load_policy
 from empo2_lite.rollout import EpisodeSpec, collect_rollouts
-from empo2_lite.runs import RunDir
+from empo2_lite.runs import CHECKPOINT_FILES, RunDir
 from empo2_lite.tasks import get_task
 from empo2_lite.train_config import TrainConfig, config_json
 
@@ -57,6 +57,8 @@ class Trainer:
         if resume:
             self._restore()
         else:
+            for stale in CHECKPOINT_FILES:  # left by an earlier start that never reached a checkpoint
+                (run.path / stale).unlink(missing_ok=True)
             run.write_config(config_json(config))
         self.memory = TipMemory.load(run.memory_path, config.memory)
 

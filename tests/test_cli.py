@@ -47,7 +47,17 @@ def test_bad_input_is_one_clear_line(args, expected):
 
 
 @pytest.mark.jvm
-def test_demo_plays_a_successful_episode():
+@pytest.mark.slow
+def test_smoke_demo_trains_evaluates_and_plots_then_reuses_its_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("EMPO2_SMOKE", "1")
+    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
     out = run_cli("demo")
-    assert out.returncode == 0, out.stderr
-    assert "score 100, success True" in out.stdout
+    assert out.returncode == 0, out.stderr[-2000:]
+    run = tmp_path / "demo-smoke"
+    assert "test return" in out.stdout and f"run folder: {run}" in out.stdout
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    assert len((run / "eval.jsonl").read_text().splitlines()) == 1
+    assert {p.name for p in (run / "figures").iterdir()} >= {"learning_curve.png", "paper_comparison.pdf"}
+    again = run_cli("demo")  # finished: nothing is retrained or re-evaluated
+    assert again.returncode == 0 and len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    assert len((run / "eval.jsonl").read_text().splitlines()) == 1
