@@ -4,7 +4,7 @@
   pipeline in about a minute, which is what CI runs.
 * A CUDA GPU: the ``gpu-24gb`` preset for 3 iterations (unverified preset, see docs/hardware.md).
 * Otherwise: the ``cpu-demo`` preset (SmolLM2-135M-Instruct on the CPU) for 3 iterations, about
-  5 minutes of training and 5 of evaluation on 2 cores.
+  7 minutes of training and 5 of evaluation on 2 cores (measured: docs/hardware.md).
 
 The run goes to ``runs/demo`` (``runs/demo-smoke`` in smoke mode). Running the demo again reuses
 it: a finished run is only re-evaluated if needed and re-plotted, an interrupted one resumes.
@@ -46,7 +46,7 @@ def run_demo(smoke: bool) -> Path:
     print(f"empo2-lite demo: EMPO² on {config.task} with the {config.preset} preset ({config.policy.model}), "
           f"{config.iterations} iterations of {episodes} episodes, then a test-split evaluation.")
     print("Estimate: " + ("~1 minute, ~2 GB of memory." if smoke else
-                          "~10 minutes on a 2-core CPU, ~4 GB of memory (a GPU is faster)."))
+                          "~15 minutes on a 2-core CPU, ~4 GB of memory (a GPU is faster)."))
     trainer = Trainer(config, run, resume=status != "new")
     if status != "done":
         trainer.train()
