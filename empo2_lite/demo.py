@@ -16,7 +16,9 @@ from pathlib import Path
 
 from empo2_lite import plots, results
 from empo2_lite.experiments import run_status
+from empo2_lite.notebook import estimate
 from empo2_lite.runs import RunDir
+from empo2_lite.tasks import get_task
 from empo2_lite.train_config import apply_overrides, preset
 
 DEMO_TASK = "find-animal"
@@ -34,8 +36,7 @@ def run_demo(smoke: bool) -> Path:
     """Train (or resume), evaluate and plot; return the run folder."""
     import torch
 
-    from empo2_lite.env.pool import EnvPool
-    from empo2_lite.evaluation import evaluate
+    from empo2_lite.evaluation import final_evaluation
     from empo2_lite.trainer import Trainer
 
     config = demo_config(smoke, torch.cuda.is_available())
@@ -45,16 +46,11 @@ def run_demo(smoke: bool) -> Path:
     episodes = config.variations_per_iteration * config.group_size
     print(f"empo2-lite demo: EMPO² on {config.task} with the {config.preset} preset ({config.policy.model}), "
           f"{config.iterations} iterations of {episodes} episodes, then a test-split evaluation.")
-    print("Estimate: " + ("~1 minute, ~2 GB of memory." if smoke else
-                          "~15 minutes on a 2-core CPU, ~4 GB of memory (a GPU is faster)."))
+    print("Estimate: " + estimate(config, eval_episodes=len(get_task(config.task).test_variations)))
     trainer = Trainer(config, run, resume=status != "new")
     if status != "done":
         trainer.train()
-    evaluations = run.read_jsonl("eval.jsonl")
-    if not any(row.get("iteration") == config.iterations for row in evaluations):
-        with EnvPool(config.n_envs, config.env) as pool:
-            result = evaluate(trainer.policy, pool, trainer.task, config.rollout, config.eval_temperature, progress=True)
-        run.append("eval.jsonl", {"iteration": config.iterations, "kind": "final", **result})
+    final_evaluation(run.path, trainer.policy, progress=True)
     metrics, evals = results.load_metrics([run.path]), results.load_evals([run.path])
     figures = {"learning_curve": plots.learning_curves(metrics, title=f"{config.algo} on {config.task}"),
                "phase_breakdown": plots.phase_breakdown(metrics), "memory_growth": plots.memory_growth(metrics),

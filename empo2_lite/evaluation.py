@@ -6,6 +6,8 @@
   next; iteration 0 has no memory. It is the paper's OOD adaptation protocol (a model trained on
   task A adapting to task B) and the memory-only, Reflexion-style baseline (K trials).
 * ``load_trained_policy``: a run's policy with its latest adapter.
+* ``final_evaluation``: a run's evaluation after its last iteration, played once and then read
+  back from ``eval.jsonl`` (so ``make demo`` and the notebooks can be re-run cheaply).
 """
 
 from __future__ import annotations
@@ -63,6 +65,28 @@ def load_trained_policy(run_path: str | Path):
     policy = load_policy(config.policy)
     set_peft_model_state_dict(policy.model, load_file(str(checkpoint / "adapter.safetensors")))
     return policy, config
+
+
+def final_evaluation(run_path: str | Path, policy: Policy | None = None, progress: bool = False) -> dict:
+    """The test-split evaluation of a finished run after its last iteration: the recorded one
+    when ``eval.jsonl`` has it, else played now (with ``policy`` or the run's latest adapter) and
+    appended as ``kind: final``."""
+    from empo2_lite.runs import RunDir
+    from empo2_lite.tasks import get_task
+    from empo2_lite.train_config import TrainConfig
+
+    run = RunDir(run_path)
+    config = TrainConfig.from_dict(run.read_config())
+    for row in run.read_jsonl("eval.jsonl"):
+        if row.get("iteration") == config.iterations:
+            return row
+    if policy is None:
+        policy, _ = load_trained_policy(run.path)
+    with EnvPool(config.n_envs, config.env) as pool:
+        result = evaluate(policy, pool, get_task(config.task), config.rollout, config.eval_temperature, progress=progress)
+    record = {"iteration": config.iterations, "kind": "final", **result}
+    run.append("eval.jsonl", record)
+    return record
 
 
 def memory_adaptation(policy: Policy, pool: EnvPool, task: Task, rollout: RolloutConfig, memory_config: MemoryConfig,

@@ -36,9 +36,12 @@ from safetensors.torch import load_file, save_file
 CHECKPOINT_FILES = ("metrics.jsonl", "eval.jsonl", "memory.jsonl")
 
 
+RUNS_VARIABLE = "EMPO2_RUNS"
+
+
 def runs_root() -> Path:
     """Where runs live (``EMPO2_RUNS`` overrides ./runs)."""
-    return Path(os.environ.get("EMPO2_RUNS") or "runs")
+    return Path(os.environ.get(RUNS_VARIABLE) or "runs")
 
 
 def write_atomic(path: Path, text: str) -> None:

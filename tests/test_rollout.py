@@ -15,32 +15,12 @@ from empo2_lite.env.pool import EnvPool
 from empo2_lite.policy.sampling import SampledResponse
 from empo2_lite.rollout import EpisodeSpec, RolloutConfig, RetrievalQuery, action_text, collect_rollouts
 from empo2_lite.trajectory import ChatTokens, TemplateError
+from scripted import ScriptedSampler
 
 pytestmark = pytest.mark.jvm
 
 ANIMAL = EpisodeSpec("find-animal", 0, group_id=0)        # its task description says "animal"
 BULB = EpisodeSpec("power-component", 0, group_id=1)      # its task description says "light bulb"
-
-
-class ScriptedSampler:
-    """Answers with scripted actions per episode and records the prompts it was fed."""
-
-    def __init__(self, tokenizer, scripts: dict[str, list[str]]) -> None:
-        self.tokenizer, self.scripts = tokenizer, {key: list(actions) for key, actions in scripts.items()}
-        self.fed: dict[str, list[list[int]]] = {key: [] for key in scripts}
-        self.batch_sizes: list[int] = []
-
-    def __call__(self, batch: list[list[int]]) -> list[SampledResponse]:
-        self.batch_sizes.append(len(batch))
-        responses = []
-        for prompt in batch:
-            text = self.tokenizer.decode(prompt)
-            first_user = text.split("<|im_start|>user", 1)[1].split("<|im_end|>", 1)[0]
-            [key] = [key for key in self.scripts if key in first_user]
-            self.fed[key].append(list(prompt))
-            ids = self.tokenizer(self.scripts[key].pop(0) + "\n", add_special_tokens=False).input_ids
-            responses.append(SampledResponse(ids, [-0.25] * len(ids), self.tokenizer.decode(ids), "newline"))
-        return responses
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,164 @@
+"""What one update does with each token of a trajectory, for EMPO²'s three update modes.
+
+The walkthrough notebook colours a rollout with these roles, because the difference between the
+modes is exactly which tokens the model reads and which ones get a policy-gradient term:
+
+* ``context``: prompt tokens the model reads during the update (no loss);
+* ``tip``: retrieved tips that stay in the prompt (on-policy with tips);
+* ``stripped``: tips the rollout was sampled with but that the update removes (off-policy):
+  the actions are scored as if the tip-free policy had produced them;
+* ``loss``: action tokens that get a policy-gradient term;
+* ``masked``: action tokens dropped by low-probability masking.
+
+The two views of a trajectory are tokenised separately (``trajectory.py``), so the stripped tokens
+are found by aligning the with-tips ids with the no-tip ids; tokens the no-tip view renders
+differently at a tip boundary show as context of that view.
+"""
+
+from __future__ import annotations
+
+import difflib
+import html
+from collections import Counter
+from dataclasses import dataclass
+
+import torch
+
+from empo2_lite.algo.losses import low_probability_mask
+from empo2_lite.algo.modes import Mode, update_views
+from empo2_lite.algo.update import UpdateConfig, action_logprobs, response_index
+from empo2_lite.policy.loading import Policy
+from empo2_lite.trajectory import TokenSample, Trajectory
+
+ROLES = ("context", "tip", "stripped", "loss", "masked")
+
+ROLE_STYLES = {
+    "context": "color:#555555",
+    "tip": "background:#56B4E9;color:#000000",
+    "stripped": "background:#D55E00;color:#ffffff;text-decoration:line-through",
+    "loss": "background:#009E73;color:#ffffff",
+    "masked": "background:#E69F00;color:#000000",
+}
+"""Okabe-Ito colours (readable with the common forms of colour blindness)."""
+
+
+@dataclass(frozen=True)
+class TokenRole:
+    """One token's text and what the update does with it."""
+
+    text: str
+    role: str
+
+
+def _kept_actions(policy: Policy, sample: TokenSample, update: UpdateConfig) -> list[bool]:
+    """For each action token of ``sample`` in order: does it keep its policy-gradient term?"""
+    with torch.no_grad():
+        [current], _ = action_logprobs(policy, [sample], update.temperature)
+    positions = [t for t in range(1, len(sample.input_ids)) if sample.action_mask[t]]
+    old = torch.tensor([sample.old_logprobs[t] for t in positions], device=current.device)
+    responses = response_index(sample.action_mask)
+    keep = low_probability_mask(current, old, torch.ones_like(old),
+                                torch.tensor([responses[t] for t in positions], device=current.device),
+                                update.mask_granularity, update.log_delta)
+    return [bool(value) for value in keep.tolist()]
+
+
+def _view_roles(policy: Policy, sample: TokenSample, update: UpdateConfig) -> list[str]:
+    """Roles of the tokens of the view the update reads (context, loss or masked)."""
+    kept = iter(_kept_actions(policy, sample, update))
+    roles = []
+    for t, is_action in enumerate(sample.action_mask):
+        if is_action and t > 0:
+            roles.append("loss" if next(kept) else "masked")
+        else:
+            roles.append("context")
+    return roles
+
+
+Event = tuple[str, int | None, int | None]
+"""("both" | "with_only" | "without_only", index in the with-tips ids, index in the no-tip ids)."""
+
+
+def align_views(with_ids: list[int], without_ids: list[int]) -> list[Event]:
+    """Walk both views in order, pairing the tokens they share.
+
+    A run of with-tips-only tokens can often be placed in several equivalent spots (the tip block
+    ends in a newline, and a newline also precedes it); it is slid as far right as possible, which
+    puts it exactly where the tips were inserted, in front of the user message."""
+    events: list[Event] = []
+    matcher = difflib.SequenceMatcher(None, without_ids, with_ids, autojunk=False)
+    for tag, without_start, without_end, with_start, with_end in matcher.get_opcodes():
+        if tag == "equal":
+            events += [("both", j, i) for i, j in zip(range(without_start, without_end), range(with_start, with_end))]
+            continue
+        events += [("without_only", None, i) for i in range(without_start, without_end)]
+        events += [("with_only", j, None) for j in range(with_start, with_end)]
+    start = 0
+    while start < len(events):
+        if events[start][0] != "with_only":
+            start += 1
+            continue
+        end = start
+        while end < len(events) and events[end][0] == "with_only":
+            end += 1
+        while end < len(events) and events[end][0] == "both" and with_ids[events[end][1]] == with_ids[events[start][1]]:
+            _, j_start, _ = events[start]
+            _, j_end, i_end = events[end]
+            events[start:end + 1] = [("both", j_start, i_end), *events[start + 1:end], ("with_only", j_end, None)]
+            start, end = start + 1, end + 1
+        start = end
+    return events
+
+
+def update_token_roles(policy: Policy, trajectory: Trajectory, mode: Mode,
+                       update: UpdateConfig | None = None) -> list[TokenRole]:
+    """The roles of the first sample of ``trajectory`` (the whole episode when packed) under an
+    update in ``mode``. Masking uses the current policy and ``update``'s granularity and threshold,
+    with the old log-probs as sampled."""
+    update = update or UpdateConfig()
+    decode = policy.tokenizer.decode
+    with_tips, without_tips = trajectory.with_tips[0], trajectory.without_tips[0]
+    events = align_views(with_tips.input_ids, without_tips.input_ids)
+    if update_views(mode).current_with_tips:
+        roles = _view_roles(policy, with_tips, update)
+        return [TokenRole(decode([with_tips.input_ids[j]]),
+                          "tip" if kind == "with_only" and roles[j] == "context" else roles[j])
+                for kind, j, _ in events if j is not None]
+    roles = _view_roles(policy, without_tips, update)
+    return [TokenRole(decode([with_tips.input_ids[j]]), "stripped") if kind == "with_only"
+            else TokenRole(decode([without_tips.input_ids[i]]), roles[i]) for kind, j, i in events]
+
+
+def role_counts(roles: list[TokenRole]) -> dict[str, int]:
+    """Tokens per role, every role listed."""
+    counts = Counter(item.role for item in roles)
+    return {role: counts.get(role, 0) for role in ROLES}
+
+
+def tokens_html(roles: list[TokenRole], max_context_run: int = 40) -> str:
+    """The tokens as coloured HTML with a legend; runs of more than ``max_context_run`` context
+    tokens are shortened to their ends (the prompt's rules and examples are long)."""
+    parts, run = [], []
+
+    def flush() -> None:
+        if len(run) > max_context_run:
+            keep = max_context_run // 2
+            hidden = len(run) - 2 * keep
+            texts = [*run[:keep], f" [... {hidden} context tokens ...] ", *run[-keep:]]
+        else:
+            texts = run
+        if texts:
+            parts.append(f'<span style="{ROLE_STYLES["context"]}">{html.escape("".join(texts))}</span>')
+        run.clear()
+
+    for item in roles:
+        if item.role == "context":
+            run.append(item.text)
+            continue
+        flush()
+        parts.append(f'<span style="{ROLE_STYLES[item.role]}">{html.escape(item.text)}</span>')
+    flush()
+    counts = role_counts(roles)
+    legend = " ".join(f'<span style="{ROLE_STYLES[role]};padding:0 4px">{role}: {counts[role]}</span>' for role in ROLES)
+    return (f'<div style="font-family:monospace;font-size:12px">{legend}</div>'
+            f'<pre style="white-space:pre-wrap;font-size:12px;line-height:1.5">{"".join(parts)}</pre>')

@@ -1,0 +1,114 @@
+"""The token roles the walkthrough colours: what each update mode reads, trains, masks and strips.
+
+Scripted memory rollouts on real ScienceWorld with the byte-level tiny model (one token per
+byte), so the expected counts follow from the text lengths.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from empo2_lite import prompts
+from empo2_lite.algo.modes import Mode
+from empo2_lite.algo.update import UpdateConfig
+from empo2_lite.env.pool import EnvPool
+from empo2_lite.rollout import EpisodeSpec, RetrievalQuery, RolloutConfig, collect_rollouts
+from empo2_lite.token_roles import ROLES, TokenRole, role_counts, tokens_html, update_token_roles
+from scripted import ScriptedSampler
+
+pytestmark = pytest.mark.jvm
+
+TIPS = ["open the door first", "the <animal> is outside"]
+KEEP_ALL = UpdateConfig(log_delta=-1e9)
+MASK_ALL = UpdateConfig(log_delta=0.0)
+
+
+def tips_on_even_steps(query: RetrievalQuery) -> list[str]:
+    return TIPS if query.step % 2 == 0 else []
+
+
+@pytest.fixture(scope="module")
+def rollouts(tiny_byte_model):
+    """(policy, memory rollout, plain rollout) of find-animal, 3 scripted steps each."""
+    from empo2_lite.config import PolicyConfig
+    from empo2_lite.policy import load_policy
+
+    policy = load_policy(PolicyConfig(model=str(tiny_byte_model), lora_rank=4, lora_alpha=8))
+    actions = ["look around", "go to kitchen", "look around"]
+    with EnvPool(1) as pool:
+        config = RolloutConfig(max_steps=3, demonstrations=0)
+        [memory] = collect_rollouts(policy, pool, [EpisodeSpec("find-animal", 0, 0)], config, retrieve=tips_on_even_steps,
+                                    sampler=ScriptedSampler(policy.tokenizer, {"animal": list(actions)}), progress=False)
+        [plain] = collect_rollouts(policy, pool, [EpisodeSpec("find-animal", 0, 0)], config,
+                                   sampler=ScriptedSampler(policy.tokenizer, {"animal": list(actions)}), progress=False)
+    return policy, memory, plain
+
+
+def action_token_count(trajectory) -> int:
+    return sum(trajectory.without_tips[0].action_mask)
+
+
+def tip_token_count(trajectory) -> int:
+    return sum(len(prompts.tip_block(turn.tips).encode()) for turn in trajectory.turns)
+
+
+def test_off_policy_strips_exactly_the_tips_and_trains_every_action_token(rollouts):
+    policy, memory, _ = rollouts
+    roles = update_token_roles(policy, memory, Mode.OFF_POLICY, KEEP_ALL)
+    counts = role_counts(roles)
+    assert counts["stripped"] == tip_token_count(memory) > 0
+    assert counts["tip"] == 0 and counts["masked"] == 0
+    assert counts["loss"] == action_token_count(memory)
+    kept_text = "".join(item.text for item in roles if item.role != "stripped")
+    assert kept_text == policy.tokenizer.decode(memory.without_tips[0].input_ids)
+    stripped_text = "".join(item.text for item in roles if item.role == "stripped")
+    assert stripped_text == "".join(prompts.tip_block(turn.tips) for turn in memory.turns)
+
+
+def test_on_policy_with_tips_keeps_the_tips_as_context(rollouts):
+    policy, memory, _ = rollouts
+    roles = update_token_roles(policy, memory, Mode.ON_POLICY_WITH_TIPS, KEEP_ALL)
+    counts = role_counts(roles)
+    assert counts["tip"] == tip_token_count(memory) and counts["stripped"] == 0
+    assert counts["loss"] == action_token_count(memory)
+    assert "".join(item.text for item in roles) == policy.tokenizer.decode(memory.with_tips[0].input_ids)
+
+
+def test_masking_moves_action_tokens_from_loss_to_masked(rollouts):
+    policy, memory, plain = rollouts
+    for trajectory, mode in ((plain, Mode.PLAIN), (memory, Mode.OFF_POLICY), (memory, Mode.ON_POLICY_WITH_TIPS)):
+        counts = role_counts(update_token_roles(policy, trajectory, mode, MASK_ALL))
+        assert counts["loss"] == 0 and counts["masked"] == action_token_count(trajectory)
+
+
+def test_a_plain_rollout_has_neither_tips_nor_stripped_tokens(rollouts):
+    policy, _, plain = rollouts
+    counts = role_counts(update_token_roles(policy, plain, Mode.PLAIN, KEEP_ALL))
+    assert counts["tip"] == counts["stripped"] == 0
+    assert counts["loss"] == action_token_count(plain)
+    assert counts["context"] == len(plain.without_tips[0].input_ids) - counts["loss"]
+
+
+def test_html_escapes_text_shortens_long_context_and_counts_every_role():
+    roles = [TokenRole("x", "context")] * 100 + [TokenRole("<b>", "stripped"), TokenRole("go", "loss"),
+                                                 TokenRole("!", "masked"), TokenRole("tip", "tip")]
+    page = tokens_html(roles, max_context_run=10)
+    assert "&lt;b&gt;" in page and "<b>" not in page
+    assert "[... 90 context tokens ...]" in page
+    for role, count in zip(ROLES, (100, 1, 1, 1, 1)):
+        assert f"{role}: {count}" in page
+
+
+@pytest.mark.parametrize("with_ids, without_ids, extra", [
+    ([1, 0, 2, 3, 0, 9], [1, 0, 9], {2, 3, 4}),      # "a\n" + "[T]\n" + "Y": the block goes where it was inserted
+    ([2, 3, 0, 1, 0, 9], [1, 0, 9], {0, 1, 2}),
+    ([1, 2, 3], [1, 2, 3], set()),
+])
+def test_aligned_views_put_the_tip_run_where_it_was_inserted(with_ids, without_ids, extra):
+    from empo2_lite.token_roles import align_views
+
+    events = align_views(with_ids, without_ids)
+    assert {j for kind, j, _ in events if kind == "with_only"} == extra
+    assert [j for _, j, _ in events if j is not None] == list(range(len(with_ids)))
+    assert [i for _, _, i in events if i is not None] == list(range(len(without_ids)))
+    assert all(with_ids[j] == without_ids[i] for kind, j, i in events if kind == "both")
