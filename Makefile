@@ -1,5 +1,6 @@
-# empo2-lite: `make demo` runs the main job, `make test` runs the test suite.
-# Both set up .venv first (Python >= 3.11, the pinned CPU stack, Java >= 11).
+# empo2-lite: `make demo` runs the main job, `make test` runs the test suite, `make test-notebooks`
+# executes every notebook in smoke mode. All set up .venv first (Python >= 3.11, the pinned CPU
+# stack, Java >= 11).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -7,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PIP_FLAGS ?= --disable-pip-version-check --progress-bar off
 
-.PHONY: setup java test demo lab clean
+.PHONY: setup java test test-notebooks strip-notebooks demo lab clean
 
 setup: java $(STAMP)
 
@@ -38,6 +39,17 @@ java:
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Every notebook top to bottom with EMPO2_SMOKE=1 (the cpu-smoke preset), in a scratch runs folder
+# so that nothing is skipped as already trained.
+test-notebooks: setup
+	@runs=$$(mktemp -d); \
+	EMPO2_SMOKE=1 EMPO2_RUNS=$$runs $(PY) -m pytest -p no:cacheprovider --nbmake --timeout 900 notebooks; \
+	status=$$?; rm -rf $$runs; exit $$status
+
+# Notebooks are committed without outputs.
+strip-notebooks: setup
+	$(VENV)/bin/jupyter nbconvert --clear-output --inplace --log-level WARN notebooks/*.ipynb
 
 demo: setup
 	$(PY) -m empo2_lite demo

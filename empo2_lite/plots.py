@@ -79,7 +79,7 @@ def paper_comparison(paper: pd.DataFrame, kit_evals: pd.DataFrame | None = None,
     axes.set_xlim(-100, 100)
     axes.set_xlabel("mean test return (score, -100..100)")
     axes.set_title("ScienceWorld: the paper's Table 1 and the kit's runs")
-    axes.legend(frameon=False, fontsize=8, loc="lower right")
+    axes.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return figure
 
 

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import difflib
 import html
+import itertools
 from collections import Counter
 from dataclasses import dataclass
 
@@ -136,28 +137,16 @@ def role_counts(roles: list[TokenRole]) -> dict[str, int]:
 
 
 def tokens_html(roles: list[TokenRole], max_context_run: int = 40) -> str:
-    """The tokens as coloured HTML with a legend; runs of more than ``max_context_run`` context
-    tokens are shortened to their ends (the prompt's rules and examples are long)."""
-    parts, run = [], []
-
-    def flush() -> None:
-        if len(run) > max_context_run:
+    """The tokens as coloured HTML (one span per run of tokens sharing a role) with a legend; runs
+    of more than ``max_context_run`` context tokens are shortened to their ends (the prompt's rules
+    and examples are long)."""
+    parts = []
+    for role, run in itertools.groupby(roles, key=lambda item: item.role):
+        texts = [item.text for item in run]
+        if role == "context" and len(texts) > max_context_run:
             keep = max_context_run // 2
-            hidden = len(run) - 2 * keep
-            texts = [*run[:keep], f" [... {hidden} context tokens ...] ", *run[-keep:]]
-        else:
-            texts = run
-        if texts:
-            parts.append(f'<span style="{ROLE_STYLES["context"]}">{html.escape("".join(texts))}</span>')
-        run.clear()
-
-    for item in roles:
-        if item.role == "context":
-            run.append(item.text)
-            continue
-        flush()
-        parts.append(f'<span style="{ROLE_STYLES[item.role]}">{html.escape(item.text)}</span>')
-    flush()
+            texts = [*texts[:keep], f" [... {len(texts) - 2 * keep} context tokens ...] ", *texts[-keep:]]
+        parts.append(f'<span style="{ROLE_STYLES[role]}">{html.escape("".join(texts))}</span>')
     counts = role_counts(roles)
     legend = " ".join(f'<span style="{ROLE_STYLES[role]};padding:0 4px">{role}: {counts[role]}</span>' for role in ROLES)
     return (f'<div style="font-family:monospace;font-size:12px">{legend}</div>'

@@ -112,3 +112,9 @@ def test_aligned_views_put_the_tip_run_where_it_was_inserted(with_ids, without_i
     assert [j for _, j, _ in events if j is not None] == list(range(len(with_ids)))
     assert [i for _, _, i in events if i is not None] == list(range(len(without_ids)))
     assert all(with_ids[j] == without_ids[i] for kind, j, i in events if kind == "both")
+
+
+def test_html_has_one_span_per_run_of_a_role():
+    roles = [TokenRole("a", "loss"), TokenRole("b", "loss"), TokenRole("c", "masked"), TokenRole("d", "loss")]
+    page = tokens_html(roles)
+    assert ">ab</span>" in page and ">c</span>" in page and ">d</span>" in page

@@ -1,0 +1,56 @@
+"""The notebooks' shape: papermill-ready, smoke-switchable, estimate before heavy work, no outputs
+in git. (Executing them is `make test-notebooks`: pytest --nbmake with EMPO2_SMOKE=1.)"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+import pytest
+
+NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
+EXPECTED = ("00_quickstart", "01_walkthrough", "02_reproduce_scienceworld", "03_ood_adaptation", "04_ablations",
+            "05_results_gallery")
+HEAVY_CALLS = ("run_grid(", "collect_rollouts(", "memory_adaptation(", "final_evaluation(")
+
+
+def load(name: str) -> nbformat.NotebookNode:
+    return nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
+
+
+def code_cells(notebook: nbformat.NotebookNode) -> list:
+    return [cell for cell in notebook.cells if cell.cell_type == "code"]
+
+
+def test_exactly_the_expected_notebooks():
+    assert sorted(path.stem for path in NOTEBOOKS.glob("*.ipynb")) == list(EXPECTED)
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_valid_with_kernelspec_and_language(name):
+    notebook = load(name)
+    nbformat.validate(notebook)
+    assert notebook.metadata.kernelspec.name == "python3" and notebook.metadata.kernelspec.language == "python"
+    assert notebook.metadata.language_info.name == "python"
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_first_code_cell_holds_the_parameters_and_the_next_switches_to_smoke(name):
+    first, second = code_cells(load(name))[:2]
+    assert first.metadata.get("tags") == ["parameters"]
+    assert all(line.startswith("#") or "=" in line or line.startswith((" ", "}")) or not line.strip()
+               for line in first.source.splitlines()), "the parameters cell should only assign values"
+    assert "smoke_mode()" in second.source
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_outputs_are_stripped(name):
+    for cell in code_cells(load(name)):
+        assert cell.outputs == [] and cell.execution_count is None, f"{name}: run `make strip-notebooks`"
+
+
+@pytest.mark.parametrize("name", EXPECTED[:5])
+def test_an_estimate_is_printed_before_the_first_heavy_cell(name):
+    sources = [cell.source for cell in code_cells(load(name))]
+    first_heavy = min(i for i, source in enumerate(sources) if any(call in source for call in HEAVY_CALLS))
+    assert any("estimate(" in source for source in sources[:first_heavy])
