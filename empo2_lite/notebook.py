@@ -51,7 +51,7 @@ class PresetCost:
     episode_seconds: float
     """One evaluation episode (test split, temperature 0.4)."""
     peak_memory_gb: float
-    """Peak RAM (CPU presets) or GPU memory (GPU presets)."""
+    """Peak RAM, ScienceWorld JVMs included (CPU presets), or GPU memory (GPU presets)."""
     source: str
     """"measured on ..." or "estimate"."""
 
@@ -61,7 +61,7 @@ class PresetCost:
 # model sizes until someone times them.
 PRESET_COSTS = {
     "cpu-smoke": PresetCost(15.0, 1.5, 3.0, "measured on a 2-core CPU, see docs/hardware.md"),
-    "cpu-demo": PresetCost(130.0, 15.0, 4.0, "measured on a 2-core CPU, see docs/hardware.md"),
+    "cpu-demo": PresetCost(130.0, 15.0, 5.0, "measured on a 2-core CPU, see docs/hardware.md"),
     "gpu-24gb": PresetCost(600.0, 20.0, 22.0, "estimate: not yet measured on a GPU"),
     "gpu-48gb": PresetCost(1200.0, 30.0, 44.0, "estimate: not yet measured on a GPU"),
 }
