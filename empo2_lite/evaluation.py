@@ -23,7 +23,7 @@ from empo2_lite.env.pool import EnvPool
 from empo2_lite.memory import TipMemory, write_tips
 from empo2_lite.policy.loading import Policy
 from empo2_lite.rollout import EpisodeSpec, RolloutConfig, collect_rollouts
-from empo2_lite.tasks import Task
+from empo2_lite.tasks import Task, get_task
 
 
 def evaluate(policy: Policy, pool: EnvPool, task: Task, rollout: RolloutConfig, temperature: float = 0.4,
@@ -72,7 +72,6 @@ def final_evaluation(run_path: str | Path, policy: Policy | None = None, progres
     when ``eval.jsonl`` has it, else played now (with ``policy`` or the run's latest adapter) and
     appended as ``kind: final``."""
     from empo2_lite.runs import RunDir
-    from empo2_lite.tasks import get_task
     from empo2_lite.train_config import TrainConfig
 
     run = RunDir(run_path)
