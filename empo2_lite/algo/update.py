@@ -98,7 +98,9 @@ def action_logprobs(policy: Policy, samples: Sequence[TokenSample], temperature:
     if not positions:
         return [torch.zeros(0, device=device) for _ in samples], [torch.zeros(0, device=device) for _ in samples]
     keep = torch.tensor(positions, dtype=torch.long, device=device)
-    logits = policy.model(input_ids=ids.to(device), attention_mask=attention.to(device), logits_to_keep=keep).logits
+    # No KV cache: scoring never generates, and a cache would hold every layer's keys and values.
+    logits = policy.model(input_ids=ids.to(device), attention_mask=attention.to(device), logits_to_keep=keep,
+                          use_cache=False).logits
     logits = logits.float() / temperature
     column = {position: i for i, position in enumerate(positions)}
     logprobs, entropies = [], []
