@@ -4,7 +4,7 @@
   pipeline in about a minute, which is what CI runs.
 * A CUDA GPU: the ``gpu-24gb`` preset for 3 iterations (unverified preset, see docs/hardware.md).
 * Otherwise: the ``cpu-demo`` preset (SmolLM2-135M-Instruct on the CPU) for 3 iterations, about
-  7 minutes of training and 5 of evaluation on 2 cores (measured: docs/hardware.md).
+  4 minutes of training and 3 of evaluation on 2 cores (measured: docs/hardware.md).
 
 The run goes to ``runs/demo`` (``runs/demo-smoke`` in smoke mode). Running the demo again reuses
 it: a finished run is only re-evaluated if needed and re-plotted, an interrupted one resumes.

@@ -33,8 +33,8 @@ def test_project_runs_folder_unless_the_variable_says_otherwise(monkeypatch, tmp
 
 
 def test_estimates_scale_with_iterations_episodes_and_runs():
-    demo = preset("cpu-demo")  # 85 s per iteration of 4 episodes, 15 s per evaluation episode
-    assert notebook.estimate(demo, iterations=3, eval_episodes=20).startswith("cpu-demo: ~9 min and ~5 GB of RAM (measured")
+    demo = preset("cpu-demo")  # 85 s per iteration of 4 episodes, 10 s per evaluation episode
+    assert notebook.estimate(demo, iterations=3, eval_episodes=20).startswith("cpu-demo: ~8 min and ~5 GB of RAM (measured")
     doubled = apply_overrides(demo, {"group_size": 8})  # twice the episodes per iteration
     assert notebook.estimate(doubled, iterations=1).startswith("cpu-demo: ~3 min")
     assert notebook.estimate(preset("cpu-smoke"), iterations=2, runs=2).startswith("cpu-smoke: ~60 s")
