@@ -19,6 +19,11 @@ PAPER_METHODS = ("Naive", "Reflexion", "GRPO", "EMPO2")
 PHASES = ("rollout", "tips", "memory", "update")
 
 
+def _label(value) -> str:
+    """A setting as a legend or axis label: 2/3 as 0.667, not 0.6666666666666666."""
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
 def save_figure(figure: Figure, path: str | Path) -> list[Path]:
     """Write ``path`` as .png and .pdf (whatever suffix it has); return both paths."""
     base = Path(path).with_suffix("")
@@ -39,7 +44,8 @@ def learning_curves(metrics: pd.DataFrame, metric: str = "charts/return_mean", h
     axes = figure.subplots()
     for colour, (name, group) in zip(OKABE_ITO, metrics.groupby(hue, sort=True)):
         stats = group.groupby("iteration")[metric].agg(["mean", "std", "count"]).reset_index()
-        axes.plot(stats["iteration"] + 1, stats["mean"], color=colour, label=f"{name} ({group['run'].nunique()} runs)")
+        axes.plot(stats["iteration"] + 1, stats["mean"], color=colour, marker="o", markersize=3,
+                  label=f"{_label(name)} ({group['run'].nunique()} runs)")
         spread = stats["std"].fillna(0.0)
         axes.fill_between(stats["iteration"] + 1, stats["mean"] - spread, stats["mean"] + spread, color=colour, alpha=0.2)
     axes.set_xlabel("iteration")
@@ -141,7 +147,7 @@ def ablation_bars(evals: pd.DataFrame, by: str) -> Figure:
     stats = latest.groupby(by)["return_mean"].agg(["mean", "std", "count"]).reset_index()
     figure = Figure(figsize=(6.4, 4.0))
     axes = figure.subplots()
-    labels = [f"{value}\n({count} runs)" for value, count in zip(stats[by], stats["count"])]
+    labels = [f"{_label(value)}\n({count} runs)" for value, count in zip(stats[by], stats["count"])]
     axes.bar(labels, stats["mean"], yerr=stats["std"].fillna(0.0), color=OKABE_ITO[: len(stats)], capsize=4)
     axes.axhline(0, color="black", linewidth=0.6)
     axes.set_xlabel(by)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pandas as pd
 import pytest
 
 from empo2_lite import plots, results
@@ -83,3 +84,10 @@ def test_plot_and_report_commands(tmp_path):
     missing = subprocess.run([sys.executable, "-m", "empo2_lite", "report", "--runs", str(tmp_path / "nope")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no runs folder" in missing.stderr
+
+
+def test_ablation_labels_round_settings_like_two_thirds():
+    evals = pd.DataFrame({"run": ["a", "b"], "iteration": [1, 1], "q": [2 / 3, 0.85], "return_mean": [1.0, 2.0]})
+    figure = plots.ablation_bars(evals, "q")
+    labels = [tick.get_text() for tick in figure.axes[0].get_xticklabels()]
+    assert labels == ["0.667\n(1 runs)", "0.85\n(1 runs)"]
