@@ -62,11 +62,10 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: train EMPO² briefly, evaluate and plot (EMPO2_SMOKE=1: the fast smoke version)."""
-    import os
-
     from empo2_lite.demo import run_demo
+    from empo2_lite.notebook import smoke_mode
 
-    run_demo(smoke=os.environ.get("EMPO2_SMOKE") == "1")
+    run_demo(smoke=smoke_mode())
     return 0
 
 

@@ -27,7 +27,7 @@ import torch
 
 from empo2_lite.algo.losses import low_probability_mask
 from empo2_lite.algo.modes import Mode, update_views
-from empo2_lite.algo.update import UpdateConfig, action_logprobs, response_index
+from empo2_lite.algo.update import UpdateConfig, action_logprobs, action_positions, response_index
 from empo2_lite.policy.loading import Policy
 from empo2_lite.trajectory import TokenSample, Trajectory
 
@@ -55,7 +55,7 @@ def _kept_actions(policy: Policy, sample: TokenSample, update: UpdateConfig) -> 
     """For each action token of ``sample`` in order: does it keep its policy-gradient term?"""
     with torch.no_grad():
         [current], _ = action_logprobs(policy, [sample], update.temperature)
-    positions = [t for t in range(1, len(sample.input_ids)) if sample.action_mask[t]]
+    positions = action_positions(sample)
     old = torch.tensor([sample.old_logprobs[t] for t in positions], device=current.device)
     responses = response_index(sample.action_mask)
     keep = low_probability_mask(current, old, torch.ones_like(old),
@@ -66,13 +66,9 @@ def _kept_actions(policy: Policy, sample: TokenSample, update: UpdateConfig) -> 
 
 def _view_roles(policy: Policy, sample: TokenSample, update: UpdateConfig) -> list[str]:
     """Roles of the tokens of the view the update reads (context, loss or masked)."""
-    kept = iter(_kept_actions(policy, sample, update))
-    roles = []
-    for t, is_action in enumerate(sample.action_mask):
-        if is_action and t > 0:
-            roles.append("loss" if next(kept) else "masked")
-        else:
-            roles.append("context")
+    roles = ["context"] * len(sample.input_ids)
+    for t, kept in zip(action_positions(sample), _kept_actions(policy, sample, update)):
+        roles[t] = "loss" if kept else "masked"
     return roles
 
 

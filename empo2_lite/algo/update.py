@@ -67,6 +67,11 @@ class TrainSample:
     advantage: float
 
 
+def action_positions(sample: TokenSample) -> list[int]:
+    """Positions of the action tokens that get a log-prob (position 0 has no preceding token)."""
+    return [t for t in range(1, len(sample.input_ids)) if sample.action_mask[t]]
+
+
 def response_index(action_mask: list[int]) -> list[int]:
     """Number each run of action tokens (one response); -1 elsewhere."""
     index, current, previous = [], -1, 0
@@ -93,7 +98,7 @@ def action_logprobs(policy: Policy, samples: Sequence[TokenSample], temperature:
     for row, sample in enumerate(samples):
         ids[row, : len(sample.input_ids)] = torch.tensor(sample.input_ids)
         attention[row, : len(sample.input_ids)] = 1
-        targets.append([t for t in range(1, len(sample.input_ids)) if sample.action_mask[t]])
+        targets.append(action_positions(sample))
     positions = sorted({t - 1 for row in targets for t in row})
     if not positions:
         return [torch.zeros(0, device=device) for _ in samples], [torch.zeros(0, device=device) for _ in samples]
@@ -138,8 +143,7 @@ def recompute_old_logprobs(policy: Policy, samples: Sequence[TokenSample], confi
         for group in micro_batches([TrainSample(s, 0.0) for s in samples], config.micro_batch_tokens):
             logprobs, _ = action_logprobs(policy, [item.sample for item in group], config.temperature)
             for item, values in zip(group, logprobs):
-                positions = [t for t, keep in enumerate(item.sample.action_mask) if keep and t > 0]
-                for t, value in zip(positions, values.tolist()):
+                for t, value in zip(action_positions(item.sample), values.tolist()):
                     item.sample.old_logprobs[t] = value
 
 
@@ -164,7 +168,7 @@ def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, batch: Seque
                 device = current.device
                 old, advantages, response_ids = [], [], []
                 for sample_index, item in enumerate(group):
-                    positions = [t for t in range(1, len(item.sample.input_ids)) if item.sample.action_mask[t]]
+                    positions = action_positions(item.sample)
                     responses = response_index(item.sample.action_mask)
                     old += [item.sample.old_logprobs[t] for t in positions]
                     advantages += [item.advantage] * len(positions)
