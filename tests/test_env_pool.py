@@ -17,6 +17,31 @@ from empo2_lite.tasks import UnknownTaskError
 pytestmark = [pytest.mark.jvm, pytest.mark.slow]
 
 
+def wait_for_thread_states(pid: int, states: set[str], timeout_s: float = 10.0) -> None:
+    """Wait until every thread of ``pid`` is in one of ``states`` (``/proc`` state letters).
+
+    Why: ``kill`` returns before the signal has acted. Linux wakes one thread of the JVM to take a
+    SIGSTOP, and only that thread stops the others; until then, the thread serving py4j can still
+    answer a request sent right after ``kill`` (seen once in CI on a loaded machine).
+    """
+    deadline = time.monotonic() + timeout_s
+    seen: list[str] = []
+    while time.monotonic() < deadline:
+        try:
+            seen = [_thread_state(pid, tid) for tid in os.listdir(f"/proc/{pid}/task")]
+        except FileNotFoundError:  # the process or a thread went away between the reads
+            seen = ["gone"]
+        if seen and all(state in states for state in seen):
+            return
+        time.sleep(0.01)
+    pytest.fail(f"process {pid} did not reach thread states {sorted(states)} within {timeout_s} s: {sorted(set(seen))}")
+
+
+def _thread_state(pid: int, tid: str) -> str:
+    with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()[0]
+
+
 def gold_of(pool: EnvPool, slot: int) -> list[str]:
     return pool.adapter(slot).gold_actions()
 
@@ -71,6 +96,7 @@ def test_killed_jvm_fails_its_episode_only_and_is_restarted(pool):
     pool.step({0: scripts[0][0], 1: scripts[1][0]})
     dead_pid = pool.adapter(1).jvm.pid
     os.kill(dead_pid, signal.SIGKILL)
+    wait_for_thread_states(dead_pid, {"Z", "X", "gone"})
     results = pool.step({0: scripts[0][1], 1: scripts[1][1]})
     assert isinstance(results[0], StepResult)
     assert isinstance(results[1], EpisodeFailure) and results[1].slot == 1
@@ -91,6 +117,7 @@ def test_hung_jvm_times_out_without_hanging_the_caller(pool):
     hung_pid = pool.adapter(0).jvm.pid
     os.kill(hung_pid, signal.SIGSTOP)
     try:
+        wait_for_thread_states(hung_pid, {"T"})
         began = time.monotonic()
         results = pool.step({0: "look around", 1: "look around"})
         waited = time.monotonic() - began
