@@ -24,6 +24,18 @@ def _label(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
+def _runs(count: int) -> str:
+    """'1 run', '3 runs': legends count the seeds behind each line or bar."""
+    return f"{count} run" if count == 1 else f"{count} runs"
+
+
+METRIC_LABELS = {
+    "charts/return_mean": "training return (mean over the iteration's episodes)",
+    "charts/success_rate": "training success rate",
+}
+"""Axis labels for the metrics people plot most; any other metric is labelled by its name."""
+
+
 def save_figure(figure: Figure, path: str | Path) -> list[Path]:
     """Write ``path`` as .png and .pdf (whatever suffix it has); return both paths."""
     base = Path(path).with_suffix("")
@@ -45,12 +57,12 @@ def learning_curves(metrics: pd.DataFrame, metric: str = "charts/return_mean", h
     for colour, (name, group) in zip(OKABE_ITO, metrics.groupby(hue, sort=True)):
         stats = group.groupby("iteration")[metric].agg(["mean", "std", "count"]).reset_index()
         axes.plot(stats["iteration"] + 1, stats["mean"], color=colour, marker="o", markersize=3,
-                  label=f"{_label(name)} ({group['run'].nunique()} runs)")
+                  label=f"{_label(name)} ({_runs(group['run'].nunique())})")
         spread = stats["std"].fillna(0.0)
         axes.fill_between(stats["iteration"] + 1, stats["mean"] - spread, stats["mean"] + spread, color=colour, alpha=0.2)
     axes.set_xlabel("iteration")
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_ylabel(metric.split("/")[-1].replace("_", " "))
+    axes.set_ylabel(METRIC_LABELS.get(metric, metric.split("/")[-1].replace("_", " ")))
     axes.set_title(title or f"{metric} by {hue}")
     axes.grid(alpha=0.3)
     axes.legend(frameon=False)
@@ -147,7 +159,7 @@ def ablation_bars(evals: pd.DataFrame, by: str) -> Figure:
     stats = latest.groupby(by)["return_mean"].agg(["mean", "std", "count"]).reset_index()
     figure = Figure(figsize=(6.4, 4.0))
     axes = figure.subplots()
-    labels = [f"{_label(value)}\n({count} runs)" for value, count in zip(stats[by], stats["count"])]
+    labels = [f"{_label(value)}\n({_runs(count)})" for value, count in zip(stats[by], stats["count"])]
     axes.bar(labels, stats["mean"], yerr=stats["std"].fillna(0.0), color=OKABE_ITO[: len(stats)], capsize=4)
     axes.axhline(0, color="black", linewidth=0.6)
     axes.set_xlabel(by)

@@ -58,6 +58,10 @@ def test_learning_curves_draw_one_band_per_algorithm(sample):
     axes = plots.learning_curves(metrics).axes[0]
     assert [line.get_label() for line in axes.get_lines()] == ["empo2 (2 runs)", "grpo (2 runs)"]
     assert len(axes.collections) == 2
+    assert axes.get_ylabel() == "training return (mean over the iteration's episodes)"
+    one_run = metrics[metrics["run"] == metrics["run"].iloc[0]]
+    assert [line.get_label() for line in plots.learning_curves(one_run).axes[0].get_lines()] == [
+        f"{one_run['algo'].iloc[0]} (1 run)"]
 
 
 def test_ood_rows_load_with_the_trained_task(sample):
@@ -90,4 +94,4 @@ def test_ablation_labels_round_settings_like_two_thirds():
     evals = pd.DataFrame({"run": ["a", "b"], "iteration": [1, 1], "q": [2 / 3, 0.85], "return_mean": [1.0, 2.0]})
     figure = plots.ablation_bars(evals, "q")
     labels = [tick.get_text() for tick in figure.axes[0].get_xticklabels()]
-    assert labels == ["0.667\n(1 runs)", "0.85\n(1 runs)"]
+    assert labels == ["0.667\n(1 run)", "0.85\n(1 run)"]
