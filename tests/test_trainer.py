@@ -84,7 +84,7 @@ def test_train_cli_rejects_bad_settings_before_any_heavy_work(monkeypatch, capsy
     monkeypatch.setattr(trainer, "Trainer", no_training)
     assert main(["train", "--preset", "cpu-smoke", "--set", "p=2"]) == 2
     assert capsys.readouterr().err.strip() == "empo2-lite: error: p: 2.0 is not allowed; it must be a number in [0, 1]"
-    # The installed command says the same, in one line and with no traceback.
+    # `python -m empo2_lite` says the same, in one line and with no traceback.
     out = subprocess.run([sys.executable, "-m", "empo2_lite", "train", "--preset", "cpu-smoke", "--set", "p=2"],
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 2
