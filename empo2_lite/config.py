@@ -138,6 +138,7 @@ class PolicyConfig:
 
 MEMORY_RETRIEVERS = ("bm25", "bm25s", "dense")
 MEMORY_GRANULARITIES = ("step", "episode")
+NOVELTY_AGGREGATIONS = ("sum", "mean")
 
 
 @dataclass
@@ -169,21 +170,35 @@ class MemoryConfig:
     tip_temperature: float = 1.0
     """Sampling temperature of tip writing."""
 
+    tip_batch_size: int = 16
+    """Episodes whose tips are written in one batched ``generate`` call. Each prompt is a whole
+    episode, so this bounds the memory of tip writing (a 24 GB card cannot prefill 32 of them at once)."""
+
+    tip_block_tokens: int = 256
+    """Token budget of one step's block of shown tips. Tips that do not fit are dropped (lowest
+    episode score first) so that the with-tips prompt at the task's step cap still fits the context."""
+
     novelty_threshold: float = 0.8
     """Two observations are the same state when the Jaccard index of their word sets reaches this."""
 
     novelty_coef: float = 1.0
-    """Weight of the summed novelty rewards in the return (the paper: 1; ablated 0.5, 2, 0)."""
+    """Weight of the novelty rewards in the return (the paper: 1; ablated 0.5, 2, 0). 0 switches
+    novelty off (GRPO)."""
+
+    novelty_aggregation: str = "sum"
+    """How an episode's per-step novelty rewards enter its return: "sum" (the paper: the return
+    is the sum of rewards) or "mean" (bounded by 1, so long episodes cannot outweigh scores)."""
 
     def validate(self) -> None:
         """Raise ConfigError on the first unusable setting."""
         check_choice("memory.retriever", self.retriever, MEMORY_RETRIEVERS)
         check_choice("memory.entries_per", self.entries_per, MEMORY_GRANULARITIES)
+        check_choice("memory.novelty_aggregation", self.novelty_aggregation, NOVELTY_AGGREGATIONS)
         for name in ("relevance_threshold", "novelty_threshold"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"memory.{name}: {value!r} is not allowed; it must be in [0, 1]")
-        for name in ("top_k", "capacity", "tip_max_new_tokens", "tip_max_words"):
+        for name in ("top_k", "capacity", "tip_max_new_tokens", "tip_max_words", "tip_batch_size", "tip_block_tokens"):
             check_positive(f"memory.{name}", getattr(self, name))
         if self.novelty_coef < 0:
             raise ConfigError(f"memory.novelty_coef: {self.novelty_coef!r} is not allowed; it must be >= 0")

@@ -46,7 +46,10 @@ class TrainConfig:
     task: str = "find-animal"
     """The ScienceWorld task (one model per task, as in the paper)."""
     algo: str = "empo2"
-    """"empo2" or "grpo" (the same loop with p = 0)."""
+    """"empo2" or "grpo". Choosing "grpo" (``--algo``, a grid, an override) also sets p = 0,
+    ``write_tips`` off and ``memory.novelty_coef`` = 0: the paper's GRPO is the same trainer without
+    memory and without the intrinsic reward. Overrides given with it still apply afterwards, which is
+    how the ablations "GRPO + novelty" and "GRPO + tips written but never shown" are reached."""
     iterations: int = 10
     seed: int = 0
     # -- the method --
@@ -60,6 +63,9 @@ class TrainConfig:
     """Ablation switch: False never updates memory rollouts off-policy."""
     use_on_policy_with_tips: bool = True
     """Ablation switch: False never updates memory rollouts with the tips kept."""
+    write_tips: bool = True
+    """Write a tip after every training episode and store it in the memory (EMPO²). Off in GRPO;
+    on with p = 0 it is the ablation "tips written but never shown" (the cost of the memory alone)."""
     variations_per_iteration: int = 1
     """Train variations sampled per iteration (the paper: 16 tasks per iteration)."""
     group_size: int = 8
@@ -71,6 +77,10 @@ class TrainConfig:
     eval_every: int = 0
     """Evaluate on the test variations (no memory, temperature 0.4) every k iterations; 0 = off."""
     eval_temperature: float = 0.4
+    """Sampling temperature of every evaluation (the paper: 0.4)."""
+    eval_episodes_per_variation: int = 1
+    """Episodes per test variation in every evaluation (periodic, final, memory-only and OOD). The
+    official test set plays each of the first 20 test variations 4 times (GPU presets: 4; CPU: 1)."""
     checkpoint_every: int = 1
     # -- components --
     env: EnvConfig = field(default_factory=EnvConfig)
@@ -79,14 +89,13 @@ class TrainConfig:
     memory: MemoryConfig = field(default_factory=MemoryConfig)
     update: UpdateConfig = field(default_factory=UpdateConfig)
 
-    @property
-    def memory_probability(self) -> float:
-        """p as the loop uses it (0 for GRPO)."""
-        return 0.0 if self.algo == "grpo" else self.p
 
     def validate(self) -> None:
         """Raise ConfigError on the first unusable setting (nothing heavy is started)."""
         check_choice("algo", self.algo, ALGOS)
+        if self.algo == "grpo" and self.p != 0:
+            raise ConfigError(f"p: {self.p!r} is not allowed with algo 'grpo' (GRPO has no memory rollouts); "
+                              "set p=0 or use algo 'empo2'")
         try:
             get_task(self.task)
         except UnknownTaskError as error:
@@ -96,7 +105,8 @@ class TrainConfig:
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
                 raise ConfigError(f"{name}: {value!r} is not allowed; it must be a number in [0, 1]")
         check_choice("off_policy_old_logprob", self.off_policy_old_logprob, OFF_POLICY_OLD_LOGPROBS)
-        for name in ("iterations", "variations_per_iteration", "group_size", "n_envs", "checkpoint_every"):
+        for name in ("iterations", "variations_per_iteration", "group_size", "n_envs", "checkpoint_every",
+                     "eval_episodes_per_variation"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name}: {value!r} is not allowed; it must be an integer >= 1")
@@ -107,7 +117,7 @@ class TrainConfig:
             raise ConfigError(f"name: {self.name!r} is not allowed; use a folder name without '/'")
         check_choice("update.mask_granularity", self.update.mask_granularity, MASK_GRANULARITIES)
         check_positive("update.learning_rate", self.update.learning_rate)
-        check_positive("update.mini_batch_size", self.update.mini_batch_size)
+        check_positive("update.mini_batch_actions", self.update.mini_batch_actions)
         check_positive("update.micro_batch_tokens", self.update.micro_batch_tokens)
         check_positive("update.epochs", self.update.epochs)
         if self.update.temperature != self.rollout.temperature and self.rollout.temperature > 0:
@@ -126,8 +136,18 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        """The inverse of ``to_dict`` (unknown keys are errors naming them)."""
-        return apply_overrides(cls(), _flatten(values))
+        """The inverse of ``to_dict`` (unknown keys are errors naming them).
+
+        A config written before ``write_tips`` existed is read as what ran: such a GRPO run used
+        p = 0 whatever its stored p, and wrote tips and paid novelty in every mode."""
+        flat = _flatten(values)
+        if "write_tips" not in flat:
+            flat["write_tips"] = True
+            if flat.get("algo") == "grpo":
+                flat["p"] = 0.0
+        if "update.mini_batch_size" in flat:
+            flat.pop("update.mini_batch_size")
+        return apply_overrides(cls(), flat)
 
 
 SECTIONS = {"env": EnvConfig, "policy": PolicyConfig, "rollout": RolloutConfig, "memory": MemoryConfig,
@@ -168,9 +188,24 @@ def _coerce(field_name: str, annotation: str, value: Any) -> Any:
     return value
 
 
+ALGO_SETTINGS: dict[str, dict[str, Any]] = {
+    "empo2": {},
+    "grpo": {"p": 0.0, "write_tips": False, "memory.novelty_coef": 0.0},
+}
+"""What choosing an algorithm sets (applied before the other overrides given with it)."""
+
+
 def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
-    """A copy of ``config`` with ``{"field" or "section.field": value}`` applied."""
+    """A copy of ``config`` with ``{"field" or "section.field": value}`` applied.
+
+    An ``algo`` key is applied first, with the settings it implies (``ALGO_SETTINGS``); the other
+    keys then override those, so ``{"algo": "grpo", "memory.novelty_coef": 1}`` is GRPO + novelty.
+    """
     config = copy.deepcopy(config)
+    if "algo" in overrides:
+        check_choice("algo", overrides["algo"], ALGOS)
+        overrides = {"algo": overrides["algo"], **ALGO_SETTINGS[overrides["algo"]],
+                     **{key: value for key, value in overrides.items() if key != "algo"}}
     for key, value in overrides.items():
         section, _, name = key.rpartition(".")
         target = getattr(config, section) if section in SECTIONS else config if not section else None
@@ -223,7 +258,7 @@ def _cpu_smoke() -> TrainConfig:
         policy=PolicyConfig(model="tiny:byte", lora_rank=4, lora_alpha=8),
         rollout=RolloutConfig(max_steps=4, max_new_tokens=8, demonstrations=0, max_context_tokens=16384),
         memory=MemoryConfig(tip_max_new_tokens=12),
-        update=UpdateConfig(learning_rate=1e-3, mini_batch_size=4, micro_batch_tokens=16384, log_delta=-8.0),
+        update=UpdateConfig(learning_rate=1e-3, mini_batch_actions=16, micro_batch_tokens=16384, log_delta=-8.0),
     )
 
 
@@ -236,25 +271,27 @@ def _cpu_demo() -> TrainConfig:
         policy=PolicyConfig(lora_rank=8, lora_alpha=16, gradient_checkpointing=True),
         rollout=RolloutConfig(max_steps=5, max_new_tokens=16, demonstrations=1, max_context_tokens=4096),
         memory=MemoryConfig(tip_max_new_tokens=32),
-        update=UpdateConfig(learning_rate=2e-5, mini_batch_size=4, micro_batch_tokens=2048),
+        update=UpdateConfig(learning_rate=2e-5, mini_batch_actions=20, micro_batch_tokens=2048),
     )
 
 
 def _gpu_24gb() -> TrainConfig:
     return TrainConfig(
         preset="gpu-24gb", name="gpu24", iterations=100, variations_per_iteration=4, group_size=8, n_envs=16, eval_every=10,
+        eval_episodes_per_variation=4,
         policy=PolicyConfig(model="Qwen/Qwen2.5-3B-Instruct", lora_rank=32, lora_alpha=64, gradient_checkpointing=True),
         rollout=RolloutConfig(max_context_tokens=6144),
-        update=UpdateConfig(learning_rate=1e-5, mini_batch_size=16, micro_batch_tokens=8192),
+        update=UpdateConfig(learning_rate=1e-5, mini_batch_actions=128, micro_batch_tokens=8192),
     )
 
 
 def _gpu_48gb() -> TrainConfig:
     return TrainConfig(
         preset="gpu-48gb", name="gpu48", iterations=100, variations_per_iteration=8, group_size=8, n_envs=16, eval_every=10,
+        eval_episodes_per_variation=4,
         policy=PolicyConfig(model="Qwen/Qwen2.5-7B-Instruct", lora_rank=64, lora_alpha=128, gradient_checkpointing=True),
         rollout=RolloutConfig(max_context_tokens=6144),
-        update=UpdateConfig(learning_rate=5e-6, mini_batch_size=16, micro_batch_tokens=8192),
+        update=UpdateConfig(learning_rate=5e-6, mini_batch_actions=128, micro_batch_tokens=8192),
     )
 
 

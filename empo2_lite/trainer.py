@@ -80,7 +80,7 @@ class Trainer:
         """One iteration (see the module docstring); writes metrics and maybe a checkpoint."""
         config, it = self.config, self.iteration
         times: dict[str, float] = {}
-        mode = draw_mode(self.rng, config.memory_probability, config.q, off_policy=config.use_off_policy,
+        mode = draw_mode(self.rng, config.p, config.q, off_policy=config.use_off_policy,
                          on_policy_with_tips=config.use_on_policy_with_tips)
         variations = self.rng.sample(self.task.train_variations,
                                      min(config.variations_per_iteration, len(self.task.train_variations)))

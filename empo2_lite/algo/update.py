@@ -40,8 +40,10 @@ class UpdateConfig:
     """AdamW learning rate of the LoRA parameters (the paper: 1e-6 for full fine-tuning of 7B)."""
     epochs: int = 1
     """Passes over the batch."""
-    mini_batch_size: int = 16
-    """Samples per optimiser step."""
+    mini_batch_actions: int = 128
+    """Actions (environment steps, one response each) per optimiser step. Whole trajectories are
+    packed into a mini-batch until it holds this many. The official configuration's mini-batch of
+    16 prompts is multiplied by the group size 8 in verl and counts step samples: 128 actions."""
     micro_batch_tokens: int = 8192
     """Padded tokens per forward pass (gradient accumulation beyond)."""
     grad_clip: float = 1.0
