@@ -24,7 +24,7 @@ import time
 
 import torch
 
-from empo2_lite.algo.update import TrainSample, UpdateConfig, update_policy
+from empo2_lite.algo.update import TrainSample, UpdateConfig, response_count, update_policy
 from empo2_lite.config import PolicyConfig
 from empo2_lite.env import ScienceWorldAdapter
 from empo2_lite.env.pool import EnvPool
@@ -62,7 +62,9 @@ def time_update(policy, trajectories) -> dict:
              for sample in trajectory.without_tips]
     optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=1e-6)
     began = time.perf_counter()
-    metrics = update_policy(policy, optimizer, batch, UpdateConfig(mini_batch_size=len(batch), micro_batch_tokens=8192))
+    # One optimiser step over every action of the batch, so both layouts do the same work.
+    actions = sum(response_count(item.sample) for item in batch)
+    metrics = update_policy(policy, optimizer, batch, UpdateConfig(mini_batch_actions=actions, micro_batch_tokens=8192))
     return {"samples": len(batch), "model_tokens": int(metrics["tokens"]), "seconds": round(time.perf_counter() - began, 2)}
 
 

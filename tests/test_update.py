@@ -21,7 +21,9 @@ from empo2_lite.algo.update import (
     UpdateConfig,
     action_logprobs,
     micro_batches,
+    mini_batches_by_actions,
     recompute_old_logprobs,
+    response_count,
     response_index,
     update_policy,
 )
@@ -69,6 +71,45 @@ def test_action_logprobs_match_sampling_and_ignore_padding(byte_policy):
         assert torch.allclose(joint, recorded, atol=1e-4) and torch.allclose(joint, single, atol=1e-5)
 
 
+def packed_sample(steps: int) -> TokenSample:
+    """A hand-made packed episode: ``steps`` turns of a 5-token prompt and a 3-token response."""
+    sample = TokenSample()
+    for _ in range(steps):
+        sample.extend([65] * 5, is_action=False)
+        sample.extend([66, 67, 10], is_action=True, logprobs=[-5.5] * 3)
+    return sample
+
+
+def test_response_count_is_one_per_environment_step():
+    assert [response_count(packed_sample(steps)) for steps in (1, 3, 30)] == [1, 3, 30]
+    assert response_count(TokenSample([1, 2], [0, 0], [0.0, 0.0])) == 0
+
+
+@pytest.mark.parametrize("actions, order, per_step, expected", [
+    ([30, 30, 30, 30, 5], [0, 1, 2, 3, 4], 64, [[0, 1, 2], [3, 4]]),  # 90 then a smaller last one (35)
+    ([30, 30, 30, 30, 5], [4, 3, 2, 1, 0], 64, [[4, 3, 2], [1, 0]]),  # 65, then 60: the shuffle decides
+    ([64, 1, 63, 1], [0, 1, 2, 3], 64, [[0], [1, 2], [3]]),  # reaching the target exactly closes it
+    ([1] * 10, list(range(10)), 4, [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]),  # history-window samples
+    ([200, 3], [1, 0], 128, [[1, 0]]),  # a sample bigger than the target is never split
+])
+def test_mini_batches_hold_at_least_the_target_number_of_actions(actions, order, per_step, expected):
+    assert mini_batches_by_actions(actions, order, per_step) == expected
+
+
+def test_update_makes_one_optimiser_step_per_mini_batch_of_actions(byte_policy):
+    # 5 packed episodes of 3 steps = 15 actions; 4 actions per step -> mini-batches of 2, 2 and 1
+    # episodes: 3 optimiser steps per epoch (a mini-batch of samples would have made 1 or 5).
+    batch = [TrainSample(packed_sample(3), advantage) for advantage in (1.0, -1.0, 0.5, -0.5, 0.0)]
+    optimizer = torch.optim.SGD(byte_policy.trainable_parameters(), lr=0.01)
+    steps = []
+    real_step = optimizer.step
+    optimizer.step = lambda *args, **kwargs: steps.append(1) or real_step(*args, **kwargs)
+    config = UpdateConfig(mini_batch_actions=4, epochs=2, mask_granularity="off")
+    metrics = update_policy(byte_policy, optimizer, batch, config, generator=torch.Generator().manual_seed(0))
+    assert len(steps) == 6 and metrics["optimizer_steps"] == 6 and metrics["skipped_steps"] == 0
+    assert metrics["tokens"] == 2 * 5 * len(batch[0].sample.input_ids)
+
+
 def test_micro_batches_respect_the_token_budget():
     items = [TrainSample(TokenSample(list(range(n)), [0] * n, [0.0] * n), 0.0) for n in (10, 10, 30, 5)]
     assert [len(group) for group in micro_batches(items, 40)] == [2, 1, 1]
@@ -83,7 +124,7 @@ def one_step(policy, batch, micro_batch_tokens: int):
     # The random tiny model is near-uniform over 259 tokens (log-prob ~ -5.6), below the default
     # masking threshold of -5, so these mechanics tests switch masking off.
     optimizer = torch.optim.SGD(policy.trainable_parameters(), lr=0.1)
-    config = UpdateConfig(micro_batch_tokens=micro_batch_tokens, mini_batch_size=8, grad_clip=1e9, mask_granularity="off")
+    config = UpdateConfig(micro_batch_tokens=micro_batch_tokens, mini_batch_actions=8, grad_clip=1e9, mask_granularity="off")
     return update_policy(policy, optimizer, batch, config, generator=torch.Generator().manual_seed(0))
 
 
@@ -117,7 +158,7 @@ def test_a_nan_loss_is_skipped_with_a_warning(byte_policy, caplog):
     before = lora_state(byte_policy)
     with caplog.at_level(logging.WARNING):
         metrics = one_step(byte_policy, [TrainSample(samples[0], math.nan), TrainSample(samples[1], 1.0)], 10_000)
-    assert "non-finite loss" in caplog.text and metrics["skipped_steps"] == 1
+    assert "non-finite loss" in caplog.text and metrics["skipped_steps"] == 1 and metrics["optimizer_steps"] == 0
     assert all(torch.equal(before[n], p) for n, p in lora_state(byte_policy).items())
 
 
@@ -154,7 +195,7 @@ def test_a_tiny_model_learns_the_synthetic_task(tiny_byte_model, path):
         responses, samples = sampled_batch(policy, seen, plain, 16)
         rewards = torch.tensor([target_reward(policy, r) for r in responses])
         advantages = grpo_advantages(rewards, torch.zeros(16, dtype=torch.long))
-        config = UpdateConfig(mini_batch_size=16, log_delta=-8.0)  # the random model starts near log(1/259)
+        config = UpdateConfig(mini_batch_actions=16, log_delta=-8.0)  # the random model starts near log(1/259)
         if path == "off_policy_without_tips":
             recompute_old_logprobs(policy, samples, config)
         metrics = update_policy(policy, optimizer, [TrainSample(s, float(a)) for s, a in zip(samples, advantages)],
@@ -170,5 +211,5 @@ def test_with_tips_old_logprobs_start_the_ratio_away_from_one(byte_policy):
     _, samples = sampled_batch(byte_policy, seen, trained, 8)
     optimizer = torch.optim.SGD(byte_policy.trainable_parameters(), lr=0.0)
     metrics = update_policy(byte_policy, optimizer, [TrainSample(s, 1.0) for s in samples],
-                            UpdateConfig(mini_batch_size=8, mask_granularity="off"))
+                            UpdateConfig(mini_batch_actions=8, mask_granularity="off"))
     assert metrics["ratio_mean"] != pytest.approx(1.0, abs=1e-3) and metrics["clip_fraction"] > 0.1

@@ -4,8 +4,13 @@ Mechanics:
 
 * **Samples** are ``TokenSample``s of the view the mode asks for (``modes.update_views``), each
   with its trajectory's advantage broadcast to its action tokens.
-* **Mini-batches** of ``mini_batch_size`` samples make one optimiser step each; ``epochs`` passes
-  over the data (the paper: one pass, mini-batch 16).
+* **Mini-batches are measured in actions** (responses: one per environment step), as in the
+  official verl configuration, whose mini-batch of 16 prompts is multiplied by the group size 8
+  and counts step samples: 128 actions per optimiser step (arXiv 2602.23008, official code). A
+  packed full-history sample holds one action per step of its episode and a history-window sample
+  holds one; samples are never split, so after a seeded shuffle whole samples are added to a
+  mini-batch until it holds at least ``mini_batch_actions`` actions (it may overshoot by less than
+  one sample; the last mini-batch may hold fewer). ``epochs`` passes over the data (the paper: one).
 * **Micro-batches** hold as many samples as fit ``micro_batch_tokens`` (padded tokens) and
   accumulate gradients. The step's loss is the sum of the per-token losses of kept tokens divided
   by the number of action tokens in the mini-batch (masked tokens count in the denominator as
@@ -85,6 +90,30 @@ def response_index(action_mask: list[int]) -> list[int]:
     return index
 
 
+def response_count(sample: TokenSample) -> int:
+    """Number of responses in ``sample`` (the unit of ``mini_batch_actions``): one per environment
+    step of a packed episode, one for a history-window sample."""
+    return max(response_index(sample.action_mask), default=-1) + 1
+
+
+def mini_batches_by_actions(actions: Sequence[int], order: Sequence[int], actions_per_step: int) -> list[list[int]]:
+    """Cut ``order`` (sample indices) into consecutive mini-batches; ``actions[i]`` is sample i's
+    number of actions. A mini-batch closes as soon as it holds ``actions_per_step`` actions or
+    more, because samples cannot be split; what is left at the end is a smaller last mini-batch."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    held = 0
+    for index in order:
+        current.append(index)
+        held += actions[index]
+        if held >= actions_per_step:
+            groups.append(current)
+            current, held = [], 0
+    if current:
+        groups.append(current)
+    return groups
+
+
 def action_logprobs(policy: Policy, samples: Sequence[TokenSample], temperature: float = 1.0,
                     with_entropy: bool = False) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Log-probs (and entropies) of each sample's action tokens under the current model, in order.
@@ -149,50 +178,63 @@ def recompute_old_logprobs(policy: Policy, samples: Sequence[TokenSample], confi
                     item.sample.old_logprobs[t] = value
 
 
+def accumulate_gradients(policy: Policy, mini: Sequence[TrainSample], config: UpdateConfig) -> tuple[float, list]:
+    """Backward pass of one mini-batch, micro-batch by micro-batch; return its loss and each
+    micro-batch's (weight, loss output) for the metrics.
+
+    The loss is the sum of the per-token losses of kept tokens divided by all action tokens of the
+    mini-batch, so it does not depend on how the mini-batch was cut into micro-batches.
+    """
+    action_total = sum(sum(m.sample.action_mask[1:]) for m in mini) or 1
+    step_loss, parts = 0.0, []
+    for group in micro_batches(mini, config.micro_batch_tokens):
+        logprobs, entropies = action_logprobs(policy, [g.sample for g in group], config.temperature, with_entropy=True)
+        current = torch.cat(logprobs)
+        device = current.device
+        old, advantages, response_ids = [], [], []
+        for sample_index, item in enumerate(group):
+            positions = action_positions(item.sample)
+            responses = response_index(item.sample.action_mask)
+            old += [item.sample.old_logprobs[t] for t in positions]
+            advantages += [item.advantage] * len(positions)
+            # responses of different samples must not share a number
+            response_ids += [responses[t] + 100_000 * sample_index for t in positions]
+        old_t = torch.tensor(old, device=device)
+        keep = low_probability_mask(current, old_t, torch.ones_like(old_t), torch.tensor(response_ids, device=device),
+                                    config.mask_granularity, config.log_delta)
+        reference = None
+        if config.kl_coef:
+            with torch.no_grad(), policy.reference():
+                reference = torch.cat(action_logprobs(policy, [g.sample for g in group], config.temperature)[0])
+        out = ppo_loss(current, old_t, torch.tensor(advantages, device=device), keep,
+                       action_mask=torch.ones_like(keep), clip_low=config.clip_low, clip_high=config.clip_high,
+                       dual_clip=config.dual_clip, ref_logprobs=reference, kl_coef=config.kl_coef,
+                       entropy=torch.cat(entropies), entropy_coef=config.entropy_coef)
+        # ppo_loss averages over this micro-batch's kept tokens; rescale to the mini-batch's total.
+        scale = float(keep.sum()) / action_total
+        (out.loss * scale).backward()
+        step_loss += out.loss.item() * scale
+        parts.append((len(current) / action_total, out))
+    return step_loss, parts
+
+
 def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, batch: Sequence[TrainSample],
                   config: UpdateConfig, generator: torch.Generator | None = None) -> dict[str, float]:
-    """Run ``config.epochs`` passes of mini-batch PPO steps over ``batch``; return mean metrics."""
+    """Run ``config.epochs`` passes of PPO steps, one per mini-batch of ``mini_batch_actions``
+    actions, over ``batch``; return mean metrics plus ``tokens`` (summed), ``optimizer_steps`` and
+    ``skipped_steps`` (non-finite losses)."""
     policy.model.train()
     trainable = policy.trainable_parameters()
     totals: dict[str, list[float]] = {name: [] for name in ("loss", "clip_fraction", "masked_fraction", "ratio_mean",
                                                             "entropy", "kl", "grad_norm", "tokens")}
     skipped = 0
+    actions = [response_count(item.sample) for item in batch]
     for _ in range(config.epochs):
         order = torch.randperm(len(batch), generator=generator).tolist()
-        for start in range(0, len(order), config.mini_batch_size):
-            mini = [batch[i] for i in order[start: start + config.mini_batch_size]]
-            action_total = sum(sum(m.sample.action_mask[1:]) for m in mini) or 1
+        for indices in mini_batches_by_actions(actions, order, config.mini_batch_actions):
+            mini = [batch[i] for i in indices]
             optimizer.zero_grad(set_to_none=True)
-            step_loss, parts = 0.0, []
-            for group in micro_batches(mini, config.micro_batch_tokens):
-                logprobs, entropies = action_logprobs(policy, [g.sample for g in group], config.temperature, with_entropy=True)
-                current = torch.cat(logprobs)
-                device = current.device
-                old, advantages, response_ids = [], [], []
-                for sample_index, item in enumerate(group):
-                    positions = action_positions(item.sample)
-                    responses = response_index(item.sample.action_mask)
-                    old += [item.sample.old_logprobs[t] for t in positions]
-                    advantages += [item.advantage] * len(positions)
-                    # responses of different samples must not share a number
-                    response_ids += [responses[t] + 100_000 * sample_index for t in positions]
-                old_t = torch.tensor(old, device=device)
-                keep = low_probability_mask(current, old_t, torch.ones_like(old_t), torch.tensor(response_ids, device=device),
-                                            config.mask_granularity, config.log_delta)
-                reference = None
-                if config.kl_coef:
-                    with torch.no_grad(), policy.reference():
-                        reference = torch.cat(action_logprobs(policy, [g.sample for g in group], config.temperature)[0])
-                out = ppo_loss(current, old_t, torch.tensor(advantages, device=device), keep,
-                               action_mask=torch.ones_like(keep), clip_low=config.clip_low, clip_high=config.clip_high,
-                               dual_clip=config.dual_clip, ref_logprobs=reference, kl_coef=config.kl_coef,
-                               entropy=torch.cat(entropies), entropy_coef=config.entropy_coef)
-                # ppo_loss averages over this micro-batch's kept tokens; rescale so the step's loss
-                # is the sum over kept tokens divided by all action tokens of the mini-batch.
-                scale = float(keep.sum()) / action_total
-                (out.loss * scale).backward()
-                step_loss += out.loss.item() * scale
-                parts.append((len(current) / action_total, out))
+            step_loss, parts = accumulate_gradients(policy, mini, config)
             if not math.isfinite(step_loss):
                 logger.warning("non-finite loss (%s): skipping this optimiser step", step_loss)
                 optimizer.zero_grad(set_to_none=True)
@@ -208,5 +250,6 @@ def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, batch: Seque
     metrics = {name: (sum(values) / len(values) if values else float("nan")) for name, values in totals.items()
                if name != "tokens"}
     metrics["tokens"] = sum(totals["tokens"])
+    metrics["optimizer_steps"] = float(len(totals["loss"]))
     metrics["skipped_steps"] = float(skipped)
     return metrics
