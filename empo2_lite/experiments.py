@@ -6,9 +6,11 @@ whose latest checkpoint already reached its iteration count is skipped, one with
 checkpoint is resumed, and only the others start fresh, so an interrupted grid continues where
 it stopped.
 
-The paper's ablation axes (method.md §2, §5): p, q, the novelty coefficient, masking on/off and
-its granularity, the off-policy old log-prob variant, no off-policy, no on-policy-with-tips; plus
-seeds.
+The paper's ablation axes: p, q, the novelty coefficient, masking on/off and its granularity, the
+off-policy old log-prob variant, no off-policy, no on-policy-with-tips; plus seeds. Beyond single
+settings, ``variant`` names a bundle of settings (``VARIANTS``), e.g. ``--grid
+variant=grpo,grpo+novelty,grpo+tips-unseen`` separates what GRPO lacks: memory rollouts, the
+novelty reward, and the cost of writing tips.
 """
 
 from __future__ import annotations
@@ -21,8 +23,21 @@ from empo2_lite.config import ConfigError
 from empo2_lite.runs import RunDir
 from empo2_lite.train_config import TrainConfig, apply_overrides
 
-GRID_KEYS = ("p", "q", "memory.novelty_coef", "update.mask_granularity", "update.log_delta",
-             "off_policy_old_logprob", "use_off_policy", "use_on_policy_with_tips", "seed", "algo")
+GRID_KEYS = ("p", "q", "memory.novelty_coef", "memory.novelty_aggregation", "update.mask_granularity",
+             "update.log_delta", "off_policy_old_logprob", "use_off_policy", "use_on_policy_with_tips", "write_tips",
+             "seed", "algo", "variant")
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "empo2": {"algo": "empo2"},
+    "grpo": {"algo": "grpo"},
+    "grpo+novelty": {"algo": "grpo", "memory.novelty_coef": 1.0},
+    "grpo+tips-unseen": {"algo": "grpo", "write_tips": True},
+    "empo2-novelty-mean": {"algo": "empo2", "memory.novelty_aggregation": "mean"},
+    "empo2-no-novelty": {"algo": "empo2", "memory.novelty_coef": 0.0},
+}
+"""Named bundles of settings for the ``variant`` grid key: GRPO as in the paper (no memory, no
+novelty), GRPO + the novelty reward, GRPO + tips written but never shown (p = 0), and EMPO² with
+the novelty reward averaged over steps instead of summed, or switched off."""
 
 
 def expand_grid(base: TrainConfig, grid: dict[str, list[Any]]) -> list[TrainConfig]:
@@ -30,11 +45,16 @@ def expand_grid(base: TrainConfig, grid: dict[str, list[Any]]) -> list[TrainConf
     unknown = sorted(set(grid) - set(GRID_KEYS))
     if unknown:
         raise ConfigError(f"grid: {unknown} cannot be ablated; choose from: {', '.join(GRID_KEYS)}")
+    for variant in grid.get("variant", []):
+        if variant not in VARIANTS:
+            raise ConfigError(f"grid: variant {variant!r} is not allowed; choose one of: {', '.join(VARIANTS)}")
     keys = list(grid)
     configs = []
     for values in itertools.product(*(grid[key] for key in keys)):
         suffix = "-".join(f"{key.rsplit('.', 1)[-1]}{value}" for key, value in zip(keys, values))
-        config = apply_overrides(base, {**dict(zip(keys, values)), "name": f"{base.name}-{suffix}" if suffix else base.name})
+        settings = dict(zip(keys, values))
+        settings = {**VARIANTS.get(settings.pop("variant", None), {}), **settings}
+        config = apply_overrides(base, {**settings, "name": f"{base.name}-{suffix}" if suffix else base.name})
         config.validate()
         configs.append(config)
     return configs

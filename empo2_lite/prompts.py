@@ -6,7 +6,8 @@ step (the action). The first user message also carries the task, the inventory, 
 ``focus on`` and two solved examples of the same task (``demonstrations.py``).
 
 Tips from memory are placed in a delimited block at the top of the user message of the step at
-which they were retrieved. The rollout engine renders every chat twice, with and without those
+which they were retrieved; each shows the note, the action the earlier attempt took at that point
+and that attempt's final score (``format_tip``), as the paper's App. E.2 and the official code do. The rollout engine renders every chat twice, with and without those
 blocks; nothing here is ever stripped out of a string afterwards.
 """
 
@@ -51,6 +52,12 @@ def format_demonstration(index: int, demo: Demonstration) -> str:
     """One solved example as text."""
     steps = "\n".join(f"  > {action}" for action in demo.actions)
     return f"Example {index}: {demo.task_description}\n{steps}"
+
+
+def format_tip(tip: str, action: str, score: int) -> str:
+    """One remembered entry as the agent sees it: the note, the action taken at that step of the
+    earlier attempt, and that attempt's final score, so notes from good attempts stand out."""
+    return f"{tip} (that attempt did '{action}' here and ended with score {score}/100)"
 
 
 def tip_block(tips: Sequence[str]) -> str:

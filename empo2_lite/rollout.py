@@ -7,8 +7,15 @@ end drop out of the batch; an environment failure ends only its own episode (``e
 never trained on).
 
 Memory hooks in through ``retrieve``: called with a :class:`RetrievalQuery` at every step, it
-returns the tips for that state (the memory issue plugs in BM25 over the tip memory). Tips are
-added to that step's user message in the with-tips view only and stay there in later turns.
+returns the tips for that state, best first (``TipMemory.tips_for``: BM25 over the tip memory).
+Tips are added to that step's user message in the with-tips view only and stay there in later
+turns. To keep that view append-only *and* inside the context, a tip already shown earlier in the
+episode is not shown again, and each step's block has a token budget (``tip_block_tokens``) inside
+an episode budget (``tip_episode_tokens``). The official code re-attaches every earlier tip with a
+16k prompt budget; the kit's choice is in docs/deviations.md.
+
+Novelty: the observations reached at one lock-step step are scored together, against the visit
+counts from before the step (``Novelty.score_step``).
 
 History: the paper keeps the whole episode in the chat (``history_window=None``), packed as one
 sequence per trajectory and view. ``history_window=k`` shows the first turn (the task) and the last k
@@ -51,6 +58,13 @@ class RolloutConfig:
     """Solved examples of the task shown in the first message."""
     max_steps: int | None = None
     """Step cap per episode; None uses each task's own (30, 60 or 120)."""
+    tip_block_tokens: int = 256
+    """Token budget of one step's block of shown tips (memory rollouts). Tips are added best
+    episode score first while the block fits; the rest are not shown at this step."""
+    tip_episode_tokens: int = 1536
+    """Token budget of all tip blocks of one episode. Tip blocks stay in the chat for the rest of
+    the episode (the with-tips view is append-only), so this bounds what memory adds to the
+    context; with the per-step budget it keeps the worst-case prompt inside ``max_context_tokens``."""
 
     def validate(self) -> None:
         """Raise ConfigError on the first unusable setting."""
@@ -64,6 +78,8 @@ class RolloutConfig:
             check_positive("rollout.history_window", self.history_window)
         if self.max_steps is not None:
             check_positive("rollout.max_steps", self.max_steps)
+        check_positive("rollout.tip_block_tokens", self.tip_block_tokens)
+        check_positive("rollout.tip_episode_tokens", self.tip_episode_tokens)
         if self.demonstrations not in (0, 1, 2, 3):
             raise ConfigError(f"rollout.demonstrations: {self.demonstrations!r} is not allowed; choose one of: 0, 1, 2, 3")
 
@@ -90,8 +106,9 @@ class RetrievalQuery:
 
 
 Retriever = Callable[[RetrievalQuery], Sequence[str]]
-NoveltyFn = Callable[[str, int, str], float]
-"""Maps (task, variation, observation) to the novelty reward of the state reached."""
+NoveltyFn = Callable[[Sequence[tuple[str, int, str]]], list[float]]
+"""Maps the (task, variation, observation) of every episode at one step to its novelty reward
+(``Novelty`` is one: it scores them all against the counts from before the step)."""
 Sampler = Callable[[list[list[int]]], list[SampledResponse]]
 """Maps a batch of prompt ids to one response each; tests pass scripted samplers."""
 
@@ -107,6 +124,8 @@ class _Episode:
         demos = demonstrations_for(spec.task, spec.variation, config.demonstrations) if config.demonstrations else []
         self.pending_message = prompts.first_user_message(start.task_description, start.inventory, start.observation, demos)
         self.pending_tips: tuple[str, ...] = ()
+        self.shown_tips: set[str] = set()
+        self.tip_tokens_left = config.tip_episode_tokens
         self.history_text = start.observation.strip()
         if config.history_window is None:
             self.views = (ChatTokens(self.tokenizer, prompts.SYSTEM_PROMPT), ChatTokens(self.tokenizer, prompts.SYSTEM_PROMPT))
@@ -116,13 +135,31 @@ class _Episode:
 
     def next_prompt(self, tips: Sequence[str]) -> list[int]:
         """Open the next user turn in both views; return the with-tips prompt ids (fed to the model)."""
-        self.pending_tips = tuple(tips)
+        self.pending_tips = self._tips_to_show(tips)
         message_with = prompts.with_tips(self.pending_message, self.pending_tips)
         if self.config.history_window is None:
             prompt = self.views[0].add_user_turn(message_with)
             self.views[1].add_user_turn(self.pending_message)
             return prompt
         return self._window_ids(with_tips=True, current=message_with)
+
+    def _tips_to_show(self, tips: Sequence[str]) -> tuple[str, ...]:
+        """The retrieved tips (best first) not shown earlier in this episode, as many as fit this
+        step's block budget and what is left of the episode's; charged to the episode budget."""
+        budget = min(self.config.tip_block_tokens, self.tip_tokens_left)
+        chosen: list[str] = []
+        for tip in tips:
+            if tip in self.shown_tips or tip in chosen:
+                continue
+            if self._block_tokens([*chosen, tip]) <= budget:
+                chosen.append(tip)
+        if chosen:
+            self.tip_tokens_left -= self._block_tokens(chosen)
+            self.shown_tips.update(chosen)
+        return tuple(chosen)
+
+    def _block_tokens(self, tips: Sequence[str]) -> int:
+        return len(self.tokenizer(prompts.tip_block(tips), add_special_tokens=False).input_ids)
 
     def _window_ids(self, with_tips: bool, current: str) -> list[int]:
         """Prompt ids of the first turn, the last ``history_window`` turns and the current message."""
@@ -151,7 +188,7 @@ class _Episode:
             user_message=self.pending_message, tips=self.pending_tips, response_ids=response.token_ids,
             logprobs=response.logprobs, response_text=response.text, raw_action=result.raw_action,
             action=result.action, reward=result.reward, score=result.score, finish=response.finish,
-            history=self.history_text, novelty=novelty))
+            history=self.history_text, novelty=novelty, prompt_tokens=len(prompt_with)))
         self.trajectory.score = result.score
         self.pending_message = prompts.step_user_message(result.observation)
         self.history_text = append_history(self.history_text, result.action, result.observation)
@@ -160,6 +197,7 @@ class _Episode:
         trajectory = self.trajectory
         if self.config.history_window is None:
             trajectory.with_tips, trajectory.without_tips = [self.views[0].sample], [self.views[1].sample]
+            trajectory.tip_free_chat = self.views[1]
         trajectory.end_reason, trajectory.error = end_reason, error
         trajectory.final_message = self.pending_message
         if result is not None:
@@ -235,13 +273,45 @@ def _play_wave(policy: Policy, pool: EnvPool, wave: list[EpisodeSpec], first_id:
         responses = sampler([prompts_with[s] for s in order])
         by_slot = dict(zip(order, responses))
         results = pool.step({slot: action_text(by_slot[slot], policy.tokenizer) for slot in order})
+        reached = [slot for slot, result in results.items() if not isinstance(result, EpisodeFailure)]
+        bonuses = dict(zip(reached, novelty([(running[slot].trajectory.task, running[slot].trajectory.variation,
+                                              results[slot].observation) for slot in reached]))) if novelty else {}
         for slot, result in results.items():
             episode = running[slot]
             if isinstance(result, EpisodeFailure):
                 finished[slot] = episode.finish("env_failure", error=result.error)
                 continue
-            bonus = novelty(episode.trajectory.task, episode.trajectory.variation, result.observation) if novelty else 0.0
-            episode.record(prompts_with[slot], by_slot[slot], result, bonus)
+            episode.record(prompts_with[slot], by_slot[slot], result, bonuses.get(slot, 0.0))
             if result.done:
                 finished[slot] = episode.finish(result.info["end_reason"], result)
     return [finished[slot] for slot in range(len(wave))]
+
+
+OBSERVATION_TOKENS_P90 = 113
+"""90th percentile of the length of a ScienceWorld observation in SmolLM2 tokens, over the
+observations along the demonstration (gold) paths of the 18 tasks (measured 2026-11-26; mean 25,
+maximum 281: ``look around`` in a full room)."""
+
+
+def worst_case_prompt_tokens(tokenizer, task: str, config: RolloutConfig, steps: int,
+                             observation_tokens: int = OBSERVATION_TOKENS_P90) -> int:
+    """Tokens of the longest prompt a memory episode of ``steps`` steps can reach, plus its reply.
+
+    What it adds up: the system prompt and the first user message with its demonstrations (the
+    longest of the task's), then every step with an observation of ``observation_tokens`` tokens
+    and a reply of ``max_new_tokens`` tokens, then every step's tip block at its budget (bounded by
+    the episode's tip budget), then the last reply. Observations longer than the allowance on
+    every step could still end an episode with ``context_limit``; that is reported, not hidden.
+    """
+    filler = " ".join(["word"] * observation_tokens)
+    reply = " ".join(["go"] * config.max_new_tokens)
+    demos = demonstrations_for(task, -1, 3)
+    longest = sorted(demos, key=lambda demo: len(prompts.format_demonstration(1, demo)), reverse=True)
+    first = prompts.first_user_message(max((d.task_description for d in demos), key=len, default=task), filler,
+                                       filler, longest[: config.demonstrations])
+    messages = [{"role": "system", "content": prompts.SYSTEM_PROMPT}, {"role": "user", "content": first}]
+    for _ in range(steps - 1):
+        messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": prompts.step_user_message(filler)}]
+    chat = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=False)
+    tips = min(steps * config.tip_block_tokens, config.tip_episode_tokens)
+    return len(chat) + tips + config.max_new_tokens

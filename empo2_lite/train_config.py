@@ -280,7 +280,7 @@ def _gpu_24gb() -> TrainConfig:
         preset="gpu-24gb", name="gpu24", iterations=100, variations_per_iteration=4, group_size=8, n_envs=16, eval_every=10,
         eval_episodes_per_variation=4,
         policy=PolicyConfig(model="Qwen/Qwen2.5-3B-Instruct", lora_rank=32, lora_alpha=64, gradient_checkpointing=True),
-        rollout=RolloutConfig(max_context_tokens=6144),
+        rollout=RolloutConfig(max_context_tokens=8192),
         update=UpdateConfig(learning_rate=1e-5, mini_batch_actions=128, micro_batch_tokens=8192),
     )
 
@@ -290,7 +290,7 @@ def _gpu_48gb() -> TrainConfig:
         preset="gpu-48gb", name="gpu48", iterations=100, variations_per_iteration=8, group_size=8, n_envs=16, eval_every=10,
         eval_episodes_per_variation=4,
         policy=PolicyConfig(model="Qwen/Qwen2.5-7B-Instruct", lora_rank=64, lora_alpha=128, gradient_checkpointing=True),
-        rollout=RolloutConfig(max_context_tokens=6144),
+        rollout=RolloutConfig(max_context_tokens=8192),
         update=UpdateConfig(learning_rate=5e-6, mini_batch_actions=128, micro_batch_tokens=8192),
     )
 

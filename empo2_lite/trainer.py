@@ -4,7 +4,9 @@
     -> tips written and stored (every mode) -> GRPO advantages -> update on the mode's view
     -> metrics, evaluation, checkpoint
 
-GRPO is the same loop with p = 0. How this departs from the paper: LoRA instead of full
+GRPO is the same loop without memory and without the intrinsic reward: p = 0, no tip writing, no
+memory file, novelty coefficient 0 (``train_config.ALGO_SETTINGS``); novelty is then not even
+computed. How this departs from the paper: LoRA instead of full
 fine-tuning, one GPU (or CPU) instead of 8 x A100, BM25 tip retrieval, the state-novelty reward
 in every mode; see docs/deviations.md for the full list. Commands::
 
@@ -15,6 +17,7 @@ in every mode; see docs/deviations.md for the full list. Commands::
 
 from __future__ import annotations
 
+import collections
 import random
 import resource
 import statistics
@@ -35,6 +38,16 @@ from empo2_lite.rollout import EpisodeSpec, collect_rollouts
 from empo2_lite.runs import CHECKPOINT_FILES, RunDir
 from empo2_lite.tasks import get_task
 from empo2_lite.train_config import TrainConfig, config_json
+from empo2_lite.trajectory import Trajectory
+
+
+def aggregate_novelty(trajectory: Trajectory, aggregation: str) -> float:
+    """The novelty term of one episode's return: the sum (the paper) or the mean of its per-step
+    rewards (bounded by 1, so long episodes cannot outweigh partial scores)."""
+    rewards = [turn.novelty for turn in trajectory.turns]
+    if not rewards:
+        return 0.0
+    return sum(rewards) if aggregation == "sum" else sum(rewards) / len(rewards)
 
 
 class Trainer:
@@ -79,7 +92,7 @@ class Trainer:
     def run_iteration(self, pool: EnvPool) -> dict:
         """One iteration (see the module docstring); writes metrics and maybe a checkpoint."""
         config, it = self.config, self.iteration
-        times: dict[str, float] = {}
+        times: dict[str, float] = {"rollout": 0.0, "tips": 0.0, "memory": 0.0, "update": 0.0}
         mode = draw_mode(self.rng, config.p, config.q, off_policy=config.use_off_policy,
                          on_policy_with_tips=config.use_on_policy_with_tips)
         variations = self.rng.sample(self.task.train_variations,
@@ -97,24 +110,26 @@ class Trainer:
 
         began = time.perf_counter()
         trajectories = collect_rollouts(self.policy, pool, specs, config.rollout,
-                                        retrieve=retrieve if mode.uses_memory else None, novelty=self.novelty,
+                                        retrieve=retrieve if mode.uses_memory else None,
+                                        novelty=self.novelty if config.memory.novelty_coef > 0 else None,
                                         progress=False)
         times["rollout"] = time.perf_counter() - began
         played = [t for t in trajectories if t.end_reason != "env_failure"]
 
-        began = time.perf_counter()
-        tips = write_tips(self.policy, played, config.memory)
-        times["tips"] = time.perf_counter() - began
-        began = time.perf_counter()
-        for trajectory, tip in zip(played, tips):
-            self.memory.add_episode(trajectory, tip, iteration=it, run_id=config.name)
-        times["memory"] = time.perf_counter() - began + retrieval_seconds
+        if config.write_tips:
+            began = time.perf_counter()
+            tips = write_tips(self.policy, played, config.memory)
+            times["tips"] = time.perf_counter() - began
+            began = time.perf_counter()
+            for trajectory, tip in zip(played, tips):
+                self.memory.add_episode(trajectory, tip, iteration=it, run_id=config.name)
+            times["memory"] = time.perf_counter() - began + retrieval_seconds
 
         began = time.perf_counter()
         update_metrics = {}
         if played:
-            novelty_sums = torch.tensor([sum(turn.novelty for turn in t.turns) for t in played])
-            returns = trajectory_returns(torch.tensor([t.score for t in played]), novelty_sums,
+            novelty_terms = torch.tensor([aggregate_novelty(t, config.memory.novelty_aggregation) for t in played])
+            returns = trajectory_returns(torch.tensor([t.score for t in played]), novelty_terms,
                                          config.memory.novelty_coef, config.reward_scale)
             advantages = grpo_advantages(returns, torch.tensor([t.group_id for t in played]))
             views = update_views(mode, config.off_policy_old_logprob)
@@ -127,6 +142,7 @@ class Trainer:
         times["update"] = time.perf_counter() - began
 
         scores = [t.score for t in played] or [0]
+        end_reasons = collections.Counter(t.end_reason for t in trajectories)
         metrics = {
             "iteration": it,
             "mode": mode.value,
@@ -139,10 +155,14 @@ class Trainer:
             "charts/steps_mean": statistics.mean([len(t.turns) for t in played] or [0]),
             "charts/tips_shown_mean": statistics.mean([len(turn.tips) for t in played for turn in t.turns] or [0]),
             "charts/env_failures": len(trajectories) - len(played),
-            **{f"losses/{key}": value for key, value in update_metrics.items() if key not in ("tokens", "skipped_steps")},
+            **{f"episodes/end_{reason}": count for reason, count in sorted(end_reasons.items())},
+            **{f"losses/{key}": value for key, value in update_metrics.items()
+               if key not in ("tokens", "skipped_steps", "optimizer_steps")},
             "losses/skipped_steps": update_metrics.get("skipped_steps", 0.0),
+            "update/optimizer_steps": update_metrics.get("optimizer_steps", 0),
             "tokens/update": update_metrics.get("tokens", 0.0),
             "tokens/generated": sum(len(turn.response_ids) for t in played for turn in t.turns),
+            "tokens/prefilled": sum(turn.prompt_tokens for t in played for turn in t.turns),
             **{f"time/{phase}": round(seconds, 3) for phase, seconds in times.items()},
             "memory/entries": len(self.memory),
             "memory/peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
@@ -152,7 +172,8 @@ class Trainer:
         self.run.log_scalars(it, metrics)
         self.iteration = it + 1
         if config.eval_every and self.iteration % config.eval_every == 0:
-            result = evaluate(self.policy, pool, self.task, config.rollout, config.eval_temperature)
+            result = evaluate(self.policy, pool, self.task, config.rollout, config.eval_temperature,
+                              episodes_per_variation=config.eval_episodes_per_variation)
             self.run.append("eval.jsonl", {"iteration": self.iteration, **result})
         if self.iteration % config.checkpoint_every == 0 or self.iteration == config.iterations:
             self.save_checkpoint()

@@ -113,6 +113,8 @@ class Turn:
     the key under which this step's tip is stored)."""
     novelty: float = 0.0
     """Intrinsic novelty reward of the state this step reached (1/n; 0 when not computed)."""
+    prompt_tokens: int = 0
+    """Length of the prompt the model was fed at this step (with tips), for token accounting."""
 
 
 @dataclass
@@ -138,6 +140,8 @@ class Trajectory:
     """The environment error when ``end_reason`` is env_failure (the trajectory is not trained on)."""
     final_message: str = ""
     """The observation after the last step, as the next user message would have shown it."""
+    tip_free_chat: ChatTokens | None = field(default=None, repr=False, compare=False)
+    """The tip-free view's chat, kept so the tip prompt can extend it (full history only)."""
 
     @property
     def episode_return(self) -> int:

@@ -150,3 +150,24 @@ def test_a_run_killed_mid_iteration_resumes_with_memory_intact(tmp_path):
     written_by = [json.loads(line)["iteration"] for line in run.memory_path.read_text().splitlines()]
     assert sorted(set(written_by)) == [0, 1, 2] and written_by == sorted(written_by)  # no duplicate iteration 1
     assert run.latest_checkpoint().name == "iter-000003"
+
+
+@pytest.mark.jvm
+@pytest.mark.slow
+def test_grpo_has_no_novelty_and_no_memory_while_empo2_of_the_same_seed_has_both(tmp_path, monkeypatch):
+    from empo2_lite.trainer import Trainer
+
+    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
+    rows = {}
+    for algo in ("grpo", "empo2"):
+        config = apply_overrides(preset("cpu-smoke"), {"algo": algo, "iterations": 1, "name": algo, "seed": 3})
+        [rows[algo]] = Trainer(config, RunDir.named(algo)).train(progress=False)
+    grpo, empo2 = rows["grpo"], rows["empo2"]
+    assert grpo["charts/novelty_mean"] == 0 and grpo["memory/entries"] == 0 and grpo["time/tips"] == 0
+    assert not (tmp_path / "grpo" / "memory.jsonl").exists()
+    assert json.loads((tmp_path / "grpo" / "config.json").read_text())["p"] == 0.0
+    assert empo2["charts/novelty_mean"] > 0 and empo2["memory/entries"] > 0
+    for row in rows.values():  # every episode is counted under its end reason
+        ends = {key: value for key, value in row.items() if key.startswith("episodes/end_")}
+        assert sum(ends.values()) == 4 and ends
+        assert row["update/optimizer_steps"] >= 1 and row["tokens/prefilled"] > row["tokens/generated"] > 0

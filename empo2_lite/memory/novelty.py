@@ -4,7 +4,14 @@ The paper keeps a list of distinct states; for a new state it counts the n simil
 pays 1/n; a state unlike all others joins the list. Our measure of "similar": the Jaccard index of
 the word sets of the two observations reaches ``MemoryConfig.novelty_threshold`` (0.8 by default).
 Each distinct state keeps a visit count (a visit counts towards the most similar state), and n is
-the total count of the states similar to this one, this visit included, so repeating a state pays 1, 1/2, 1/3, ... and a new state pays 1.
+the total count of the states similar to this one, this visit included, so repeating a state pays
+1, 1/2, 1/3, ... and a new state pays 1. The observations reached in one lock-step step are all
+scored against the counts from before that step (``score_step``), so the order of the episodes in
+the batch cannot change anyone's reward.
+
+How the per-step rewards enter the return is a setting (``MemoryConfig.novelty_aggregation``):
+their sum (the paper: a return is the sum of its rewards) or their mean. The sum grows with the
+episode's length and can outweigh partial scores of 5-25; the mean is bounded by 1.
 States are kept per (task, variation), like the tips.
 
 The official code instead pays 1/(k+1) for k retrieved tips, only in memory rollouts; the kit
@@ -13,6 +20,7 @@ implements the paper's state-novelty version in every mode (docs/deviations.md).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from empo2_lite.env.actions import words
@@ -33,21 +41,40 @@ class Novelty:
 
     def reward(self, task: str, variation: int, observation: str) -> float:
         """Record a visit to ``observation``'s state and return 1/n."""
-        current = words(observation)
-        states = self._states.setdefault((task, variation), [])
+        return self.score_step([(task, variation, observation)])[0]
+
+    def score_step(self, visits: Sequence[tuple[str, int, str]]) -> list[float]:
+        """1/n for every (task, variation, observation) reached in one lock-step step.
+
+        All of them are scored against the counts as they were before the step, and only then
+        are the visits added. Scoring them one after another would pay 1, 1/2, ..., 1/8 to eight
+        members of a GRPO group that reach the same new state at the same step, and GRPO's
+        normalisation would turn that slot-order artefact into advantages of about +-1.
+        """
+        parsed = [((task, variation), words(observation)) for task, variation, observation in visits]
+        rewards = []
+        for slot, current in parsed:
+            similar = [state for state in self._states.get(slot, []) if _jaccard(state.words, current) >= self.threshold]
+            rewards.append(1.0 / (1 + sum(state.visits for state in similar)))
+        for slot, current in parsed:
+            self._add_visit(slot, current)
+        return rewards
+
+    def _add_visit(self, slot: tuple[str, int], current: frozenset[str]) -> None:
+        """Count a visit towards the most similar state, or start a new state."""
+        states = self._states.setdefault(slot, [])
         similar = [state for state in states if _jaccard(state.words, current) >= self.threshold]
-        if not similar:
+        if similar:
+            max(similar, key=lambda state: _jaccard(state.words, current)).visits += 1
+        else:
             states.append(_State(current))
-            return 1.0
-        max(similar, key=lambda state: _jaccard(state.words, current)).visits += 1
-        return 1.0 / sum(state.visits for state in similar)
 
     def distinct_states(self, task: str, variation: int) -> int:
         """How many distinct states the slot holds."""
         return len(self._states.get((task, variation), []))
 
-    def __call__(self, task: str, variation: int, observation: str) -> float:
-        return self.reward(task, variation, observation)
+    def __call__(self, visits: Sequence[tuple[str, int, str]]) -> list[float]:
+        return self.score_step(visits)
 
     def to_json(self) -> dict:
         """The visit counts as JSON-ready data (for checkpoints)."""

@@ -4,7 +4,8 @@ Each entry holds a tip, the action taken at one step of the episode it came from
 final score, the retrieval key (the episode history at that step), the iteration and the run id.
 Retrieval for the current state: score the slot's keys against the current history (BM25 by
 default), keep those above the relevance cut-off, order them by episode score (best first), drop
-repeated tip texts and return the top k. This follows the official code's recipe (similarity
+entries whose shown text (tip, action, score: ``prompts.format_tip``) repeats one already chosen
+and return the top k. This follows the official code's recipe (similarity
 cut-off, then score order, top 10) with BM25 in place of MiniLM embeddings by default
 (docs/deviations.md).
 
@@ -30,6 +31,7 @@ from pathlib import Path
 import pandas as pd
 
 from empo2_lite.config import MemoryConfig
+from empo2_lite.prompts import format_tip
 from empo2_lite.memory.retrievers import Retriever, make_retriever
 from empo2_lite.trajectory import Trajectory, append_history
 
@@ -51,6 +53,10 @@ class TipEntry:
     """Retrieval key: the episode history at this step."""
     iteration: int = 0
     run_id: str = ""
+
+    def rendered(self) -> str:
+        """The entry as the agent sees it in a prompt."""
+        return format_tip(self.tip, self.action, self.score)
 
     def identity(self) -> tuple[str, str, str]:
         """What makes two entries exact duplicates."""
@@ -125,20 +131,22 @@ class TipMemory:
         return len(slot.entries) if slot else 0
 
     def retrieve(self, task: str, variation: int, history: str) -> list[TipEntry]:
-        """Up to ``top_k`` entries relevant to ``history``, best episode score first, one per tip."""
+        """Up to ``top_k`` entries relevant to ``history``, best episode score first, none shown
+        twice (two entries that would render the same text count once)."""
         ranked = self._ranked(task, variation, history)
-        chosen, tips = [], set()
+        chosen, rendered = [], set()
         for entry, relevance in ranked:
-            if relevance >= self.config.relevance_threshold and entry.tip not in tips:
+            if relevance >= self.config.relevance_threshold and entry.rendered() not in rendered:
                 chosen.append(entry)
-                tips.add(entry.tip)
+                rendered.add(entry.rendered())
                 if len(chosen) == self.config.top_k:
                     break
         return chosen
 
     def tips_for(self, query) -> list[str]:
-        """The rollout engine's retrieval hook: tip texts for a ``RetrievalQuery``."""
-        return [entry.tip for entry in self.retrieve(query.task, query.variation, query.history)]
+        """The rollout engine's retrieval hook: the shown text of each entry retrieved for a
+        ``RetrievalQuery`` (tip, action at that step, episode score)."""
+        return [entry.rendered() for entry in self.retrieve(query.task, query.variation, query.history)]
 
     def _ranked(self, task: str, variation: int, history: str) -> list[tuple[TipEntry, float]]:
         """All entries of the slot with their relevance, in retrieval order (score, then relevance)."""
