@@ -5,14 +5,19 @@ from __future__ import annotations
 import importlib.util
 import json
 import logging
+from types import SimpleNamespace
 
 import pytest
 
 from empo2_lite.config import ConfigError, MemoryConfig
 from empo2_lite.memory import Novelty, TipEntry, TipMemory, sanitize_tip, write_tips
 from empo2_lite.memory import retrievers
-from empo2_lite.memory.tips import tip_messages
-from empo2_lite.trajectory import Trajectory, Turn
+from empo2_lite.memory import tips as tips_module
+from empo2_lite.memory.tips import tip_messages, tip_prompt_ids
+from empo2_lite.policy.sampling import SampledResponse
+from empo2_lite.policy.tiny import byte_tokenizer
+from empo2_lite.prompts import SYSTEM_PROMPT, TIP_WRITING_REQUEST
+from empo2_lite.trajectory import ChatTokens, Trajectory, Turn
 
 
 def entry(tip: str, key: str, score: int = 0, action: str = "look around", variation: int = 0) -> TipEntry:
@@ -161,11 +166,74 @@ def test_sanitize_tip():
 def test_tip_prompt_is_tip_free_and_ends_with_the_request():
     trajectory = trajectory_with([("look around", "You see a door.")])
     trajectory.turns[0].tips = ("secret tip",)
-    messages = tip_messages(trajectory)
+    messages = tip_messages(trajectory, byte_tokenizer())
     text = json.dumps(messages)
-    assert "secret tip" not in text
-    assert messages[-1]["role"] == "user" and messages[-1]["content"].endswith("Reply with the note only.")
-    assert "score 40 out of 100" in messages[-1]["content"]
+    assert "secret tip" not in text and "max_steps" not in text
+    assert messages[-1]["role"] == "user" and messages[-1]["content"].endswith(TIP_WRITING_REQUEST)
+    assert messages[-1]["content"].startswith("You move to the kitchen.")
+    assert "40 out of 100" in messages[-1]["content"]
+
+
+def test_a_windowed_tip_prompt_shows_the_responses_as_sampled():
+    """Without a packed chat the prompt is rebuilt from the turns with the model's own words,
+    not the actions the environment ran after correction."""
+    trajectory = trajectory_with([("go to kitchen", "You move to the kitchen.")])
+    trajectory.turns[0].response_text = "go kitchen\n"
+    text = byte_tokenizer().decode(tip_prompt_ids(trajectory, byte_tokenizer()))
+    assert "<|im_start|>assistant\ngo kitchen\n<|im_end|>" in text and "go to kitchen" not in text
+
+
+def played_with_full_history(tokenizer, steps: list[tuple[str, str]], score: int = 40) -> Trajectory:
+    """A trajectory whose tip-free view was grown turn by turn, as the rollout does."""
+    trajectory = trajectory_with(steps, score)
+    chat = ChatTokens(tokenizer, SYSTEM_PROMPT)
+    for turn in trajectory.turns:
+        chat.add_user_turn(turn.user_message)
+        ids = tokenizer(turn.response_text, add_special_tokens=False).input_ids
+        chat.add_response(ids, turn.response_text, [0.0] * len(ids))
+    trajectory.without_tips, trajectory.tip_free_chat = [chat.sample], chat
+    return trajectory
+
+
+def test_the_tip_prompt_extends_the_packed_tip_free_episode():
+    tokenizer = byte_tokenizer()
+    trajectory = played_with_full_history(tokenizer, [("open door\n", "The door is open."), ("go to hall<|im_end|>", "Hall.")])
+    packed = list(trajectory.without_tips[0].input_ids)
+    messages = list(trajectory.tip_free_chat.messages)
+    prompt = tip_prompt_ids(trajectory, tokenizer)
+    assert prompt[:len(packed)] == packed
+    assert trajectory.without_tips[0].input_ids == packed and trajectory.tip_free_chat.messages == messages
+    added = tokenizer.decode(prompt[len(packed):])
+    assert added.startswith("\n<|im_start|>user\nYou move to the kitchen.")  # the last response ended at EOS
+    assert "40 out of 100" in added and "max_steps" not in added
+    assert added.endswith(f"{TIP_WRITING_REQUEST}<|im_end|>\n<|im_start|>assistant\n")
+
+
+def test_an_episode_cut_before_its_response_falls_back_to_the_turns():
+    """At the context limit the chat ends on an unanswered user turn; the prompt is rebuilt."""
+    tokenizer = byte_tokenizer()
+    trajectory = played_with_full_history(tokenizer, [("look around\n", "You see a door.")])
+    trajectory.tip_free_chat.add_user_turn(trajectory.final_message)
+    assert tip_prompt_ids(trajectory, tokenizer) == tokenizer.apply_chat_template(
+        tip_messages(trajectory, tokenizer), tokenize=True, add_generation_prompt=True, return_dict=False)
+
+
+def test_tips_are_written_in_chunks_without_logprobs(monkeypatch):
+    tokenizer = byte_tokenizer()
+    calls = []
+
+    def fake_sample(policy, prompts_ids, **kwargs):
+        calls.append((prompts_ids, kwargs))
+        return [SampledResponse(tokenizer("A").input_ids, [], "A", "length") for _ in prompts_ids]
+    monkeypatch.setattr(tips_module, "sample_responses", fake_sample)
+    trajectories = [played_with_full_history(tokenizer, [("look around\n", f"Room {i}.")]) for i in range(5)]
+    trajectories.insert(2, Trajectory("find-animal", 1, 0, 9))
+    tips = write_tips(SimpleNamespace(tokenizer=tokenizer), trajectories, MemoryConfig(tip_batch_size=2))
+    assert [len(prompts_ids) for prompts_ids, _ in calls] == [2, 2, 1]
+    assert all(kwargs["with_logprobs"] is False for _, kwargs in calls)
+    assert tips == ["A", "A", "", "A", "A", "A"]
+    first_prompt = calls[0][0][0]
+    assert first_prompt == tip_prompt_ids(trajectories[0], tokenizer)
 
 
 def test_write_tips_gives_one_line_per_episode(byte_policy):

@@ -1,10 +1,15 @@
-"""Batched sampling: exact tokens, log-probs that match a recomputation, and per-sequence stops."""
+"""Batched sampling: exact tokens, log-probs that match a recomputation, per-sequence stops, and
+sampling from exactly the recorded policy whatever generation defaults the checkpoint ships."""
 
 from __future__ import annotations
 
+import json
+
+import pytest
 import torch
 
 from empo2_lite.policy.sampling import _newline_token_ids, left_pad, sample_responses
+from empo2_lite.policy.tiny import byte_tokenizer
 
 
 def recomputed_logprobs(policy, prompt: list[int], response: list[int], temperature: float) -> list[float]:
@@ -76,3 +81,93 @@ def test_left_padding():
     ids, mask = left_pad([[1, 2, 3], [4]], pad_id=0, device="cpu")
     assert ids.tolist() == [[1, 2, 3], [0, 0, 4]]
     assert mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+
+
+@pytest.fixture(scope="module")
+def opinionated_model(tmp_path_factory):
+    """A tiny model whose saved generation defaults would reshape sampling if they leaked in.
+
+    Qwen2.5-Instruct ships a repetition penalty, top-k, top-p, a temperature and two end ids; the
+    n-gram ban, suppressed tokens and minimum length cover fields whose neutral value is "unset",
+    which a passed config cannot override by value.
+    """
+    from empo2_lite.policy.tiny import build_tiny_model
+
+    folder = build_tiny_model(tmp_path_factory.mktemp("tiny-opinionated"), "byte")
+    tokenizer = byte_tokenizer()
+    end_ids = [tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")]
+    path = folder / "generation_config.json"
+    saved = json.loads(path.read_text())
+    saved.update(do_sample=True, temperature=0.3, top_k=3, top_p=0.5, repetition_penalty=1.5, no_repeat_ngram_size=1,
+                 suppress_tokens=tokenizer("e", add_special_tokens=False).input_ids, min_new_tokens=4,
+                 eos_token_id=end_ids)
+    path.write_text(json.dumps(saved))
+    return folder
+
+
+def load_tiny(folder):
+    from empo2_lite.config import PolicyConfig
+    from empo2_lite.policy import load_policy
+
+    return load_policy(PolicyConfig(model=str(folder), lora_rank=4, lora_alpha=8))
+
+
+def spy_on_generate(policy, monkeypatch, **extra) -> list:
+    """Record generate's keyword arguments and output; ``extra`` asks it for more outputs."""
+    real, calls = policy.model.generate, []
+
+    def generate(*args, **kwargs):
+        out = real(*args, **{**kwargs, **extra})
+        calls.append((kwargs, out))
+        return out
+    monkeypatch.setattr(policy.model, "generate", generate)
+    return calls
+
+
+def test_sampling_scores_are_the_raw_logits_over_temperature(opinionated_model, monkeypatch):
+    policy = load_tiny(opinionated_model)
+    assert policy.model.generation_config.repetition_penalty == 1.5  # the checkpoint's defaults are loaded
+    calls = spy_on_generate(policy, monkeypatch, output_scores=True, output_logits=True)
+    prompts = [policy.tokenizer(text, add_special_tokens=False).input_ids for text in ("eeee aaaa", "look")]
+    torch.manual_seed(0)
+    responses = sample_responses(policy, prompts, temperature=0.7, top_p=1.0, max_new_tokens=12)
+    [(_, out)] = calls
+    assert len(out.scores) == len(out.logits) >= 2
+    for scores, logits in zip(out.scores, out.logits):
+        assert torch.allclose(scores, logits.float() / 0.7, atol=1e-5)  # nothing else reshaped them
+    assert all(len(r.logprobs) == len(r.token_ids) for r in responses)
+
+
+def test_sampling_stops_at_every_end_id_of_the_checkpoint(opinionated_model):
+    policy = load_tiny(opinionated_model)
+    second_end = policy.tokenizer.convert_tokens_to_ids("<|endoftext|>")
+    assert policy.tokenizer.eos_token_id != second_end in policy.model.generation_config.eos_token_id
+    handle = boost(policy, second_end)
+    try:
+        [response] = sample_responses(policy, [[65, 66]], max_new_tokens=8)
+    finally:
+        handle.remove()
+    assert response.token_ids == [second_end] and response.finish == "eos"
+
+
+def test_sampling_stops_at_the_chatml_end_of_turn(byte_policy):
+    """A tokenizer whose EOS is the end of text (Qwen2.5 base) still ends a turn at <|im_end|>."""
+    end_of_text, end_of_turn = (byte_policy.tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|im_end|>"))
+    byte_policy.tokenizer.eos_token = "<|endoftext|>"
+    byte_policy.model.generation_config.eos_token_id = end_of_text
+    handle = boost(byte_policy, end_of_turn)
+    try:
+        [response] = sample_responses(byte_policy, [[65, 66]], max_new_tokens=8)
+    finally:
+        handle.remove()
+    assert response.token_ids == [end_of_turn] and response.finish == "eos"
+
+
+def test_logprobs_can_be_skipped(byte_policy, monkeypatch):
+    """Callers that discard log-probs (tip writing) must not make generate keep every step's logits."""
+    calls = spy_on_generate(byte_policy, monkeypatch)
+    torch.manual_seed(0)
+    [response] = sample_responses(byte_policy, [[65, 66]], max_new_tokens=4, with_logprobs=False)
+    [(kwargs, _)] = calls
+    assert not kwargs.get("output_logits") and not kwargs["generation_config"].output_logits
+    assert response.logprobs == [] and 1 <= len(response.token_ids) <= 4

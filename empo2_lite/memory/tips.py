@@ -1,21 +1,40 @@
 """The policy writes its own tips: one sentence per finished episode.
 
-After an episode, the whole tip-free chat is replayed to the policy with one more user message:
-the final observation, the final score and the tip-writing request (``prompts.TIP_WRITING_REQUEST``).
-The answers of a batch of episodes are sampled together, then sanitised to one trimmed line of at
-most ``tip_max_words`` words. Tip writing is not a training sample: nothing here is recorded for
-the update.
+The prompt is the episode itself, token for token, followed by one more user turn. For an episode
+played with the full history (the paper's setting) that is the packed tip-free sequence
+(``trajectory.without_tips[0]``, the responses exactly as sampled), extended through a copy of its
+``ChatTokens`` so the template's append-only check runs and the trajectory's own record is left
+untouched; the tip prompt's ids therefore start with the episode's packed ids. The new user turn
+holds the final observation, a line with the final score and the request
+(``prompts.TIP_WRITING_REQUEST``). Episodes without a packed chat (a history window) or whose
+chat ends on an unanswered user turn (context limit, environment failure) are rendered afresh
+from their turns, again with the responses as sampled.
+
+Why the sampled responses and not the actions the environment executed after correction: the
+tip is the policy's reflection on what it did, so it must see what it wrote; the corrected
+actions were never its tokens. Earlier versions re-rendered the chat with the corrected actions.
+
+Why the score line: the paper's prompt asks how close the agent came to finishing without stating
+the score, but a 135M-7B model cannot reliably infer its progress from the transcript, and the
+memory ranks tips by that score anyway. The kit's end reason (``max_steps`` and so on) is
+bookkeeping the agent never sees, so it is not shown.
+
+Memory: every prompt is a whole episode, so episodes are sampled in chunks of
+``config.tip_batch_size``, and without per-step logits or log-probs (``with_logprobs=False``):
+nothing here is a training sample, and the logits of a 150k vocabulary would cost gigabytes.
+Answers are sanitised to one trimmed line of at most ``tip_max_words`` words.
 """
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Sequence
 
 from empo2_lite import prompts
 from empo2_lite.config import MemoryConfig
 from empo2_lite.policy.loading import Policy
 from empo2_lite.policy.sampling import sample_responses
-from empo2_lite.trajectory import Trajectory
+from empo2_lite.trajectory import ChatTokens, TokenSample, Trajectory, assistant_content
 
 
 def sanitize_tip(text: str, max_words: int) -> str:
@@ -28,29 +47,56 @@ def sanitize_tip(text: str, max_words: int) -> str:
     return ""
 
 
-def tip_messages(trajectory: Trajectory) -> list[dict[str, str]]:
-    """The tip-free chat of ``trajectory`` followed by the tip-writing request."""
+def score_line(score: int) -> str:
+    """The episode's final score in words (a kit addition, see the module docstring)."""
+    return f"You finished this episode with a score of {score} out of 100."
+
+
+def closing_message(trajectory: Trajectory) -> str:
+    """The user turn that follows the episode: final observation, final score, the request."""
+    return f"{trajectory.final_message.strip()}\n\n{score_line(trajectory.score)}\n\n{prompts.TIP_WRITING_REQUEST}"
+
+
+def tip_messages(trajectory: Trajectory, tokenizer) -> list[dict[str, str]]:
+    """The tip-free chat rebuilt from the turns (responses as sampled), then the closing message."""
     messages = [{"role": "system", "content": prompts.SYSTEM_PROMPT}]
     for turn in trajectory.turns:
         messages += [{"role": "user", "content": turn.user_message},
-                     {"role": "assistant", "content": turn.action}]
-    outcome = f"{trajectory.final_message.strip()}\n\nThe episode ended ({trajectory.end_reason}) with score {trajectory.score} out of 100."
-    messages.append({"role": "user", "content": f"{outcome}\n\n{prompts.TIP_WRITING_REQUEST}"})
+                     {"role": "assistant", "content": assistant_content(turn.response_text, tokenizer)}]
+    messages.append({"role": "user", "content": closing_message(trajectory)})
     return messages
 
 
+def _growable_copy(chat: ChatTokens) -> ChatTokens:
+    """A copy of ``chat`` that can take more turns without changing the trajectory's record
+    (its sample is the trajectory's packed tip-free view). The tokenizer is shared, not copied."""
+    clone = copy.copy(chat)
+    clone.messages = list(chat.messages)
+    sample = chat.sample
+    clone.sample = TokenSample(list(sample.input_ids), list(sample.action_mask), list(sample.old_logprobs))
+    return clone
+
+
+def tip_prompt_ids(trajectory: Trajectory, tokenizer) -> list[int]:
+    """The ids of the tip-writing prompt: the episode's tip-free tokens, then the closing turn."""
+    chat = trajectory.tip_free_chat
+    if chat is not None and chat.messages[-1]["role"] == "assistant":
+        return _growable_copy(chat).add_user_turn(closing_message(trajectory))
+    return tokenizer.apply_chat_template(tip_messages(trajectory, tokenizer), tokenize=True,
+                                         add_generation_prompt=True, return_dict=False)
+
+
 def write_tips(policy: Policy, trajectories: Sequence[Trajectory], config: MemoryConfig) -> list[str]:
-    """One sanitised tip per trajectory ("" for trajectories without steps), sampled in one batch."""
+    """One sanitised tip per trajectory ("" for trajectories without steps), in batches of
+    ``config.tip_batch_size`` episodes."""
     tips = [""] * len(trajectories)
     playable = [i for i, trajectory in enumerate(trajectories) if trajectory.turns]
-    if not playable:
-        return tips
-    prompts_ids = [policy.tokenizer.apply_chat_template(tip_messages(trajectories[i]), tokenize=True,
-                                                        add_generation_prompt=True, return_dict=False)
-                   for i in playable]
-    responses = sample_responses(policy, prompts_ids, temperature=config.tip_temperature,
-                                 max_new_tokens=config.tip_max_new_tokens)
-    for index, response in zip(playable, responses):
-        text = policy.tokenizer.decode(response.token_ids, skip_special_tokens=True)
-        tips[index] = sanitize_tip(text, config.tip_max_words)
+    for first in range(0, len(playable), config.tip_batch_size):
+        chunk = playable[first: first + config.tip_batch_size]
+        prompts_ids = [tip_prompt_ids(trajectories[i], policy.tokenizer) for i in chunk]
+        responses = sample_responses(policy, prompts_ids, temperature=config.tip_temperature,
+                                     max_new_tokens=config.tip_max_new_tokens, with_logprobs=False)
+        for index, response in zip(chunk, responses):
+            text = policy.tokenizer.decode(response.token_ids, skip_special_tokens=True)
+            tips[index] = sanitize_tip(text, config.tip_max_words)
     return tips

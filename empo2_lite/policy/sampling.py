@@ -2,23 +2,40 @@
 
 Prompts arrive as token ids (never text), are left-padded into one batch and decoded with
 transformers' ``generate`` (temperature, top-p, at most ``max_new_tokens``). A sequence stops at
-EOS or at the first token whose text contains a newline, because an action is one line; the
-stopping token is part of the response.
+an end id or at the first token whose text contains a newline, because an action is one line;
+the stopping token is part of the response.
 
 Log-probs: for each sampled token we record log softmax(logits / temperature) of the raw model
 logits, i.e. the temperature-scaled policy without top-p truncation. This is what PPO's "old"
 log-prob must be, since the trainer recomputes current log-probs the same way (the convention of
 verl, which the official code uses). With temperature 0 (greedy) the log-probs are at
-temperature 1.
+temperature 1. Callers that discard them (tip writing) pass ``with_logprobs=False``: then
+``generate`` keeps no per-step logits, which with a 150k vocabulary and whole-episode prompts
+would otherwise cost gigabytes.
+
+Sampling is exactly that recorded policy, whatever the checkpoint ships. ``generate`` normally
+merges the model's ``generation_config`` (Qwen2.5-Instruct: repetition penalty 1.05, top-k 20,
+top-p 0.8, temperature 0.7) into every call, and it fills every field a passed config leaves unset
+from the model's. A repetition penalty, an n-gram ban or suppressed tokens would then reshape the
+distribution actually sampled while the recorded log-probs ignore them. So we build a
+``GenerationConfig`` from scratch, every logits processor at its neutral value, and install it as
+the model's own config for the duration of the call, so that the merge finds nothing of the
+checkpoint's (fields like ``suppress_tokens`` have no neutral value other than unset).
+
+End ids: a response ends at any of the tokenizer's EOS, the checkpoint's EOS ids (Qwen2.5 lists
+two) and the ChatML end-of-turn token ``<|im_end|>`` when the vocabulary has it. Passing only the
+tokenizer's EOS, as before, replaced the checkpoint's list and let the model run past the others.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
 from empo2_lite.policy.loading import Policy
 
@@ -28,13 +45,13 @@ class SampledResponse:
     """One sampled response."""
 
     token_ids: list[int]
-    """Generated tokens, the stopping token (newline or EOS) included."""
+    """Generated tokens, the stopping token (newline or end id) included."""
     logprobs: list[float]
-    """Log-prob of each generated token (see module docstring)."""
+    """Log-prob of each generated token (see module docstring); empty when not requested."""
     text: str
     """The decoded tokens, special tokens kept (so ``text`` maps back to ``token_ids``)."""
     finish: str
-    """"newline", "eos" or "length"."""
+    """"newline", "eos" (any end id) or "length"."""
 
 
 @lru_cache(maxsize=8)
@@ -52,6 +69,74 @@ class _StopAtTokens(StoppingCriteria):
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs) -> torch.Tensor:
         return torch.isin(input_ids[:, -1], self.stop_ids)
+
+
+def _as_ids(value) -> set[int]:
+    """An end-id setting (None, one id or a list of ids) as a set."""
+    if value is None:
+        return set()
+    return {int(value)} if isinstance(value, int) else {int(v) for v in value}
+
+
+def _transformers_model(model):
+    """The transformers model under a peft wrapper: the one whose ``generation_config`` generate reads."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
+def end_token_ids(tokenizer, model) -> set[int]:
+    """Every id that ends a response: the tokenizer's EOS, the checkpoint's EOS ids, ChatML's end of turn."""
+    ids = _as_ids(tokenizer.eos_token_id) | _as_ids(_transformers_model(model).generation_config.eos_token_id)
+    end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
+    if end_of_turn is not None and end_of_turn != tokenizer.unk_token_id:
+        ids.add(end_of_turn)
+    return ids
+
+
+def build_generation_config(*, temperature: float, top_p: float, max_new_tokens: int, end_ids: set[int], pad_id: int,
+                            with_logprobs: bool) -> GenerationConfig:
+    """The whole sampling setup, built from scratch: every processor that would change the
+    distribution sampled from is off, so it is softmax(logits / temperature) with top-p only
+    (greedy decoding when ``temperature`` is 0, the sampling fields then unused and left unset)."""
+    if temperature <= 0:
+        choice = {"do_sample": False}
+    else:
+        choice = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0, "typical_p": 1.0,
+                  "epsilon_cutoff": 0.0, "eta_cutoff": 0.0}
+    return GenerationConfig(
+        **choice,
+        repetition_penalty=1.0,
+        encoder_repetition_penalty=1.0,
+        no_repeat_ngram_size=0,
+        encoder_no_repeat_ngram_size=0,
+        min_length=0,
+        guidance_scale=1.0,
+        remove_invalid_values=False,
+        renormalize_logits=False,
+        num_beams=1,
+        num_return_sequences=1,
+        max_new_tokens=max_new_tokens,
+        eos_token_id=sorted(end_ids),
+        pad_token_id=pad_id,
+        use_cache=True,
+        output_logits=with_logprobs,
+        return_dict_in_generate=True,
+    )
+
+
+@contextlib.contextmanager
+def _only_config(model, config: GenerationConfig) -> Iterator[None]:
+    """Make ``config`` the model's own generation config inside the block.
+
+    ``generate`` fills each field a passed config leaves unset from the model's config; with ours in
+    its place, nothing of the checkpoint's defaults can reach sampling.
+    """
+    inner = _transformers_model(model)
+    saved = inner.generation_config
+    inner.generation_config = config
+    try:
+        yield
+    finally:
+        inner.generation_config = saved
 
 
 def left_pad(prompts: list[list[int]], pad_id: int, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -73,50 +158,48 @@ def sample_responses(
     temperature: float = 1.0,
     top_p: float = 1.0,
     max_new_tokens: int = 32,
+    with_logprobs: bool = True,
 ) -> list[SampledResponse]:
-    """Sample one response per prompt (a batch); seed with ``torch.manual_seed`` for repeatability."""
+    """Sample one response per prompt (a batch); seed with ``torch.manual_seed`` for repeatability.
+
+    ``with_logprobs=False`` skips the per-step logits and returns empty ``logprobs``.
+    """
     if not prompts:
         return []
     tokenizer, model = policy.tokenizer, policy.model
-    eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
-    newline_ids = _newline_token_ids(tokenizer)
-    stop_ids = torch.tensor(sorted({*newline_ids, eos_id}), device=policy.device)
-    input_ids, attention_mask = left_pad(prompts, pad_id, policy.device)
-    greedy = temperature <= 0
+    end_ids = end_token_ids(tokenizer, model)
+    stop_ids = torch.tensor(sorted({*_newline_token_ids(tokenizer), *end_ids}), device=policy.device)
+    input_ids, attention_mask = left_pad(prompts, tokenizer.pad_token_id, policy.device)
+    config = build_generation_config(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, end_ids=end_ids,
+                               pad_id=tokenizer.pad_token_id, with_logprobs=with_logprobs)
     was_training = model.training
     model.eval()
     try:
-        out = model.generate(
-            input_ids=input_ids,
-            attention_mask=attention_mask,
-            do_sample=not greedy,
-            temperature=None if greedy else temperature,
-            top_p=None if greedy else top_p,
-            top_k=None,
-            max_new_tokens=max_new_tokens,
-            eos_token_id=eos_id,
-            pad_token_id=pad_id,
-            stopping_criteria=StoppingCriteriaList([_StopAtTokens(stop_ids)]),
-            output_logits=True,
-            return_dict_in_generate=True,
-        )
+        with _only_config(model, config):
+            out = model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config,
+                                 stopping_criteria=StoppingCriteriaList([_StopAtTokens(stop_ids)]))
     finally:
         model.train(was_training)
     generated = out.sequences[:, input_ids.shape[1]:]
-    scale = 1.0 if greedy else temperature
-    logits = torch.stack(out.logits, dim=1).float() / scale
-    token_logprobs = torch.log_softmax(logits, dim=-1).gather(-1, generated.unsqueeze(-1)).squeeze(-1)
-    responses = []
+    logprobs = _token_logprobs(out.logits, generated, temperature) if with_logprobs else None
     stop_set = set(stop_ids.tolist())
+    responses = []
     for row in range(len(prompts)):
         ids = generated[row].tolist()
         end = next((i + 1 for i, token in enumerate(ids) if token in stop_set), len(ids))
         ids = ids[:end]
-        finish = "eos" if ids[-1] == eos_id else "newline" if ids[-1] in stop_set else "length"
+        finish = "eos" if ids[-1] in end_ids else "newline" if ids[-1] in stop_set else "length"
         responses.append(SampledResponse(
             token_ids=ids,
-            logprobs=token_logprobs[row, :end].tolist(),
+            logprobs=logprobs[row, :end].tolist() if logprobs is not None else [],
             text=tokenizer.decode(ids, skip_special_tokens=False),
             finish=finish,
         ))
     return responses
+
+
+def _token_logprobs(step_logits: tuple[torch.Tensor, ...], generated: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log softmax(raw logits / T) of each generated token, [batch, steps] (T = 1 when greedy)."""
+    scale = temperature if temperature > 0 else 1.0
+    logits = torch.stack(step_logits, dim=1).float() / scale
+    return torch.log_softmax(logits, dim=-1).gather(-1, generated.unsqueeze(-1)).squeeze(-1)
