@@ -183,7 +183,9 @@ def test_memory_tips_reach_the_with_tips_view_only_and_novelty_is_recorded(byte_
     [trajectory] = collect_rollouts(byte_policy, pool, [ANIMAL], RolloutConfig(max_steps=3, demonstrations=0),
                                     retrieve=memory.tips_for, sampler=sampler, novelty=Novelty(), progress=False)
     decode = byte_policy.tokenizer.decode
-    assert trajectory.turns[0].tips == ("the animal waits outside",)
+    shown = "the animal waits outside (that attempt did 'go to outside' here and ended with score 80/100)"
+    assert trajectory.turns[0].tips == (shown,)
+    assert trajectory.turns[1].tips == ()  # retrieved again, but already in the chat: not shown twice
     assert "the animal waits outside" in decode(trajectory.with_tips[0].input_ids)
     assert "the animal waits outside" not in decode(trajectory.without_tips[0].input_ids)
     assert [turn.novelty for turn in trajectory.turns] == [1.0, 0.5, 1.0]  # "look around" twice, then inventory
