@@ -18,6 +18,7 @@ in every mode; see docs/deviations.md for the full list. Commands::
 from __future__ import annotations
 
 import collections
+import logging
 import random
 import resource
 import statistics
@@ -34,11 +35,13 @@ from empo2_lite.env.pool import EnvPool
 from empo2_lite.evaluation import evaluate
 from empo2_lite.memory import Novelty, TipMemory, write_tips
 from empo2_lite.policy import load_policy
-from empo2_lite.rollout import EpisodeSpec, collect_rollouts
+from empo2_lite.rollout import EpisodeSpec, collect_rollouts, worst_case_prompt_tokens
 from empo2_lite.runs import CHECKPOINT_FILES, RunDir
 from empo2_lite.tasks import get_task
 from empo2_lite.train_config import TrainConfig, config_json
 from empo2_lite.trajectory import Trajectory
+
+logger = logging.getLogger(__name__)
 
 
 def aggregate_novelty(trajectory: Trajectory, aggregation: str) -> float:
@@ -48,6 +51,17 @@ def aggregate_novelty(trajectory: Trajectory, aggregation: str) -> float:
     if not rewards:
         return 0.0
     return sum(rewards) if aggregation == "sum" else sum(rewards) / len(rewards)
+
+
+def warn_if_context_is_short(tokenizer, config: TrainConfig) -> None:
+    """Say before training, in one line, when a memory episode of the task's full length may not
+    fit the context (it would then end with ``context_limit``, counted in ``episodes/end_*``)."""
+    steps = config.rollout.max_steps or get_task(config.task).max_steps
+    need = worst_case_prompt_tokens(tokenizer, config.task, config.rollout, steps)
+    if need > config.rollout.max_context_tokens:
+        logger.warning("%s: a %d-step episode with tips may need ~%d tokens but rollout.max_context_tokens is %d; "
+                       "long episodes may end with context_limit (raise it if memory allows)",
+                       config.task, steps, need, config.rollout.max_context_tokens)
 
 
 class Trainer:
@@ -62,6 +76,7 @@ class Trainer:
         self.policy = load_policy(config.policy)
         if not self.policy.has_adapter:
             raise ConfigError("policy.lora_rank: 0 is not allowed for training; the kit trains a LoRA adapter (> 0)")
+        warn_if_context_is_short(self.policy.tokenizer, config)
         self.optimizer = torch.optim.AdamW(self.policy.trainable_parameters(), lr=config.update.learning_rate)
         self.rng = random.Random(config.seed)
         torch.manual_seed(config.seed)
