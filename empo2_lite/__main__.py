@@ -109,8 +109,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _pool_and_policy_for(args: argparse.Namespace, task_name: str):
-    """(policy, config) of --run, or of --preset's base model for baselines (no adapter)."""
+def _pool_and_policy_for(run: str | None, preset_name: str | None, task_name: str):
+    """(policy, config) of the run named ``run``, or of ``preset_name``'s base model for a
+    baseline on ``task_name`` (no adapter)."""
     from dataclasses import replace
 
     from empo2_lite.evaluation import load_trained_policy
@@ -118,35 +119,59 @@ def _pool_and_policy_for(args: argparse.Namespace, task_name: str):
     from empo2_lite.runs import runs_root
     from empo2_lite.train_config import apply_overrides, preset
 
-    if args.run:
-        if not (runs_root() / args.run / "config.json").exists():
-            raise ConfigError(f"--run: no run named {args.run!r} under {runs_root()}")
-        return load_trained_policy(runs_root() / args.run)
-    config = apply_overrides(preset(args.preset), {"task": task_name})
+    if run:
+        if not (runs_root() / run / "config.json").exists():
+            raise ConfigError(f"--run: no run named {run!r} under {runs_root()}")
+        return load_trained_policy(runs_root() / run)
+    config = apply_overrides(preset(preset_name), {"task": task_name})
     config.validate()
     return load_policy(replace(config.policy, lora_rank=0)), config
 
 
+def _evaluation_settings(args: argparse.Namespace, temperature: float, episodes: int) -> tuple[float, int]:
+    """(temperature, episodes per variation): the command line's where given, else the config's
+    ``eval_temperature`` and ``eval_episodes_per_variation`` passed in."""
+    return (temperature if args.temperature is None else args.temperature,
+            episodes if args.episodes_per_variation is None else args.episodes_per_variation)
+
+
+def _check_episodes_flag(args: argparse.Namespace) -> None:
+    """Reject an unusable --episodes-per-variation before any model or JVM starts."""
+    from empo2_lite.config import check_positive
+
+    if args.episodes_per_variation is not None:
+        check_positive("--episodes-per-variation", args.episodes_per_variation)
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Test-split evaluation of a trained run, or of a baseline (naive / memory-only)."""
+    """Test-split evaluation of a trained run, or of a baseline (naive / memory-only) of a preset's
+    base model; episodes per variation and temperature come from the run's or preset's config."""
     from empo2_lite.env.pool import EnvPool
     from empo2_lite.evaluation import evaluate, memory_adaptation
     from empo2_lite.runs import RunDir, runs_root
+    from empo2_lite.train_config import PRESETS
 
     if bool(args.run) == bool(args.baseline):
-        raise ConfigError("eval: give either --run NAME or --baseline naive|memory-only (with --task)")
+        raise ConfigError("eval: give either --run NAME or --baseline naive|memory-only (with --task and --preset)")
     if args.baseline and not args.task:
         raise ConfigError("--task: a baseline needs a task (see `tasks`)")
+    if args.baseline and not args.preset:
+        raise ConfigError(f"--preset: a baseline needs the preset whose model and settings it uses; "
+                          f"choose one of: {', '.join(PRESETS)}")
+    if args.run and args.preset:
+        raise ConfigError("--preset: only for baselines (a run is evaluated with its own config)")
+    _check_episodes_flag(args)
     task = task_registry.get_task(args.task) if args.task else None
-    policy, config = _pool_and_policy_for(args, args.task or "")
+    policy, config = _pool_and_policy_for(args.run, args.preset, args.task or "")
     task = task or task_registry.get_task(config.task)
+    temperature, episodes = _evaluation_settings(args, config.eval_temperature, config.eval_episodes_per_variation)
     with EnvPool(config.n_envs, config.env) as pool:
         if args.baseline == "memory-only":
-            result = {"baseline": "memory-only", "trials": memory_adaptation(
-                policy, pool, task, config.rollout, config.memory, args.trials, args.temperature, progress=True)}
+            result = {"baseline": "memory-only", "preset": args.preset, "trials": memory_adaptation(
+                policy, pool, task, config.rollout, config.memory, args.trials, temperature, episodes, progress=True)}
         else:
-            result = evaluate(policy, pool, task, config.rollout, args.temperature, args.episodes, progress=True)
-            result["baseline" if args.baseline else "run"] = args.baseline or args.run
+            result = evaluate(policy, pool, task, config.rollout, temperature, episodes, progress=True)
+            result.update({"baseline": args.baseline, "preset": args.preset} if args.baseline else {"run": args.run})
     target = RunDir(runs_root() / (args.run or f"baseline-{args.baseline}-{task.name}"))
     target.append("eval.jsonl", {"iteration": -1, "kind": "final", **result})
     print(json.dumps(result, indent=1))
@@ -165,18 +190,21 @@ def cmd_ood(args: argparse.Namespace) -> int:
         args.task = OOD_PAIRS[args.pair][1]
     if not args.run or not args.task:
         raise ConfigError("ood: give --run NAME (trained on task A) and --task B (or --pair NAME)")
+    _check_episodes_flag(args)
     task = task_registry.get_task(args.task)
-    policy, config = _pool_and_policy_for(args, task.name)
+    policy, config = _pool_and_policy_for(args.run, None, task.name)
+    temperature, episodes = _evaluation_settings(args, config.eval_temperature, config.eval_episodes_per_variation)
     with EnvPool(config.n_envs, config.env) as pool:
         history = memory_adaptation(policy, pool, task, config.rollout, config.memory, args.iterations,
-                                    args.temperature, progress=True)
+                                    temperature, episodes, progress=True)
     run = RunDir(runs_root() / args.run)
     for row in history:
         run.append(f"ood-{task.name}.jsonl", {"trained_on": config.task, "task": task.name, **row})
     for row in history:
         gain = row["improvement_percent"]
         print(f"iteration {row['iteration']:2d}  memory {'on ' if row['used_memory'] else 'off'}  "
-              f"return {row['return_mean']:7.1f}  improvement " + ("n/a" if gain != gain else f"{gain:+.0f}%"))
+              f"return {row['return_mean']:7.1f} +- {row['return_se']:.1f} (se)  improvement "
+              + ("n/a" if gain != gain else f"{gain:+.0f}%"))
     return 0
 
 
@@ -222,6 +250,15 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_evaluation_flags(parser: argparse.ArgumentParser) -> None:
+    """The overrides of the config's evaluation settings shared by ``eval`` and ``ood``."""
+    parser.add_argument("--episodes-per-variation", type=int, default=None,
+                        help="episodes per test variation (default: the config's eval_episodes_per_variation; "
+                             "the paper: 4)")
+    parser.add_argument("--temperature", type=float, default=None,
+                        help="sampling temperature (default: the config's eval_temperature, 0.4)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of every command."""
     parser = argparse.ArgumentParser(prog="python -m empo2_lite", description=__doc__.splitlines()[0])
@@ -258,10 +295,10 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--run", help="run name (its latest checkpoint is evaluated)")
     evaluation.add_argument("--baseline", choices=("naive", "memory-only"), help="the base model without training")
     evaluation.add_argument("--task", help="task for baselines (default for --run: the run's task)")
-    evaluation.add_argument("--preset", default="cpu-demo", help="preset whose model and settings the baseline uses")
-    evaluation.add_argument("--episodes", type=int, default=1, help="episodes per test variation")
-    evaluation.add_argument("--trials", type=int, default=3, help="memory-only: trials per variation")
-    evaluation.add_argument("--temperature", type=float, default=0.4)
+    evaluation.add_argument("--preset", help="baselines (required): the preset whose model and settings they use: "
+                            "cpu-smoke, cpu-demo, gpu-24gb or gpu-48gb")
+    evaluation.add_argument("--trials", type=int, default=3, help="memory-only: trials (memory iterations)")
+    _add_evaluation_flags(evaluation)
     evaluation.set_defaults(handler=cmd_eval)
 
     ood = commands.add_parser("ood", help="OOD adaptation: a trained run on a new task with memory only")
@@ -270,8 +307,7 @@ def build_parser() -> argparse.ArgumentParser:
     ood.add_argument("--pair", help="one of the paper's pairs: " + ", ".join(
         ("life-stages-2-to-shortest-lived", "longest-lived-to-conductivity", "power-component-to-secondary-color")))
     ood.add_argument("--iterations", type=int, default=10)
-    ood.add_argument("--temperature", type=float, default=0.4)
-    ood.add_argument("--preset", default="cpu-demo", help=argparse.SUPPRESS)
+    _add_evaluation_flags(ood)
     ood.set_defaults(handler=cmd_ood)
 
     ablate = commands.add_parser("ablate", help="run an ablation grid, one run after another")

@@ -1,18 +1,27 @@
 """Evaluation on a task's test variations, and the frozen-weight memory loop.
 
 * ``evaluate``: each protocol test variation is played ``episodes_per_variation`` times at
-  temperature 0.4 with no tips; the mean return (final score), its std and both success rates.
+  temperature 0.4 with no tips (the official test set plays each of the first 20 test variations
+  4 times; the config's ``eval_episodes_per_variation``); ``summarize`` gives the mean return
+  (final score), its std, its standard error and both success rates.
 * ``memory_adaptation``: weights frozen, tips written after every iteration and retrieved in the
   next; iteration 0 has no memory. It is the paper's OOD adaptation protocol (a model trained on
   task A adapting to task B) and the memory-only, Reflexion-style baseline (K trials).
 * ``load_trained_policy``: a run's policy with its latest adapter.
 * ``final_evaluation``: a run's evaluation after its last iteration, played once and then read
   back from ``eval.jsonl`` (so ``make demo`` and the notebooks can be re-run cheaply).
+
+**Standard error** (``return_se``): the episodes of one variation are not independent samples of
+the task (a variation fixes the room layout and the objects), so the error of the mean return is
+taken over variations: the sample std of the per-variation mean returns divided by the square
+root of the number of variations. With fewer than two variations it cannot be estimated: nan.
 """
 
 from __future__ import annotations
 
+import math
 import statistics
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -24,28 +33,42 @@ from empo2_lite.memory import TipMemory, write_tips
 from empo2_lite.policy.loading import Policy
 from empo2_lite.rollout import EpisodeSpec, RolloutConfig, collect_rollouts
 from empo2_lite.tasks import Task, get_task
+from empo2_lite.trajectory import Trajectory
+
+
+def summarize(trajectories: Sequence[Trajectory]) -> dict:
+    """Statistics of played episodes (environment failures are counted, not scored): mean and
+    std of the return over episodes, its standard error over variations (module docstring),
+    success rates and each variation's mean return."""
+    played = [t for t in trajectories if t.end_reason != "env_failure"]
+    scores = [t.score for t in played]
+    per_variation = {variation: statistics.mean([t.score for t in played if t.variation == variation])
+                     for variation in sorted({t.variation for t in played})}
+    means = list(per_variation.values())
+    return {
+        "episodes": len(played),
+        "env_failures": len(trajectories) - len(played),
+        "return_mean": statistics.mean(scores) if scores else float("nan"),
+        "return_std": statistics.pstdev(scores) if scores else float("nan"),
+        "return_se": statistics.stdev(means) / math.sqrt(len(means)) if len(means) > 1 else float("nan"),
+        "success_rate": sum(t.success for t in played) / max(len(played), 1),
+        "success_official_rate": sum(t.success_official for t in played) / max(len(played), 1),
+        "per_variation": {str(variation): mean for variation, mean in per_variation.items()},
+    }
+
+
+def evaluation_specs(task: Task, episodes_per_variation: int) -> list[EpisodeSpec]:
+    """Every protocol test variation of ``task``, ``episodes_per_variation`` times."""
+    return [EpisodeSpec(task.name, variation, group_id=variation)
+            for variation in task.test_variations for _ in range(episodes_per_variation)]
 
 
 def evaluate(policy: Policy, pool: EnvPool, task: Task, rollout: RolloutConfig, temperature: float = 0.4,
              episodes_per_variation: int = 1, progress: bool = False) -> dict:
     """Test-split results of ``policy`` on ``task`` (no memory is ever consulted)."""
-    specs = [EpisodeSpec(task.name, variation, group_id=variation)
-             for variation in task.test_variations for _ in range(episodes_per_variation)]
-    trajectories = collect_rollouts(policy, pool, specs, replace(rollout, temperature=temperature), retrieve=None,
-                                    progress=progress)
-    played = [t for t in trajectories if t.end_reason != "env_failure"]
-    scores = [t.score for t in played]
-    return {
-        "task": task.name,
-        "episodes": len(played),
-        "env_failures": len(trajectories) - len(played),
-        "return_mean": statistics.mean(scores) if scores else float("nan"),
-        "return_std": statistics.pstdev(scores) if scores else float("nan"),
-        "success_rate": sum(t.success for t in played) / max(len(played), 1),
-        "success_official_rate": sum(t.success_official for t in played) / max(len(played), 1),
-        "per_variation": {str(v): statistics.mean([t.score for t in played if t.variation == v])
-                          for v in sorted({t.variation for t in played})},
-    }
+    trajectories = collect_rollouts(policy, pool, evaluation_specs(task, episodes_per_variation),
+                                    replace(rollout, temperature=temperature), retrieve=None, progress=progress)
+    return {"task": task.name, "episodes_per_variation": episodes_per_variation, **summarize(trajectories)}
 
 
 def load_trained_policy(run_path: str | Path):
@@ -82,7 +105,8 @@ def final_evaluation(run_path: str | Path, policy: Policy | None = None, progres
     if policy is None:
         policy, _ = load_trained_policy(run.path)
     with EnvPool(config.n_envs, config.env) as pool:
-        result = evaluate(policy, pool, get_task(config.task), config.rollout, config.eval_temperature, progress=progress)
+        result = evaluate(policy, pool, get_task(config.task), config.rollout, config.eval_temperature,
+                          config.eval_episodes_per_variation, progress=progress)
     record = {"iteration": config.iterations, "kind": "final", **result}
     run.append("eval.jsonl", record)
     return record
@@ -99,19 +123,17 @@ def memory_adaptation(policy: Policy, pool: EnvPool, task: Task, rollout: Rollou
     history = []
     for iteration in range(iterations):
         use_memory = iteration > 0
-        specs = [EpisodeSpec(task.name, variation, group_id=variation)
-                 for variation in task.test_variations for _ in range(episodes_per_variation)]
-        trajectories = collect_rollouts(policy, pool, specs, settings, retrieve=memory.tips_for if use_memory else None,
-                                        progress=progress)
+        trajectories = collect_rollouts(policy, pool, evaluation_specs(task, episodes_per_variation), settings,
+                                        retrieve=memory.tips_for if use_memory else None, progress=progress)
         played = [t for t in trajectories if t.end_reason != "env_failure"]
         with torch.no_grad():
             tips = write_tips(policy, played, memory_config)
         for trajectory, tip in zip(played, tips):
             memory.add_episode(trajectory, tip, iteration=iteration)
-        scores = [t.score for t in played]
-        history.append({"iteration": iteration, "used_memory": use_memory, "episodes": len(played),
-                        "return_mean": statistics.mean(scores) if scores else float("nan"),
-                        "success_rate": sum(t.success for t in played) / max(len(played), 1),
+        stats = summarize(trajectories)
+        history.append({"iteration": iteration, "used_memory": use_memory, "episodes": stats["episodes"],
+                        "return_mean": stats["return_mean"], "return_se": stats["return_se"],
+                        "success_rate": stats["success_rate"],
                         "tips_shown_mean": statistics.mean([len(turn.tips) for t in played for turn in t.turns] or [0]),
                         "memory_entries": len(memory)})
     base = history[0]["return_mean"]

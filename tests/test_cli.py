@@ -1,4 +1,5 @@
-"""The ``play`` and ``demo`` commands, run as a user would (subprocesses, real JVMs)."""
+"""The ``play``, ``eval`` and ``demo`` commands, run as a user would (subprocesses, real JVMs
+except for the bad-input checks, which must fail before any model or JVM starts)."""
 
 from __future__ import annotations
 
@@ -42,6 +43,20 @@ def test_bad_input_is_one_clear_line(args, expected):
     out = run_cli("play", *args)
     assert out.returncode == 2
     assert "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--baseline", "naive", "--task", "find-animal"], "--preset: a baseline needs the preset whose model and "
+                                                        "settings it uses; choose one of: cpu-smoke, cpu-demo"),
+    (["--baseline", "naive", "--task", "find-animal", "--preset", "cpu-smoke", "--episodes-per-variation", "0"],
+     "--episodes-per-variation: 0 is not allowed"),
+    (["--run", "some-run", "--preset", "cpu-demo"], "--preset: only for baselines"),
+])
+def test_bad_eval_input_is_one_clear_line(args, expected):
+    out = run_cli("eval", *args)
+    assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0]
 

@@ -1,6 +1,13 @@
-"""Evaluation and the frozen-weight memory loop (OOD adaptation, memory-only baseline)."""
+"""Evaluation and the frozen-weight memory loop (OOD adaptation, memory-only baseline).
+
+The statistics and the final evaluation's settings are checked without Java; the rest plays real
+ScienceWorld episodes."""
 
 from __future__ import annotations
+
+import contextlib
+import json
+import math
 
 import pytest
 import torch
@@ -10,8 +17,7 @@ from empo2_lite.config import MemoryConfig
 from empo2_lite.env.pool import EnvPool
 from empo2_lite.rollout import RolloutConfig
 from empo2_lite.tasks import get_task
-
-pytestmark = [pytest.mark.jvm, pytest.mark.slow]
+from empo2_lite.trajectory import Trajectory
 
 TASK = get_task("identify-life-stages-2")  # 4 test variations: 6..9
 FAST = RolloutConfig(max_steps=2, max_new_tokens=6, demonstrations=0)
@@ -37,6 +43,52 @@ def recorded_calls(monkeypatch):
     return calls
 
 
+def episode(variation: int, score: int, end_reason: str = "completed") -> Trajectory:
+    return Trajectory("find-animal", variation, variation, 0, score=score, success=score == 100,
+                      success_official=score == 100, end_reason=end_reason)
+
+
+def test_summary_standard_error_is_over_per_variation_means():
+    played = [episode(6, 100), episode(6, 0), episode(7, -100), episode(7, -100), episode(8, 20), episode(8, 40),
+              episode(8, 100, end_reason="env_failure")]  # lost to the environment: counted, not scored
+    summary = evaluation.summarize(played)
+    # per-variation means 50, -100, 30 (mean -20/3): squared deviations sum to 39800/3, so the
+    # sample variance is 19900/3 and the standard error sqrt(19900/3 / 3) = 47.0225 (not the
+    # episodes' pstdev 72.7 / sqrt(6) = 29.7)
+    assert summary["per_variation"] == {"6": 50, "7": -100, "8": 30}
+    assert summary["return_se"] == pytest.approx(math.sqrt(19900 / 9)) == pytest.approx(47.0225, abs=1e-4)
+    assert summary["return_mean"] == pytest.approx(-20 / 3) and summary["episodes"] == 6
+    assert summary["env_failures"] == 1 and summary["success_rate"] == pytest.approx(1 / 6)
+
+
+def test_summary_standard_error_needs_two_variations():
+    assert math.isnan(evaluation.summarize([episode(6, 100), episode(6, 0)])["return_se"])
+    assert math.isnan(evaluation.summarize([])["return_se"])
+
+
+def test_final_evaluation_uses_the_configs_episodes_per_variation_and_temperature(tmp_path, monkeypatch):
+    from empo2_lite.runs import RunDir
+    from empo2_lite.train_config import apply_overrides, config_json, preset
+
+    config = apply_overrides(preset("cpu-smoke"), {"eval_episodes_per_variation": 4, "eval_temperature": 0.7,
+                                                   "iterations": 1})
+    run = RunDir(tmp_path / "run")
+    run.write_config(config_json(config))
+    calls = []
+
+    def fake_evaluate(policy, pool, task, rollout, temperature, episodes_per_variation, progress=False):
+        calls.append((task.name, temperature, episodes_per_variation))
+        return {"task": task.name, "episodes": 4 * len(task.test_variations)}
+
+    monkeypatch.setattr(evaluation, "EnvPool", lambda *args: contextlib.nullcontext())  # no JVM
+    monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
+    record = evaluation.final_evaluation(run.path, policy=object())
+    assert calls == [(config.task, 0.7, 4)]
+    assert record["kind"] == "final" and json.loads((run.path / "eval.jsonl").read_text())["iteration"] == 1
+
+
+@pytest.mark.jvm
+@pytest.mark.slow
 def test_evaluate_plays_each_test_variation_k_times_without_memory(byte_policy, pool, recorded_calls):
     result = evaluation.evaluate(byte_policy, pool, TASK, FAST, temperature=0.4, episodes_per_variation=2)
     [call] = recorded_calls
@@ -45,15 +97,18 @@ def test_evaluate_plays_each_test_variation_k_times_without_memory(byte_policy, 
     assert result["episodes"] + result["env_failures"] == 8
     assert set(result["per_variation"]) == {"6", "7", "8", "9"}
     assert -100 <= result["return_mean"] <= 100 and 0 <= result["success_rate"] <= 1
+    assert result["episodes_per_variation"] == 2 and "return_se" in result
 
 
+@pytest.mark.jvm
+@pytest.mark.slow
 def test_memory_adaptation_never_updates_weights_and_starts_without_memory(byte_policy, pool, recorded_calls):
     before = {name: p.detach().clone() for name, p in byte_policy.model.named_parameters()}
     history = evaluation.memory_adaptation(byte_policy, pool, TASK, FAST, MemoryConfig(tip_max_new_tokens=8), iterations=3)
     assert [row["used_memory"] for row in history] == [False, True, True]
     assert recorded_calls[0]["retrieve"] is None and all(call["retrieve"] is not None for call in recorded_calls[1:])
     assert history[0]["improvement_percent"] == 0.0 or history[0]["return_mean"] == 0
-    assert history[-1]["memory_entries"] > 0
+    assert history[-1]["memory_entries"] > 0 and all("return_se" in row for row in history)
     assert all(torch.equal(before[name], p) for name, p in byte_policy.model.named_parameters())
 
 
@@ -63,8 +118,9 @@ def test_the_papers_ood_pairs_are_named():
         ("power-component", "chemistry-mix-paint-secondary-color")}
 
 
+@pytest.mark.jvm
+@pytest.mark.slow
 def test_eval_and_ood_commands_on_a_trained_run(tmp_path):
-    import json
     import os
     import subprocess
     import sys
@@ -88,12 +144,13 @@ def test_eval_and_ood_commands_on_a_trained_run(tmp_path):
     assert "iteration  1  memory on" in adapted.stdout
 
 
+@pytest.mark.jvm
+@pytest.mark.slow
 @pytest.mark.parametrize("baseline, check", [
     ("naive", lambda rows: rows[0]["baseline"] == "naive" and rows[0]["episodes"] + rows[0]["env_failures"] == 4),
     ("memory-only", lambda rows: [t["used_memory"] for t in rows[0]["trials"]] == [False, True]),
 ])
 def test_baseline_commands_write_their_own_run_folder(tmp_path, baseline, check):
-    import json
     import os
     import subprocess
     import sys
