@@ -4,8 +4,16 @@ What is decided here and why:
 
 * **Where the model comes from.** ``embedded:smollm2-135m-instruct`` builds the CPU default once
   (``default_model.py``); ``tiny:byte`` and ``tiny:smollm2`` build a 2-layer random test model
-  once (``tiny.py``); an existing folder loads locally; anything else is a hub name, which needs
-  the network (not available in CI: tests use local folders).
+  once (``tiny.py``); ``random:<name>`` builds a same-shape random-weight model (below); an
+  existing folder loads locally; anything else is a hub name, which needs the network (not
+  available in CI: tests use local folders).
+* **Same-shape random models** (``random:qwen2.5-3b-instruct``, or ``random:<path to a
+  config.json>``): the architecture of ``data/model_configs/<name>.json`` built directly on the
+  target device in the target dtype (a 7B model is never materialised in float32 on the CPU),
+  seeded, with SmolLM2's tokenizer from ``data/tokenizers/smollm2``. Why: the GPU presets' time
+  and memory can be measured on a machine with no network and no weights. The model's vocabulary
+  is larger than the tokenizer's, so a hook on the output layer gives every id the tokenizer
+  cannot decode a large finite negative logit (finite: the entropy -(p*log p) would be 0*-inf).
 * **dtype "auto".** bfloat16 on GPUs that support it, float32 otherwise (CPU bf16 matmuls are slow
   on most CPUs and change log-probs more than they save).
 * **LoRA targets.** Detected from the module names of Llama/Qwen2-style models; a requested name
@@ -13,12 +21,15 @@ What is decided here and why:
 * **Reference policy.** The optional KL term needs pi_ref; with LoRA it is the same model with
   the adapter disabled (``Policy.reference()``), so no second copy is held in memory.
 * **GPU-only options** (``backend="unsloth"``, ``load_in_4bit``) import their packages lazily and
-  only after CUDA is confirmed; CPU runs never import them.
+  only after CUDA is confirmed; CPU runs never import them. Neither has ever run (no GPU so far),
+  so choosing one warns.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +38,11 @@ from typing import Any
 from empo2_lite.config import DEFAULT_MODEL, ConfigError, PolicyConfig
 
 LORA_CANDIDATES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+RANDOM_PREFIX = "random:"
+RANDOM_WEIGHTS_SEED = 0
+UNDECODABLE_LOGIT = -1e4
+"""Logit of ids the tokenizer cannot decode: exp() underflows to 0, and finite, unlike -inf."""
+UNTESTED_WARNING = "{field}={value!r} has never been run (no GPU run of the kit so far); check its results"
 
 
 @dataclass
@@ -79,8 +95,32 @@ def resolve_dtype(config: PolicyConfig, device):
     return torch.float32
 
 
+def random_config_path(model: str) -> Path:
+    """The config.json of a ``random:<name>`` or ``random:<path>`` model; ConfigError if missing."""
+    from empo2_lite.tasks import data_dir
+
+    name = model[len(RANDOM_PREFIX):]
+    configs = data_dir() / "model_configs"
+    path = Path(name).expanduser() if name.endswith(".json") else configs / f"{name}.json"
+    if not path.is_file():
+        known = sorted(RANDOM_PREFIX + p.stem for p in configs.glob("*.json"))
+        raise ConfigError(f"policy.model: no model config at {str(path)!r}; choose one of: {', '.join(known)}, "
+                          f"or {RANDOM_PREFIX}<path to a config.json>")
+    return path
+
+
+def random_tokenizer_dir() -> Path:
+    """SmolLM2-135M-Instruct's tokenizer files, shipped for the random-weight models."""
+    from empo2_lite.tasks import data_dir
+
+    return data_dir() / "tokenizers" / "smollm2"
+
+
 def resolve_model_source(model: str) -> str:
-    """A local folder for embedded and local models, or the hub name unchanged."""
+    """A local folder for embedded and local models, the config file of a random-weight model,
+    or the hub name unchanged."""
+    if model.startswith(RANDOM_PREFIX):
+        return str(random_config_path(model))
     if model == DEFAULT_MODEL:
         from empo2_lite.policy.default_model import ensure_default_model
 
@@ -138,27 +178,46 @@ def load_tokenizer(source: str, trust_remote_code: bool = False):
     return tokenizer
 
 
-def _require_cuda(field_name: str, value: object) -> None:
+def mask_undecodable_logits(model, decodable: int) -> None:
+    """Give ids >= ``decodable`` the logit ``UNDECODABLE_LOGIT`` at every forward of the output layer,
+    so sampling and scoring never see a token the tokenizer cannot turn back into text.
+
+    In place: the output layer's backward needs only its input and weight, and a copy of a
+    tokens x vocabulary tensor would add to the peak memory being measured."""
+    head = model.get_output_embeddings()
+    if head.out_features <= decodable:
+        return
+
+    def hook(module, inputs, output):
+        output[..., decodable:] = UNDECODABLE_LOGIT
+        return output
+
+    head.register_forward_hook(hook)
+
+
+def build_random_model(config_path: Path, tokenizer, device, dtype, seed: int = RANDOM_WEIGHTS_SEED):
+    """A random-weight causal LM of the architecture in ``config_path``, created on ``device`` in ``dtype``.
+
+    Built inside ``torch.device(device)``, so the weights are allocated and initialised there
+    directly (seeded; the caller's RNG state is left as it was)."""
     import torch
+    from transformers import AutoConfig, AutoModelForCausalLM
 
-    if not torch.cuda.is_available():
-        raise ConfigError(f"{field_name}: {value!r} needs a CUDA GPU and none is available; on CPU use backend 'hf' without 4-bit")
+    values = json.loads(config_path.read_text())
+    model_config = AutoConfig.for_model(values.pop("model_type"), **values)
+    cuda_devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda_devices), torch.device(device):
+        torch.manual_seed(seed)
+        model = AutoModelForCausalLM.from_config(model_config, dtype=dtype)
+    model.generation_config.bos_token_id = tokenizer.bos_token_id
+    model.generation_config.eos_token_id = tokenizer.eos_token_id
+    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    mask_undecodable_logits(model, len(tokenizer))
+    return model
 
 
-def load_policy(config: PolicyConfig) -> Policy:
-    """Build the policy described by ``config`` (validated first, before anything heavy)."""
-    config.validate()
-    if config.backend == "unsloth":
-        _require_cuda("policy.backend", config.backend)
-    if config.load_in_4bit:
-        _require_cuda("policy.load_in_4bit", config.load_in_4bit)
-    device = resolve_device(config)
-    dtype = resolve_dtype(config, device)
-    source = resolve_model_source(config.model)
-    if config.backend == "unsloth":
-        model, tokenizer = _load_unsloth(config, source, dtype)
-        return Policy(model=model, tokenizer=tokenizer, device=device, config=config)
-
+def _load_pretrained(config: PolicyConfig, source: str, device, dtype):
+    """Tokenizer and model of a saved or hub checkpoint (4-bit via bitsandbytes when asked)."""
     from transformers import AutoModelForCausalLM
 
     tokenizer = load_tokenizer(source, config.trust_remote_code)
@@ -173,6 +232,36 @@ def load_policy(config: PolicyConfig) -> Policy:
         raise ConfigError(f"policy.model: could not load {config.model!r}: {error}") from error
     if not config.load_in_4bit:
         model.to(device)
+    return model, tokenizer
+
+
+def _require_cuda(field_name: str, value: object) -> None:
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(f"{field_name}: {value!r} needs a CUDA GPU and none is available; on CPU use backend 'hf' without 4-bit")
+
+
+def load_policy(config: PolicyConfig) -> Policy:
+    """Build the policy described by ``config`` (validated first, before anything heavy)."""
+    config.validate()
+    if config.backend == "unsloth":
+        _require_cuda("policy.backend", config.backend)
+        warnings.warn(UNTESTED_WARNING.format(field="policy.backend", value=config.backend), stacklevel=2)
+    if config.load_in_4bit:
+        _require_cuda("policy.load_in_4bit", config.load_in_4bit)
+        warnings.warn(UNTESTED_WARNING.format(field="policy.load_in_4bit", value=config.load_in_4bit), stacklevel=2)
+    device = resolve_device(config)
+    dtype = resolve_dtype(config, device)
+    source = resolve_model_source(config.model)
+    if config.backend == "unsloth":
+        model, tokenizer = _load_unsloth(config, source, dtype)
+        return Policy(model=model, tokenizer=tokenizer, device=device, config=config)
+    if config.model.startswith(RANDOM_PREFIX):
+        tokenizer = load_tokenizer(str(random_tokenizer_dir()))
+        model = build_random_model(Path(source), tokenizer, device, dtype)
+    else:
+        model, tokenizer = _load_pretrained(config, source, device, dtype)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     if config.gradient_checkpointing:
