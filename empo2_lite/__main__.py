@@ -1,10 +1,11 @@
 """Command line: ``python -m empo2_lite COMMAND``.
 
-Commands so far: ``tasks`` (the paper's 18 tasks and the variation ids the protocol uses),
-``play`` (an episode from given actions or the gold sequence), ``train`` (EMPO² or GRPO from a
-preset, with overrides, or resumed), ``plot`` and ``report`` (figures and a table from saved
-runs) and ``demo`` (the main job: a short EMPO² training run,
-evaluated and plotted). Bad input exits with status 2 and one line naming the field and the
+Commands: ``tasks`` (the paper's 18 tasks and the variation ids the protocol uses), ``play`` (an
+episode from given actions or the gold sequence), ``train`` (EMPO² or GRPO from a preset, with
+overrides, or resumed), ``eval`` (a trained run or a baseline, naive or memory-only, on the test
+split), ``ood`` (a trained run adapting to a new task with memory only), ``ablate`` (a grid of runs,
+restartable), ``plot`` and ``report`` (figures and a table from saved runs) and ``demo`` (the main
+job: a short EMPO² training run, evaluated and plotted). Bad input exits with status 2 and one line naming the field and the
 valid choices, before any JVM starts.
 """
 
@@ -179,7 +180,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_ood(args: argparse.Namespace) -> int:
-    """OOD adaptation of a trained run to task B: frozen weights, memory only (method.md §7)."""
+    """OOD adaptation of a trained run to task B: frozen weights, memory only (the paper's OOD protocol)."""
     from empo2_lite.env.pool import EnvPool
     from empo2_lite.evaluation import OOD_PAIRS, memory_adaptation
     from empo2_lite.runs import RunDir, runs_root

@@ -1,6 +1,6 @@
 """The 18 ScienceWorld tasks of the paper's Table 1, and the variation ids the protocol uses.
 
-Why a registry: the protocol (method.md §6) trains on the first 5 train variations and evaluates on
+Why a registry: the paper's protocol (Table 1; the official code's test set) trains on the first 5 train variations and evaluates on
 the first min(20, n_test) test variations of each task, with a per-task step cap (30; 60 for
 chemistry-mix; 120 for measure-melting-point-known-substance). Those ids and caps are written once
 in ``data/tasks.json`` (read off scienceworld 1.2.3; a JVM test checks them) so every other module

@@ -6,7 +6,7 @@ the official code computes it, and the same A_i applies to every action token of
 group of one uses mean 0 and std 1 (again as the official code), so its advantage is R / (1 + 1e-6).
 
 The return adds the intrinsic reward: R = scale * extrinsic + novelty_coef * sum of the
-trajectory's novelty rewards (method.md §5).
+trajectory's novelty rewards (the paper's intrinsic reward; see ``memory/novelty.py``).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ on-policy with the tips kept. GRPO is p = 0. Two ablation switches remove one of
 updates. (The official code realises the same probabilities as one draw: u < 0.17 off-policy,
 u < 0.25 on-policy with tips, else plain.)
 
-Views for the update (method.md §3):
+Views for the update (the paper's importance-ratio table, Sec. 3; docs/deviations.md):
 
 | mode | current log-probs on | old log-probs |
 |---|---|---|
