@@ -147,5 +147,5 @@ class RunDir:
                 with open(target, "r+b") as handle:
                     handle.truncate(size)
         adapter = load_file(str(path / "adapter.safetensors"))
-        optimizer_state = torch.load(path / "optimizer.pt", weights_only=True)
+        optimizer_state = torch.load(path / "optimizer.pt", weights_only=True, map_location="cpu")  # resumable on another device
         return adapter, optimizer_state, state

@@ -71,6 +71,21 @@ def test_action_logprobs_match_sampling_and_ignore_padding(byte_policy):
         assert torch.allclose(joint, recorded, atol=1e-4) and torch.allclose(joint, single, atol=1e-5)
 
 
+def test_the_lm_head_sees_only_each_rows_own_action_positions(byte_policy):
+    """Not the union of all rows' positions for every row (r x union x vocabulary floats)."""
+    from empo2_lite.algo.update import decoder_and_head
+
+    rows_seen = []
+    _, head = decoder_and_head(byte_policy.model)
+    handle = head.register_forward_hook(lambda module, args, output: rows_seen.append(args[0].shape[0]))
+    try:
+        with torch.no_grad():
+            action_logprobs(byte_policy, [packed_sample(2), packed_sample(5)])
+    finally:
+        handle.remove()
+    assert rows_seen == [2 * 3, 5 * 3]
+
+
 def packed_sample(steps: int) -> TokenSample:
     """A hand-made packed episode: ``steps`` turns of a 5-token prompt and a 3-token response."""
     sample = TokenSample()

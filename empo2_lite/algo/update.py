@@ -15,8 +15,8 @@ Mechanics:
   accumulate gradients. The step's loss is the sum of the per-token losses of kept tokens divided
   by the number of action tokens in the mini-batch (masked tokens count in the denominator as
   zeros), so it does not depend on how the mini-batch was cut into micro-batches.
-* **Only action positions reach the LM head** (``logits_to_keep``): a packed 7k-token trajectory
-  needs logits for its ~100 action tokens, not a 7k x vocabulary tensor.
+* **Only action positions reach the LM head**, row by row: a packed 7k-token trajectory needs
+  logits for its ~100 action tokens, not a 7k x vocabulary tensor.
 * Log-probs use the rollout temperature (logits / T), as the sampler recorded them.
 * Gradients are clipped to norm ``grad_clip``; a non-finite loss skips the step with a warning.
 """
@@ -118,8 +118,11 @@ def action_logprobs(policy: Policy, samples: Sequence[TokenSample], temperature:
                     with_entropy: bool = False) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Log-probs (and entropies) of each sample's action tokens under the current model, in order.
 
-    One right-padded forward over the samples; the LM head runs only at positions followed by an
-    action token.
+    One right-padded forward of the decoder over the samples; then the LM head runs, row by row,
+    only at that row's positions followed by an action token. Why row by row: with
+    ``logits_to_keep`` the head would run at the union of every row's positions for every row, so a
+    micro-batch of r packed episodes would hold r x (all their action positions) x vocabulary
+    floats, several GB with a 150k vocabulary on a 24 GB card.
     """
     device = policy.device
     width = max(len(s.input_ids) for s in samples)
@@ -130,25 +133,33 @@ def action_logprobs(policy: Policy, samples: Sequence[TokenSample], temperature:
         ids[row, : len(sample.input_ids)] = torch.tensor(sample.input_ids)
         attention[row, : len(sample.input_ids)] = 1
         targets.append(action_positions(sample))
-    positions = sorted({t - 1 for row in targets for t in row})
-    if not positions:
+    if not any(targets):
         return [torch.zeros(0, device=device) for _ in samples], [torch.zeros(0, device=device) for _ in samples]
-    keep = torch.tensor(positions, dtype=torch.long, device=device)
+    ids = ids.to(device)
+    decoder, head = decoder_and_head(policy.model)
     # No KV cache: scoring never generates, and a cache would hold every layer's keys and values.
-    logits = policy.model(input_ids=ids.to(device), attention_mask=attention.to(device), logits_to_keep=keep,
-                          use_cache=False).logits
-    logits = logits.float() / temperature
-    column = {position: i for i, position in enumerate(positions)}
+    hidden = decoder(input_ids=ids, attention_mask=attention.to(device), use_cache=False).last_hidden_state
     logprobs, entropies = [], []
     for row, row_targets in enumerate(targets):
-        cols = torch.tensor([column[t - 1] for t in row_targets], dtype=torch.long, device=device)
-        row_logits = logits[row, cols]
-        log_softmax = torch.log_softmax(row_logits, dim=-1)
-        token_ids = ids[row, row_targets].to(device)
+        before = torch.tensor([t - 1 for t in row_targets], dtype=torch.long, device=device)
+        log_softmax = torch.log_softmax(head(hidden[row, before]).float() / temperature, dim=-1)
+        token_ids = ids[row, row_targets]
         logprobs.append(log_softmax.gather(-1, token_ids[:, None]).squeeze(-1))
         if with_entropy:
             entropies.append(-(log_softmax.exp() * log_softmax).sum(-1).detach())
     return logprobs, entropies
+
+
+def decoder_and_head(model) -> tuple[torch.nn.Module, torch.nn.Module]:
+    """The decoder stack (LoRA layers included) and the LM head of a causal LM, peft-wrapped or not.
+
+    Llama/Qwen2-style models compute logits as ``lm_head(final hidden state)``; a model that
+    post-processes its logits (Gemma 2's soft-capping) is refused rather than scored differently
+    from how it samples."""
+    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
+    if getattr(causal.config, "final_logit_softcapping", None):
+        raise NotImplementedError(f"{type(causal).__name__}: soft-capped logits are not supported by the update")
+    return getattr(causal, causal.base_model_prefix), causal.get_output_embeddings()
 
 
 def micro_batches(samples: Sequence[TrainSample], token_budget: int) -> list[list[TrainSample]]:
