@@ -57,11 +57,11 @@ class PresetCost:
 
 
 # cpu-smoke: the smoke notebooks on the 2-core VM (model load and JVM start included); cpu-demo:
-# a 12-iteration run and `make demo` there (82-83 s per iteration, 7-9 s per test episode); GPU presets: guesses from the model sizes until someone times them.
+# a 12-iteration run and `make demo` there (82-83 s per iteration, 7-9 s per test episode); gpu-24gb: one H200 iteration with 3-step episodes (48.8 s; 8.6 s for 16 test episodes) scaled to 30 steps; gpu-48gb: a guess from the model size.
 PRESET_COSTS = {
     "cpu-smoke": PresetCost(15.0, 1.5, 3.0, "measured on a 2-core CPU, see docs/hardware.md"),
     "cpu-demo": PresetCost(85.0, 10.0, 5.0, "measured on a 2-core CPU, see docs/hardware.md"),
-    "gpu-24gb": PresetCost(600.0, 20.0, 22.0, "estimate: not yet measured on a GPU"),
+    "gpu-24gb": PresetCost(480.0, 5.4, 22.0, "estimate scaled from a 3-step iteration on an H200 (random weights), docs/hardware.md"),
     "gpu-48gb": PresetCost(1200.0, 30.0, 44.0, "estimate: not yet measured on a GPU"),
 }
 

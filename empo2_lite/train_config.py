@@ -12,7 +12,8 @@ Presets:
 * ``cpu-demo``: the embedded SmolLM2-135M-Instruct, one task, short episodes: minutes on a CPU.
 * ``gpu-24gb`` and ``gpu-48gb``: Qwen2.5-3B- and Qwen2.5-7B-Instruct with LoRA in bf16 and
   paper-like settings (group 8, full history, 32-token actions). **Unverified until measured on
-  such a GPU**: their batch and micro-batch sizes are estimates (docs/hardware.md).
+  such a GPU** with real weights: one offline check on an H200 with same-shape random weights
+  (docs/hardware.md) found their rollouts inside 22 and 44 GB; full iterations are not yet timed.
 """
 
 from __future__ import annotations
