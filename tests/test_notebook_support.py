@@ -38,7 +38,8 @@ def test_estimates_scale_with_iterations_episodes_and_runs():
     doubled = apply_overrides(demo, {"group_size": 8})  # twice the episodes per iteration
     assert notebook.estimate(doubled, iterations=1).startswith("cpu-demo: ~3 min")
     assert notebook.estimate(preset("cpu-smoke"), iterations=2, runs=2).startswith("cpu-smoke: ~60 s")
-    assert "estimate: not yet measured" in notebook.estimate(preset("gpu-24gb"))
+    assert "estimate scaled from a 3-step iteration on an H200" in notebook.estimate(preset("gpu-24gb"))
+    assert "estimate: not yet measured" in notebook.estimate(preset("gpu-48gb"))
     assert "GPU memory" in notebook.estimate(preset("gpu-48gb"))
     assert "no estimate" in notebook.estimate(apply_overrides(demo, {"preset": ""}))
 
