@@ -1,0 +1,294 @@
+"""Multi-turn sampling that keeps each episode's keys and values, so a step feeds only its new tokens.
+
+Why: in the full-history chat the prompt of step k+1 is the prompt of step k, its response and the
+next user turn (append-only). Re-prefilling it at every step costs ~3,000 prompt tokens per
+~4-token action late in a 30-step episode; keeping the episode's KV cache costs only the new turn.
+
+What is kept: per episode key, the token ids whose keys/values were computed and those keys/values
+(per layer, ``[kv_heads, tokens, head_dim]``, the model's dtype, on ``policy.device``). After a call
+that is the prompt plus the response minus its last token (never fed: it is the first new token of
+the next call). A prompt that does not extend the kept tokens (a tip block rolled back, a tip
+request built from another view) reuses their longest common prefix and recomputes the rest.
+
+Exact batching across episodes of different lengths: each call builds one batch whose row is
+``[pad][cached tokens][pad][new tokens]``, the pads masked out (attention mask 0, so holes in the
+middle are masked too) and the positions counted over real tokens only (``position_ids`` =
+cumsum(mask) - 1), so every real token sees exactly its own episode at its own positions. The
+padded cache is a ``transformers.DynamicCache`` built from the left-padded per-episode tensors;
+after decoding, each row's real columns go back to its episode and the pads are dropped.
+
+Decoding is our own loop (no ``generate``), with the same policy and records as
+``sample_responses``: softmax(logits / T) with top-p only, greedy at T = 0, log-probs
+log softmax(raw logits / T) (T = 1 when greedy), a response ending at an end id, at the first token
+containing a newline, or at ``max_new_tokens``. It draws one ``torch.multinomial`` over the whole
+batch per step, as ``generate`` does, so with the same seed it samples what ``sample_responses``
+samples, up to floating-point differences between padded layouts.
+
+Limits: full-attention models only (a sliding-window layer would attend over a different window
+once pads sit inside the sequence); tested with the sdpa and eager attention implementations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable
+from dataclasses import dataclass, field
+
+import torch
+from transformers import DynamicCache
+from transformers.cache_utils import get_layer_types_and_kwargs
+
+from empo2_lite.policy.loading import Policy
+from empo2_lite.policy.sampling import SampledResponse, _newline_token_ids, _transformers_model, end_token_ids, left_pad
+
+
+@dataclass
+class _EpisodeCache:
+    """What the model has already processed for one episode."""
+
+    tokens: list[int] = field(default_factory=list)
+    """Ids whose keys/values are held, in order."""
+    keys: list[torch.Tensor] = field(default_factory=list)
+    """Per layer, ``[kv_heads, len(tokens), head_dim]``; empty when nothing is held."""
+    values: list[torch.Tensor] = field(default_factory=list)
+    peak_bytes: int = 0
+    """Largest size its keys and values have had."""
+
+    def nbytes(self) -> int:
+        return sum(t.numel() * t.element_size() for t in (*self.keys, *self.values))
+
+    def keep_first(self, count: int) -> None:
+        """Drop every held token after the first ``count`` (nothing held when ``count`` is 0)."""
+        self.tokens = self.tokens[:count]
+        if count == 0:
+            self.keys, self.values = [], []
+        else:
+            self.keys = [k[:, :count] for k in self.keys]
+            self.values = [v[:, :count] for v in self.values]
+
+
+@dataclass
+class _Decoded:
+    """Raw output of one batched decode, before it is split into responses and episode caches."""
+
+    tokens: torch.Tensor
+    """``[batch, steps]`` sampled ids (pad after a row stopped)."""
+    logprobs: torch.Tensor | None
+    """``[batch, steps]`` log-probs of ``tokens``, when asked for."""
+    cache: DynamicCache
+    mask: torch.Tensor
+    """``[batch, cache columns]`` 1 on real tokens of the final cache."""
+
+
+class KVCacheSampler:
+    """Samples one response per episode, feeding each episode only the tokens it has not yet seen.
+
+    The interface is deliberately small (``sample``, ``release``, ``stats``) so that another
+    backend (an engine with prefix caching) can stand in for it.
+    """
+
+    def __init__(self, policy: Policy, *, temperature: float = 1.0, top_p: float = 1.0, max_new_tokens: int = 32) -> None:
+        _require_full_attention(policy.model)
+        self.policy = policy
+        self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
+        self.end_ids = end_token_ids(policy.tokenizer, policy.model)
+        self.stop_set = {*_newline_token_ids(policy.tokenizer), *self.end_ids}
+        self.stop_ids = torch.tensor(sorted(self.stop_set), device=policy.device)
+        self._episodes: dict[Hashable, _EpisodeCache] = {}
+        self.stats = {"prompt_tokens_computed": 0, "prompt_tokens_total": 0, "generated_tokens": 0, "peak_cache_bytes": 0}
+        """Counters over every call; ``peak_cache_bytes`` is the largest cache any one episode has held."""
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._episodes
+
+    def cached_tokens(self, key: Hashable) -> list[int]:
+        """The ids whose keys/values are held for ``key`` (KeyError when none)."""
+        return list(self._episodes[key].tokens)
+
+    def peak_cache_bytes(self, key: Hashable) -> int:
+        """The largest size ``key``'s keys and values have had (KeyError when released or unknown)."""
+        return self._episodes[key].peak_bytes
+
+    def release(self, key: Hashable) -> int:
+        """Free ``key``'s cache (an episode ended); return its peak size in bytes.
+
+        A key never sampled (an episode that ended before its first step) or already released
+        gives 0, so a caller can release every ending episode without tracking which were sampled.
+        """
+        episode = self._episodes.pop(key, None)
+        return episode.peak_bytes if episode is not None else 0
+
+    @torch.no_grad()
+    def sample(self, keys: list[Hashable], prompts: list[list[int]], with_logprobs: bool = True, *,
+               temperature: float | None = None, top_p: float | None = None,
+               max_new_tokens: int | None = None) -> list[SampledResponse]:
+        """One response per episode; ``prompts[i]`` is the FULL prompt of episode ``keys[i]`` at this step.
+
+        The keyword overrides (defaults: the constructor's) let a caller extend an episode
+        differently, e.g. write a tip from its cache at another temperature before releasing it.
+        """
+        _check_batch(keys, prompts)
+        if not keys:
+            return []
+        episodes = [self._episodes.setdefault(key, _EpisodeCache()) for key in keys]
+        for episode, prompt in zip(episodes, prompts):
+            episode.keep_first(min(_common_prefix(episode.tokens, prompt), len(prompt) - 1))
+        suffixes = [prompt[len(episode.tokens):] for episode, prompt in zip(episodes, prompts)]
+        self.stats["prompt_tokens_total"] += sum(map(len, prompts))
+        self.stats["prompt_tokens_computed"] += sum(map(len, suffixes))
+        model = self.policy.model
+        was_training = model.training
+        model.eval()
+        try:
+            decoded = self._decode(episodes, suffixes, with_logprobs,
+                                   self.temperature if temperature is None else temperature,
+                                   self.top_p if top_p is None else top_p,
+                                   self.max_new_tokens if max_new_tokens is None else max_new_tokens)
+        finally:
+            model.train(was_training)
+        responses = [self._response(decoded, row) for row in range(len(keys))]
+        for row, (episode, prompt, response) in enumerate(zip(episodes, prompts, responses)):
+            self._store(episode, prompt + response.token_ids[:-1], decoded, row)
+        self.stats["generated_tokens"] += sum(len(r.token_ids) for r in responses)
+        return responses
+
+    def _decode(self, episodes: list[_EpisodeCache], suffixes: list[list[int]], with_logprobs: bool,
+                temperature: float, top_p: float, max_new_tokens: int) -> _Decoded:
+        """Prefill every row's new tokens in one forward, then sample token by token.
+
+        The episodes' own tensors are emptied once copied into the batch (the batch holds them;
+        they come back in ``_store``), so an episode is never held twice during a call.
+        """
+        device, pad_id = self.policy.device, self.policy.tokenizer.pad_token_id
+        cache, cached_mask = _padded_cache(episodes, device)
+        for episode in episodes:
+            episode.keep_first(0)
+        new_ids, new_mask = left_pad(suffixes, pad_id, device)
+        mask = torch.cat([cached_mask, new_mask], dim=1)
+        logits = self._last_logits(new_ids, mask, cache)
+        live = torch.ones(len(episodes), dtype=torch.bool, device=device)
+        tokens, logprobs = [], []
+        for step in range(max_new_tokens):
+            token = torch.where(live, _choose(logits, temperature, top_p), pad_id)
+            tokens.append(token)
+            if with_logprobs:
+                logprobs.append(_logprob(logits, token, temperature))
+            live &= ~torch.isin(token, self.stop_ids)
+            if step + 1 == max_new_tokens or not live.any():
+                break
+            mask = torch.cat([mask, live[:, None].long()], dim=1)
+            logits = self._last_logits(token[:, None], mask, cache)
+        return _Decoded(torch.stack(tokens, 1), torch.stack(logprobs, 1) if with_logprobs else None, cache, mask)
+
+    def _last_logits(self, input_ids: torch.Tensor, mask: torch.Tensor, cache: DynamicCache) -> torch.Tensor:
+        """Float logits at the last column after feeding ``input_ids`` (the newest columns of ``mask``)."""
+        positions = (mask.cumsum(-1) - 1).clamp(min=0)[:, -input_ids.shape[1]:]
+        out = self.policy.model(input_ids=input_ids, attention_mask=mask, position_ids=positions, past_key_values=cache,
+                                use_cache=True, logits_to_keep=1)
+        return out.logits[:, -1].float()
+
+    def _response(self, decoded: _Decoded, row: int) -> SampledResponse:
+        """Row ``row``'s tokens up to and including its stop token, labelled like ``sample_responses``."""
+        ids = decoded.tokens[row].tolist()
+        end = next((i + 1 for i, token in enumerate(ids) if token in self.stop_set), len(ids))
+        ids = ids[:end]
+        finish = "eos" if ids[-1] in self.end_ids else "newline" if ids[-1] in self.stop_set else "length"
+        return SampledResponse(
+            token_ids=ids,
+            logprobs=decoded.logprobs[row, :end].tolist() if decoded.logprobs is not None else [],
+            text=self.policy.tokenizer.decode(ids, skip_special_tokens=False),
+            finish=finish,
+        )
+
+    def _store(self, episode: _EpisodeCache, tokens: list[int], decoded: _Decoded, row: int) -> None:
+        """Keep row ``row``'s real columns of the batch cache as the episode's cache of ``tokens``."""
+        columns = decoded.mask[row].nonzero().squeeze(-1)
+        if len(columns) != len(tokens):
+            raise RuntimeError(f"bug: {len(columns)} real cache columns for {len(tokens)} tokens")
+        episode.tokens = tokens
+        episode.keys = [layer.keys[row][:, columns] for layer in decoded.cache.layers]
+        episode.values = [layer.values[row][:, columns] for layer in decoded.cache.layers]
+        episode.peak_bytes = max(episode.peak_bytes, episode.nbytes())
+        self.stats["peak_cache_bytes"] = max(self.stats["peak_cache_bytes"], episode.peak_bytes)
+
+
+def _require_full_attention(model) -> None:
+    """Refuse models with sliding-window or other non-full attention layers (see module docstring)."""
+    config = _transformers_model(model).config.get_text_config(decoder=True)
+    layer_types, _ = get_layer_types_and_kwargs(config)
+    other = sorted(set(layer_types) - {"full_attention"})
+    if other:
+        raise NotImplementedError(f"KVCacheSampler supports full-attention models only; this one has {other} layers")
+
+
+def _check_batch(keys: list[Hashable], prompts: list[list[int]]) -> None:
+    if len(keys) != len(prompts):
+        raise ValueError(f"{len(keys)} keys for {len(prompts)} prompts")
+    if len(set(keys)) != len(keys):
+        raise ValueError("each episode key may appear once per call")
+    if any(not prompt for prompt in prompts):
+        raise ValueError("every prompt needs at least one token")
+
+
+def _common_prefix(a: list[int], b: list[int]) -> int:
+    """Length of the longest common prefix of ``a`` and ``b``."""
+    count = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        count += 1
+    return count
+
+
+def _padded_cache(episodes: list[_EpisodeCache], device) -> tuple[DynamicCache, torch.Tensor]:
+    """A batch cache of the episodes' keys/values, each row left-padded, and its 0/1 mask."""
+    lengths = [len(e.tokens) for e in episodes]
+    width = max(lengths)
+    mask = torch.zeros((len(episodes), width), dtype=torch.long, device=device)
+    for row, length in enumerate(lengths):
+        mask[row, width - length:] = 1
+    if width == 0:
+        return DynamicCache(), mask
+    layers = len(next(e.keys for e in episodes if e.keys))
+    return DynamicCache([(_left_padded([e.keys[i] if e.keys else None for e in episodes], width),
+                          _left_padded([e.values[i] if e.values else None for e in episodes], width))
+                         for i in range(layers)]), mask
+
+
+def _left_padded(rows: list[torch.Tensor | None], width: int) -> torch.Tensor:
+    """``[batch, heads, width, dim]`` with each row's ``[heads, tokens, dim]`` at the right end.
+
+    Zeros before it, not garbage: masked columns get no attention weight, but a NaN there would
+    still poison the weighted sum.
+    """
+    sample = next(t for t in rows if t is not None)
+    out = sample.new_zeros((len(rows), sample.shape[0], width, sample.shape[2]))
+    for row, tensor in enumerate(rows):
+        if tensor is not None:
+            out[row, :, width - tensor.shape[1]:] = tensor
+    return out
+
+
+def _choose(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
+    """Next token per row: argmax at temperature 0, else a draw from softmax(logits / T) cut to top-p."""
+    if temperature <= 0:
+        return logits.argmax(-1)
+    scores = logits / temperature
+    if top_p < 1.0:
+        scores = _top_p(scores, top_p)
+    return torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
+
+
+def _top_p(scores: torch.Tensor, top_p: float) -> torch.Tensor:
+    """Scores with every token outside the smallest set of mass >= ``top_p`` at -inf (the most likely
+    token always kept): the rule of transformers' ``TopPLogitsWarper``, so both samplers agree."""
+    ascending, order = torch.sort(scores, descending=False)
+    drop_sorted = ascending.softmax(dim=-1).cumsum(dim=-1) <= (1 - top_p)
+    drop_sorted[..., -1:] = False
+    drop = drop_sorted.scatter(1, order, drop_sorted)
+    return scores.masked_fill(drop, float("-inf"))
+
+
+def _logprob(logits: torch.Tensor, token: torch.Tensor, temperature: float) -> torch.Tensor:
+    """log softmax(raw logits / T) of ``token`` per row (T = 1 when greedy), as ``sample_responses`` records."""
+    scale = temperature if temperature > 0 else 1.0
+    return torch.log_softmax(logits / scale, dim=-1).gather(-1, token[:, None]).squeeze(-1)
