@@ -28,11 +28,11 @@ import time
 
 import torch
 
-from empo2_lite.config import MemoryConfig, PolicyConfig
+from empo2_lite.config import MemoryConfig, PolicyConfig, RolloutConfig
 from empo2_lite.env.pool import EnvPool
 from empo2_lite.memory import TipEntry, TipMemory, write_tips
 from empo2_lite.policy import load_policy
-from empo2_lite.rollout import EpisodeSpec, RolloutConfig, collect_rollouts
+from empo2_lite.rollout import EpisodeSpec, collect_rollouts
 
 WORDS = ("door kitchen hallway greenhouse workshop outside bathroom bedroom art studio living room foundry "
          "open close go to look at around in pick up put down move focus on wait inventory task read use "

@@ -32,10 +32,9 @@ from pathlib import Path
 
 import torch
 
-from empo2_lite.config import ConfigError
+from empo2_lite.config import apply_overrides, ConfigError, parse_set_arguments, preset, TrainConfig
 from empo2_lite.policy.loading import RANDOM_PREFIX
 from empo2_lite.tasks import get_task
-from empo2_lite.train_config import TrainConfig, apply_overrides, parse_set_arguments, preset
 
 PHASES = ("rollout", "tips", "memory", "update")
 STEP_SCALED_PHASES = ("rollout", "tips", "update")
@@ -270,7 +269,7 @@ def run_check(args: argparse.Namespace, timed: TrainConfig, report: dict) -> Non
         report["phase"] = "evaluation"
         task = evaluation_task(timed, pool.size, args.eval_variations)
         began = time.perf_counter()
-        result = evaluate(trainer.policy, pool, task, timed.rollout, timed.eval_temperature,
+        result = evaluate(trainer.policy, pool, task, timed.rollout, temperature=timed.eval_temperature,
                           episodes_per_variation=timed.eval_episodes_per_variation)
         report["evaluation"] = {"episodes": len(task.test_variations) * timed.eval_episodes_per_variation,
                                 "seconds": round(time.perf_counter() - began, 2),

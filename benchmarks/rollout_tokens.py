@@ -26,12 +26,12 @@ import time
 
 import torch
 
-from empo2_lite.config import PolicyConfig
+from empo2_lite.config import PolicyConfig, RolloutConfig
 from empo2_lite.env import ScienceWorldAdapter
 from empo2_lite.env.pool import EnvPool
 from empo2_lite.policy import load_policy
 from empo2_lite.policy.sampling import SampledResponse
-from empo2_lite.rollout import EpisodeSpec, RolloutConfig, collect_rollouts
+from empo2_lite.rollout import EpisodeSpec, collect_rollouts
 
 TASK, VARIATIONS, STEPS = "find-animal", (0, 1), 30
 

@@ -24,13 +24,13 @@ import time
 
 import torch
 
-from empo2_lite.algo.update import TrainSample, UpdateConfig, response_count, update_policy
-from empo2_lite.config import PolicyConfig
+from empo2_lite.algo.update import TrainSample, response_count, update_policy
+from empo2_lite.config import PolicyConfig, RolloutConfig, UpdateConfig
 from empo2_lite.env import ScienceWorldAdapter
 from empo2_lite.env.pool import EnvPool
 from empo2_lite.policy import load_policy
 from empo2_lite.policy.sampling import SampledResponse
-from empo2_lite.rollout import EpisodeSpec, RolloutConfig, collect_rollouts
+from empo2_lite.rollout import EpisodeSpec, collect_rollouts
 
 TASK, VARIATIONS = "find-animal", (0, 1)
 
@@ -64,13 +64,14 @@ def time_update(policy, trajectories) -> dict:
     began = time.perf_counter()
     # One optimiser step over every action of the batch, so both layouts do the same work.
     actions = sum(response_count(item.sample) for item in batch)
-    metrics = update_policy(policy, optimizer, batch, UpdateConfig(mini_batch_actions=actions, micro_batch_tokens=8192))
+    metrics = update_policy(policy, optimizer, batch, UpdateConfig(mini_batch_actions=actions, micro_batch_tokens=8192),
+                            temperature=1.0)
     return {"samples": len(batch), "model_tokens": int(metrics["tokens"]), "seconds": round(time.perf_counter() - began, 2)}
 
 
 def cpu_demo_iteration() -> dict:
     from empo2_lite.runs import RunDir
-    from empo2_lite.train_config import apply_overrides, preset
+    from empo2_lite.config import apply_overrides, preset
     from empo2_lite.trainer import Trainer
 
     with tempfile.TemporaryDirectory() as root:

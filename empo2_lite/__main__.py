@@ -15,12 +15,16 @@ import argparse
 import json
 import sys
 import textwrap
+from typing import TYPE_CHECKING
 
 from empo2_lite import tasks as task_registry
 from empo2_lite.config import ConfigError
-from empo2_lite.env.adapter import EpisodeStart, ScienceWorldAdapter, StepResult
-from empo2_lite.env.jvm import JavaMissingError
-from empo2_lite.env.play import play_actions
+from empo2_lite.errors import KitError
+
+if TYPE_CHECKING:
+    from empo2_lite.env.adapter import EpisodeStart, StepResult
+
+
 
 def _print_start(start: EpisodeStart) -> None:
     print(f"== {start.task}, variation {start.variation} (at most {start.max_steps} steps)")
@@ -52,6 +56,9 @@ def cmd_play(args: argparse.Namespace) -> int:
     actions = None if args.gold else [a.strip() for a in args.actions.split(";") if a.strip()]
     if actions is not None and not actions:
         raise ConfigError("actions: no action given; pass them separated by ';', e.g. --actions \"look around;inventory\"")
+    from empo2_lite.env.adapter import ScienceWorldAdapter
+    from empo2_lite.env.play import play_actions
+
     with ScienceWorldAdapter() as adapter:
         episode = play_actions(adapter, task.name, args.variation, actions, max_steps=args.max_steps,
                                on_start=_print_start, on_step=_print_step)
@@ -64,7 +71,7 @@ def cmd_play(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     """The main job: train EMPO² briefly, evaluate and plot (EMPO2_SMOKE=1: the fast smoke version)."""
     from empo2_lite.demo import run_demo
-    from empo2_lite.notebook import smoke_mode
+    from empo2_lite.lab.switches import smoke_mode
 
     run_demo(smoke=smoke_mode())
     return 0
@@ -73,7 +80,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train with a preset (plus overrides), or resume a run; every setting is checked first."""
     from empo2_lite.runs import RunDir, runs_root
-    from empo2_lite.train_config import (
+    from empo2_lite.config import (
         TrainConfig,
         apply_overrides,
         load_overrides_file,
@@ -118,7 +125,7 @@ def _pool_and_policy_for(run: str | None, preset_name: str | None, task_name: st
     from empo2_lite.evaluation import load_trained_policy
     from empo2_lite.policy import load_policy
     from empo2_lite.runs import runs_root
-    from empo2_lite.train_config import apply_overrides, preset
+    from empo2_lite.config import apply_overrides, preset
 
     if run:
         if not (runs_root() / run / "config.json").exists():
@@ -150,7 +157,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from empo2_lite.env.pool import EnvPool
     from empo2_lite.evaluation import evaluate, memory_adaptation
     from empo2_lite.runs import RunDir, runs_root
-    from empo2_lite.train_config import PRESETS
+    from empo2_lite.config import PRESETS
 
     if bool(args.run) == bool(args.baseline):
         raise ConfigError("eval: give either --run NAME or --baseline naive|memory-only (with --task and --preset)")
@@ -169,9 +176,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
     with EnvPool(config.n_envs, config.env) as pool:
         if args.baseline == "memory-only":
             result = {"baseline": "memory-only", "preset": args.preset, "trials": memory_adaptation(
-                policy, pool, task, config.rollout, config.memory, args.trials, temperature, episodes, progress=True)}
+                policy, pool, task, config.rollout, config.memory, args.trials, temperature=temperature,
+                episodes_per_variation=episodes, progress=True)}
         else:
-            result = evaluate(policy, pool, task, config.rollout, temperature, episodes, progress=True)
+            result = evaluate(policy, pool, task, config.rollout, temperature=temperature, episodes_per_variation=episodes,
+                              progress=True)
             result.update({"baseline": args.baseline, "preset": args.preset} if args.baseline else {"run": args.run})
     target = RunDir(runs_root() / (args.run or f"baseline-{args.baseline}-{task.name}"))
     target.append("eval.jsonl", {"iteration": -1, "kind": "final", **result})
@@ -197,7 +206,7 @@ def cmd_ood(args: argparse.Namespace) -> int:
     temperature, episodes = _evaluation_settings(args, config.eval_temperature, config.eval_episodes_per_variation)
     with EnvPool(config.n_envs, config.env) as pool:
         history = memory_adaptation(policy, pool, task, config.rollout, config.memory, args.iterations,
-                                    temperature, episodes, progress=True)
+                                    temperature=temperature, episodes_per_variation=episodes, progress=True)
     run = RunDir(runs_root() / args.run)
     for row in history:
         run.append(f"ood-{task.name}.jsonl", {"trained_on": config.task, "task": task.name, **row})
@@ -212,7 +221,7 @@ def cmd_ood(args: argparse.Namespace) -> int:
 def cmd_ablate(args: argparse.Namespace) -> int:
     """Expand --grid into runs and train them one after another (finished runs are skipped)."""
     from empo2_lite.experiments import expand_grid, parse_grid_arguments, run_grid
-    from empo2_lite.train_config import apply_overrides, parse_set_arguments, preset
+    from empo2_lite.config import apply_overrides, parse_set_arguments, preset
 
     overrides = {key: getattr(args, key) for key in ("task", "iterations", "name") if getattr(args, key)}
     overrides.update(parse_set_arguments(args.set))
@@ -340,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.handler(args)
-    except (task_registry.UnknownTaskError, ConfigError, JavaMissingError, FileNotFoundError) as error:
+    except (task_registry.UnknownTaskError, KitError, FileNotFoundError) as error:
         print(f"empo2-lite: error: {error}", file=sys.stderr)
         return 2
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 from empo2_lite import plots, results
 from empo2_lite.experiments import run_status
-from empo2_lite.notebook import estimate
+from empo2_lite.lab.cost_estimates import estimate
 from empo2_lite.runs import RunDir
 from empo2_lite.tasks import get_task
-from empo2_lite.train_config import apply_overrides, preset
+from empo2_lite.config import apply_overrides, preset
 
 DEMO_TASK = "find-animal"
 

@@ -27,11 +27,11 @@ from pathlib import Path
 
 import torch
 
-from empo2_lite.config import MemoryConfig
+from empo2_lite.config import MemoryConfig, RolloutConfig
 from empo2_lite.env.pool import EnvPool
 from empo2_lite.memory import TipMemory, write_tips
 from empo2_lite.policy.loading import Policy
-from empo2_lite.rollout import EpisodeSpec, RolloutConfig, collect_rollouts
+from empo2_lite.rollout import EpisodeSpec, collect_rollouts
 from empo2_lite.tasks import Task, get_task
 from empo2_lite.trajectory import Trajectory
 
@@ -63,8 +63,8 @@ def evaluation_specs(task: Task, episodes_per_variation: int) -> list[EpisodeSpe
             for variation in task.test_variations for _ in range(episodes_per_variation)]
 
 
-def evaluate(policy: Policy, pool: EnvPool, task: Task, rollout: RolloutConfig, temperature: float = 0.4,
-             episodes_per_variation: int = 1, progress: bool = False) -> dict:
+def evaluate(policy: Policy, pool: EnvPool, task: Task, rollout: RolloutConfig, *, temperature: float,
+             episodes_per_variation: int, progress: bool = False) -> dict:
     """Test-split results of ``policy`` on ``task`` (no memory is ever consulted)."""
     trajectories = collect_rollouts(policy, pool, evaluation_specs(task, episodes_per_variation),
                                     replace(rollout, temperature=temperature), retrieve=None, progress=progress)
@@ -78,7 +78,7 @@ def load_trained_policy(run_path: str | Path):
 
     from empo2_lite.policy import load_policy
     from empo2_lite.runs import RunDir
-    from empo2_lite.train_config import TrainConfig
+    from empo2_lite.config import TrainConfig
 
     run = RunDir(run_path)
     config = TrainConfig.from_dict(run.read_config())
@@ -95,7 +95,7 @@ def final_evaluation(run_path: str | Path, policy: Policy | None = None, progres
     when ``eval.jsonl`` has it, else played now (with ``policy`` or the run's latest adapter) and
     appended as ``kind: final``."""
     from empo2_lite.runs import RunDir
-    from empo2_lite.train_config import TrainConfig
+    from empo2_lite.config import TrainConfig
 
     run = RunDir(run_path)
     config = TrainConfig.from_dict(run.read_config())
@@ -105,15 +105,15 @@ def final_evaluation(run_path: str | Path, policy: Policy | None = None, progres
     if policy is None:
         policy, _ = load_trained_policy(run.path)
     with EnvPool(config.n_envs, config.env) as pool:
-        result = evaluate(policy, pool, get_task(config.task), config.rollout, config.eval_temperature,
-                          config.eval_episodes_per_variation, progress=progress)
+        result = evaluate(policy, pool, get_task(config.task), config.rollout, temperature=config.eval_temperature,
+                          episodes_per_variation=config.eval_episodes_per_variation, progress=progress)
     record = {"iteration": config.iterations, "kind": "final", **result}
     run.append("eval.jsonl", record)
     return record
 
 
 def memory_adaptation(policy: Policy, pool: EnvPool, task: Task, rollout: RolloutConfig, memory_config: MemoryConfig,
-                      iterations: int, temperature: float = 0.4, episodes_per_variation: int = 1,
+                      iterations: int, *, temperature: float, episodes_per_variation: int,
                       progress: bool = False) -> list[dict]:
     """Frozen weights, growing memory: iteration 0 plays the test variations without tips, every
     later iteration retrieves the tips written after the earlier ones (the OOD protocol, and the

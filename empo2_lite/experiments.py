@@ -19,9 +19,8 @@ import itertools
 import json
 from typing import Any
 
-from empo2_lite.config import ConfigError
+from empo2_lite.config import apply_overrides, ConfigError, TrainConfig
 from empo2_lite.runs import RunDir
-from empo2_lite.train_config import TrainConfig, apply_overrides
 
 GRID_KEYS = ("p", "q", "memory.novelty_coef", "memory.novelty_aggregation", "update.mask_granularity",
              "update.log_delta", "off_policy_old_logprob", "use_off_policy", "use_on_policy_with_tips", "write_tips",

@@ -30,58 +30,13 @@ from dataclasses import dataclass
 from tqdm.auto import tqdm
 
 from empo2_lite import prompts
-from empo2_lite.config import ConfigError, check_positive
+from empo2_lite.config import RolloutConfig
 from empo2_lite.demonstrations import demonstrations_for
 from empo2_lite.env.adapter import EpisodeStart, StepResult
 from empo2_lite.env.pool import EnvPool, EpisodeFailure
 from empo2_lite.policy.loading import Policy
 from empo2_lite.policy.sampling import SampledResponse, sample_responses
 from empo2_lite.trajectory import ChatTokens, TokenSample, Trajectory, Turn, append_history, assistant_content
-
-
-@dataclass
-class RolloutConfig:
-    """How episodes are sampled."""
-
-    temperature: float = 1.0
-    """Sampling temperature (the paper: 1.0 for training rollouts, 0.4 for evaluation)."""
-    top_p: float = 1.0
-    """Nucleus sampling threshold."""
-    max_new_tokens: int = 32
-    """Longest action in tokens (the paper: 32)."""
-    history_window: int | None = None
-    """None: the whole episode stays in the chat (the paper). k: the first turn (task, rules,
-    examples) and the last k turns."""
-    max_context_tokens: int = 8192
-    """An episode whose next prompt would be longer ends early (end_reason context_limit)."""
-    demonstrations: int = 2
-    """Solved examples of the task shown in the first message."""
-    max_steps: int | None = None
-    """Step cap per episode; None uses each task's own (30, 60 or 120)."""
-    tip_block_tokens: int = 256
-    """Token budget of one step's block of shown tips (memory rollouts). Tips are added best
-    episode score first while the block fits; the rest are not shown at this step."""
-    tip_episode_tokens: int = 1536
-    """Token budget of all tip blocks of one episode. Tip blocks stay in the chat for the rest of
-    the episode (the with-tips view is append-only), so this bounds what memory adds to the
-    context; with the per-step budget it keeps the worst-case prompt inside ``max_context_tokens``."""
-
-    def validate(self) -> None:
-        """Raise ConfigError on the first unusable setting."""
-        if not 0 <= self.temperature <= 5:
-            raise ConfigError(f"rollout.temperature: {self.temperature!r} is not allowed; it must be in [0, 5]")
-        if not 0 < self.top_p <= 1:
-            raise ConfigError(f"rollout.top_p: {self.top_p!r} is not allowed; it must be in (0, 1]")
-        check_positive("rollout.max_new_tokens", self.max_new_tokens)
-        check_positive("rollout.max_context_tokens", self.max_context_tokens)
-        if self.history_window is not None:
-            check_positive("rollout.history_window", self.history_window)
-        if self.max_steps is not None:
-            check_positive("rollout.max_steps", self.max_steps)
-        check_positive("rollout.tip_block_tokens", self.tip_block_tokens)
-        check_positive("rollout.tip_episode_tokens", self.tip_episode_tokens)
-        if self.demonstrations not in (0, 1, 2, 3):
-            raise ConfigError(f"rollout.demonstrations: {self.demonstrations!r} is not allowed; choose one of: 0, 1, 2, 3")
 
 
 @dataclass(frozen=True)

@@ -28,10 +28,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
-from safetensors.torch import load_file, save_file
+if TYPE_CHECKING:
+    import torch
 
 CHECKPOINT_FILES = ("metrics.jsonl", "eval.jsonl", "memory.jsonl")
 
@@ -118,6 +118,9 @@ class RunDir:
         self.checkpoints.mkdir(exist_ok=True)
         name = f"iter-{iteration:06d}"
         staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.checkpoints))
+        import torch
+        from safetensors.torch import save_file
+
         save_file({key: value.detach().cpu().contiguous() for key, value in adapter.items()},
                   str(staging / "adapter.safetensors"))
         torch.save(optimizer_state, staging / "optimizer.pt")
@@ -146,6 +149,9 @@ class RunDir:
             if target.exists() and target.stat().st_size > size:
                 with open(target, "r+b") as handle:
                     handle.truncate(size)
+        import torch
+        from safetensors.torch import load_file
+
         adapter = load_file(str(path / "adapter.safetensors"))
         optimizer_state = torch.load(path / "optimizer.pt", weights_only=True, map_location="cpu")  # resumable on another device
         return adapter, optimizer_state, state

@@ -5,7 +5,7 @@
     -> metrics, evaluation, checkpoint
 
 GRPO is the same loop without memory and without the intrinsic reward: p = 0, no tip writing, no
-memory file, novelty coefficient 0 (``train_config.ALGO_SETTINGS``); novelty is then not even
+memory file, novelty coefficient 0 (``config.ALGO_SETTINGS``); novelty is then not even
 computed. How this departs from the paper: LoRA instead of full
 fine-tuning, one GPU (or CPU) instead of 8 x A100, BM25 tip retrieval, the state-novelty reward
 in every mode; see docs/deviations.md for the full list. Commands::
@@ -30,7 +30,7 @@ from tqdm.auto import tqdm
 from empo2_lite.algo.advantages import grpo_advantages, trajectory_returns
 from empo2_lite.algo.modes import draw_mode, update_views
 from empo2_lite.algo.update import TrainSample, recompute_old_logprobs, update_policy
-from empo2_lite.config import ConfigError
+from empo2_lite.config import config_json, ConfigError, TrainConfig
 from empo2_lite.env.pool import EnvPool
 from empo2_lite.evaluation import evaluate
 from empo2_lite.memory import Novelty, TipMemory, write_tips
@@ -38,7 +38,6 @@ from empo2_lite.policy import load_policy
 from empo2_lite.rollout import EpisodeSpec, collect_rollouts, worst_case_prompt_tokens
 from empo2_lite.runs import CHECKPOINT_FILES, RunDir
 from empo2_lite.tasks import get_task
-from empo2_lite.train_config import TrainConfig, config_json
 from empo2_lite.trajectory import Trajectory
 
 logger = logging.getLogger(__name__)
@@ -151,8 +150,10 @@ class Trainer:
             batch = [TrainSample(sample, float(advantage)) for t, advantage in zip(played, advantages)
                      for sample in t.view(views.current_with_tips)]
             if views.recompute_old_without_tips:
-                recompute_old_logprobs(self.policy, [item.sample for item in batch], config.update)
+                recompute_old_logprobs(self.policy, [item.sample for item in batch], config.update,
+                                       temperature=config.logprob_temperature)
             update_metrics = update_policy(self.policy, self.optimizer, batch, config.update,
+                                           temperature=config.logprob_temperature,
                                            generator=torch.Generator().manual_seed(config.seed * 100_003 + it))
         times["update"] = time.perf_counter() - began
 
@@ -187,7 +188,7 @@ class Trainer:
         self.run.log_scalars(it, metrics)
         self.iteration = it + 1
         if config.eval_every and self.iteration % config.eval_every == 0:
-            result = evaluate(self.policy, pool, self.task, config.rollout, config.eval_temperature,
+            result = evaluate(self.policy, pool, self.task, config.rollout, temperature=config.eval_temperature,
                               episodes_per_variation=config.eval_episodes_per_variation)
             self.run.append("eval.jsonl", {"iteration": self.iteration, **result})
         if self.iteration % config.checkpoint_every == 0 or self.iteration == config.iterations:

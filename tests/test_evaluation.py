@@ -13,9 +13,8 @@ import pytest
 import torch
 
 from empo2_lite import evaluation
-from empo2_lite.config import MemoryConfig
+from empo2_lite.config import MemoryConfig, RolloutConfig, apply_overrides, preset
 from empo2_lite.env.pool import EnvPool
-from empo2_lite.rollout import RolloutConfig
 from empo2_lite.tasks import get_task
 from empo2_lite.trajectory import Trajectory
 
@@ -68,7 +67,7 @@ def test_summary_standard_error_needs_two_variations():
 
 def test_final_evaluation_uses_the_configs_episodes_per_variation_and_temperature(tmp_path, monkeypatch):
     from empo2_lite.runs import RunDir
-    from empo2_lite.train_config import apply_overrides, config_json, preset
+    from empo2_lite.config import config_json
 
     config = apply_overrides(preset("cpu-smoke"), {"eval_episodes_per_variation": 4, "eval_temperature": 0.7,
                                                    "iterations": 1})
@@ -104,7 +103,8 @@ def test_evaluate_plays_each_test_variation_k_times_without_memory(byte_policy, 
 @pytest.mark.slow
 def test_memory_adaptation_never_updates_weights_and_starts_without_memory(byte_policy, pool, recorded_calls):
     before = {name: p.detach().clone() for name, p in byte_policy.model.named_parameters()}
-    history = evaluation.memory_adaptation(byte_policy, pool, TASK, FAST, MemoryConfig(tip_max_new_tokens=8), iterations=3)
+    history = evaluation.memory_adaptation(byte_policy, pool, TASK, FAST, MemoryConfig(tip_max_new_tokens=8), iterations=3,
+                                           temperature=0.4, episodes_per_variation=1)
     assert [row["used_memory"] for row in history] == [False, True, True]
     assert recorded_calls[0]["retrieve"] is None and all(call["retrieve"] is not None for call in recorded_calls[1:])
     assert history[0]["improvement_percent"] == 0.0 or history[0]["return_mean"] == 0
@@ -162,3 +162,27 @@ def test_baseline_commands_write_their_own_run_folder(tmp_path, baseline, check)
     path = tmp_path / f"baseline-{baseline}-identify-life-stages-2" / "eval.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert check(rows)
+
+
+@pytest.mark.jvm
+@pytest.mark.slow
+def test_final_evaluation_is_played_once_then_read_back(tmp_path, monkeypatch):
+    from empo2_lite import evaluation
+    from empo2_lite.runs import RunDir
+    from empo2_lite.trainer import Trainer
+
+    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
+    config = apply_overrides(preset("cpu-smoke"), {"name": "final", "iterations": 1, "n_envs": 2,
+                                                   "variations_per_iteration": 1})
+    run = RunDir.named("final")
+    Trainer(config, run).train(progress=False)
+    played = []
+    real_evaluate = evaluation.evaluate
+    monkeypatch.setattr(evaluation, "evaluate", lambda *args, **kwargs: played.append(1) or real_evaluate(*args, **kwargs))
+    first = evaluation.final_evaluation(run.path)
+    again = evaluation.final_evaluation(run.path)
+    assert played == [1]
+    assert first == again and first["iteration"] == 1 and first["kind"] == "final"
+    assert first["episodes"] == 20  # find-animal's 20 test variations, once each
+    rows = [json.loads(line) for line in (run.path / "eval.jsonl").read_text().splitlines()]
+    assert len(rows) == 1

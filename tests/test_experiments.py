@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from empo2_lite.config import ConfigError
+from empo2_lite.config import apply_overrides, ConfigError, preset
 from empo2_lite.experiments import expand_grid, parse_grid_arguments, run_grid
 from empo2_lite.runs import RunDir
-from empo2_lite.train_config import apply_overrides, preset
 
 
 def test_grid_expands_to_every_combination_with_typed_values():

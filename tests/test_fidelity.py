@@ -10,13 +10,12 @@ from types import SimpleNamespace
 import pytest
 
 from empo2_lite import prompts
-from empo2_lite.config import ConfigError, MemoryConfig
+from empo2_lite.config import PRESETS, ConfigError, MemoryConfig, RolloutConfig, TrainConfig, apply_overrides, preset, run_format_error
 from empo2_lite.env.adapter import EpisodeStart
 from empo2_lite.experiments import VARIANTS, expand_grid
 from empo2_lite.memory import Novelty, TipEntry, TipMemory
-from empo2_lite.rollout import EpisodeSpec, RolloutConfig, _Episode, worst_case_prompt_tokens
+from empo2_lite.rollout import EpisodeSpec, _Episode, worst_case_prompt_tokens
 from empo2_lite.tasks import all_tasks, get_task
-from empo2_lite.train_config import PRESETS, TrainConfig, apply_overrides, preset
 from empo2_lite.trainer import aggregate_novelty
 from empo2_lite.trajectory import Trajectory, Turn
 
@@ -44,12 +43,19 @@ def test_the_grpo_ablations_are_explicit_settings_and_named_variants():
 
 
 def test_an_old_grpo_config_is_read_as_what_ran():
-    old = preset("cpu-smoke").to_dict()
+    old = preset("cpu-smoke").to_dict()  # a version-1 config.json: no format_version, no write_tips
     old.update(algo="grpo", p=0.5)
-    del old["write_tips"]
+    del old["write_tips"], old["format_version"], old["update"]["mini_batch_actions"]
+    old["update"].update(mini_batch_size=4, temperature=1.0)
     config = TrainConfig.from_dict(old)
     assert (config.p, config.write_tips, config.memory.novelty_coef) == (0.0, True, 1.0)
+    assert config.format_version == 1
     config.validate()
+    assert "config format 1" in str(run_format_error(config, "runs/demo"))
+    assert run_format_error(preset("cpu-smoke"), "runs/demo") is None
+    newer = {**preset("cpu-smoke").to_dict(), "format_version": 99}
+    with pytest.raises(ConfigError, match="format_version: 99 is newer than this kit understands"):
+        TrainConfig.from_dict(newer)
 
 
 # -- 5. novelty: one step is scored against the counts from before it -------------------------------

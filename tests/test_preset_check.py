@@ -12,10 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from empo2_lite.config import ConfigError, PolicyConfig
+from empo2_lite.config import ConfigError, PolicyConfig, preset
 from empo2_lite.policy import load_policy, sample_responses
 from empo2_lite.policy.loading import UNDECODABLE_LOGIT, resolve_model_source
-from empo2_lite.train_config import preset
 
 ROOT = Path(__file__).resolve().parent.parent
 TINY_QWEN2 = f"random:{ROOT / 'tests' / 'data' / 'tiny_qwen2_config.json'}"

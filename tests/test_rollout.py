@@ -13,7 +13,8 @@ import torch
 from empo2_lite import prompts
 from empo2_lite.env.pool import EnvPool
 from empo2_lite.policy.sampling import SampledResponse
-from empo2_lite.rollout import EpisodeSpec, RolloutConfig, RetrievalQuery, action_text, collect_rollouts
+from empo2_lite.rollout import EpisodeSpec, RetrievalQuery, action_text, collect_rollouts
+from empo2_lite.config import RolloutConfig
 from empo2_lite.trajectory import ChatTokens, TemplateError
 from scripted import ScriptedSampler
 

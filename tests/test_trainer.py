@@ -15,7 +15,7 @@ import torch
 from empo2_lite.config import ConfigError
 from empo2_lite.memory import TipMemory
 from empo2_lite.runs import RunDir
-from empo2_lite.train_config import (
+from empo2_lite.config import (
     TrainConfig,
     apply_overrides,
     load_overrides_file,
@@ -30,7 +30,7 @@ def test_overrides_are_typed_and_unknown_keys_are_named():
          "policy.lora_target_modules=q_proj,v_proj"]))
     assert config.update.learning_rate == 3e-4 and config.group_size == 3 and config.rollout.history_window == 2
     assert config.use_off_policy is False and config.policy.lora_target_modules == ("q_proj", "v_proj")
-    with pytest.raises(ConfigError, match="update.learn_rate: unknown setting; known settings: .*update.learning_rate"):
+    with pytest.raises(ConfigError, match="update.learn_rate: unknown setting; known settings of update: .*update.learning_rate"):
         apply_overrides(config, {"update.learn_rate": "1"})
     with pytest.raises(ConfigError, match="group_size: 'many' is not allowed; it must be a number"):
         apply_overrides(config, {"group_size": "many"})
@@ -58,7 +58,9 @@ def test_config_round_trips_through_json():
     ({"algo": "ppo"}, "algo: 'ppo' is not allowed; choose one of: empo2, grpo"),
     ({"group_size": 0}, "group_size: 0 is not allowed"),
     ({"update.mask_granularity": "word"}, "update.mask_granularity"),
-    ({"update.temperature": 0.5}, "update.temperature: 0.5 must equal rollout.temperature"),
+    ({"update.temperature": 0.5}, "update.temperature: unknown setting; known settings of update: update.clip_high"),
+    ({"update.lr": 1}, "update.lr: unknown setting; known settings of update: .*update.learning_rate"),
+    ({"eval_temperature": -1.0}, r"eval_temperature: -1.0 is not allowed; it must be in \[0, 5\]"),
     ({"off_policy_old_logprob": "both"}, "off_policy_old_logprob"),
 ])
 def test_validation_names_the_field(change, message):
@@ -67,7 +69,7 @@ def test_validation_names_the_field(change, message):
 
 
 def test_every_preset_is_valid_and_gpu_presets_say_they_are_unverified():
-    from empo2_lite import train_config
+    from empo2_lite.config import presets as train_config
 
     for name in train_config.PRESETS:
         preset(name).validate()

@@ -120,7 +120,7 @@ def test_update_makes_one_optimiser_step_per_mini_batch_of_actions(byte_policy):
     real_step = optimizer.step
     optimizer.step = lambda *args, **kwargs: steps.append(1) or real_step(*args, **kwargs)
     config = UpdateConfig(mini_batch_actions=4, epochs=2, mask_granularity="off")
-    metrics = update_policy(byte_policy, optimizer, batch, config, generator=torch.Generator().manual_seed(0))
+    metrics = update_policy(byte_policy, optimizer, batch, config, temperature=1.0, generator=torch.Generator().manual_seed(0))
     assert len(steps) == 6 and metrics["optimizer_steps"] == 6 and metrics["skipped_steps"] == 0
     assert metrics["tokens"] == 2 * 5 * len(batch[0].sample.input_ids)
 
@@ -140,7 +140,7 @@ def one_step(policy, batch, micro_batch_tokens: int):
     # masking threshold of -5, so these mechanics tests switch masking off.
     optimizer = torch.optim.SGD(policy.trainable_parameters(), lr=0.1)
     config = UpdateConfig(micro_batch_tokens=micro_batch_tokens, mini_batch_actions=8, grad_clip=1e9, mask_granularity="off")
-    return update_policy(policy, optimizer, batch, config, generator=torch.Generator().manual_seed(0))
+    return update_policy(policy, optimizer, batch, config, temperature=1.0, generator=torch.Generator().manual_seed(0))
 
 
 def test_lora_changes_base_weights_do_not_and_micro_batching_does_not_matter(byte_policy, tiny_byte_model):
@@ -180,7 +180,7 @@ def test_a_nan_loss_is_skipped_with_a_warning(byte_policy, caplog):
 def test_recomputed_old_logprobs_make_the_first_ratio_one(byte_policy):
     seen, trained = chat_ids(byte_policy, "[memory] tip\nsay it"), chat_ids(byte_policy, "say it")
     _, samples = sampled_batch(byte_policy, seen, trained, 2)
-    recompute_old_logprobs(byte_policy, samples, UpdateConfig())
+    recompute_old_logprobs(byte_policy, samples, UpdateConfig(), temperature=1.0)
     with torch.no_grad():
         current = action_logprobs(byte_policy, samples)[0]
     for sample, values in zip(samples, current):
@@ -212,9 +212,9 @@ def test_a_tiny_model_learns_the_synthetic_task(tiny_byte_model, path):
         advantages = grpo_advantages(rewards, torch.zeros(16, dtype=torch.long))
         config = UpdateConfig(mini_batch_actions=16, log_delta=-8.0)  # the random model starts near log(1/259)
         if path == "off_policy_without_tips":
-            recompute_old_logprobs(policy, samples, config)
+            recompute_old_logprobs(policy, samples, config, temperature=1.0)
         metrics = update_policy(policy, optimizer, [TrainSample(s, float(a)) for s, a in zip(samples, advantages)],
-                                config, generator=torch.Generator().manual_seed(iteration))
+                                config, temperature=1.0, generator=torch.Generator().manual_seed(iteration))
         assert metrics["skipped_steps"] == 0
     after = mean_reward(policy, plain)
     assert after > before + 0.1, (before, after)
@@ -226,5 +226,5 @@ def test_with_tips_old_logprobs_start_the_ratio_away_from_one(byte_policy):
     _, samples = sampled_batch(byte_policy, seen, trained, 8)
     optimizer = torch.optim.SGD(byte_policy.trainable_parameters(), lr=0.0)
     metrics = update_policy(byte_policy, optimizer, [TrainSample(s, 1.0) for s in samples],
-                            UpdateConfig(mini_batch_actions=8, mask_granularity="off"))
+                            UpdateConfig(mini_batch_actions=8, mask_granularity="off"), temperature=1.0)
     assert metrics["ratio_mean"] != pytest.approx(1.0, abs=1e-3) and metrics["clip_fraction"] > 0.1

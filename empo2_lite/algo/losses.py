@@ -28,6 +28,8 @@ from dataclasses import dataclass
 
 import torch
 
+from empo2_lite.config import MASK_GRANULARITIES
+
 
 @dataclass
 class LossOutput:
@@ -61,7 +63,7 @@ def low_probability_mask(logprobs: torch.Tensor, old_logprobs: torch.Tensor, act
         return keep.float()
     if granularity == "off":
         return action.float()
-    raise ValueError(f"granularity: {granularity!r} is not allowed; choose one of: token, sequence, off")
+    raise ValueError(f"granularity: {granularity!r} is not allowed; choose one of: {', '.join(MASK_GRANULARITIES)}")
 
 
 def ppo_loss(logprobs: torch.Tensor, old_logprobs: torch.Tensor, advantages: torch.Tensor, keep_mask: torch.Tensor,

@@ -23,6 +23,8 @@ import enum
 import random
 from dataclasses import dataclass
 
+from empo2_lite.config import OFF_POLICY_OLD_LOGPROBS
+
 
 class Mode(str, enum.Enum):
     """How one iteration's rollouts are sampled and learned from."""
@@ -47,9 +49,6 @@ class UpdateViews:
     """Replace the sampled old log-probs by ones recomputed on the no-tip view before updating."""
 
 
-OFF_POLICY_OLD_LOGPROBS = ("with_tips", "without_tips")
-
-
 def draw_mode(rng: random.Random, p: float, q: float, *, off_policy: bool = True,
               on_policy_with_tips: bool = True) -> Mode:
     """Draw this iteration's mode (two uniform draws from ``rng``, always both, so runs that
@@ -67,7 +66,7 @@ def draw_mode(rng: random.Random, p: float, q: float, *, off_policy: bool = True
 def update_views(mode: Mode, off_policy_old_logprob: str = "with_tips") -> UpdateViews:
     """The views of ``mode``'s update (see the module table)."""
     if off_policy_old_logprob not in OFF_POLICY_OLD_LOGPROBS:
-        raise ValueError(f"off_policy_old_logprob: {off_policy_old_logprob!r} is not allowed; choose one of: with_tips, without_tips")
+        raise ValueError(f"off_policy_old_logprob: {off_policy_old_logprob!r} is not allowed; choose one of: {', '.join(OFF_POLICY_OLD_LOGPROBS)}")
     if mode is Mode.ON_POLICY_WITH_TIPS:
         return UpdateViews(current_with_tips=True, recompute_old_without_tips=False)
     if mode is Mode.OFF_POLICY:

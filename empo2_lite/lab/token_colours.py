@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import torch
 
-from empo2_lite.algo.losses import low_probability_mask
 from empo2_lite.algo.modes import Mode, update_views
-from empo2_lite.algo.update import UpdateConfig, action_logprobs, action_positions, response_index
+from empo2_lite.algo.update import action_logprobs, action_positions, kept_action_tokens
+from empo2_lite.config import UpdateConfig
 from empo2_lite.policy.loading import Policy
 from empo2_lite.trajectory import TokenSample, Trajectory
 
@@ -51,23 +51,19 @@ class TokenRole:
     role: str
 
 
-def _kept_actions(policy: Policy, sample: TokenSample, update: UpdateConfig) -> list[bool]:
-    """For each action token of ``sample`` in order: does it keep its policy-gradient term?"""
+def _kept_actions(policy: Policy, sample: TokenSample, update: UpdateConfig, temperature: float) -> list[bool]:
+    """For each action token of ``sample`` in order: does it keep its policy-gradient term? (The
+    update's own mask, ``algo.update.kept_action_tokens``.)"""
     with torch.no_grad():
-        [current], _ = action_logprobs(policy, [sample], update.temperature)
-    positions = action_positions(sample)
-    old = torch.tensor([sample.old_logprobs[t] for t in positions], device=current.device)
-    responses = response_index(sample.action_mask)
-    keep = low_probability_mask(current, old, torch.ones_like(old),
-                                torch.tensor([responses[t] for t in positions], device=current.device),
-                                update.mask_granularity, update.log_delta)
+        [current], _ = action_logprobs(policy, [sample], temperature)
+    keep, _ = kept_action_tokens(current, [sample], update)
     return [bool(value) for value in keep.tolist()]
 
 
-def _view_roles(policy: Policy, sample: TokenSample, update: UpdateConfig) -> list[str]:
+def _view_roles(policy: Policy, sample: TokenSample, update: UpdateConfig, temperature: float) -> list[str]:
     """Roles of the tokens of the view the update reads (context, loss or masked)."""
     roles = ["context"] * len(sample.input_ids)
-    for t, kept in zip(action_positions(sample), _kept_actions(policy, sample, update)):
+    for t, kept in zip(action_positions(sample), _kept_actions(policy, sample, update, temperature)):
         roles[t] = "loss" if kept else "masked"
     return roles
 
@@ -107,21 +103,21 @@ def align_views(with_ids: list[int], without_ids: list[int]) -> list[Event]:
     return events
 
 
-def update_token_roles(policy: Policy, trajectory: Trajectory, mode: Mode,
-                       update: UpdateConfig | None = None) -> list[TokenRole]:
+def update_token_roles(policy: Policy, trajectory: Trajectory, mode: Mode, update: UpdateConfig | None = None, *,
+                       temperature: float = 1.0) -> list[TokenRole]:
     """The roles of the first sample of ``trajectory`` (the whole episode when packed) under an
-    update in ``mode``. Masking uses the current policy and ``update``'s granularity and threshold,
-    with the old log-probs as sampled."""
+    update in ``mode``. Masking uses the current policy at ``temperature`` (the rollouts', as in
+    the update) and ``update``'s granularity and threshold, with the old log-probs as sampled."""
     update = update or UpdateConfig()
     decode = policy.tokenizer.decode
     with_tips, without_tips = trajectory.with_tips[0], trajectory.without_tips[0]
     events = align_views(with_tips.input_ids, without_tips.input_ids)
     if update_views(mode).current_with_tips:
-        roles = _view_roles(policy, with_tips, update)
+        roles = _view_roles(policy, with_tips, update, temperature)
         return [TokenRole(decode([with_tips.input_ids[j]]),
                           "tip" if kind == "with_only" and roles[j] == "context" else roles[j])
                 for kind, j, _ in events if j is not None]
-    roles = _view_roles(policy, without_tips, update)
+    roles = _view_roles(policy, without_tips, update, temperature)
     return [TokenRole(decode([with_tips.input_ids[j]]), "stripped") if kind == "with_only"
             else TokenRole(decode([without_tips.input_ids[i]]), roles[i]) for kind, j, i in events]
 

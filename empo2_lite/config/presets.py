@@ -1,0 +1,103 @@
+"""Named presets, and what one iteration of each costs.
+
+* ``cpu-smoke``: a tiny random model (built locally), one task, 2 variations x group 2, at most 4
+  steps: an end-to-end iteration in seconds, for tests and CI.
+* ``cpu-demo``: the embedded SmolLM2-135M-Instruct, one task, short episodes: minutes on a CPU.
+* ``gpu-24gb`` and ``gpu-48gb``: Qwen2.5-3B- and Qwen2.5-7B-Instruct with LoRA in bf16 and
+  paper-like settings (group 8, full history, 32-token actions). **Unverified until measured on
+  such a GPU** with real weights: one offline check on an H200 with same-shape random weights
+  (docs/hardware.md) found their rollouts inside 22 and 44 GB; full iterations are not yet timed.
+
+The cost of each preset lives next to it (``PRESET_COSTS``) so that a change of a preset and of
+what it costs are made together; the notebooks turn it into an estimate before heavy cells.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from empo2_lite.config.checks import check_choice
+from empo2_lite.config.sections import MemoryConfig, PolicyConfig, RolloutConfig, UpdateConfig
+from empo2_lite.config.train import TrainConfig
+
+
+def _cpu_smoke() -> TrainConfig:
+    return TrainConfig(
+        preset="cpu-smoke", name="smoke", iterations=2, variations_per_iteration=2, group_size=2, n_envs=4, p=0.5,
+        policy=PolicyConfig(model="tiny:byte", lora_rank=4, lora_alpha=8),
+        rollout=RolloutConfig(max_steps=4, max_new_tokens=8, demonstrations=0, max_context_tokens=16384),
+        memory=MemoryConfig(tip_max_new_tokens=12),
+        update=UpdateConfig(learning_rate=1e-3, mini_batch_actions=16, micro_batch_tokens=16384, log_delta=-8.0),
+    )
+
+
+def _cpu_demo() -> TrainConfig:
+    return TrainConfig(
+        preset="cpu-demo", name="demo", iterations=4, variations_per_iteration=1, group_size=4, n_envs=4,
+        # One trajectory per micro-batch with checkpointing: CPU attention keeps its L x L weights
+        # for the backward pass, so 4 packed trajectories in one micro-batch peaked at 11.7 GB of
+        # RAM; this way it is 2.9 GB and no slower (docs/hardware.md).
+        policy=PolicyConfig(lora_rank=8, lora_alpha=16, gradient_checkpointing=True),
+        rollout=RolloutConfig(max_steps=5, max_new_tokens=16, demonstrations=1, max_context_tokens=4096),
+        memory=MemoryConfig(tip_max_new_tokens=32),
+        update=UpdateConfig(learning_rate=2e-5, mini_batch_actions=20, micro_batch_tokens=2048),
+    )
+
+
+def _gpu_24gb() -> TrainConfig:
+    return TrainConfig(
+        preset="gpu-24gb", name="gpu24", iterations=100, variations_per_iteration=4, group_size=8, n_envs=16, eval_every=10,
+        eval_episodes_per_variation=4,
+        policy=PolicyConfig(model="Qwen/Qwen2.5-3B-Instruct", lora_rank=32, lora_alpha=64, gradient_checkpointing=True),
+        rollout=RolloutConfig(max_context_tokens=8192),
+        update=UpdateConfig(learning_rate=1e-5, mini_batch_actions=128, micro_batch_tokens=8192),
+    )
+
+
+def _gpu_48gb() -> TrainConfig:
+    return TrainConfig(
+        preset="gpu-48gb", name="gpu48", iterations=100, variations_per_iteration=8, group_size=8, n_envs=16, eval_every=10,
+        eval_episodes_per_variation=4,
+        policy=PolicyConfig(model="Qwen/Qwen2.5-7B-Instruct", lora_rank=64, lora_alpha=128, gradient_checkpointing=True),
+        rollout=RolloutConfig(max_context_tokens=8192),
+        update=UpdateConfig(learning_rate=5e-6, mini_batch_actions=128, micro_batch_tokens=8192),
+    )
+
+
+PRESET_BUILDERS: dict[str, Callable[[], TrainConfig]] = {
+    "cpu-smoke": _cpu_smoke, "cpu-demo": _cpu_demo, "gpu-24gb": _gpu_24gb, "gpu-48gb": _gpu_48gb,
+}
+PRESETS = tuple(PRESET_BUILDERS)
+
+
+def preset(name: str) -> TrainConfig:
+    """A fresh copy of a named preset."""
+    check_choice("preset", name, PRESETS)
+    return PRESET_BUILDERS[name]()
+
+
+@dataclass(frozen=True)
+class PresetCost:
+    """What one iteration of a preset costs, and where that number comes from."""
+
+    iteration_seconds: float
+    """One training iteration with the preset's own episode count."""
+    episode_seconds: float
+    """One evaluation episode (test split, temperature 0.4)."""
+    peak_memory_gb: float
+    """Peak RAM, ScienceWorld JVMs included (CPU presets), or GPU memory (GPU presets)."""
+    source: str
+    """"measured on ..." or "estimate"."""
+
+
+# cpu-smoke: the smoke notebooks on the 2-core VM (model load and JVM start included); cpu-demo: a
+# 12-iteration run and `make demo` there (82-83 s per iteration, 7-9 s per test episode); gpu-24gb:
+# one H200 iteration with 3-step episodes (48.8 s; 8.6 s for 16 test episodes) scaled to 30 steps;
+# gpu-48gb: a guess from the model size.
+PRESET_COSTS = {
+    "cpu-smoke": PresetCost(15.0, 1.5, 3.0, "measured on a 2-core CPU, see docs/hardware.md"),
+    "cpu-demo": PresetCost(85.0, 10.0, 5.0, "measured on a 2-core CPU, see docs/hardware.md"),
+    "gpu-24gb": PresetCost(480.0, 5.4, 22.0, "estimate scaled from a 3-step iteration on an H200 (random weights), docs/hardware.md"),
+    "gpu-48gb": PresetCost(1200.0, 30.0, 44.0, "estimate: not yet measured on a GPU"),
+}
