@@ -24,18 +24,21 @@ turns, and records one sample per turn.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
 from empo2_lite import prompts
-from empo2_lite.config import RolloutConfig
+from empo2_lite.config import MemoryConfig, RolloutConfig
 from empo2_lite.demonstrations import demonstrations_for
 from empo2_lite.env.adapter import EpisodeStart, StepResult
 from empo2_lite.env.pool import EnvPool, EpisodeFailure
 from empo2_lite.policy.loading import Policy
-from empo2_lite.policy.sampling import SampledResponse, sample_responses
+from empo2_lite.memory.tips import write_tips
+from empo2_lite.policy.samplers import EpisodeSampler, episode_sampler
+from empo2_lite.policy.sampling import SampledResponse
 from empo2_lite.trajectory import ChatTokens, TokenSample, Trajectory, Turn, append_history, assistant_content
 
 
@@ -127,7 +130,8 @@ class _Episode:
         messages.append({"role": "user", "content": current})
         return self.tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=False)
 
-    def record(self, prompt_with: list[int], response: SampledResponse, result: StepResult, novelty: float) -> None:
+    def record(self, prompt_with: list[int], response: SampledResponse, result: StepResult, novelty: float,
+               computed: int) -> None:
         """Store the step in both views and in the turn list."""
         if self.config.history_window is None:
             for view in self.views:
@@ -143,7 +147,8 @@ class _Episode:
             user_message=self.pending_message, tips=self.pending_tips, response_ids=response.token_ids,
             logprobs=response.logprobs, response_text=response.text, raw_action=result.raw_action,
             action=result.action, reward=result.reward, score=result.score, finish=response.finish,
-            history=self.history_text, novelty=novelty, prompt_tokens=len(prompt_with)))
+            history=self.history_text, novelty=novelty, prompt_tokens=len(prompt_with),
+            prompt_tokens_computed=computed))
         self.trajectory.score = result.score
         self.pending_message = prompts.step_user_message(result.observation)
         self.history_text = append_history(self.history_text, result.action, result.observation)
@@ -175,32 +180,46 @@ def collect_rollouts(
     progress: bool = True,
     sampler: Sampler | None = None,
     novelty: NoveltyFn | None = None,
+    tips: MemoryConfig | None = None,
+    timings: dict[str, float] | None = None,
 ) -> list[Trajectory]:
     """Play every episode in ``specs`` (in waves of ``pool.size``) and return their trajectories.
 
-    ``sampler`` replaces the policy's sampling (scripted tests); by default the policy samples
-    with the config's temperature, top-p and token limit. ``novelty`` scores the state each step
-    reaches (stored as ``Turn.novelty``).
+    ``sampler`` replaces the policy's sampling of actions (scripted tests); by default the policy
+    samples with the config's temperature, top-p and token limit, keeping each episode's KV cache
+    when ``config.kv_cache`` is on (``policy/samplers.py``). ``novelty`` scores the states each step
+    reaches (``Turn.novelty``). With ``tips``, the policy writes each played episode's tip
+    (``Trajectory.tip``) once its wave is over, extending the episode's own cache, and only then
+    are the wave's caches freed; the seconds spent go to ``timings["tips"]``.
     """
     config = config or RolloutConfig()
     config.validate()
-    if sampler is None:
-        def sampler(prompts_batch: list[list[int]]) -> list[SampledResponse]:
-            return sample_responses(policy, prompts_batch, temperature=config.temperature, top_p=config.top_p,
-                                    max_new_tokens=config.max_new_tokens)
+    episodes = episode_sampler(policy, config, respond=sampler)
     trajectories: list[Trajectory] = []
     bar = tqdm(total=len(specs), desc="rollouts", unit="episode", disable=not progress, leave=False)
     for first in range(0, len(specs), pool.size):
-        wave = list(specs[first: first + pool.size])
-        trajectories += _play_wave(policy, pool, wave, first, config, retrieve, sampler, novelty)
+        wave = _play_wave(policy, pool, list(specs[first: first + pool.size]), first, config, retrieve, episodes,
+                          novelty, release_at_end=tips is None)
+        if tips is not None:
+            began = time.perf_counter()
+            played = [t for t in wave if t.end_reason != "env_failure"]
+            for trajectory, tip in zip(played, write_tips(policy, played, tips, sampler=episodes)):
+                trajectory.tip = tip
+            for trajectory in wave:
+                trajectory.kv_cache_peak_bytes = episodes.release(trajectory.rollout_id)
+            if timings is not None:
+                timings["tips"] = timings.get("tips", 0.0) + time.perf_counter() - began
+        trajectories += wave
         bar.update(len(wave))
     bar.close()
     return trajectories
 
 
 def _play_wave(policy: Policy, pool: EnvPool, wave: list[EpisodeSpec], first_id: int, config: RolloutConfig,
-               retrieve: Retriever | None, sampler: Sampler, novelty: NoveltyFn | None) -> list[Trajectory]:
-    """One lock-step wave: every episode of ``wave`` on its own pool slot."""
+               retrieve: Retriever | None, sampler: EpisodeSampler, novelty: NoveltyFn | None,
+               release_at_end: bool) -> list[Trajectory]:
+    """One lock-step wave: every episode of ``wave`` on its own pool slot. An episode that ends
+    frees its cache at once when ``release_at_end`` (else the caller does, after the tips)."""
     starts = pool.reset([(spec.task, spec.variation) for spec in wave], max_steps=config.max_steps)
     finished: dict[int, Trajectory] = {}
     running: dict[int, _Episode] = {}
@@ -211,6 +230,11 @@ def _play_wave(policy: Policy, pool: EnvPool, wave: list[EpisodeSpec], first_id:
         else:
             running[slot] = _Episode(policy, spec, first_id + slot, start, config)
 
+    def end(slot: int, trajectory: Trajectory) -> None:
+        finished[slot] = trajectory
+        if release_at_end:
+            trajectory.kv_cache_peak_bytes = sampler.release(trajectory.rollout_id)
+
     while pool.active:
         slots = pool.active
         prompts_with = {}
@@ -219,14 +243,16 @@ def _play_wave(policy: Policy, pool: EnvPool, wave: list[EpisodeSpec], first_id:
             prompt = episode.next_prompt(retrieve(episode.query()) if retrieve else ())
             if len(prompt) + config.max_new_tokens > config.max_context_tokens:
                 pool.abandon(slot)
-                finished[slot] = episode.finish("context_limit")
+                end(slot, episode.finish("context_limit"))
                 continue
             prompts_with[slot] = prompt
         if not prompts_with:
             continue
         order = list(prompts_with)
-        responses = sampler([prompts_with[s] for s in order])
+        keys = [running[slot].trajectory.rollout_id for slot in order]
+        responses = sampler.sample(keys, [prompts_with[s] for s in order])
         by_slot = dict(zip(order, responses))
+        computed = {slot: sampler.last_computed.get(key, 0) for slot, key in zip(order, keys)}
         results = pool.step({slot: action_text(by_slot[slot], policy.tokenizer) for slot in order})
         reached = [slot for slot, result in results.items() if not isinstance(result, EpisodeFailure)]
         bonuses = dict(zip(reached, novelty([(running[slot].trajectory.task, running[slot].trajectory.variation,
@@ -234,11 +260,11 @@ def _play_wave(policy: Policy, pool: EnvPool, wave: list[EpisodeSpec], first_id:
         for slot, result in results.items():
             episode = running[slot]
             if isinstance(result, EpisodeFailure):
-                finished[slot] = episode.finish("env_failure", error=result.error)
+                end(slot, episode.finish("env_failure", error=result.error))
                 continue
-            episode.record(prompts_with[slot], by_slot[slot], result, bonuses.get(slot, 0.0))
+            episode.record(prompts_with[slot], by_slot[slot], result, bonuses.get(slot, 0.0), computed[slot])
             if result.done:
-                finished[slot] = episode.finish(result.info["end_reason"], result)
+                end(slot, episode.finish(result.info["end_reason"], result))
     return [finished[slot] for slot in range(len(wave))]
 
 

@@ -115,6 +115,9 @@ class Turn:
     """Intrinsic novelty reward of the state this step reached (1/n; 0 when not computed)."""
     prompt_tokens: int = 0
     """Length of the prompt the model was fed at this step (with tips), for token accounting."""
+    prompt_tokens_computed: int = 0
+    """Of those, the tokens the model computed at this step (all of them without the KV cache;
+    with it, only those its cache of the episode did not hold)."""
 
 
 @dataclass
@@ -140,6 +143,10 @@ class Trajectory:
     """The environment error when ``end_reason`` is env_failure (the trajectory is not trained on)."""
     final_message: str = ""
     """The observation after the last step, as the next user message would have shown it."""
+    tip: str | None = None
+    """The tip the policy wrote after this episode (None when no tip was asked for)."""
+    kv_cache_peak_bytes: int = 0
+    """The largest the episode's KV cache grew (0 without the cache)."""
     tip_free_chat: ChatTokens | None = field(default=None, repr=False, compare=False)
     """The tip-free view's chat, kept so the tip prompt can extend it (full history only)."""
 

@@ -211,6 +211,10 @@ class RolloutConfig:
     """Solved examples of the task shown in the first message."""
     max_steps: int | None = None
     """Step cap per episode; None uses each task's own (30, 60 or 120)."""
+    kv_cache: bool = True
+    """Keep each episode's keys and values across its turns and feed the model only the new
+    tokens (``policy/kv_sampler.py``): the same tokens and log-probs as re-reading the whole
+    conversation at every step, for a fraction of the compute. Off: re-read every prompt."""
     tip_block_tokens: int = 256
     """Token budget of one step's block of shown tips (memory rollouts). Tips are added best
     episode score first while the block fits; the rest are not shown at this step."""

@@ -33,6 +33,7 @@ from collections.abc import Sequence
 from empo2_lite import prompts
 from empo2_lite.config import MemoryConfig
 from empo2_lite.policy.loading import Policy
+from empo2_lite.policy.samplers import EpisodeSampler
 from empo2_lite.policy.sampling import sample_responses
 from empo2_lite.trajectory import ChatTokens, TokenSample, Trajectory, assistant_content
 
@@ -86,16 +87,26 @@ def tip_prompt_ids(trajectory: Trajectory, tokenizer) -> list[int]:
                                          add_generation_prompt=True, return_dict=False)
 
 
-def write_tips(policy: Policy, trajectories: Sequence[Trajectory], config: MemoryConfig) -> list[str]:
+def write_tips(policy: Policy, trajectories: Sequence[Trajectory], config: MemoryConfig,
+               sampler: EpisodeSampler | None = None) -> list[str]:
     """One sanitised tip per trajectory ("" for trajectories without steps), in batches of
-    ``config.tip_batch_size`` episodes."""
+    ``config.tip_batch_size`` episodes.
+
+    With the rollout's ``sampler`` (keyed by ``rollout_id``), a tip extends its episode: with the
+    KV cache the model computes only the tokens its cache does not hold (for a plain episode, the
+    closing turn and the request). Without, every tip prompt is read in full."""
     tips = [""] * len(trajectories)
     playable = [i for i, trajectory in enumerate(trajectories) if trajectory.turns]
     for first in range(0, len(playable), config.tip_batch_size):
         chunk = playable[first: first + config.tip_batch_size]
         prompts_ids = [tip_prompt_ids(trajectories[i], policy.tokenizer) for i in chunk]
-        responses = sample_responses(policy, prompts_ids, temperature=config.tip_temperature,
-                                     max_new_tokens=config.tip_max_new_tokens, with_logprobs=False)
+        if sampler is None:
+            responses = sample_responses(policy, prompts_ids, temperature=config.tip_temperature,
+                                         max_new_tokens=config.tip_max_new_tokens, with_logprobs=False)
+        else:
+            responses = sampler.sample([trajectories[i].rollout_id for i in chunk], prompts_ids, with_logprobs=False,
+                                       temperature=config.tip_temperature, top_p=1.0,
+                                       max_new_tokens=config.tip_max_new_tokens)
         for index, response in zip(chunk, responses):
             text = policy.tokenizer.decode(response.token_ids, skip_special_tokens=True)
             tips[index] = sanitize_tip(text, config.tip_max_words)

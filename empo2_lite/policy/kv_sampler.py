@@ -94,6 +94,8 @@ class KVCacheSampler:
         self.stop_set = {*_newline_token_ids(policy.tokenizer), *self.end_ids}
         self.stop_ids = torch.tensor(sorted(self.stop_set), device=policy.device)
         self._episodes: dict[Hashable, _EpisodeCache] = {}
+        self.last_computed: dict[Hashable, int] = {}
+        """Prompt tokens of each episode the model computed in the last ``sample`` call."""
         self.stats = {"prompt_tokens_computed": 0, "prompt_tokens_total": 0, "generated_tokens": 0, "peak_cache_bytes": 0}
         """Counters over every call; ``peak_cache_bytes`` is the largest cache any one episode has held."""
 
@@ -135,6 +137,7 @@ class KVCacheSampler:
         suffixes = [prompt[len(episode.tokens):] for episode, prompt in zip(episodes, prompts)]
         self.stats["prompt_tokens_total"] += sum(map(len, prompts))
         self.stats["prompt_tokens_computed"] += sum(map(len, suffixes))
+        self.last_computed = {key: len(suffix) for key, suffix in zip(keys, suffixes)}
         model = self.policy.model
         was_training = model.training
         model.eval()
@@ -211,13 +214,19 @@ class KVCacheSampler:
         self.stats["peak_cache_bytes"] = max(self.stats["peak_cache_bytes"], episode.peak_bytes)
 
 
-def _require_full_attention(model) -> None:
-    """Refuse models with sliding-window or other non-full attention layers (see module docstring)."""
+def full_attention_problem(model) -> str | None:
+    """Why ``model`` is not a full-attention model (None when it is; see module docstring)."""
     config = _transformers_model(model).config.get_text_config(decoder=True)
     layer_types, _ = get_layer_types_and_kwargs(config)
     other = sorted(set(layer_types) - {"full_attention"})
-    if other:
-        raise NotImplementedError(f"KVCacheSampler supports full-attention models only; this one has {other} layers")
+    return f"the cache supports full-attention models only; this one has {other} layers" if other else None
+
+
+def _require_full_attention(model) -> None:
+    """Refuse models with sliding-window or other non-full attention layers."""
+    problem = full_attention_problem(model)
+    if problem:
+        raise NotImplementedError(f"KVCacheSampler: {problem}")
 
 
 def _check_batch(keys: list[Hashable], prompts: list[list[int]]) -> None:

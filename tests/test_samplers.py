@@ -1,0 +1,88 @@
+"""The sampler rollouts use: the per-episode KV cache by default, re-reading when it is off or
+cannot be used, and the same episodes either way (greedy actions, token views, log-probs)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+
+import pytest
+import torch
+
+from empo2_lite.algo.update import action_logprobs
+from empo2_lite.config import MemoryConfig, PolicyConfig, RolloutConfig
+from empo2_lite.env.pool import EnvPool
+from empo2_lite.policy import load_policy
+from empo2_lite.policy.kv_sampler import KVCacheSampler
+from empo2_lite.policy.samplers import RereadingSampler, episode_sampler
+from empo2_lite.rollout import EpisodeSpec, collect_rollouts
+
+SPECS = [EpisodeSpec("find-animal", 0, group_id=0), EpisodeSpec("find-animal", 1, group_id=0),
+         EpisodeSpec("power-component", 0, group_id=1)]
+
+
+def test_the_cache_is_the_default_and_a_switch(byte_policy):
+    assert isinstance(episode_sampler(byte_policy, RolloutConfig()), KVCacheSampler)
+    assert isinstance(episode_sampler(byte_policy, RolloutConfig(kv_cache=False)), RereadingSampler)
+    scripted = episode_sampler(byte_policy, RolloutConfig(), respond=lambda prompts: [])
+    assert isinstance(scripted, RereadingSampler)
+
+
+def test_an_unusable_cache_falls_back_with_one_line(byte_policy, monkeypatch, caplog):
+    from empo2_lite.policy import kv_sampler
+
+    monkeypatch.setattr(kv_sampler, "full_attention_problem", lambda model: "it has ['sliding_attention'] layers")
+    with caplog.at_level(logging.WARNING):
+        sampler = episode_sampler(byte_policy, RolloutConfig())
+    assert isinstance(sampler, RereadingSampler)
+    [record] = caplog.records
+    assert record.getMessage() == ("rollout.kv_cache: it has ['sliding_attention'] layers; "
+                                   "re-reading every prompt instead")
+
+
+def play_both_ways(policy, specs, config: RolloutConfig, tips: MemoryConfig | None = None):
+    """The same greedy episodes with the cache on and off."""
+    runs = {}
+    for cached in (True, False):
+        with EnvPool(len(specs)) as pool:
+            runs[cached] = collect_rollouts(policy, pool, specs, replace(config, kv_cache=cached), progress=False,
+                                            tips=tips)
+    return runs[True], runs[False]
+
+
+def assert_same_episodes(policy, cached, reread):
+    for a, b in zip(cached, reread):
+        assert [turn.response_ids for turn in a.turns] == [turn.response_ids for turn in b.turns]
+        for view_a, view_b in ((a.with_tips, b.with_tips), (a.without_tips, b.without_tips)):
+            assert [s.input_ids for s in view_a] == [s.input_ids for s in view_b]
+            assert [s.action_mask for s in view_a] == [s.action_mask for s in view_b]
+        for turn_a, turn_b in zip(a.turns, b.turns):
+            assert torch.allclose(torch.tensor(turn_a.logprobs), torch.tensor(turn_b.logprobs), atol=1e-4)
+        [packed] = a.with_tips
+        recorded = torch.tensor([lp for lp, keep in zip(packed.old_logprobs, packed.action_mask) if keep])
+        with torch.no_grad():
+            [recomputed], _ = action_logprobs(policy, [packed], temperature=1.0)
+        assert torch.allclose(recorded, recomputed, atol=1e-4)
+
+
+@pytest.mark.jvm
+def test_cached_and_rereading_rollouts_play_the_same_greedy_episodes(byte_policy):
+    config = RolloutConfig(max_steps=4, max_new_tokens=6, demonstrations=0, temperature=0.0)
+    cached, reread = play_both_ways(byte_policy, SPECS, config, tips=MemoryConfig(tip_max_new_tokens=6,
+                                                                                  tip_temperature=0.0))
+    assert_same_episodes(byte_policy, cached, reread)
+    assert [t.tip for t in cached] == [t.tip for t in reread]
+    computed = sum(turn.prompt_tokens_computed for t in cached for turn in t.turns)
+    total = sum(turn.prompt_tokens for t in cached for turn in t.turns)
+    assert computed < total / 2  # only new tokens are computed
+    assert all(turn.prompt_tokens_computed == turn.prompt_tokens for t in reread for turn in t.turns)
+    assert all(t.kv_cache_peak_bytes > 0 for t in cached) and all(t.kv_cache_peak_bytes == 0 for t in reread)
+
+
+@pytest.mark.jvm
+@pytest.mark.slow
+def test_cached_and_rereading_rollouts_agree_on_smollm2():
+    policy = load_policy(PolicyConfig(lora_rank=4, lora_alpha=8))
+    config = RolloutConfig(max_steps=3, max_new_tokens=8, demonstrations=1, temperature=0.0)
+    cached, reread = play_both_ways(policy, SPECS[:2], config)
+    assert_same_episodes(policy, cached, reread)
