@@ -14,29 +14,32 @@ import torch
 
 from empo2_lite import evaluation
 from empo2_lite.config import MemoryConfig, RolloutConfig, apply_overrides, preset
-from empo2_lite.env.pool import EnvPool
 from empo2_lite.tasks import get_task
 from empo2_lite.trajectory import Trajectory
+from replay_pool import ReplayPool
+from scripted import ScriptedSampler
 
 TASK = get_task("identify-life-stages-2")  # 4 test variations: 6..9
 FAST = RolloutConfig(max_steps=2, max_new_tokens=6, demonstrations=0)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def pool():
-    with EnvPool(4) as env_pool:
-        yield env_pool
+    """Recorded ScienceWorld transitions (no Java): the spy below scripts every action."""
+    return ReplayPool(4)
 
 
 @pytest.fixture()
 def recorded_calls(monkeypatch):
-    """Every collect_rollouts call of the evaluation module: its specs and its retrieve hook."""
+    """Every collect_rollouts call of the evaluation module: its specs and its retrieve hook.
+    Each episode answers "look around" at every step, as recorded for the replay pool."""
     calls = []
     real = evaluation.collect_rollouts
 
     def spy(policy, pool, specs, config=None, retrieve=None, **kwargs):
         calls.append({"variations": [s.variation for s in specs], "retrieve": retrieve, "temperature": config.temperature})
-        return real(policy, pool, specs, config, retrieve=retrieve, **kwargs)
+        sampler = ScriptedSampler(policy.tokenizer, {"life stages": ["look around"] * len(specs) * config.max_steps})
+        return real(policy, pool, specs, config, retrieve=retrieve, sampler=sampler, **kwargs)
 
     monkeypatch.setattr(evaluation, "collect_rollouts", spy)
     return calls
@@ -86,8 +89,6 @@ def test_final_evaluation_uses_the_configs_episodes_per_variation_and_temperatur
     assert record["kind"] == "final" and json.loads((run.path / "eval.jsonl").read_text())["iteration"] == 1
 
 
-@pytest.mark.jvm
-@pytest.mark.slow
 def test_evaluate_plays_each_test_variation_k_times_without_memory(byte_policy, pool, recorded_calls):
     result = evaluation.evaluate(byte_policy, pool, TASK, FAST, temperature=0.4, episodes_per_variation=2)
     [call] = recorded_calls
@@ -99,8 +100,6 @@ def test_evaluate_plays_each_test_variation_k_times_without_memory(byte_policy, 
     assert result["episodes_per_variation"] == 2 and "return_se" in result
 
 
-@pytest.mark.jvm
-@pytest.mark.slow
 def test_memory_adaptation_never_updates_weights_and_starts_without_memory(byte_policy, pool, recorded_calls):
     before = {name: p.detach().clone() for name, p in byte_policy.model.named_parameters()}
     history = evaluation.memory_adaptation(byte_policy, pool, TASK, FAST, MemoryConfig(tip_max_new_tokens=8), iterations=3,
@@ -144,21 +143,20 @@ def test_eval_and_ood_commands_on_a_trained_run(tmp_path):
     assert "iteration  1  memory on" in adapted.stdout
 
 
-@pytest.mark.jvm
-@pytest.mark.slow
 @pytest.mark.parametrize("baseline, check", [
     ("naive", lambda rows: rows[0]["baseline"] == "naive" and rows[0]["episodes"] + rows[0]["env_failures"] == 4),
     ("memory-only", lambda rows: [t["used_memory"] for t in rows[0]["trials"]] == [False, True]),
 ])
-def test_baseline_commands_write_their_own_run_folder(tmp_path, baseline, check):
-    import os
-    import subprocess
-    import sys
+def test_baseline_commands_write_their_own_run_folder(tmp_path, monkeypatch, recorded_calls, baseline, check):
+    """In process on the replay pool (test_eval_and_ood_commands_on_a_trained_run runs the CLI on JVMs)."""
+    from empo2_lite.__main__ import main
+    from empo2_lite.env import pool as pool_module
 
-    out = subprocess.run([sys.executable, "-m", "empo2_lite", "eval", "--baseline", baseline, "--task",
-                          "identify-life-stages-2", "--preset", "cpu-smoke", "--trials", "2"],
-                         env={**os.environ, "EMPO2_RUNS": str(tmp_path)}, capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
+    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
+    monkeypatch.setattr(pool_module, "EnvPool", lambda size, config=None: ReplayPool(size))
+    assert main(["eval", "--baseline", baseline, "--task", "identify-life-stages-2", "--preset", "cpu-smoke",
+                 "--trials", "2"]) == 0
+    assert len(recorded_calls) == (2 if baseline == "memory-only" else 1)
     path = tmp_path / f"baseline-{baseline}-identify-life-stages-2" / "eval.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     assert check(rows)
@@ -172,7 +170,7 @@ def test_final_evaluation_is_played_once_then_read_back(tmp_path, monkeypatch):
     from empo2_lite.trainer import Trainer
 
     monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
-    config = apply_overrides(preset("cpu-smoke"), {"name": "final", "iterations": 1, "n_envs": 2,
+    config = apply_overrides(preset("cpu-smoke"), {"name": "final", "task": TASK.name, "iterations": 1, "n_envs": 2,
                                                    "variations_per_iteration": 1})
     run = RunDir.named("final")
     Trainer(config, run).train(progress=False)
@@ -183,6 +181,6 @@ def test_final_evaluation_is_played_once_then_read_back(tmp_path, monkeypatch):
     again = evaluation.final_evaluation(run.path)
     assert played == [1]
     assert first == again and first["iteration"] == 1 and first["kind"] == "final"
-    assert first["episodes"] == 20  # find-animal's 20 test variations, once each
+    assert first["episodes"] == 4  # the task's 4 test variations, once each
     rows = [json.loads(line) for line in (run.path / "eval.jsonl").read_text().splitlines()]
     assert len(rows) == 1

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from empo2_lite.config import apply_overrides, ConfigError, preset
-from empo2_lite.experiments import expand_grid, parse_grid_arguments, run_grid
+from empo2_lite.experiments import VARIANTS, expand_grid, parse_grid_arguments, run_grid
 from empo2_lite.runs import RunDir
 
 
@@ -57,3 +59,15 @@ def test_runner_skips_finished_runs_and_resumes_partial_ones(tmp_path, monkeypat
     assert outcome == {"g-seed0": "skipped", "g-seed1": "resumed", "g-seed2": "started"}
     assert FakeTrainer.started == [("g-seed1", True), ("g-seed2", False)]
     assert run_grid(configs, trainer_class=FakeTrainer, progress=False) == dict.fromkeys(outcome, "skipped")
+
+
+def test_the_grpo_ablations_are_explicit_settings_and_named_variants():
+    novelty = apply_overrides(preset("cpu-smoke"), {"algo": "grpo", "memory.novelty_coef": 1.0})
+    assert (novelty.p, novelty.write_tips, novelty.memory.novelty_coef) == (0.0, False, 1.0)
+    names = {c.name: c for c in expand_grid(preset("cpu-smoke"), {"variant": ["grpo", "grpo+novelty", "grpo+tips-unseen"]})}
+    tips = names["smoke-variantgrpo+tips-unseen"]
+    assert (tips.p, tips.write_tips, tips.memory.novelty_coef) == (0.0, True, 0.0)
+    assert names["smoke-variantgrpo+novelty"].memory.novelty_coef == 1.0
+    assert names["smoke-variantgrpo"].memory.novelty_coef == 0.0
+    with pytest.raises(ConfigError, match=re.escape("variant 'grpo-ish' is not allowed; choose one of: " + ", ".join(VARIANTS))):
+        expand_grid(preset("cpu-smoke"), {"variant": ["grpo-ish"]})

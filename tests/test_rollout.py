@@ -1,33 +1,37 @@
-"""Multi-turn rollouts on real ScienceWorld: scripted policies, exact token views, packing.
+"""Multi-turn rollouts: scripted policies, exact token views, packing.
 
 A scripted sampler answers each episode from its own list of actions (found by a phrase of the
 episode's task description in the prompt) and records every prompt it was fed, so the tests can
-compare what the model saw with what the trajectory stores.
+compare what the model saw with what the trajectory stores. The episodes replay recorded
+ScienceWorld transitions (``replay_pool.ReplayPool``, no Java); one test samples from the model
+on real ScienceWorld JVMs, end to end.
 """
 
 from __future__ import annotations
+
+from types import SimpleNamespace
 
 import pytest
 import torch
 
 from empo2_lite import prompts
+from empo2_lite.env.adapter import EpisodeStart
 from empo2_lite.env.pool import EnvPool
 from empo2_lite.policy.sampling import SampledResponse
-from empo2_lite.rollout import EpisodeSpec, RetrievalQuery, action_text, collect_rollouts
-from empo2_lite.config import RolloutConfig
+from empo2_lite.rollout import EpisodeSpec, RetrievalQuery, _Episode, action_text, collect_rollouts, worst_case_prompt_tokens
+from empo2_lite.config import PRESETS, RolloutConfig, preset
+from empo2_lite.tasks import all_tasks, get_task
 from empo2_lite.trajectory import ChatTokens, TemplateError
+from replay_pool import ReplayPool
 from scripted import ScriptedSampler
-
-pytestmark = pytest.mark.jvm
 
 ANIMAL = EpisodeSpec("find-animal", 0, group_id=0)        # its task description says "animal"
 BULB = EpisodeSpec("power-component", 0, group_id=1)      # its task description says "light bulb"
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture()
 def pool():
-    with EnvPool(2) as env_pool:
-        yield env_pool
+    return ReplayPool(2)
 
 
 def tips_on_even_steps(query: RetrievalQuery) -> list[str]:
@@ -81,6 +85,15 @@ def test_episodes_of_different_lengths_leave_the_batch(byte_policy, pool):
     assert (animal.group_id, bulb.group_id) == (0, 1) and (animal.rollout_id, bulb.rollout_id) == (0, 1)
 
 
+def test_a_corrected_action_is_recorded_as_typed_and_as_executed(byte_policy, pool):
+    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["dance with the unicorn", "look around"]})
+    [trajectory] = collect_rollouts(byte_policy, pool, [ANIMAL], RolloutConfig(max_steps=2, demonstrations=0),
+                                    sampler=sampler, progress=False)
+    first = trajectory.turns[0]
+    assert (first.raw_action, first.action, first.reward) == ("dance with the unicorn", "task", 0)
+    assert "\n> task\n" in trajectory.turns[1].history and "unicorn" not in trajectory.turns[1].history
+
+
 def test_more_episodes_than_slots_run_in_waves(byte_policy, pool):
     specs = [EpisodeSpec("find-animal", v, group_id=0) for v in (0, 1, 2)]
     sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around"] * 3})
@@ -90,10 +103,13 @@ def test_more_episodes_than_slots_run_in_waves(byte_policy, pool):
     assert sampler.batch_sizes == [2, 1]
 
 
-def test_sampled_logprobs_match_a_forward_pass_over_the_packed_sequence(byte_policy, pool):
+@pytest.mark.jvm
+def test_sampled_logprobs_match_a_forward_pass_over_the_packed_sequence(byte_policy):
+    """End to end: the model's own (random) text goes to real ScienceWorld and is corrected there."""
     torch.manual_seed(0)
-    [trajectory] = collect_rollouts(byte_policy, pool, [ANIMAL], RolloutConfig(max_steps=3, demonstrations=0,
-                                    max_new_tokens=6), retrieve=tips_on_even_steps, progress=False)
+    with EnvPool(1) as pool:
+        [trajectory] = collect_rollouts(byte_policy, pool, [ANIMAL], RolloutConfig(max_steps=3, demonstrations=0,
+                                        max_new_tokens=6), retrieve=tips_on_even_steps, progress=False)
     packed = trajectory.with_tips[0]
     ids = torch.tensor([packed.input_ids])
     with torch.no_grad():
@@ -178,7 +194,7 @@ def test_memory_tips_reach_the_with_tips_view_only_and_novelty_is_recorded(byte_
     from empo2_lite.memory import Novelty, TipEntry, TipMemory
 
     memory = TipMemory()
-    start = pool.adapter(0).reset("find-animal", 0)  # the slot's first observation, as a retrieval key
+    [start] = pool.reset([("find-animal", 0)])  # the episode's first observation, as a retrieval key
     memory.add([TipEntry("find-animal", 0, "the animal waits outside", "go to outside", 80, start.observation.strip())])
     sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around", "look around", "inventory"]})
     [trajectory] = collect_rollouts(byte_policy, pool, [ANIMAL], RolloutConfig(max_steps=3, demonstrations=0),
@@ -192,3 +208,58 @@ def test_memory_tips_reach_the_with_tips_view_only_and_novelty_is_recorded(byte_
     assert [turn.novelty for turn in trajectory.turns] == [1.0, 0.5, 1.0]  # "look around" twice, then inventory
     assert trajectory.turns[1].history.startswith(start.observation.strip()[:40])
     assert "> look around" in trajectory.turns[1].history
+
+
+# -- the with-tips view stays append-only and inside the context ------------------------------------
+def _episode(tokenizer, **settings) -> _Episode:
+    start = EpisodeStart(task="find-animal", variation=0, observation="This room is called the kitchen.",
+                         task_description="Your task is to find an animal.", inventory="In your inventory: nothing",
+                         max_steps=30, score=0)
+    policy = SimpleNamespace(tokenizer=tokenizer)
+    return _Episode(policy, EpisodeSpec("find-animal", 0, 0), 0, start, RolloutConfig(demonstrations=0, **settings))
+
+
+def test_a_tip_is_shown_once_per_episode_and_blocks_keep_their_budgets(tiny_smollm2_model):
+    from empo2_lite.policy.loading import load_tokenizer
+
+    tokenizer = load_tokenizer(str(tiny_smollm2_model))
+    tips = [prompts.format_tip(f"Note number {i} about the greenhouse door.", "open door to greenhouse", 10 * i)
+            for i in range(10)]
+    def size(chosen):
+        return len(tokenizer(prompts.tip_block(chosen), add_special_tokens=False).input_ids)
+
+    block_budget = max(size(tips[:2]), size(tips[2:4]))
+    assert size(tips[:3]) > block_budget and size(tips[2:5]) > block_budget
+    episode_budget = size(tips[:2]) + size(tips[2:4]) + size(tips[4:5]) - 1
+    episode = _episode(tokenizer, tip_block_tokens=block_budget, tip_episode_tokens=episode_budget)
+    assert episode._tips_to_show(tips) == tuple(tips[:2])  # best first, as many as fit the block budget
+    assert episode._tips_to_show(tips) == tuple(tips[2:4])  # tips shown earlier in the episode are not repeated
+    assert episode._tips_to_show(tips[4:5]) == ()  # the episode budget has one token too few left
+    assert episode.tip_tokens_left == size(tips[4:5]) - 1
+    assert episode._tips_to_show(tips[:4]) == ()
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_the_worst_case_memory_prompt_fits_each_preset(name, tiny_smollm2_model):
+    """SmolLM2's tokenizer stands in for each preset's (Qwen's is similar on English text)."""
+    from empo2_lite.policy.loading import load_tokenizer
+
+    tokenizer = load_tokenizer(str(tiny_smollm2_model))
+    config = preset(name)
+    tasks = [get_task(config.task)] + [task for task in all_tasks() if task.max_steps == 30]
+    for task in tasks:
+        steps = config.rollout.max_steps or task.max_steps
+        need = worst_case_prompt_tokens(tokenizer, task.name, config.rollout, steps)
+        assert need <= config.rollout.max_context_tokens, (name, task.name, steps, need)
+
+
+def test_the_worst_case_counts_every_step_block_up_to_the_episode_budget(tiny_smollm2_model):
+    from empo2_lite.policy.loading import load_tokenizer
+
+    tokenizer = load_tokenizer(str(tiny_smollm2_model))
+    small = RolloutConfig(tip_block_tokens=10, tip_episode_tokens=10_000)
+    large = RolloutConfig(tip_block_tokens=110, tip_episode_tokens=10_000)
+    capped = RolloutConfig(tip_block_tokens=110, tip_episode_tokens=500)
+    base = worst_case_prompt_tokens(tokenizer, "find-animal", small, 30)
+    assert worst_case_prompt_tokens(tokenizer, "find-animal", large, 30) - base == 30 * 100
+    assert worst_case_prompt_tokens(tokenizer, "find-animal", capped, 30) - base == 500 - 300

@@ -1,7 +1,7 @@
 """The token roles the walkthrough colours: what each update mode reads, trains, masks and strips.
 
-Scripted memory rollouts on real ScienceWorld with the byte-level tiny model (one token per
-byte), so the expected counts follow from the text lengths.
+Scripted memory rollouts on recorded ScienceWorld transitions (``replay_pool``, no Java) with the
+byte-level tiny model (one token per byte), so the expected counts follow from the text lengths.
 """
 
 from __future__ import annotations
@@ -11,12 +11,10 @@ import pytest
 from empo2_lite import prompts
 from empo2_lite.algo.modes import Mode
 from empo2_lite.config import RolloutConfig, UpdateConfig
-from empo2_lite.env.pool import EnvPool
 from empo2_lite.rollout import EpisodeSpec, RetrievalQuery, collect_rollouts
 from empo2_lite.lab.token_colours import ROLES, TokenRole, role_counts, tokens_html, update_token_roles
+from replay_pool import ReplayPool
 from scripted import ScriptedSampler
-
-pytestmark = pytest.mark.jvm
 
 TIPS = ["open the door first", "the <animal> is outside"]
 KEEP_ALL = UpdateConfig(log_delta=-1e9)
@@ -35,12 +33,11 @@ def rollouts(tiny_byte_model):
 
     policy = load_policy(PolicyConfig(model=str(tiny_byte_model), lora_rank=4, lora_alpha=8))
     actions = ["look around", "go to kitchen", "look around"]
-    with EnvPool(1) as pool:
-        config = RolloutConfig(max_steps=3, demonstrations=0)
-        [memory] = collect_rollouts(policy, pool, [EpisodeSpec("find-animal", 0, 0)], config, retrieve=tips_on_even_steps,
-                                    sampler=ScriptedSampler(policy.tokenizer, {"animal": list(actions)}), progress=False)
-        [plain] = collect_rollouts(policy, pool, [EpisodeSpec("find-animal", 0, 0)], config,
-                                   sampler=ScriptedSampler(policy.tokenizer, {"animal": list(actions)}), progress=False)
+    pool, config = ReplayPool(1), RolloutConfig(max_steps=3, demonstrations=0)
+    [memory] = collect_rollouts(policy, pool, [EpisodeSpec("find-animal", 0, 0)], config, retrieve=tips_on_even_steps,
+                                sampler=ScriptedSampler(policy.tokenizer, {"animal": list(actions)}), progress=False)
+    [plain] = collect_rollouts(policy, pool, [EpisodeSpec("find-animal", 0, 0)], config,
+                               sampler=ScriptedSampler(policy.tokenizer, {"animal": list(actions)}), progress=False)
     return policy, memory, plain
 
 

@@ -193,7 +193,6 @@ def mean_reward(policy, prompt, count=32) -> float:
     return sum(target_reward(policy, r) for r in responses) / count
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("path", ["grpo", "off_policy_without_tips"])
 def test_a_tiny_model_learns_the_synthetic_task(tiny_byte_model, path):
     from empo2_lite.config import PolicyConfig

@@ -1,0 +1,91 @@
+"""Record the ScienceWorld transitions that ``tests/replay_pool.py`` replays.
+
+Why a script and not a fixture: the recordings are small, reviewed files, so the tests that replay
+them need no Java. Run it again (it rewrites every file) after adding an action sequence a test
+plays, or after changing anything that alters what the adapter returns (ScienceWorld version,
+action correction, ``EnvConfig`` defaults)::
+
+    OMP_NUM_THREADS=1 .venv/bin/python tests/record_transitions.py
+
+Every sequence is played from a fresh reset with no step cap; a step already recorded by an
+earlier sequence with the same prefix keeps its first recording. A sequence must stop at the
+step that ends its episode (the adapter refuses steps after that).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from pathlib import Path
+
+import scienceworld
+
+sys.path.insert(0, str(Path(__file__).parent))
+from replay_pool import recording_path  # noqa: E402
+
+from empo2_lite.config import EnvConfig  # noqa: E402
+from empo2_lite.env.adapter import ScienceWorldAdapter  # noqa: E402
+
+NO_CAP = 10_000
+LOOK, INVENTORY = "look around", "inventory"
+
+EPISODES: dict[tuple[str, int], list[list[str]]] = {
+    ("find-animal", 0): [
+        [LOOK, "go to kitchen", LOOK],
+        [LOOK] * 5,
+        [LOOK, "focus on air"],
+        [LOOK, "open door to kitchen", "go to kitchen"],
+        [LOOK, INVENTORY, LOOK, INVENTORY, LOOK],
+        [LOOK, LOOK, INVENTORY],
+        ["dance with the unicorn", LOOK],
+    ],
+    ("find-animal", 1): [[LOOK] * 3],
+    ("find-animal", 2): [[LOOK] * 3],
+    ("power-component", 0): [
+        [LOOK, INVENTORY, LOOK, INVENTORY],
+        [INVENTORY] * 4,
+        [LOOK] * 3,
+    ],
+    **{("identify-life-stages-2", variation): [[LOOK] * 4] for variation in (6, 7, 8, 9)},
+}
+"""(task, variation) -> the action sequences the replaying tests play (scripted samplers' texts)."""
+
+
+def record_step(actions: list[str], result) -> dict:
+    """One step as stored: the actions so far and the ``StepResult`` fields the cap does not decide."""
+    fields = dataclasses.asdict(result)
+    del fields["raw_action"], fields["done"]
+    fields["info"] = {key: fields["info"][key] for key in ("corrected", "ambiguity_options", "end_reason")}
+    return {"actions": actions, **fields}
+
+
+def record_episode(adapter: ScienceWorldAdapter, task: str, variation: int, sequences: list[list[str]]) -> dict:
+    """The start of (task, variation) and every step along ``sequences``, each played from a reset."""
+    start, steps = None, {}
+    for sequence in sequences:
+        begun = adapter.reset(task, variation, max_steps=NO_CAP)
+        start = start or {key: getattr(begun, key) for key in ("observation", "task_description", "inventory", "score")}
+        for count, text in enumerate(sequence, 1):
+            if adapter.done:
+                raise ValueError(f"{task} variation {variation}: {sequence[:count - 1]} already ended the episode")
+            result = adapter.step(text)
+            steps.setdefault(tuple(sequence[:count]), record_step(sequence[:count], result))
+    config = EnvConfig()
+    return {"task": task, "variation": variation, "scienceworld": scienceworld.__version__,
+            "env": {"simplification": config.simplification, "action_check": config.action_check,
+                    "ambiguity_choice": config.ambiguity_choice},
+            "start": start, "steps": list(steps.values())}
+
+
+def main() -> None:
+    with ScienceWorldAdapter() as adapter:
+        for (task, variation), sequences in EPISODES.items():
+            path = recording_path(task, variation)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(record_episode(adapter, task, variation, sequences), indent=1) + "\n")
+            print(f"{path}: {sum(map(len, sequences))} steps played")
+
+
+if __name__ == "__main__":
+    main()

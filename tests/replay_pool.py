@@ -1,0 +1,148 @@
+"""A pool that replays recorded ScienceWorld transitions, so rollout logic is tested without Java.
+
+Why: rollouts, evaluation, token roles and the memory loop only need what a pool returns
+(``empo2_lite.env.protocol.EpisodePool``); starting JVMs to get it made those tests take minutes.
+``ReplayPool`` serves the same ``EpisodeStart`` and ``StepResult`` records the real adapter
+produced, looked up by (task, variation, actions so far), so a replayed episode is deterministic
+(ScienceWorld's own object order is not) and takes microseconds.
+
+Recordings live in ``tests/data/transitions/<task>-<variation>.json``, written by
+``tests/record_transitions.py`` from real ScienceWorld with no step cap. The cap is applied at
+replay, by the adapter's rule: an episode that neither completed nor failed ends with
+``max_steps`` once it has taken ``max_steps`` steps. An action sequence that was never recorded
+raises ``UnrecordedTransition`` naming it and the command that records it: a test never gets an
+invented observation.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from empo2_lite.config import EnvConfig
+from empo2_lite.env.adapter import EpisodeStart, StepResult
+from empo2_lite.env.pool import EpisodeFailure
+from empo2_lite.tasks import step_cap
+
+TRANSITIONS = Path(__file__).parent / "data" / "transitions"
+RECORD_COMMAND = "OMP_NUM_THREADS=1 .venv/bin/python tests/record_transitions.py"
+
+
+class UnrecordedTransition(LookupError):
+    """A test asked for a (task, variation) or an action sequence that has no recording."""
+
+
+def recording_path(task: str, variation: int) -> Path:
+    """Where the transitions of one (task, variation) are stored."""
+    return TRANSITIONS / f"{task}-{variation}.json"
+
+
+@dataclass(frozen=True)
+class Recording:
+    """The recorded start of one (task, variation) and its steps keyed by the actions so far."""
+
+    task: str
+    variation: int
+    start: dict
+    """``EpisodeStart`` fields except ``task``, ``variation`` and ``max_steps``."""
+    steps: dict[tuple[str, ...], dict]
+    """Action texts from the start (the last one included) -> ``StepResult`` fields except
+    ``raw_action`` and ``done``; ``info`` holds ``corrected``, ``ambiguity_options`` and
+    ``end_reason`` (completed, failed or None: recordings have no step cap)."""
+
+    def step(self, history: tuple[str, ...]) -> dict:
+        """The recorded outcome of ``history``'s last action; fails loudly when there is none."""
+        if history not in self.steps:
+            raise UnrecordedTransition(
+                f"no recorded ScienceWorld transition for {self.task} variation {self.variation} after the actions "
+                f"{list(history)}: add them to EPISODES in tests/record_transitions.py and run `{RECORD_COMMAND}`")
+        return self.steps[history]
+
+
+@functools.cache
+def load_recording(task: str, variation: int) -> Recording:
+    """The recording of one (task, variation), read once per test session."""
+    path = recording_path(task, variation)
+    if not path.exists():
+        raise UnrecordedTransition(
+            f"no recording of {task} variation {variation} ({path} is missing): add it to EPISODES in "
+            f"tests/record_transitions.py and run `{RECORD_COMMAND}`")
+    data = json.loads(path.read_text())
+    steps = {tuple(step.pop("actions")): step for step in data["steps"]}
+    return Recording(task, variation, data["start"], steps)
+
+
+@dataclass
+class _Slot:
+    """One slot's running episode: what it plays, its cap and the actions taken so far."""
+
+    recording: Recording
+    max_steps: int
+    history: tuple[str, ...] = ()
+
+
+class ReplayPool:
+    """``size`` slots replaying recorded episodes in lock-step; an ``EpisodePool`` like ``EnvPool``."""
+
+    def __init__(self, size: int) -> None:
+        if size < 1:
+            raise ValueError(f"size: {size!r} is not allowed; it must be an integer >= 1")
+        self._size = size
+        self._slots: dict[int, _Slot] = {}
+        self._active: set[int] = set()
+
+    @property
+    def size(self) -> int:
+        """Number of slots."""
+        return self._size
+
+    @property
+    def active(self) -> list[int]:
+        """Slots whose episode is still running, in order."""
+        return sorted(self._active)
+
+    def reset(self, episodes: Sequence[tuple[str, int]], *,
+              max_steps: int | None = None) -> list[EpisodeStart | EpisodeFailure]:
+        """Start the recorded episodes, slot i playing ``episodes[i]``, capped as ``EnvPool`` caps them."""
+        if len(episodes) > self.size:
+            raise ValueError(f"episodes: {len(episodes)} episodes do not fit a pool of {self.size}")
+        recordings = [load_recording(task, variation) for task, variation in episodes]
+        default_cap = EnvConfig().default_max_steps
+        self._slots = {slot: _Slot(recording, max_steps or step_cap(recording.task, default_cap))
+                       for slot, recording in enumerate(recordings)}
+        self._active = set(self._slots)
+        return [EpisodeStart(task=slot.recording.task, variation=slot.recording.variation, max_steps=slot.max_steps,
+                             **slot.recording.start) for slot in self._slots.values()]
+
+    def step(self, actions: Mapping[int, str]) -> dict[int, StepResult | EpisodeFailure]:
+        """Replay each slot's action; finished episodes leave ``active``."""
+        inactive = sorted(set(actions) - self._active)
+        if inactive:
+            raise ValueError(f"actions: slots {inactive} have no running episode; active slots: {self.active}")
+        results = {slot: self._step(self._slots[slot], text) for slot, text in actions.items()}
+        self._active -= {slot for slot, result in results.items() if result.done}
+        return results
+
+    def abandon(self, slot: int) -> None:
+        """End ``slot``'s episode early."""
+        self._active.discard(slot)
+
+    def __enter__(self) -> "ReplayPool":
+        """A context manager like ``EnvPool``, so it can stand in where the library opens one."""
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._active.clear()
+
+    @staticmethod
+    def _step(slot: _Slot, text: str) -> StepResult:
+        """The recorded outcome of ``text`` after the slot's history, with the cap applied."""
+        slot.history += (text,)
+        recorded = slot.recording.step(slot.history)
+        steps = len(slot.history)
+        end_reason = recorded["info"]["end_reason"] or ("max_steps" if steps >= slot.max_steps else None)
+        return StepResult(**{**recorded, "raw_action": text, "done": end_reason is not None,
+                             "info": {**recorded["info"], "steps": steps, "end_reason": end_reason}})
