@@ -1,19 +1,24 @@
-"""Token counts of multi-turn rollouts, and the CPU wall time of one rollout batch.
+"""Prompt tokens computed per action, with and without the KV cache kept across turns, and the
+wall time of the same rollout batch both ways.
 
-Prints one JSON object:
+Prints one JSON object for 8 find-animal episodes (variations 0-7) sampled greedily by the
+embedded SmolLM2-135M-Instruct on the CPU (full history, two demonstrations, 8-token actions):
 
-* ``tokens_per_action``: for 30-step find-animal episodes (SmolLM2 tokenizer, full history, two
-  demonstrations, no tips), the mean prompt tokens the model prefills per generated action (the
-  HF ``generate`` path re-reads the whole prompt each step) and the mean response tokens decoded.
-  A scripted policy plays the gold actions and then ``look around``, so the counts are exact and
-  machine-independent.
-* ``training_tokens_per_trajectory``: tokens one update has to run per trajectory when the episode
-  is packed into one sequence, vs one sample per step (each holding the whole history so far), and
-  the ratio (goal: packed >= 10x fewer).
-* ``cpu_rollout_batch``: wall time of one batch of 8 episodes sampled by the embedded default
-  model (SmolLM2-135M) on this CPU, with a short step cap (``--steps``, default 3).
+* ``prompt_tokens_computed_per_action``: prompt tokens the model computed per action with the
+  cache (only what its cache of the episode did not hold);
+* ``prompt_tokens_per_action_without_cache``: the same without it (the whole prompt, every step);
+* ``computed_ratio`` (with / without) and ``cache_speedup`` (wall time without / with, same batch);
+* ``kv_cache_peak_mb_per_episode``; ``same_episodes`` (both runs produced the same tokens);
+* ``training_tokens_per_trajectory``: what one update runs per trajectory when the episode is
+  packed into one sequence vs one sample per step.
 
-Usage: ``python benchmarks/rollout_tokens.py [--steps N] [--skip-wall-time]``.
+Both runs play the same episodes: sampling is greedy (the cache is exact, so the model writes the
+same responses), and the environment executes a script (each variation's gold actions, then
+``look around``) whatever the model writes, so episodes last the full step cap. Counts are
+machine-independent; times are this machine's.
+
+Usage: ``python benchmarks/rollout_tokens.py [--quick]`` (``--quick``: 10-step episodes, in under
+two minutes on 2 cores; default 30 steps).
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ import json
 import os
 import statistics
 import time
+from collections.abc import Mapping
 
 import torch
 
@@ -30,35 +36,56 @@ from empo2_lite.config import PolicyConfig, RolloutConfig
 from empo2_lite.env import ScienceWorldAdapter
 from empo2_lite.env.pool import EnvPool
 from empo2_lite.policy import load_policy
-from empo2_lite.policy.sampling import SampledResponse
 from empo2_lite.rollout import EpisodeSpec, collect_rollouts
+from empo2_lite.trajectory import Trajectory
 
-TASK, VARIATIONS, STEPS = "find-animal", (0, 1), 30
+TASK, EPISODES = "find-animal", 8
 
 
-def scripted_counts(policy) -> dict:
-    """Token counts of 30-step episodes played by a scripted policy (gold actions, then looking)."""
+class ScriptedEnvPool(EnvPool):
+    """An EnvPool whose environments execute a fixed script per slot, whatever the model says."""
+
+    def __init__(self, scripts: list[list[str]]) -> None:
+        super().__init__(len(scripts))
+        self.scripts = scripts
+        self.done_steps = [0] * len(scripts)
+
+    def reset(self, episodes, **kwargs):
+        self.done_steps = [0] * len(self.scripts)
+        return super().reset(episodes, **kwargs)
+
+    def step(self, actions: Mapping[int, str]):
+        scripted = {slot: self.scripts[slot][self.done_steps[slot]] for slot in actions}
+        for slot in actions:
+            self.done_steps[slot] += 1
+        return super().step(scripted)
+
+
+def scripts_for(steps: int) -> list[list[str]]:
+    """Each variation's gold actions but the last (the final ``focus on``), then ``look around``."""
     with ScienceWorldAdapter() as adapter:
-        scripts = {}
-        for variation in VARIATIONS:
+        scripts = []
+        for variation in range(EPISODES):
             adapter.reset(TASK, variation, gold=True)
-            gold = adapter.gold_actions()
-            scripts[variation] = gold[:-1] + ["look around"] * (STEPS - len(gold) + 1)  # never finish early
-    prefill, decode = [], []
-    queues = {variation: list(actions) for variation, actions in scripts.items()}
+            gold = adapter.gold_actions()[:-1]
+            scripts.append((gold + ["look around"] * steps)[:steps])
+    return scripts
 
-    def sampler(batch: list[list[int]]) -> list[SampledResponse]:
-        responses = []
-        for slot, prompt in enumerate(batch):
-            ids = policy.tokenizer(queues[VARIATIONS[slot]].pop(0) + "\n", add_special_tokens=False).input_ids
-            prefill.append(len(prompt))
-            decode.append(len(ids))
-            responses.append(SampledResponse(ids, [0.0] * len(ids), policy.tokenizer.decode(ids), "newline"))
-        return responses
 
-    with EnvPool(len(VARIATIONS)) as pool:
-        trajectories = collect_rollouts(policy, pool, [EpisodeSpec(TASK, v, 0) for v in VARIATIONS],
-                                        RolloutConfig(max_steps=STEPS), sampler=sampler, progress=False)
+def play(policy, scripts: list[list[str]], steps: int, kv_cache: bool) -> tuple[list[Trajectory], float]:
+    config = RolloutConfig(max_steps=steps, max_new_tokens=8, temperature=0.0, kv_cache=kv_cache)
+    specs = [EpisodeSpec(TASK, variation, 0) for variation in range(EPISODES)]
+    with ScriptedEnvPool(scripts) as pool:
+        began = time.perf_counter()
+        trajectories = collect_rollouts(policy, pool, specs, config, progress=False)
+        return trajectories, time.perf_counter() - began
+
+
+def per_action(trajectories: list[Trajectory], field: str) -> float:
+    return statistics.mean(getattr(turn, field) for t in trajectories for turn in t.turns)
+
+
+def training_tokens(trajectories: list[Trajectory]) -> dict:
     packed = [len(t.without_tips[0].input_ids) for t in trajectories]
     per_step = []
     for trajectory in trajectories:
@@ -66,43 +93,35 @@ def scripted_counts(policy) -> dict:
         ends = [i + 1 for i in range(len(sample.action_mask) - 1) if sample.action_mask[i] and not sample.action_mask[i + 1]]
         ends.append(len(sample.input_ids))
         per_step.append(sum(ends))  # step k's sample = the packed prefix up to the end of action k
-    return {
-        "episodes": len(trajectories),
-        "steps_per_episode": [len(t.turns) for t in trajectories],
-        "tokens_per_action": {"prefill_mean": round(statistics.mean(prefill), 1),
-                              "decode_mean": round(statistics.mean(decode), 2)},
-        "training_tokens_per_trajectory": {"packed": round(statistics.mean(packed)),
-                                           "one_sample_per_step": round(statistics.mean(per_step)),
-                                           "packed_reduction": round(statistics.mean(per_step) / statistics.mean(packed), 1)},
-    }
-
-
-def cpu_batch_wall_time(policy, steps: int) -> dict:
-    """Seconds for one lock-step batch of 8 episodes (8 JVMs) sampled by ``policy``."""
-    torch.manual_seed(0)
-    specs = [EpisodeSpec(TASK, variation, 0) for variation in range(8)]
-    began = time.perf_counter()
-    with EnvPool(8) as pool:
-        started = time.perf_counter()
-        trajectories = collect_rollouts(policy, pool, specs, RolloutConfig(max_steps=steps), progress=False)
-        rollout_s = time.perf_counter() - started
-    return {"episodes": 8, "max_steps": steps, "torch_threads": torch.get_num_threads(),
-            "pool_start_s": round(started - began, 1), "rollout_s": round(rollout_s, 1),
-            "seconds_per_step_of_the_batch": round(rollout_s / max(len(t.turns) for t in trajectories), 2),
-            "generated_tokens": sum(len(turn.response_ids) for t in trajectories for turn in t.turns)}
+    return {"packed": round(statistics.mean(packed)), "one_sample_per_step": round(statistics.mean(per_step)),
+            "packed_reduction": round(statistics.mean(per_step) / statistics.mean(packed), 1)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=3, help="step cap for the timed CPU batch")
-    parser.add_argument("--skip-wall-time", action="store_true", help="only the token counts")
+    parser.add_argument("--quick", action="store_true", help="10-step episodes instead of 30")
     args = parser.parse_args()
+    steps = 10 if args.quick else 30
     policy = load_policy(PolicyConfig(lora_rank=0))
-    result = {"benchmark": "rollout_tokens", "model": "SmolLM2-135M-Instruct (embedded)", "task": TASK,
-              "cpus": os.cpu_count(), **scripted_counts(policy)}
-    if not args.skip_wall_time:
-        result["cpu_rollout_batch"] = cpu_batch_wall_time(policy, args.steps)
-    print(json.dumps(result, indent=1))
+    scripts = scripts_for(steps)
+    cached, cached_s = play(policy, scripts, steps, kv_cache=True)
+    reread, reread_s = play(policy, scripts, steps, kv_cache=False)
+    same = all([turn.response_ids for turn in a.turns] == [turn.response_ids for turn in b.turns]
+               for a, b in zip(cached, reread))
+    computed, total = per_action(cached, "prompt_tokens_computed"), per_action(reread, "prompt_tokens")
+    print(json.dumps({
+        "benchmark": "rollout_tokens", "model": "SmolLM2-135M-Instruct (embedded, float32)", "task": TASK,
+        "episodes": EPISODES, "steps_per_episode": steps, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+        "same_episodes": same,
+        "prompt_tokens_computed_per_action": round(computed, 1),
+        "prompt_tokens_per_action_without_cache": round(total, 1),
+        "computed_ratio": round(computed / total, 3),
+        "rollout_seconds_with_cache": round(cached_s, 1), "rollout_seconds_without_cache": round(reread_s, 1),
+        "cache_speedup": round(reread_s / cached_s, 2),
+        "kv_cache_peak_mb_per_episode": round(max(t.kv_cache_peak_bytes for t in cached) / 2**20, 1),
+        "generated_tokens_per_action": round(statistics.mean(len(turn.response_ids) for t in cached for turn in t.turns), 2),
+        "training_tokens_per_trajectory": training_tokens(reread),
+    }, indent=1))
 
 
 if __name__ == "__main__":
