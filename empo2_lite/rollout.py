@@ -34,7 +34,8 @@ from empo2_lite import prompts
 from empo2_lite.config import MemoryConfig, RolloutConfig
 from empo2_lite.demonstrations import demonstrations_for
 from empo2_lite.env.adapter import EpisodeStart, StepResult
-from empo2_lite.env.pool import EnvPool, EpisodeFailure
+from empo2_lite.env.pool import EpisodeFailure
+from empo2_lite.env.protocol import EpisodePool
 from empo2_lite.policy.loading import Policy
 from empo2_lite.memory.tips import write_tips
 from empo2_lite.policy.samplers import EpisodeSampler, episode_sampler
@@ -173,7 +174,7 @@ def action_text(response: SampledResponse, tokenizer) -> str:
 
 def collect_rollouts(
     policy: Policy,
-    pool: EnvPool,
+    pool: EpisodePool,
     specs: Sequence[EpisodeSpec],
     config: RolloutConfig | None = None,
     retrieve: Retriever | None = None,
@@ -215,7 +216,7 @@ def collect_rollouts(
     return trajectories
 
 
-def _play_wave(policy: Policy, pool: EnvPool, wave: list[EpisodeSpec], first_id: int, config: RolloutConfig,
+def _play_wave(policy: Policy, pool: EpisodePool, wave: list[EpisodeSpec], first_id: int, config: RolloutConfig,
                retrieve: Retriever | None, sampler: EpisodeSampler, novelty: NoveltyFn | None,
                release_at_end: bool) -> list[Trajectory]:
     """One lock-step wave: every episode of ``wave`` on its own pool slot. An episode that ends
