@@ -80,19 +80,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train with a preset (plus overrides), or resume a run; every setting is checked first."""
     from empo2_lite.runs import RunDir, runs_root
-    from empo2_lite.config import (
-        TrainConfig,
-        apply_overrides,
-        load_overrides_file,
-        parse_set_arguments,
-        preset,
-    )
+    from empo2_lite.config import apply_overrides, load_overrides_file, parse_set_arguments, preset
 
     if args.resume:
-        if not (runs_root() / args.resume / "config.json").exists():
-            raise ConfigError(f"--resume: no run named {args.resume!r} under {runs_root()}")
         run = RunDir.named(args.resume)
-        config = TrainConfig.from_dict(run.read_config())
+        if not run.exists():
+            raise ConfigError(f"--resume: no run named {args.resume!r} under {runs_root()}")
+        config = run.config()
         if args.iterations:
             config.iterations = args.iterations
     else:
@@ -124,13 +118,14 @@ def _pool_and_policy_for(run: str | None, preset_name: str | None, task_name: st
 
     from empo2_lite.evaluation import load_trained_policy
     from empo2_lite.policy import load_policy
-    from empo2_lite.runs import runs_root
+    from empo2_lite.runs import RunDir, runs_root
     from empo2_lite.config import apply_overrides, preset
 
     if run:
-        if not (runs_root() / run / "config.json").exists():
+        trained = RunDir.named(run)
+        if not trained.exists():
             raise ConfigError(f"--run: no run named {run!r} under {runs_root()}")
-        return load_trained_policy(runs_root() / run)
+        return load_trained_policy(trained.path)
     config = apply_overrides(preset(preset_name), {"task": task_name})
     config.validate()
     return load_policy(replace(config.policy, lora_rank=0)), config
@@ -156,7 +151,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     base model; episodes per variation and temperature come from the run's or preset's config."""
     from empo2_lite.env.pool import EnvPool
     from empo2_lite.evaluation import evaluate, memory_adaptation
-    from empo2_lite.runs import RunDir, runs_root
+    from empo2_lite.runs import RunDir
     from empo2_lite.config import PRESETS
 
     if bool(args.run) == bool(args.baseline):
@@ -182,8 +177,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
             result = evaluate(policy, pool, task, config.rollout, temperature=temperature, episodes_per_variation=episodes,
                               progress=True)
             result.update({"baseline": args.baseline, "preset": args.preset} if args.baseline else {"run": args.run})
-    target = RunDir(runs_root() / (args.run or f"baseline-{args.baseline}-{task.name}"))
-    target.append("eval.jsonl", {"iteration": -1, "kind": "final", **result})
+    target = RunDir.named(args.run or f"baseline-{args.baseline}-{task.name}")
+    target.append_eval({"iteration": -1, "kind": "final", **result})
     print(json.dumps(result, indent=1))
     return 0
 
@@ -192,7 +187,7 @@ def cmd_ood(args: argparse.Namespace) -> int:
     """OOD adaptation of a trained run to task B: frozen weights, memory only (the paper's OOD protocol)."""
     from empo2_lite.env.pool import EnvPool
     from empo2_lite.evaluation import OOD_PAIRS, memory_adaptation
-    from empo2_lite.runs import RunDir, runs_root
+    from empo2_lite.runs import RunDir
 
     if args.pair:
         if args.pair not in OOD_PAIRS:
@@ -207,9 +202,7 @@ def cmd_ood(args: argparse.Namespace) -> int:
     with EnvPool(config.n_envs, config.env) as pool:
         history = memory_adaptation(policy, pool, task, config.rollout, config.memory, args.iterations,
                                     temperature=temperature, episodes_per_variation=episodes, progress=True)
-    run = RunDir(runs_root() / args.run)
-    for row in history:
-        run.append(f"ood-{task.name}.jsonl", {"trained_on": config.task, "task": task.name, **row})
+    RunDir.named(args.run).write_ood(task.name, history)
     for row in history:
         gain = row["improvement_percent"]
         print(f"iteration {row['iteration']:2d}  memory {'on ' if row['used_memory'] else 'off'}  "

@@ -56,7 +56,7 @@ def run_demo(smoke: bool) -> Path:
                "phase_breakdown": plots.phase_breakdown(metrics), "memory_growth": plots.memory_growth(metrics),
                "paper_comparison": plots.paper_comparison(results.paper_table(), evals, tasks=[config.task])}
     for name, figure in figures.items():
-        plots.save_figure(figure, run.path / "figures" / name)
+        plots.save_figure(figure, run.figures / name)
     final = evals.sort_values("iteration").iloc[-1]
     print(f"\ntest return {final['return_mean']:.1f} over {int(final['episodes'])} episodes "
           f"(the paper's EMPO² reaches 100.0 on {config.task} with Qwen2.5-7B after full training)")

@@ -13,3 +13,12 @@ class KitError(Exception):
 
 class JavaMissingError(KitError, RuntimeError):
     """No ``java`` executable: ScienceWorld needs Java >= 11."""
+
+
+class NotARunError(KitError, FileNotFoundError):
+    """A folder asked for as a run has no ``config.json`` (a mistyped name, or nothing trained yet)."""
+
+
+class DamagedRunFileError(KitError, ValueError):
+    """A run file has a line that cannot be read back (edited by hand, or a disk fault); the message
+    names the file and the line and says how to repair it."""

@@ -2,8 +2,9 @@
 
 * ``evaluate``: each protocol test variation is played ``episodes_per_variation`` times at
   temperature 0.4 with no tips (the official test set plays each of the first 20 test variations
-  4 times; the config's ``eval_episodes_per_variation``); ``summarize`` gives the mean return
-  (final score), its std, its standard error and both success rates.
+  4 times; the config's ``eval_episodes_per_variation``); its row holds the mean return (final
+  score), its std, its standard error over variations and both success rates (``summary.py``,
+  the statistics the trainer and the memory loop report too).
 * ``memory_adaptation``: weights frozen, tips written after every iteration and retrieved in the
   next; iteration 0 has no memory. It is the paper's OOD adaptation protocol (a model trained on
   task A adapting to task B) and the memory-only, Reflexion-style baseline (K trials).
@@ -11,17 +12,12 @@
 * ``final_evaluation``: a run's evaluation after its last iteration, played once and then read
   back from ``eval.jsonl`` (so ``make demo`` and the notebooks can be re-run cheaply).
 
-**Standard error** (``return_se``): the episodes of one variation are not independent samples of
-the task (a variation fixes the room layout and the objects), so the error of the mean return is
-taken over variations: the sample std of the per-variation mean returns divided by the square
-root of the number of variations. With fewer than two variations it cannot be estimated: nan.
+Run files are read and written through ``RunDir`` only; nothing here refuses a run folder of an
+older config format, since evaluating a trained adapter does not continue its training.
 """
 
 from __future__ import annotations
 
-import math
-import statistics
-from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -32,29 +28,9 @@ from empo2_lite.env.pool import EnvPool
 from empo2_lite.memory import TipMemory, write_tips
 from empo2_lite.policy.loading import Policy
 from empo2_lite.rollout import EpisodeSpec, collect_rollouts
+from empo2_lite.runs import RunDir
+from empo2_lite.summary import summarize
 from empo2_lite.tasks import Task, get_task
-from empo2_lite.trajectory import Trajectory
-
-
-def summarize(trajectories: Sequence[Trajectory]) -> dict:
-    """Statistics of played episodes (environment failures are counted, not scored): mean and
-    std of the return over episodes, its standard error over variations (module docstring),
-    success rates and each variation's mean return."""
-    played = [t for t in trajectories if t.end_reason != "env_failure"]
-    scores = [t.score for t in played]
-    per_variation = {variation: statistics.mean([t.score for t in played if t.variation == variation])
-                     for variation in sorted({t.variation for t in played})}
-    means = list(per_variation.values())
-    return {
-        "episodes": len(played),
-        "env_failures": len(trajectories) - len(played),
-        "return_mean": statistics.mean(scores) if scores else float("nan"),
-        "return_std": statistics.pstdev(scores) if scores else float("nan"),
-        "return_se": statistics.stdev(means) / math.sqrt(len(means)) if len(means) > 1 else float("nan"),
-        "success_rate": sum(t.success for t in played) / max(len(played), 1),
-        "success_official_rate": sum(t.success_official for t in played) / max(len(played), 1),
-        "per_variation": {str(variation): mean for variation, mean in per_variation.items()},
-    }
 
 
 def evaluation_specs(task: Task, episodes_per_variation: int) -> list[EpisodeSpec]:
@@ -68,25 +44,23 @@ def evaluate(policy: Policy, pool: EnvPool, task: Task, rollout: RolloutConfig, 
     """Test-split results of ``policy`` on ``task`` (no memory is ever consulted)."""
     trajectories = collect_rollouts(policy, pool, evaluation_specs(task, episodes_per_variation),
                                     replace(rollout, temperature=temperature), retrieve=None, progress=progress)
-    return {"task": task.name, "episodes_per_variation": episodes_per_variation, **summarize(trajectories)}
+    return {"task": task.name, "episodes_per_variation": episodes_per_variation,
+            **summarize(trajectories).evaluation_record()}
 
 
 def load_trained_policy(run_path: str | Path):
     """The policy of a run with its latest checkpoint's adapter, and the run's config."""
     from peft import set_peft_model_state_dict
-    from safetensors.torch import load_file
 
     from empo2_lite.policy import load_policy
-    from empo2_lite.runs import RunDir
-    from empo2_lite.config import TrainConfig
 
     run = RunDir(run_path)
-    config = TrainConfig.from_dict(run.read_config())
+    config = run.config()
     checkpoint = run.latest_checkpoint()
     if checkpoint is None:
         raise FileNotFoundError(f"{run.path} has no checkpoint to evaluate")
     policy = load_policy(config.policy)
-    set_peft_model_state_dict(policy.model, load_file(str(checkpoint / "adapter.safetensors")))
+    set_peft_model_state_dict(policy.model, run.read_adapter(checkpoint))
     return policy, config
 
 
@@ -94,12 +68,9 @@ def final_evaluation(run_path: str | Path, policy: Policy | None = None, progres
     """The test-split evaluation of a finished run after its last iteration: the recorded one
     when ``eval.jsonl`` has it, else played now (with ``policy`` or the run's latest adapter) and
     appended as ``kind: final``."""
-    from empo2_lite.runs import RunDir
-    from empo2_lite.config import TrainConfig
-
     run = RunDir(run_path)
-    config = TrainConfig.from_dict(run.read_config())
-    for row in run.read_jsonl("eval.jsonl"):
+    config = run.config()
+    for row in run.read_evals():
         if row.get("iteration") == config.iterations:
             return row
     if policy is None:
@@ -108,7 +79,7 @@ def final_evaluation(run_path: str | Path, policy: Policy | None = None, progres
         result = evaluate(policy, pool, get_task(config.task), config.rollout, temperature=config.eval_temperature,
                           episodes_per_variation=config.eval_episodes_per_variation, progress=progress)
     record = {"iteration": config.iterations, "kind": "final", **result}
-    run.append("eval.jsonl", record)
+    run.append_eval(record)
     return record
 
 
@@ -131,10 +102,9 @@ def memory_adaptation(policy: Policy, pool: EnvPool, task: Task, rollout: Rollou
         for trajectory, tip in zip(played, tips):
             memory.add_episode(trajectory, tip, iteration=iteration)
         stats = summarize(trajectories)
-        history.append({"iteration": iteration, "used_memory": use_memory, "episodes": stats["episodes"],
-                        "return_mean": stats["return_mean"], "return_se": stats["return_se"],
-                        "success_rate": stats["success_rate"],
-                        "tips_shown_mean": statistics.mean([len(turn.tips) for t in played for turn in t.turns] or [0]),
+        history.append({"iteration": iteration, "used_memory": use_memory, "episodes": stats.episodes,
+                        "return_mean": stats.return_mean, "return_se": stats.return_se,
+                        "success_rate": stats.success_rate, "tips_shown_mean": stats.tips_shown_mean,
                         "memory_entries": len(memory)})
     base = history[0]["return_mean"]
     for row in history:

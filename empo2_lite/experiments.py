@@ -16,7 +16,6 @@ novelty reward, and the cost of writing tips.
 from __future__ import annotations
 
 import itertools
-import json
 from typing import Any
 
 from empo2_lite.config import apply_overrides, ConfigError, TrainConfig
@@ -60,12 +59,12 @@ def expand_grid(base: TrainConfig, grid: dict[str, list[Any]]) -> list[TrainConf
 
 
 def run_status(run: RunDir, config: TrainConfig) -> str:
-    """"done", "partial" (a checkpoint before the end) or "new"."""
-    checkpoint = run.latest_checkpoint()
-    if checkpoint is None:
+    """"done", "partial" (a checkpoint before the end) or "new" (no checkpoint, or no folder: asking
+    creates nothing)."""
+    done = run.iterations_done()
+    if done == 0:
         return "new"
-    iteration = json.loads((checkpoint / "state.json").read_text())["iteration"]
-    return "done" if iteration >= config.iterations else "partial"
+    return "done" if done >= config.iterations else "partial"
 
 
 def run_grid(configs: list[TrainConfig], trainer_class=None, progress: bool = True) -> dict[str, str]:

@@ -1,9 +1,11 @@
 """Run files and the paper's numbers as tidy pandas DataFrames.
 
 Plots, reports and notebooks read results only through these functions, and these read only the
-files a run writes (``config.json``, ``metrics.jsonl``, ``eval.jsonl``), so every figure can be
-regenerated anywhere, without a GPU. ``data/sample_runs/`` ships small runs made with the
-``cpu-smoke`` preset (a tiny random model: they show the plumbing, not paper-scale results).
+files a run writes (``config.json``, ``metrics.jsonl``, ``eval.jsonl``, ``ood-<task>.jsonl``,
+through ``RunDir``), so every figure can be regenerated anywhere, without a GPU. Reading works on
+run folders of every config format (older ones are migrated to what ran) and changes no file.
+``data/sample_runs/`` ships small runs made with the ``cpu-smoke`` preset (a tiny random model:
+they show the plumbing, not paper-scale results).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from empo2_lite.runs import RunDir
 from empo2_lite.tasks import data_dir
 
 RUN_COLUMNS = ("run", "task", "algo", "seed", "preset", "preset_model")
@@ -29,32 +32,29 @@ def find_runs(root: str | Path) -> list[Path]:
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"no runs folder at {root}")
-    return sorted(path for path in root.iterdir() if (path / "config.json").exists())
+    return sorted(path for path in root.iterdir() if RunDir(path).exists())
 
 
 ABLATION_COLUMNS = ("p", "q", "novelty_coef", "mask_granularity", "off_policy_old_logprob", "use_off_policy",
                     "use_on_policy_with_tips")
 
 
-def _run_identity(path: Path) -> dict:
-    """The columns that say which run a row comes from, and its ablation settings."""
-    config = json.loads((path / "config.json").read_text())
-    return {"run": path.name, "task": config["task"], "algo": config["algo"], "seed": config["seed"],
-            "preset": config.get("preset") or "custom", "preset_model": config["policy"]["model"], "p": config["p"], "q": config["q"],
-            "novelty_coef": config["memory"]["novelty_coef"], "mask_granularity": config["update"]["mask_granularity"],
-            "off_policy_old_logprob": config["off_policy_old_logprob"], "use_off_policy": config["use_off_policy"],
-            "use_on_policy_with_tips": config["use_on_policy_with_tips"]}
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+def _run_identity(run: RunDir) -> dict:
+    """The columns that say which run a row comes from, and its ablation settings (as they ran:
+    an older config format is migrated, e.g. its GRPO runs show p = 0)."""
+    config = run.config()
+    return {"run": run.path.name, "task": config.task, "algo": config.algo, "seed": config.seed,
+            "preset": config.preset or "custom", "preset_model": config.policy.model, "p": config.p, "q": config.q,
+            "novelty_coef": config.memory.novelty_coef, "mask_granularity": config.update.mask_granularity,
+            "off_policy_old_logprob": config.off_policy_old_logprob, "use_off_policy": config.use_off_policy,
+            "use_on_policy_with_tips": config.use_on_policy_with_tips}
 
 
 def load_metrics(runs: Iterable[str | Path]) -> pd.DataFrame:
     """One row per (run, iteration): the run's identity columns plus every metric."""
     frames = []
-    for run in map(Path, runs):
-        rows = _read_jsonl(run / "metrics.jsonl")
+    for run in map(RunDir, runs):
+        rows = run.read_metrics()
         if rows:
             frames.append(pd.DataFrame(rows).assign(**_run_identity(run)))
     if not frames:
@@ -65,8 +65,8 @@ def load_metrics(runs: Iterable[str | Path]) -> pd.DataFrame:
 def load_evals(runs: Iterable[str | Path]) -> pd.DataFrame:
     """One row per (run, evaluation), without the per-variation detail."""
     frames = []
-    for run in map(Path, runs):
-        rows = [{k: v for k, v in row.items() if k != "per_variation"} for row in _read_jsonl(run / "eval.jsonl")]
+    for run in map(RunDir, runs):
+        rows = [{k: v for k, v in row.items() if k != "per_variation"} for row in run.read_evals()]
         if rows:
             frames.append(pd.DataFrame(rows).assign(**_run_identity(run)))
     if not frames:
@@ -77,9 +77,8 @@ def load_evals(runs: Iterable[str | Path]) -> pd.DataFrame:
 def load_ood(runs: Iterable[str | Path]) -> pd.DataFrame:
     """One row per (run, OOD task, iteration) from the runs' ``ood-<task>.jsonl`` files."""
     frames = []
-    for run in map(Path, runs):
-        for path in sorted(run.glob("ood-*.jsonl")):
-            rows = _read_jsonl(path)
+    for run in map(RunDir, runs):
+        for rows in run.read_ood().values():
             if rows:
                 frames.append(pd.DataFrame(rows).assign(**{k: v for k, v in _run_identity(run).items() if k != "task"}))
     if not frames:

@@ -1,12 +1,15 @@
 """The run folder: config, metrics, evaluations, memory, TensorBoard events and checkpoints.
 
-Layout of ``runs/<name>/`` (root: ``EMPO2_RUNS``, default ``./runs``)::
+``RunDir`` owns every path and file format of a run; nothing else opens these files. Layout of
+``runs/<name>/`` (root: ``EMPO2_RUNS``, default ``./runs``)::
 
     config.json         the full TrainConfig
     metrics.jsonl       one line per finished iteration
-    eval.jsonl          one line per evaluation
+    eval.jsonl          one line per evaluation (periodic, final, baselines)
+    ood-<task>.jsonl    one line per iteration of an OOD adaptation to <task>
     memory.jsonl        the tip memory (append-only, see memory/store.py)
     tensorboard/        TensorBoard events of the same metrics
+    figures/            the run's figures (``make demo``), PNG + PDF
     checkpoints/iter-000003/
         adapter.safetensors   LoRA weights
         optimizer.pt          optimizer state (tensors and numbers only)
@@ -15,10 +18,14 @@ Layout of ``runs/<name>/`` (root: ``EMPO2_RUNS``, default ``./runs``)::
     checkpoints/latest        name of the newest complete checkpoint
 
 Nothing is lost or half-written: a checkpoint is assembled in a temporary folder and renamed into
-place, then ``latest`` is replaced atomically. Resuming truncates the append-only files to their
-sizes at the checkpoint, so an iteration that was interrupted leaves no trace and is redone.
+place, then ``latest`` is replaced atomically. Reading never changes a file (asking for a run's
+status does not even create its folder: the folder appears with the first write). Resuming is two
+steps: ``read_checkpoint`` loads the state, and ``rewind_to`` cuts the append-only files back to
+their sizes at that checkpoint, so an iteration that was interrupted leaves no trace and is redone.
 Checkpoints load without unpickling arbitrary objects (safetensors, JSON, and
 ``torch.load(weights_only=True)`` for the optimizer state).
+
+No top-level torch import: the command line reads run folders on its fast error path.
 """
 
 from __future__ import annotations
@@ -30,11 +37,16 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from empo2_lite.config import TrainConfig, config_json
+from empo2_lite.errors import DamagedRunFileError, NotARunError
+
 if TYPE_CHECKING:
     import torch
 
-CHECKPOINT_FILES = ("metrics.jsonl", "eval.jsonl", "memory.jsonl")
-
+CONFIG_FILE, METRICS_FILE, EVAL_FILE, MEMORY_FILE = "config.json", "metrics.jsonl", "eval.jsonl", "memory.jsonl"
+CHECKPOINT_FILES = (METRICS_FILE, EVAL_FILE, MEMORY_FILE)
+"""The append-only files whose sizes a checkpoint records (and resuming rewinds to)."""
+OOD_PREFIX = "ood-"
 
 RUNS_VARIABLE = "EMPO2_RUNS"
 
@@ -54,46 +66,82 @@ def write_atomic(path: Path, text: str) -> None:
     os.replace(partial, path)
 
 
+def _checkpoint_state(checkpoint: Path) -> dict[str, Any]:
+    """``state.json`` of ``checkpoint``."""
+    return json.loads((checkpoint / "state.json").read_text())
+
+
 class RunDir:
-    """One run's folder."""
+    """One run's folder (it need not exist yet: it is created by the first write)."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
         self._writer = None
 
     @classmethod
     def named(cls, name: str) -> "RunDir":
+        """The run called ``name`` under the runs root."""
         return cls(runs_root() / name)
 
-    # -- files --------------------------------------------------------------------------------
+    # -- the run as a whole ---------------------------------------------------------------------
+    def exists(self) -> bool:
+        """Whether this is a run folder (it has a ``config.json``)."""
+        return (self.path / CONFIG_FILE).exists()
+
+    def config(self) -> TrainConfig:
+        """The run's TrainConfig (a file of an older format is migrated, see ``TrainConfig.from_dict``)."""
+        if not self.exists():
+            raise NotARunError(f"{self.path} has no {CONFIG_FILE}: it is not a run folder (check the name, "
+                               "or train it first)")
+        return TrainConfig.from_dict(json.loads((self.path / CONFIG_FILE).read_text()))
+
+    def start(self, config: TrainConfig) -> None:
+        """Begin a fresh run here: drop the files of an earlier start that never reached a
+        checkpoint (they would otherwise mix into this run's), then write ``config.json``."""
+        for stale in CHECKPOINT_FILES:
+            (self.path / stale).unlink(missing_ok=True)
+        self._create()
+        write_atomic(self.path / CONFIG_FILE, config_json(config))
+
     @property
     def memory_path(self) -> Path:
-        return self.path / "memory.jsonl"
+        """The tip memory's file (read and appended by ``TipMemory``)."""
+        return self.path / MEMORY_FILE
 
     @property
-    def checkpoints(self) -> Path:
-        return self.path / "checkpoints"
+    def figures(self) -> Path:
+        """Where the run's own figures are saved (``plots.save_figure`` creates it)."""
+        return self.path / "figures"
 
-    def write_config(self, config_text: str) -> None:
-        write_atomic(self.path / "config.json", config_text)
+    # -- results --------------------------------------------------------------------------------
+    def append_metrics(self, row: dict[str, Any]) -> None:
+        """One finished iteration's metrics."""
+        self._append(METRICS_FILE, row)
 
-    def read_config(self) -> dict[str, Any]:
-        path = self.path / "config.json"
-        if not path.exists():
-            raise FileNotFoundError(f"{self.path} has no config.json: it is not a run folder")
-        return json.loads(path.read_text())
+    def append_eval(self, row: dict[str, Any]) -> None:
+        """One evaluation (periodic, final or a baseline's)."""
+        self._append(EVAL_FILE, row)
 
-    def append(self, file_name: str, record: dict[str, Any]) -> None:
-        """Append one JSON line and flush it to disk."""
-        with open(self.path / file_name, "a", encoding="utf-8") as file:
-            file.write(json.dumps(record) + "\n")
-            file.flush()
-            os.fsync(file.fileno())
+    def write_ood(self, task: str, history: list[dict[str, Any]]) -> None:
+        """A whole OOD adaptation of this run's policy to ``task`` (one row per iteration, each
+        naming the task trained on and the task adapted to), replacing any earlier one. Written in
+        one piece: an interrupted adaptation leaves nothing and simply runs again."""
+        trained_on = self.config().task
+        rows = [{"trained_on": trained_on, "task": task, **row} for row in history]
+        write_atomic(self.path / f"{OOD_PREFIX}{task}.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
 
-    def read_jsonl(self, file_name: str) -> list[dict[str, Any]]:
-        path = self.path / file_name
-        return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    def read_metrics(self) -> list[dict[str, Any]]:
+        """Every iteration's metrics, in order ([] when none)."""
+        return self._read_jsonl(self.path / METRICS_FILE)
+
+    def read_evals(self) -> list[dict[str, Any]]:
+        """Every evaluation row, in order ([] when none)."""
+        return self._read_jsonl(self.path / EVAL_FILE)
+
+    def read_ood(self) -> dict[str, list[dict[str, Any]]]:
+        """The OOD adaptations of this run by target task (sorted by task name)."""
+        paths = sorted(self.path.glob(f"{OOD_PREFIX}*.jsonl"))
+        return {path.name[len(OOD_PREFIX):-len(".jsonl")]: self._read_jsonl(path) for path in paths}
 
     def log_scalars(self, iteration: int, metrics: dict[str, Any]) -> None:
         """Numeric metrics to TensorBoard (namespaced as in the metrics file)."""
@@ -107,15 +155,21 @@ class RunDir:
         self._writer.flush()
 
     def close(self) -> None:
+        """Flush and close the TensorBoard writer (a later ``log_scalars`` opens a new one)."""
         if self._writer is not None:
             self._writer.close()
             self._writer = None
 
     # -- checkpoints ----------------------------------------------------------------------------
+    @property
+    def checkpoints(self) -> Path:
+        """The folder of the checkpoints."""
+        return self.path / "checkpoints"
+
     def save_checkpoint(self, iteration: int, adapter: dict[str, torch.Tensor], optimizer_state: dict,
                         state: dict[str, Any]) -> Path:
         """Write checkpoint ``iteration`` atomically and point ``latest`` at it."""
-        self.checkpoints.mkdir(exist_ok=True)
+        self.checkpoints.mkdir(parents=True, exist_ok=True)
         name = f"iter-{iteration:06d}"
         staging = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=self.checkpoints))
         import torch
@@ -134,24 +188,65 @@ class RunDir:
         return final
 
     def latest_checkpoint(self) -> Path | None:
+        """The newest complete checkpoint, or None."""
         pointer = self.checkpoints / "latest"
         if not pointer.exists():
             return None
         path = self.checkpoints / pointer.read_text().strip()
         return path if (path / "state.json").exists() else None
 
-    def load_checkpoint(self, path: Path) -> tuple[dict[str, torch.Tensor], dict, dict[str, Any]]:
-        """Adapter weights, optimizer state and state.json of checkpoint ``path``; the append-only
-        files are cut back to their sizes at that checkpoint."""
-        state = json.loads((path / "state.json").read_text())
-        for file, size in state["file_sizes"].items():
+    def iterations_done(self) -> int:
+        """Iterations the latest checkpoint holds (0 without one)."""
+        checkpoint = self.latest_checkpoint()
+        return 0 if checkpoint is None else _checkpoint_state(checkpoint)["iteration"]
+
+    def read_checkpoint(self, checkpoint: Path) -> tuple[dict[str, torch.Tensor], dict, dict[str, Any]]:
+        """Adapter weights, optimizer state and state.json of ``checkpoint``; no file is changed."""
+        import torch
+
+        adapter = self.read_adapter(checkpoint)
+        optimizer_state = torch.load(checkpoint / "optimizer.pt", weights_only=True, map_location="cpu")  # resumable on another device
+        return adapter, optimizer_state, _checkpoint_state(checkpoint)
+
+    def read_adapter(self, checkpoint: Path) -> dict[str, torch.Tensor]:
+        """The LoRA weights of ``checkpoint`` alone (what evaluating a trained run needs)."""
+        from safetensors.torch import load_file
+
+        return load_file(str(checkpoint / "adapter.safetensors"))
+
+    def rewind_to(self, checkpoint: Path) -> None:
+        """Cut the append-only files back to their sizes at ``checkpoint`` (the step of resuming
+        that drops what an interrupted iteration had written)."""
+        for file, size in _checkpoint_state(checkpoint)["file_sizes"].items():
             target = self.path / file
             if target.exists() and target.stat().st_size > size:
                 with open(target, "r+b") as handle:
                     handle.truncate(size)
-        import torch
-        from safetensors.torch import load_file
 
-        adapter = load_file(str(path / "adapter.safetensors"))
-        optimizer_state = torch.load(path / "optimizer.pt", weights_only=True, map_location="cpu")  # resumable on another device
-        return adapter, optimizer_state, state
+    # -- internals ------------------------------------------------------------------------------
+    def _create(self) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+
+    def _append(self, file_name: str, row: dict[str, Any]) -> None:
+        """Append one JSON line and flush it to disk."""
+        self._create()
+        with open(self.path / file_name, "a", encoding="utf-8") as file:
+            file.write(json.dumps(row) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+
+    @staticmethod
+    def _read_jsonl(path: Path) -> list[dict[str, Any]]:
+        """The records of a JSONL file ([] when it is missing); a damaged line is a one-line error."""
+        if not path.exists():
+            return []
+        rows = []
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError as error:
+                raise DamagedRunFileError(f"{path}: line {number} is not a JSON record ({error.msg}); "
+                                          "fix or delete that line") from None
+        return rows

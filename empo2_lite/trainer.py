@@ -17,12 +17,11 @@ in every mode; see docs/deviations.md for the full list. Commands::
 
 from __future__ import annotations
 
-import collections
 import logging
 import random
 import resource
-import statistics
 import time
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -30,13 +29,14 @@ from tqdm.auto import tqdm
 from empo2_lite.algo.advantages import grpo_advantages, trajectory_returns
 from empo2_lite.algo.modes import draw_mode, update_views
 from empo2_lite.algo.update import TrainSample, recompute_old_logprobs, update_policy
-from empo2_lite.config import config_json, ConfigError, TrainConfig
+from empo2_lite.config import ConfigError, MemoryConfig, TrainConfig, run_format_error
 from empo2_lite.env.pool import EnvPool
 from empo2_lite.evaluation import evaluate
 from empo2_lite.memory import Novelty, TipMemory, write_tips
 from empo2_lite.policy import load_policy
 from empo2_lite.rollout import EpisodeSpec, collect_rollouts, worst_case_prompt_tokens
-from empo2_lite.runs import CHECKPOINT_FILES, RunDir
+from empo2_lite.runs import RunDir
+from empo2_lite.summary import BatchSummary, summarize
 from empo2_lite.tasks import get_task
 from empo2_lite.trajectory import Trajectory
 
@@ -63,12 +63,47 @@ def warn_if_context_is_short(tokenizer, config: TrainConfig) -> None:
                        config.task, steps, need, config.rollout.max_context_tokens)
 
 
+def open_for_resume(run: RunDir, memory_config: MemoryConfig) -> tuple[Path, TipMemory]:
+    """The checkpoint to resume ``run`` from, and its memory, with the run's files rewound to that
+    checkpoint. Everything that can stop a resume is checked here, before the model loads (minutes
+    for a real one): a folder of an older config format (its settings meant something else; its
+    results stay readable), no checkpoint, a damaged memory file."""
+    error = run_format_error(run.config(), str(run.path))
+    if error is not None:
+        raise error
+    checkpoint = run.latest_checkpoint()
+    if checkpoint is None:
+        raise ConfigError(f"--resume: run folder {run.path} has no checkpoint to resume from")
+    run.rewind_to(checkpoint)
+    return checkpoint, TipMemory.load(run.memory_path, memory_config)
+
+
+def chart_metrics(summary: BatchSummary) -> dict:
+    """The ``charts/`` and ``episodes/`` metrics of an iteration. An iteration whose every episode
+    was lost to the environment reports returns of 0 rather than nan, so the curves stay drawn."""
+    empty = summary.episodes == 0
+    return {
+        "charts/return_mean": 0 if empty else summary.return_mean,
+        "charts/return_std": 0.0 if empty else summary.return_std,
+        "charts/return_max": 0 if empty else summary.return_max,
+        "charts/success_rate": summary.success_rate,
+        "charts/success_official_rate": summary.success_official_rate,
+        "charts/novelty_mean": summary.novelty_mean,
+        "charts/steps_mean": summary.steps_mean,
+        "charts/tips_shown_mean": summary.tips_shown_mean,
+        "charts/env_failures": summary.env_failures,
+        **{f"episodes/end_{reason}": count for reason, count in summary.end_reasons.items()},
+    }
+
+
 class Trainer:
     """Owns the policy, optimiser, memory, novelty counts and RNGs of one run."""
 
     def __init__(self, config: TrainConfig, run: RunDir, resume: bool = False) -> None:
         config.validate()
-        if not resume and run.latest_checkpoint() is not None:
+        if resume:
+            checkpoint, memory = open_for_resume(run, config.memory)
+        elif run.latest_checkpoint() is not None:
             raise ConfigError(f"name: run folder {run.path} already has checkpoints; resume it or choose another name")
         self.config, self.run = config, run
         self.task = get_task(config.task)
@@ -82,12 +117,11 @@ class Trainer:
         self.novelty = Novelty(config.memory.novelty_threshold)
         self.iteration = 0
         if resume:
-            self._restore()
+            self._restore(checkpoint)
         else:
-            for stale in CHECKPOINT_FILES:  # left by an earlier start that never reached a checkpoint
-                (run.path / stale).unlink(missing_ok=True)
-            run.write_config(config_json(config))
-        self.memory = TipMemory.load(run.memory_path, config.memory)
+            run.start(config)
+            memory = TipMemory.load(run.memory_path, config.memory)
+        self.memory = memory
 
     # -- the loop -------------------------------------------------------------------------------
     def train(self, progress: bool = True) -> list[dict]:
@@ -157,40 +191,30 @@ class Trainer:
                                            generator=torch.Generator().manual_seed(config.seed * 100_003 + it))
         times["update"] = time.perf_counter() - began
 
-        scores = [t.score for t in played] or [0]
-        end_reasons = collections.Counter(t.end_reason for t in trajectories)
+        summary = summarize(trajectories)
         metrics = {
             "iteration": it,
             "mode": mode.value,
-            "charts/return_mean": statistics.mean(scores),
-            "charts/return_std": statistics.pstdev(scores),
-            "charts/return_max": max(scores),
-            "charts/success_rate": sum(t.success for t in played) / max(len(played), 1),
-            "charts/success_official_rate": sum(t.success_official for t in played) / max(len(played), 1),
-            "charts/novelty_mean": statistics.mean([turn.novelty for t in played for turn in t.turns] or [0.0]),
-            "charts/steps_mean": statistics.mean([len(t.turns) for t in played] or [0]),
-            "charts/tips_shown_mean": statistics.mean([len(turn.tips) for t in played for turn in t.turns] or [0]),
-            "charts/env_failures": len(trajectories) - len(played),
-            **{f"episodes/end_{reason}": count for reason, count in sorted(end_reasons.items())},
+            **chart_metrics(summary),
             **{f"losses/{key}": value for key, value in update_metrics.items()
                if key not in ("tokens", "skipped_steps", "optimizer_steps")},
             "losses/skipped_steps": update_metrics.get("skipped_steps", 0.0),
             "update/optimizer_steps": update_metrics.get("optimizer_steps", 0),
             "tokens/update": update_metrics.get("tokens", 0.0),
-            "tokens/generated": sum(len(turn.response_ids) for t in played for turn in t.turns),
-            "tokens/prefilled": sum(turn.prompt_tokens for t in played for turn in t.turns),
+            "tokens/generated": summary.tokens_generated,
+            "tokens/prefilled": summary.tokens_prefilled,
             **{f"time/{phase}": round(seconds, 3) for phase, seconds in times.items()},
             "memory/entries": len(self.memory),
             "memory/peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "memory/peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0.0,
         }
-        self.run.append("metrics.jsonl", metrics)
+        self.run.append_metrics(metrics)
         self.run.log_scalars(it, metrics)
         self.iteration = it + 1
         if config.eval_every and self.iteration % config.eval_every == 0:
             result = evaluate(self.policy, pool, self.task, config.rollout, temperature=config.eval_temperature,
                               episodes_per_variation=config.eval_episodes_per_variation)
-            self.run.append("eval.jsonl", {"iteration": self.iteration, **result})
+            self.run.append_eval({"iteration": self.iteration, **result})
         if self.iteration % config.checkpoint_every == 0 or self.iteration == config.iterations:
             self.save_checkpoint()
         return metrics
@@ -207,13 +231,12 @@ class Trainer:
         self.run.save_checkpoint(self.iteration, get_peft_model_state_dict(self.policy.model),
                                  self.optimizer.state_dict(), state)
 
-    def _restore(self) -> None:
+    def _restore(self, checkpoint: Path) -> None:
+        """Continue exactly where ``checkpoint`` left off: weights, optimizer, RNGs, novelty counts
+        (the files were rewound to it by ``open_for_resume``)."""
         from peft import set_peft_model_state_dict
 
-        checkpoint = self.run.latest_checkpoint()
-        if checkpoint is None:
-            raise ConfigError(f"--resume: run folder {self.run.path} has no checkpoint to resume from")
-        adapter, optimizer_state, state = self.run.load_checkpoint(checkpoint)
+        adapter, optimizer_state, state = self.run.read_checkpoint(checkpoint)
         set_peft_model_state_dict(self.policy.model, adapter)
         self.optimizer.load_state_dict(optimizer_state)
         version, internal, gauss = state["python_rng"]

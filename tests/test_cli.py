@@ -1,11 +1,12 @@
-"""The ``play``, ``eval`` and ``demo`` commands, run as a user would (subprocesses, real JVMs
-except for the bad-input checks, which must fail before any model or JVM starts)."""
+"""The ``play``, ``eval``, ``train`` and ``demo`` commands, run as a user would (subprocesses, real
+JVMs except for the bad-input and damaged-run checks, which must fail before any JVM starts)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
+from dataclasses import asdict
 
 import pytest
 
@@ -59,6 +60,26 @@ def test_bad_eval_input_is_one_clear_line(args, expected):
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0]
+
+
+def test_resuming_with_a_damaged_memory_line_is_one_clear_line(tmp_path, monkeypatch):
+    import torch
+
+    from empo2_lite.config import apply_overrides, preset
+    from empo2_lite.memory import TipEntry
+    from empo2_lite.runs import RunDir
+
+    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
+    run = RunDir.named("damaged")
+    run.start(apply_overrides(preset("cpu-smoke"), {"name": "damaged", "iterations": 2}))
+    tip = json.dumps(asdict(TipEntry("find-animal", 0, "look first", "look around", 0, "You are in the hallway.")))
+    run.memory_path.write_text(f"{tip}\n{tip[:-5]}\n{tip}\n")  # line 2 cut short, e.g. by a disk fault
+    run.save_checkpoint(1, {"w": torch.zeros(1)}, {}, {})
+    out = run_cli("train", "--resume", "damaged")
+    assert out.returncode == 2
+    [line] = out.stderr.splitlines()  # no traceback, and no model was loaded first
+    assert line.startswith(f"empo2-lite: error: {run.memory_path}: line 2 is not a tip record (")
+    assert line.endswith("); fix or delete that line, or delete the file to continue with an empty memory")
 
 
 @pytest.mark.jvm

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import time
@@ -92,13 +93,21 @@ def test_bad_episode_is_rejected_before_any_starts(pool):
         pool.reset([("find-animal", 0)] * 3)
 
 
-def test_killed_jvm_fails_its_episode_only_and_is_restarted(pool):
+def test_killed_jvm_fails_its_episode_only_and_is_restarted(pool, caplog, capfd):
     pool.reset([("find-animal", 225), ("find-animal", 226)], gold=True)
     scripts = {0: gold_of(pool, 0), 1: gold_of(pool, 1)}
     pool.step({0: scripts[0][0], 1: scripts[1][0]})
     dead_pid = pool.adapter(1).jvm.pid
     os.kill(dead_pid, signal.SIGKILL)
-    results = pool.step({0: scripts[0][1], 1: scripts[1][1]})
+    capfd.readouterr()
+    with caplog.at_level(logging.DEBUG):
+        results = pool.step({0: scripts[0][1], 1: scripts[1][1]})
+    # The pool's one warning line, and nothing from py4j (it logs the broken connection with
+    # tracebacks, partly through the root logger), neither as log records nor on the terminal.
+    [warning] = [record for record in caplog.records if record.levelno >= logging.WARNING]
+    assert warning.name == "empo2_lite.env.pool" and "slot 1 failed" in warning.getMessage()
+    assert not [record for record in caplog.records if "py4j" in record.pathname]
+    assert capfd.readouterr().err == ""
     assert isinstance(results[0], StepResult)
     assert isinstance(results[1], EpisodeFailure) and results[1].slot == 1
     assert pool.active == [0] and pool.failures >= 1

@@ -1,13 +1,12 @@
 """Evaluation and the frozen-weight memory loop (OOD adaptation, memory-only baseline).
 
-The statistics and the final evaluation's settings are checked without Java; the rest plays real
-ScienceWorld episodes."""
+The final evaluation's settings are checked without Java; the rest plays real ScienceWorld
+episodes. The statistics are tested in test_summary.py."""
 
 from __future__ import annotations
 
 import contextlib
 import json
-import math
 
 import pytest
 import torch
@@ -15,7 +14,6 @@ import torch
 from empo2_lite import evaluation
 from empo2_lite.config import MemoryConfig, RolloutConfig, apply_overrides, preset
 from empo2_lite.tasks import get_task
-from empo2_lite.trajectory import Trajectory
 from replay_pool import ReplayPool
 from scripted import ScriptedSampler
 
@@ -45,37 +43,13 @@ def recorded_calls(monkeypatch):
     return calls
 
 
-def episode(variation: int, score: int, end_reason: str = "completed") -> Trajectory:
-    return Trajectory("find-animal", variation, variation, 0, score=score, success=score == 100,
-                      success_official=score == 100, end_reason=end_reason)
-
-
-def test_summary_standard_error_is_over_per_variation_means():
-    played = [episode(6, 100), episode(6, 0), episode(7, -100), episode(7, -100), episode(8, 20), episode(8, 40),
-              episode(8, 100, end_reason="env_failure")]  # lost to the environment: counted, not scored
-    summary = evaluation.summarize(played)
-    # per-variation means 50, -100, 30 (mean -20/3): squared deviations sum to 39800/3, so the
-    # sample variance is 19900/3 and the standard error sqrt(19900/3 / 3) = 47.0225 (not the
-    # episodes' pstdev 72.7 / sqrt(6) = 29.7)
-    assert summary["per_variation"] == {"6": 50, "7": -100, "8": 30}
-    assert summary["return_se"] == pytest.approx(math.sqrt(19900 / 9)) == pytest.approx(47.0225, abs=1e-4)
-    assert summary["return_mean"] == pytest.approx(-20 / 3) and summary["episodes"] == 6
-    assert summary["env_failures"] == 1 and summary["success_rate"] == pytest.approx(1 / 6)
-
-
-def test_summary_standard_error_needs_two_variations():
-    assert math.isnan(evaluation.summarize([episode(6, 100), episode(6, 0)])["return_se"])
-    assert math.isnan(evaluation.summarize([])["return_se"])
-
-
 def test_final_evaluation_uses_the_configs_episodes_per_variation_and_temperature(tmp_path, monkeypatch):
     from empo2_lite.runs import RunDir
-    from empo2_lite.config import config_json
 
     config = apply_overrides(preset("cpu-smoke"), {"eval_episodes_per_variation": 4, "eval_temperature": 0.7,
                                                    "iterations": 1})
     run = RunDir(tmp_path / "run")
-    run.write_config(config_json(config))
+    run.start(config)
     calls = []
 
     def fake_evaluate(policy, pool, task, rollout, temperature, episodes_per_variation, progress=False):
@@ -86,7 +60,7 @@ def test_final_evaluation_uses_the_configs_episodes_per_variation_and_temperatur
     monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
     record = evaluation.final_evaluation(run.path, policy=object())
     assert calls == [(config.task, 0.7, 4)]
-    assert record["kind"] == "final" and json.loads((run.path / "eval.jsonl").read_text())["iteration"] == 1
+    assert record["kind"] == "final" and run.read_evals() == [record] and record["iteration"] == 1
 
 
 def test_evaluate_plays_each_test_variation_k_times_without_memory(byte_policy, pool, recorded_calls):

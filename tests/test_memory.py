@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import pytest
 
 from empo2_lite.config import ConfigError, MemoryConfig
+from empo2_lite.errors import DamagedRunFileError, KitError
 from empo2_lite.memory import Novelty, TipEntry, TipMemory, sanitize_tip, write_tips
 from empo2_lite.memory import retrievers
 from empo2_lite.memory import tips as tips_module
@@ -115,12 +116,15 @@ def test_a_partial_last_record_is_dropped_with_a_warning(tmp_path, caplog):
     assert len(TipMemory.load(path)) == 3
 
 
-def test_a_damaged_record_in_the_middle_is_an_error(tmp_path):
+def test_a_damaged_record_in_the_middle_is_a_one_line_error_that_says_what_to_do(tmp_path):
     path = tmp_path / "memory.jsonl"
     good = json.dumps(entry("ok", KITCHEN).__dict__)
     path.write_text(f"{good}\nnot json\n{good}\n")
-    with pytest.raises(ValueError, match="line 2 is not a tip record"):
+    before = path.read_bytes()
+    with pytest.raises(DamagedRunFileError, match="line 2 is not a tip record .*; fix or delete that line") as error:
         TipMemory.load(path)
+    assert isinstance(error.value, KitError) and "\n" not in str(error.value)
+    assert path.read_bytes() == before  # nothing is cut from a file that is not understood
 
 
 def trajectory_with(steps: list[tuple[str, str]], score: int = 40) -> Trajectory:

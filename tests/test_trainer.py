@@ -1,8 +1,10 @@
-"""The training loop end to end on real ScienceWorld (cpu-smoke preset), configs and resume."""
+"""The training loop end to end on real ScienceWorld (cpu-smoke preset), configs, metrics and resume."""
 
 from __future__ import annotations
 
+import collections
 import json
+import statistics
 import os
 import signal
 import subprocess
@@ -15,6 +17,7 @@ import torch
 from empo2_lite.config import ConfigError
 from empo2_lite.memory import TipMemory
 from empo2_lite.runs import RunDir
+from empo2_lite.summary import summarize
 from empo2_lite.config import (
     TrainConfig,
     apply_overrides,
@@ -114,7 +117,7 @@ def test_one_cpu_smoke_iteration_end_to_end(tmp_path, monkeypatch):
     run = RunDir.named("e2e")
     assert run.latest_checkpoint().name == "iter-000001"
     assert len(TipMemory.load(run.memory_path)) == metrics["memory/entries"] > 0
-    [evaluation] = run.read_jsonl("eval.jsonl")
+    [evaluation] = run.read_evals()
     assert evaluation["episodes"] == len(trainer.task.test_variations)
     assert any(name.startswith("events.out") for name in os.listdir(run.path / "tensorboard"))
 
@@ -144,9 +147,9 @@ def test_a_run_killed_mid_iteration_resumes_with_memory_intact(tmp_path):
 
     resumed = subprocess.run(train_command("--resume", "killed"), env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    metrics = run.read_jsonl("metrics.jsonl")
+    metrics = run.read_metrics()
     assert [m["iteration"] for m in metrics] == [0, 1, 2]
-    whole = RunDir(tmp_path / "whole").read_jsonl("metrics.jsonl")
+    whole = RunDir(tmp_path / "whole").read_metrics()
     assert [m["mode"] for m in metrics] == [m["mode"] for m in whole]  # RNG state restored
     assert len(TipMemory.load(run.memory_path)) == metrics[-1]["memory/entries"] >= entries_at_kill > 0
     written_by = [json.loads(line)["iteration"] for line in run.memory_path.read_text().splitlines()]
@@ -173,3 +176,38 @@ def test_grpo_has_no_novelty_and_no_memory_while_empo2_of_the_same_seed_has_both
         ends = {key: value for key, value in row.items() if key.startswith("episodes/end_")}
         assert sum(ends.values()) == 4 and ends
         assert row["update/optimizer_steps"] >= 1 and row["tokens/prefilled"] > row["tokens/generated"] > 0
+
+
+def charts_as_the_trainer_first_computed_them(trajectories) -> dict:
+    """The reference: the trainer's own formulas before the statistics moved to summary.py."""
+    played = [t for t in trajectories if t.end_reason != "env_failure"]
+    scores = [t.score for t in played] or [0]
+    end_reasons = collections.Counter(t.end_reason for t in trajectories)
+    return {
+        "charts/return_mean": statistics.mean(scores),
+        "charts/return_std": statistics.pstdev(scores),
+        "charts/return_max": max(scores),
+        "charts/success_rate": sum(t.success for t in played) / max(len(played), 1),
+        "charts/success_official_rate": sum(t.success_official for t in played) / max(len(played), 1),
+        "charts/novelty_mean": statistics.mean([turn.novelty for t in played for turn in t.turns] or [0.0]),
+        "charts/steps_mean": statistics.mean([len(t.turns) for t in played] or [0]),
+        "charts/tips_shown_mean": statistics.mean([len(turn.tips) for t in played for turn in t.turns] or [0]),
+        "charts/env_failures": len(trajectories) - len(played),
+        **{f"episodes/end_{reason}": count for reason, count in sorted(end_reasons.items())},
+    }
+
+
+def test_chart_metrics_from_the_shared_summary_are_the_trainers_own_numbers():
+    from test_summary import episode, turn
+
+    from empo2_lite.trainer import chart_metrics
+
+    batches = {
+        "mixed": [episode(0, 100, turns=[turn(2, 1.0, 3, 50)]), episode(0, 40, "max_steps", [turn(0, 0.5, 5, 80)] * 2),
+                  episode(1, -100, "failed", [turn(1, 0.25, 4, 60)]), episode(1, 7, "env_failure")],
+        "integral means": [episode(0, 20, turns=[turn(1, 1.0, 1, 1)]), episode(1, 40, turns=[turn(3, 0.5, 1, 1)])],
+        "every episode lost": [episode(0, 0, "env_failure"), episode(1, 0, "env_failure")],
+        "nothing played": [],
+    }
+    for name, batch in batches.items():  # json text: the same numbers and the same int/float types
+        assert json.dumps(chart_metrics(summarize(batch))) == json.dumps(charts_as_the_trainer_first_computed_them(batch)), name

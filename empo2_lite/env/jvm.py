@@ -11,22 +11,46 @@ threads. A JVM is ~0.4 GB RSS at the default 512 MB heap, so eight of them fit a
 Never left running: the JVM is started with py4j's ``die_on_exit`` (it exits when its stdin pipe
 closes, which also happens when this Python process is SIGKILLed), ``close()`` kills and reaps it,
 and a ``weakref.finalize`` closes any JVM still open when the interpreter exits.
+
+Quiet py4j: when a JVM dies mid-call (killed, out of memory), py4j logs the broken connection with
+full tracebacks, partly through its ``py4j`` loggers and partly through the root logger
+(``logging.exception``). The failure also reaches the caller as an exception, which the pool turns
+into one warning line and recovers from, so py4j's own records are dropped (``quiet_py4j``).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import subprocess
 import weakref
 from typing import Any
 
+import py4j
 from py4j.java_gateway import GatewayParameters, JavaGateway, launch_gateway
 from scienceworld.constants import BASEPATH, JAR_PATH
 
 from empo2_lite.errors import JavaMissingError
 
 logger = logging.getLogger(__name__)
+PY4J_SOURCES = os.path.dirname(py4j.__file__) + os.sep
+
+
+class _NotFromPy4J(logging.Filter):
+    """Drops the records py4j logs through the root logger (recognised by their source file)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.pathname.startswith(PY4J_SOURCES)
+
+
+_NOT_FROM_PY4J = _NotFromPy4J()
+
+
+def quiet_py4j() -> None:
+    """Silence py4j's own logging (module docstring); idempotent."""
+    logging.getLogger("py4j").setLevel(logging.CRITICAL)
+    logging.getLogger().addFilter(_NOT_FROM_PY4J)
 
 
 def _stop(gateway: JavaGateway | None, process: subprocess.Popen) -> None:
@@ -48,6 +72,7 @@ class ScienceWorldJVM:
     """A running JVM holding one ScienceWorld simulator, reachable as ``.server``."""
 
     def __init__(self, heap_mb: int = 512, jvm_options: tuple[str, ...] = ()) -> None:
+        quiet_py4j()
         if shutil.which("java") is None:
             raise JavaMissingError(
                 "java was not found on PATH: ScienceWorld needs Java >= 11 "

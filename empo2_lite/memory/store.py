@@ -15,7 +15,8 @@ lazily at its next query, not on every add.
 Persistence: with a ``path``, every ``add`` appends its new entries to a JSONL file and flushes it
 to disk before returning. ``TipMemory.load`` replays the file; a run killed mid-write leaves at most
 a partial last line, which is dropped with a warning (and cut from the file, so later appends start
-on a clean line).
+on a clean line). A damaged line before the last is not guessed at: loading stops with a one-line
+``DamagedRunFileError`` that names the line and how to repair it.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from pathlib import Path
 import pandas as pd
 
 from empo2_lite.config import MemoryConfig
+from empo2_lite.errors import DamagedRunFileError
 from empo2_lite.prompts import format_tip
 from empo2_lite.memory.retrievers import Retriever, make_retriever
 from empo2_lite.trajectory import Trajectory, append_history
@@ -196,7 +198,9 @@ class TipMemory:
                     if number == len(complete) and not tail:
                         logger.warning("%s: dropped a damaged last record (%s)", path, error)
                         break
-                    raise ValueError(f"{path}: line {number} is not a tip record: {error}") from error
+                    raise DamagedRunFileError(
+                        f"{path}: line {number} is not a tip record ({error}); fix or delete that line, "
+                        "or delete the file to continue with an empty memory") from error
                 good_bytes += len(raw) + 1
             if tail or good_bytes < path.stat().st_size:
                 if tail:

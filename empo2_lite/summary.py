@@ -1,0 +1,86 @@
+"""The statistics of a batch of episodes, computed in one place for training, evaluation and the
+frozen-weight memory loop.
+
+Episodes lost to the environment (``end_reason == "env_failure"``) are counted, not scored: every
+statistic but ``env_failures`` and ``end_reasons`` is over the played episodes only.
+
+**Standard error** (``return_se``): the episodes of one variation are not independent samples of
+the task (a variation fixes the room layout and the objects), so the error of the mean return is
+taken over variations: the sample std of the per-variation mean returns divided by the square
+root of the number of variations. With fewer than two variations it cannot be estimated: nan.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from empo2_lite.trajectory import Trajectory
+
+
+@dataclass(frozen=True)
+class BatchSummary:
+    """What a batch of episodes achieved and cost. Returns are nan when nothing was played; the
+    per-step means are 0 then (no step was taken)."""
+
+    episodes: int
+    """Played episodes (those not lost to the environment)."""
+    env_failures: int
+    """Episodes lost to a crashed or hung JVM."""
+    return_mean: float
+    return_std: float
+    """Population std of the played episodes' returns."""
+    return_se: float
+    """Standard error of ``return_mean`` over variations (module docstring)."""
+    return_max: float
+    success_rate: float
+    success_official_rate: float
+    per_variation: dict[str, float]
+    """Mean return of each variation (keys are variation ids as strings, as in JSON)."""
+    steps_mean: float
+    tips_shown_mean: float
+    """Tips shown per step."""
+    novelty_mean: float
+    """Novelty reward per step."""
+    tokens_generated: int
+    tokens_prefilled: int
+    end_reasons: dict[str, int]
+    """Every episode (environment failures included) counted under its end reason, by reason."""
+
+    def evaluation_record(self) -> dict[str, Any]:
+        """The fields an evaluation row of ``eval.jsonl`` carries, in their order there."""
+        return {"episodes": self.episodes, "env_failures": self.env_failures, "return_mean": self.return_mean,
+                "return_std": self.return_std, "return_se": self.return_se, "success_rate": self.success_rate,
+                "success_official_rate": self.success_official_rate, "per_variation": self.per_variation}
+
+
+def summarize(trajectories: Sequence[Trajectory]) -> BatchSummary:
+    """The statistics of ``trajectories`` (see ``BatchSummary``)."""
+    played = [t for t in trajectories if t.end_reason != "env_failure"]
+    scores = [t.score for t in played]
+    turns = [turn for t in played for turn in t.turns]
+    per_variation = {variation: statistics.mean([t.score for t in played if t.variation == variation])
+                     for variation in sorted({t.variation for t in played})}
+    means = list(per_variation.values())
+    return BatchSummary(
+        episodes=len(played),
+        env_failures=len(trajectories) - len(played),
+        return_mean=statistics.mean(scores) if scores else float("nan"),
+        return_std=statistics.pstdev(scores) if scores else float("nan"),
+        return_se=statistics.stdev(means) / math.sqrt(len(means)) if len(means) > 1 else float("nan"),
+        return_max=max(scores) if scores else float("nan"),
+        success_rate=sum(t.success for t in played) / max(len(played), 1),
+        success_official_rate=sum(t.success_official for t in played) / max(len(played), 1),
+        per_variation={str(variation): mean for variation, mean in per_variation.items()},
+        steps_mean=statistics.mean([len(t.turns) for t in played] or [0]),
+        tips_shown_mean=statistics.mean([len(turn.tips) for turn in turns] or [0]),
+        novelty_mean=statistics.mean([turn.novelty for turn in turns] or [0.0]),
+        tokens_generated=sum(len(turn.response_ids) for turn in turns),
+        tokens_prefilled=sum(turn.prompt_tokens for turn in turns),
+        end_reasons=dict(sorted(collections.Counter(t.end_reason for t in trajectories).items())),
+    )

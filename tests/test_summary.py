@@ -1,0 +1,58 @@
+"""The statistics of a batch of episodes shared by training, evaluation and the memory loop."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from empo2_lite.summary import summarize
+from empo2_lite.trajectory import Trajectory, Turn
+
+
+def episode(variation: int, score: int, end_reason: str = "completed", turns: list[Turn] = ()) -> Trajectory:
+    return Trajectory("find-animal", variation, variation, 0, turns=list(turns), score=score, success=score == 100,
+                      success_official=score == 100, end_reason=end_reason)
+
+
+def turn(tips: int, novelty: float, response_tokens: int, prompt_tokens: int) -> Turn:
+    return Turn(user_message="", tips=("tip",) * tips, response_ids=[1] * response_tokens, logprobs=[0.0] * response_tokens,
+                response_text="look around", raw_action="look around", action="look around", reward=0, score=0,
+                finish="newline", novelty=novelty, prompt_tokens=prompt_tokens)
+
+
+def test_standard_error_is_over_per_variation_means():
+    played = [episode(6, 100), episode(6, 0), episode(7, -100), episode(7, -100), episode(8, 20), episode(8, 40),
+              episode(8, 100, end_reason="env_failure")]  # lost to the environment: counted, not scored
+    summary = summarize(played)
+    # per-variation means 50, -100, 30 (mean -20/3): squared deviations sum to 39800/3, so the
+    # sample variance is 19900/3 and the standard error sqrt(19900/3 / 3) = 47.0225 (not the
+    # episodes' pstdev 72.7 / sqrt(6) = 29.7)
+    assert summary.per_variation == {"6": 50, "7": -100, "8": 30}
+    assert summary.return_se == pytest.approx(math.sqrt(19900 / 9)) == pytest.approx(47.0225, abs=1e-4)
+    assert summary.return_mean == pytest.approx(-20 / 3) and summary.episodes == 6 and summary.return_max == 100
+    assert summary.env_failures == 1 and summary.success_rate == pytest.approx(1 / 6)
+    assert summary.end_reasons == {"completed": 6, "env_failure": 1}
+
+
+def test_standard_error_needs_two_variations_and_an_empty_batch_has_no_return():
+    assert math.isnan(summarize([episode(6, 100), episode(6, 0)]).return_se)
+    empty = summarize([episode(6, 100, end_reason="env_failure")])
+    assert empty.episodes == 0 and empty.env_failures == 1
+    assert all(math.isnan(value) for value in (empty.return_mean, empty.return_std, empty.return_se, empty.return_max))
+    assert (empty.success_rate, empty.steps_mean, empty.tips_shown_mean, empty.novelty_mean) == (0, 0, 0, 0.0)
+
+
+def test_per_step_means_and_tokens_count_played_episodes_only():
+    batch = [episode(0, 10, turns=[turn(2, 1.0, 3, 50), turn(0, 0.5, 5, 80)]), episode(1, 20, turns=[turn(1, 0.0, 4, 60)]),
+             episode(1, 0, end_reason="env_failure", turns=[turn(9, 9.0, 99, 999)])]
+    summary = summarize(batch)
+    assert summary.steps_mean == 1.5 and summary.tips_shown_mean == 1 and summary.novelty_mean == 0.5
+    assert (summary.tokens_generated, summary.tokens_prefilled) == (12, 190)
+
+
+def test_the_evaluation_record_keeps_the_eval_jsonl_fields_in_order():
+    record = summarize([episode(6, 100), episode(7, 0)]).evaluation_record()
+    assert list(record) == ["episodes", "env_failures", "return_mean", "return_std", "return_se", "success_rate",
+                            "success_official_rate", "per_variation"]
+    assert record["return_std"] == 50 and record["per_variation"] == {"6": 100, "7": 0}
