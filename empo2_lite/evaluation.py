@@ -21,11 +21,9 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from empo2_lite.config import MemoryConfig, RolloutConfig
 from empo2_lite.env.pool import EnvPool
-from empo2_lite.memory import TipMemory, write_tips
+from empo2_lite.memory import TipMemory
 from empo2_lite.policy.loading import Policy
 from empo2_lite.rollout import EpisodeSpec, collect_rollouts
 from empo2_lite.runs import RunDir
@@ -95,12 +93,11 @@ def memory_adaptation(policy: Policy, pool: EnvPool, task: Task, rollout: Rollou
     for iteration in range(iterations):
         use_memory = iteration > 0
         trajectories = collect_rollouts(policy, pool, evaluation_specs(task, episodes_per_variation), settings,
-                                        retrieve=memory.tips_for if use_memory else None, progress=progress)
+                                        retrieve=memory.tips_for if use_memory else None, progress=progress,
+                                        tips=memory_config)
         played = [t for t in trajectories if t.end_reason != "env_failure"]
-        with torch.no_grad():
-            tips = write_tips(policy, played, memory_config)
-        for trajectory, tip in zip(played, tips):
-            memory.add_episode(trajectory, tip, iteration=iteration)
+        for trajectory in played:
+            memory.add_episode(trajectory, trajectory.tip, iteration=iteration)
         stats = summarize(trajectories)
         history.append({"iteration": iteration, "used_memory": use_memory, "episodes": stats.episodes,
                         "return_mean": stats.return_mean, "return_se": stats.return_se,

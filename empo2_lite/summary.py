@@ -49,6 +49,10 @@ class BatchSummary:
     """Novelty reward per step."""
     tokens_generated: int
     tokens_prefilled: int
+    tokens_prefill_computed: int
+    """Of the prompt tokens, those the model computed (fewer than prefilled with the KV cache)."""
+    kv_cache_peak_bytes: int
+    """The largest KV cache any one episode held (0 without the cache)."""
     end_reasons: dict[str, int]
     """Every episode (environment failures included) counted under its end reason, by reason."""
 
@@ -82,5 +86,7 @@ def summarize(trajectories: Sequence[Trajectory]) -> BatchSummary:
         novelty_mean=statistics.mean([turn.novelty for turn in turns] or [0.0]),
         tokens_generated=sum(len(turn.response_ids) for turn in turns),
         tokens_prefilled=sum(turn.prompt_tokens for turn in turns),
+        tokens_prefill_computed=sum(turn.prompt_tokens_computed for turn in turns),
+        kv_cache_peak_bytes=max([t.kv_cache_peak_bytes for t in trajectories] or [0]),
         end_reasons=dict(sorted(collections.Counter(t.end_reason for t in trajectories).items())),
     )

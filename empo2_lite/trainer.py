@@ -32,7 +32,7 @@ from empo2_lite.algo.update import TrainSample, recompute_old_logprobs, update_p
 from empo2_lite.config import ConfigError, MemoryConfig, TrainConfig, run_format_error
 from empo2_lite.env.pool import EnvPool
 from empo2_lite.evaluation import evaluate
-from empo2_lite.memory import Novelty, TipMemory, write_tips
+from empo2_lite.memory import Novelty, TipMemory
 from empo2_lite.policy import load_policy
 from empo2_lite.rollout import EpisodeSpec, collect_rollouts, worst_case_prompt_tokens
 from empo2_lite.runs import RunDir
@@ -160,17 +160,15 @@ class Trainer:
         trajectories = collect_rollouts(self.policy, pool, specs, config.rollout,
                                         retrieve=retrieve if mode.uses_memory else None,
                                         novelty=self.novelty if config.memory.novelty_coef > 0 else None,
-                                        progress=False)
-        times["rollout"] = time.perf_counter() - began
+                                        progress=False, tips=config.memory if config.write_tips else None,
+                                        timings=times)
+        times["rollout"] = time.perf_counter() - began - times["tips"]  # tips are written per wave, inside
         played = [t for t in trajectories if t.end_reason != "env_failure"]
 
         if config.write_tips:
             began = time.perf_counter()
-            tips = write_tips(self.policy, played, config.memory)
-            times["tips"] = time.perf_counter() - began
-            began = time.perf_counter()
-            for trajectory, tip in zip(played, tips):
-                self.memory.add_episode(trajectory, tip, iteration=it, run_id=config.name)
+            for trajectory in played:
+                self.memory.add_episode(trajectory, trajectory.tip, iteration=it, run_id=config.name)
             times["memory"] = time.perf_counter() - began + retrieval_seconds
 
         began = time.perf_counter()
@@ -203,8 +201,10 @@ class Trainer:
             "tokens/update": update_metrics.get("tokens", 0.0),
             "tokens/generated": summary.tokens_generated,
             "tokens/prefilled": summary.tokens_prefilled,
+            "tokens/prefill_computed": summary.tokens_prefill_computed,
             **{f"time/{phase}": round(seconds, 3) for phase, seconds in times.items()},
             "memory/entries": len(self.memory),
+            "memory/kv_cache_peak_mb": summary.kv_cache_peak_bytes / 2**20,
             "memory/peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "memory/peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0.0,
         }
