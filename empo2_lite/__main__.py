@@ -5,8 +5,9 @@ episode from given actions or the gold sequence), ``train`` (EMPO² or GRPO from
 overrides, or resumed), ``eval`` (a trained run or a baseline, naive or memory-only, on the test
 split), ``ood`` (a trained run adapting to a new task with memory only), ``ablate`` (a grid of runs,
 restartable), ``plot`` and ``report`` (figures and a table from saved runs) and ``demo`` (the main
-job: a short EMPO² training run, evaluated and plotted). Bad input exits with status 2 and one line naming the field and the
-valid choices, before any JVM starts.
+job: a short EMPO² training run, evaluated and plotted). Each command parses its arguments and calls
+one job of ``jobs.py``, the functions that ``make demo`` and the notebooks call too. Bad input exits
+with status 2 and one line naming the field and the valid choices, before any JVM starts.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from empo2_lite.errors import KitError
 if TYPE_CHECKING:
     from empo2_lite.env.adapter import EpisodeStart, StepResult
 
+OOD_PAIR_NAMES = ("life-stages-2-to-shortest-lived", "longest-lived-to-conductivity", "power-component-to-secondary-color")
+"""The keys of ``evaluation.OOD_PAIRS``, written out so that building the parser imports no torch."""
 
 
 def _print_start(start: EpisodeStart) -> None:
@@ -79,63 +82,31 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train with a preset (plus overrides), or resume a run; every setting is checked first."""
-    from empo2_lite.runs import RunDir, runs_root
+    from empo2_lite import jobs
     from empo2_lite.config import apply_overrides, load_overrides_file, parse_set_arguments, preset
 
     if args.resume:
-        run = RunDir.named(args.resume)
-        if not run.exists():
-            raise ConfigError(f"--resume: no run named {args.resume!r} under {runs_root()}")
-        config = run.config()
-        if args.iterations:
-            config.iterations = args.iterations
+        trained = jobs.resume(args.resume, args.iterations)
     else:
         overrides = load_overrides_file(args.config) if args.config else {}
         for key in ("task", "algo", "iterations", "name"):
             if getattr(args, key):
                 overrides[key] = getattr(args, key)
         overrides.update(parse_set_arguments(args.set))
-        config = apply_overrides(preset(args.preset), overrides)
-    config.validate()
-
-    from empo2_lite.trainer import Trainer
-
-    run = RunDir.named(config.name)
-    trainer = Trainer(config, run, resume=bool(args.resume))
-    history = trainer.train()
-    if history:
-        last = history[-1]
-        print(f"iteration {last['iteration'] + 1}/{config.iterations}: return {last['charts/return_mean']:.1f}, "
-              f"success {last['charts/success_rate']:.2f}, mode {last['mode']}")
-    print(f"run folder: {run.path}  (metrics.jsonl, memory.jsonl, checkpoints/, tensorboard/)")
+        trained = jobs.train(apply_overrides(preset(args.preset), overrides))
+    metrics = trained.run.read_metrics()
+    print(f"{trained.run.path.name}: {trained.outcome}, {iterations_line(metrics, trained.run.config().iterations)}")
+    print(f"run folder: {trained.run.path}  (metrics.jsonl, memory.jsonl, checkpoints/, tensorboard/)")
     return 0
 
 
-def _pool_and_policy_for(run: str | None, preset_name: str | None, task_name: str):
-    """(policy, config) of the run named ``run``, or of ``preset_name``'s base model for a
-    baseline on ``task_name`` (no adapter)."""
-    from dataclasses import replace
-
-    from empo2_lite.evaluation import load_trained_policy
-    from empo2_lite.policy import load_policy
-    from empo2_lite.runs import RunDir, runs_root
-    from empo2_lite.config import apply_overrides, preset
-
-    if run:
-        trained = RunDir.named(run)
-        if not trained.exists():
-            raise ConfigError(f"--run: no run named {run!r} under {runs_root()}")
-        return load_trained_policy(trained.path)
-    config = apply_overrides(preset(preset_name), {"task": task_name})
-    config.validate()
-    return load_policy(replace(config.policy, lora_rank=0)), config
-
-
-def _evaluation_settings(args: argparse.Namespace, temperature: float, episodes: int) -> tuple[float, int]:
-    """(temperature, episodes per variation): the command line's where given, else the config's
-    ``eval_temperature`` and ``eval_episodes_per_variation`` passed in."""
-    return (temperature if args.temperature is None else args.temperature,
-            episodes if args.episodes_per_variation is None else args.episodes_per_variation)
+def iterations_line(metrics: list[dict], iterations: int) -> str:
+    """'iteration 3/3: return 4.0, success 0.00, mode plain' (1-based, as every table and figure)."""
+    if not metrics:
+        return f"0/{iterations} iterations"
+    last = metrics[-1]
+    return (f"iteration {last['iteration'] + 1}/{iterations}: return {last['charts/return_mean']:.1f}, "
+            f"success {last['charts/success_rate']:.2f}, mode {last['mode']}")
 
 
 def _check_episodes_flag(args: argparse.Namespace) -> None:
@@ -149,10 +120,9 @@ def _check_episodes_flag(args: argparse.Namespace) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     """Test-split evaluation of a trained run, or of a baseline (naive / memory-only) of a preset's
     base model; episodes per variation and temperature come from the run's or preset's config."""
-    from empo2_lite.env.pool import EnvPool
-    from empo2_lite.evaluation import evaluate, memory_adaptation
-    from empo2_lite.runs import RunDir
+    from empo2_lite import jobs
     from empo2_lite.config import PRESETS
+    from empo2_lite.runs import RunDir, runs_root
 
     if bool(args.run) == bool(args.baseline):
         raise ConfigError("eval: give either --run NAME or --baseline naive|memory-only (with --task and --preset)")
@@ -163,31 +133,26 @@ def cmd_eval(args: argparse.Namespace) -> int:
                           f"choose one of: {', '.join(PRESETS)}")
     if args.run and args.preset:
         raise ConfigError("--preset: only for baselines (a run is evaluated with its own config)")
+    if args.run and args.task:
+        raise ConfigError("--task: only for baselines (a run is evaluated on its own task; for another, see `ood`)")
     _check_episodes_flag(args)
-    task = task_registry.get_task(args.task) if args.task else None
-    policy, config = _pool_and_policy_for(args.run, args.preset, args.task or "")
-    task = task or task_registry.get_task(config.task)
-    temperature, episodes = _evaluation_settings(args, config.eval_temperature, config.eval_episodes_per_variation)
-    with EnvPool(config.n_envs, config.env) as pool:
-        if args.baseline == "memory-only":
-            result = {"baseline": "memory-only", "preset": args.preset, "trials": memory_adaptation(
-                policy, pool, task, config.rollout, config.memory, args.trials, temperature=temperature,
-                episodes_per_variation=episodes, progress=True)}
-        else:
-            result = evaluate(policy, pool, task, config.rollout, temperature=temperature, episodes_per_variation=episodes,
-                              progress=True)
-            result.update({"baseline": args.baseline, "preset": args.preset} if args.baseline else {"run": args.run})
-    target = RunDir.named(args.run or f"baseline-{args.baseline}-{task.name}")
-    target.append_eval({"iteration": -1, "kind": "final", **result})
+    settings = {"temperature": args.temperature, "episodes_per_variation": args.episodes_per_variation}
+    if args.baseline:
+        task_registry.get_task(args.task)
+        result = jobs.baseline(args.baseline, args.task, args.preset, trials=args.trials, **settings)
+    else:
+        run = RunDir.named(args.run)
+        if not run.exists():
+            raise ConfigError(f"--run: no run named {args.run!r} under {runs_root()}")
+        result = jobs.final_evaluation(run.path, progress=True, **settings)
     print(json.dumps(result, indent=1))
     return 0
 
 
 def cmd_ood(args: argparse.Namespace) -> int:
     """OOD adaptation of a trained run to task B: frozen weights, memory only (the paper's OOD protocol)."""
-    from empo2_lite.env.pool import EnvPool
-    from empo2_lite.evaluation import OOD_PAIRS, memory_adaptation
-    from empo2_lite.runs import RunDir
+    from empo2_lite import jobs
+    from empo2_lite.evaluation import OOD_PAIRS
 
     if args.pair:
         if args.pair not in OOD_PAIRS:
@@ -196,16 +161,12 @@ def cmd_ood(args: argparse.Namespace) -> int:
     if not args.run or not args.task:
         raise ConfigError("ood: give --run NAME (trained on task A) and --task B (or --pair NAME)")
     _check_episodes_flag(args)
-    task = task_registry.get_task(args.task)
-    policy, config = _pool_and_policy_for(args.run, None, task.name)
-    temperature, episodes = _evaluation_settings(args, config.eval_temperature, config.eval_episodes_per_variation)
-    with EnvPool(config.n_envs, config.env) as pool:
-        history = memory_adaptation(policy, pool, task, config.rollout, config.memory, args.iterations,
-                                    temperature=temperature, episodes_per_variation=episodes, progress=True)
-    RunDir.named(args.run).write_ood(task.name, history)
+    task_registry.get_task(args.task)
+    history = jobs.adapt_ood(args.run, args.task, args.iterations, temperature=args.temperature,
+                             episodes_per_variation=args.episodes_per_variation)
     for row in history:
         gain = row["improvement_percent"]
-        print(f"iteration {row['iteration']:2d}  memory {'on ' if row['used_memory'] else 'off'}  "
+        print(f"iteration {row['iteration'] + 1:2d}  memory {'on ' if row['used_memory'] else 'off'}  "
               f"return {row['return_mean']:7.1f} +- {row['return_se']:.1f} (se)  improvement "
               + ("n/a" if gain != gain else f"{gain:+.0f}%"))
     return 0
@@ -213,34 +174,25 @@ def cmd_ood(args: argparse.Namespace) -> int:
 
 def cmd_ablate(args: argparse.Namespace) -> int:
     """Expand --grid into runs and train them one after another (finished runs are skipped)."""
-    from empo2_lite.experiments import expand_grid, parse_grid_arguments, run_grid
+    from empo2_lite import jobs
     from empo2_lite.config import apply_overrides, parse_set_arguments, preset
+    from empo2_lite.experiments import expand_grid, parse_grid_arguments
 
     overrides = {key: getattr(args, key) for key in ("task", "iterations", "name") if getattr(args, key)}
     overrides.update(parse_set_arguments(args.set))
     configs = expand_grid(apply_overrides(preset(args.preset), overrides), parse_grid_arguments(args.grid))
     print(f"{len(configs)} runs: " + ", ".join(config.name for config in configs))
-    for name, what in run_grid(configs).items():
-        print(f"{name}: {what}")
+    for name, outcome in jobs.train_runs(configs).items():
+        print(f"{name}: {outcome}")
     return 0
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """Every figure that the runs under --runs support, as PNG + PDF in --out."""
-    from empo2_lite import plots, results
+    from empo2_lite import jobs, results
 
-    runs = results.find_runs(args.runs) if args.runs else results.find_runs(results.sample_runs_dir())
-    metrics, evals, paper = results.load_metrics(runs), results.load_evals(runs), results.paper_table()
-    ood = results.load_ood(runs)
-    figures = {"learning_curves": plots.learning_curves(metrics), "phase_breakdown": plots.phase_breakdown(metrics),
-               "memory_growth": plots.memory_growth(metrics),
-               "paper_comparison": plots.paper_comparison(paper, evals),
-               "ablation_algo": plots.ablation_bars(evals, "algo")}
-    if len(ood):
-        figures["ood_curves"] = plots.ood_curves(ood)
-    for name, figure in figures.items():
-        for path in plots.save_figure(figure, f"{args.out}/{name}"):
-            print(path)
+    figures = jobs.all_figures(results.find_runs(args.runs or results.sample_runs_dir()), out=args.out)
+    print(f"{len(figures)} figures (PNG + PDF) in {args.out}: {', '.join(figures)}")
     return 0
 
 
@@ -248,7 +200,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """A Markdown table of the runs' test returns beside the paper's."""
     from empo2_lite import results
 
-    runs = results.find_runs(args.runs) if args.runs else results.find_runs(results.sample_runs_dir())
+    runs = results.find_runs(args.runs or results.sample_runs_dir())
     print(results.report_markdown(results.load_evals(runs), results.paper_table()))
     return 0
 
@@ -287,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--task", help="task name (see `tasks`)")
     train.add_argument("--algo", help="empo2 or grpo")
     train.add_argument("--iterations", type=int, help="number of iterations")
-    train.add_argument("--name", help="run folder name")
+    train.add_argument("--name", help="run folder name (an unfinished run of that name and settings resumes)")
     train.add_argument("--config", help="YAML file of overrides")
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a setting, e.g. --set update.learning_rate=1e-5 (repeatable)")
@@ -297,7 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation = commands.add_parser("eval", help="evaluate a trained run or a baseline on the test split")
     evaluation.add_argument("--run", help="run name (its latest checkpoint is evaluated)")
     evaluation.add_argument("--baseline", choices=("naive", "memory-only"), help="the base model without training")
-    evaluation.add_argument("--task", help="task for baselines (default for --run: the run's task)")
+    evaluation.add_argument("--task", help="baselines (required): the task to play")
     evaluation.add_argument("--preset", help="baselines (required): the preset whose model and settings they use: "
                             "cpu-smoke, cpu-demo, gpu-24gb or gpu-48gb")
     evaluation.add_argument("--trials", type=int, default=3, help="memory-only: trials (memory iterations)")
@@ -307,9 +259,8 @@ def build_parser() -> argparse.ArgumentParser:
     ood = commands.add_parser("ood", help="OOD adaptation: a trained run on a new task with memory only")
     ood.add_argument("--run", help="run trained on task A")
     ood.add_argument("--task", help="task B")
-    ood.add_argument("--pair", help="one of the paper's pairs: " + ", ".join(
-        ("life-stages-2-to-shortest-lived", "longest-lived-to-conductivity", "power-component-to-secondary-color")))
-    ood.add_argument("--iterations", type=int, default=10)
+    ood.add_argument("--pair", help="one of the paper's pairs (sets --task to its B): " + ", ".join(OOD_PAIR_NAMES))
+    ood.add_argument("--iterations", type=int, default=10, help="adaptation iterations; the first has no memory")
     _add_evaluation_flags(ood)
     ood.set_defaults(handler=cmd_ood)
 

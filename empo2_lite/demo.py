@@ -6,25 +6,25 @@
 * Otherwise: the ``cpu-demo`` preset (SmolLM2-135M-Instruct on the CPU) for 3 iterations, about
   4 minutes of training and 3 of evaluation on 2 cores (measured: docs/hardware.md).
 
-The run goes to ``runs/demo`` (``runs/demo-smoke`` in smoke mode). Running the demo again reuses
-it: a finished run is only re-evaluated if needed and re-plotted, an interrupted one resumes.
+The run goes to ``runs/demo`` (``runs/demo-smoke`` in smoke mode). It chains three jobs of
+``jobs.py`` (train, final evaluation, all figures), so running the demo again reuses the run: a
+finished run is only re-evaluated if needed and re-plotted, an interrupted one resumes.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from empo2_lite import plots, results
-from empo2_lite.experiments import run_status
+from empo2_lite import jobs
+from empo2_lite.config import TrainConfig, apply_overrides, preset
 from empo2_lite.lab.cost_estimates import estimate
-from empo2_lite.runs import RunDir
+from empo2_lite.results import counted
 from empo2_lite.tasks import get_task
-from empo2_lite.config import apply_overrides, preset
 
 DEMO_TASK = "find-animal"
 
 
-def demo_config(smoke: bool, cuda: bool):
+def demo_config(smoke: bool, cuda: bool) -> TrainConfig:
     """The demo's TrainConfig for this machine."""
     if smoke:
         return apply_overrides(preset("cpu-smoke"), {"name": "demo-smoke", "task": DEMO_TASK, "iterations": 2})
@@ -36,30 +36,17 @@ def run_demo(smoke: bool) -> Path:
     """Train (or resume), evaluate and plot; return the run folder."""
     import torch
 
-    from empo2_lite.evaluation import final_evaluation
-    from empo2_lite.trainer import Trainer
-
     config = demo_config(smoke, torch.cuda.is_available())
     config.validate()
-    run = RunDir.named(config.name)
-    status = run_status(run, config)
     episodes = config.variations_per_iteration * config.group_size
     print(f"empo2-lite demo: EMPO² on {config.task} with the {config.preset} preset ({config.policy.model}), "
-          f"{config.iterations} iterations of {episodes} episodes, then a test-split evaluation.")
+          f"{counted(config.iterations, 'iteration')} of {counted(episodes, 'episode')}, then a test-split evaluation.")
     print("Estimate: " + estimate(config, eval_episodes=len(get_task(config.task).test_variations)))
-    trainer = Trainer(config, run, resume=status != "new")
-    if status != "done":
-        trainer.train()
-    final_evaluation(run.path, trainer.policy, progress=True)
-    metrics, evals = results.load_metrics([run.path]), results.load_evals([run.path])
-    figures = {"learning_curve": plots.learning_curves(metrics, title=f"{config.algo} on {config.task}"),
-               "phase_breakdown": plots.phase_breakdown(metrics), "memory_growth": plots.memory_growth(metrics),
-               "paper_comparison": plots.paper_comparison(results.paper_table(), evals, tasks=[config.task])}
-    for name, figure in figures.items():
-        plots.save_figure(figure, run.figures / name)
-    final = evals.sort_values("iteration").iloc[-1]
-    print(f"\ntest return {final['return_mean']:.1f} over {int(final['episodes'])} episodes "
+    trained = jobs.train(config)
+    final = jobs.final_evaluation(trained.run.path, trained.policy, progress=True)
+    figures = jobs.all_figures([trained.run.path], out=trained.run.figures)
+    print(f"\n{trained.outcome}; test return {final['return_mean']:.1f} over {counted(final['episodes'], 'episode')} "
           f"(the paper's EMPO² reaches 100.0 on {config.task} with Qwen2.5-7B after full training)")
-    print(f"run folder: {run.path}\n  metrics.jsonl, eval.jsonl, memory.jsonl, checkpoints/, tensorboard/\n"
+    print(f"run folder: {trained.run.path}\n  metrics.jsonl, eval.jsonl, memory.jsonl, checkpoints/, tensorboard/\n"
           f"  figures/: {', '.join(f'{name}.png' for name in figures)}")
-    return run.path
+    return trained.run.path

@@ -9,8 +9,9 @@
   next; iteration 0 has no memory. It is the paper's OOD adaptation protocol (a model trained on
   task A adapting to task B) and the memory-only, Reflexion-style baseline (K trials).
 * ``load_trained_policy``: a run's policy with its latest adapter.
-* ``final_evaluation``: a run's evaluation after its last iteration, played once and then read
-  back from ``eval.jsonl`` (so ``make demo`` and the notebooks can be re-run cheaply).
+* ``final_evaluation``: a run's evaluation after its last iteration, played once per setting
+  (temperature, episodes per variation) and then read back from ``eval.jsonl`` (so ``make demo``,
+  ``eval --run`` and the notebooks can be re-run cheaply). It is one of the jobs in ``jobs.py``.
 
 Run files are read and written through ``RunDir`` only; nothing here refuses a run folder of an
 older config format, since evaluating a trained adapter does not continue its training.
@@ -18,17 +19,23 @@ older config format, since evaluating a trained adapter does not continue its tr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from empo2_lite.config import MemoryConfig, RolloutConfig
+from empo2_lite.config import EnvConfig, MemoryConfig, RolloutConfig
 from empo2_lite.env.pool import EnvPool
+from empo2_lite.env.protocol import EpisodePool
 from empo2_lite.memory import TipMemory
 from empo2_lite.policy.loading import Policy
 from empo2_lite.rollout import EpisodeSpec, collect_rollouts
 from empo2_lite.runs import RunDir
 from empo2_lite.summary import summarize
 from empo2_lite.tasks import Task, get_task
+
+PoolFactory = Callable[[int, EnvConfig], EpisodePool]
+"""Builds the environments a job plays on from (slots, settings): ``EnvPool`` (one ScienceWorld
+JVM per slot) by default; tests pass a pool replaying recorded transitions."""
 
 
 def evaluation_specs(task: Task, episodes_per_variation: int) -> list[EpisodeSpec]:
@@ -62,21 +69,29 @@ def load_trained_policy(run_path: str | Path):
     return policy, config
 
 
-def final_evaluation(run_path: str | Path, policy: Policy | None = None, progress: bool = False) -> dict:
-    """The test-split evaluation of a finished run after its last iteration: the recorded one
-    when ``eval.jsonl`` has it, else played now (with ``policy`` or the run's latest adapter) and
-    appended as ``kind: final``."""
+def final_evaluation(run_path: str | Path, policy: Policy | None = None, progress: bool = False, *,
+                     temperature: float | None = None, episodes_per_variation: int | None = None,
+                     make_pool: PoolFactory | None = None) -> dict:
+    """The test-split evaluation of a run after its last iteration: the recorded one when
+    ``eval.jsonl`` has one with these settings, else played now (with ``policy`` or the run's
+    latest adapter, on ``make_pool``'s environments) and appended as ``kind: final``.
+
+    ``temperature`` and ``episodes_per_variation`` default to the config's ``eval_temperature``
+    and ``eval_episodes_per_variation``; the row records both, so other settings play anew."""
     run = RunDir(run_path)
     config = run.config()
+    temperature = config.eval_temperature if temperature is None else temperature
+    episodes = config.eval_episodes_per_variation if episodes_per_variation is None else episodes_per_variation
     for row in run.read_evals():
-        if row.get("iteration") == config.iterations:
+        if (row.get("iteration") == config.iterations and row.get("temperature", config.eval_temperature) == temperature
+                and row.get("episodes_per_variation", config.eval_episodes_per_variation) == episodes):
             return row
     if policy is None:
         policy, _ = load_trained_policy(run.path)
-    with EnvPool(config.n_envs, config.env) as pool:
-        result = evaluate(policy, pool, get_task(config.task), config.rollout, temperature=config.eval_temperature,
-                          episodes_per_variation=config.eval_episodes_per_variation, progress=progress)
-    record = {"iteration": config.iterations, "kind": "final", **result}
+    with (make_pool or EnvPool)(config.n_envs, config.env) as pool:
+        result = evaluate(policy, pool, get_task(config.task), config.rollout, temperature=temperature,
+                          episodes_per_variation=episodes, progress=progress)
+    record = {"iteration": config.iterations, "kind": "final", "temperature": temperature, **result}
     run.append_eval(record)
     return record
 

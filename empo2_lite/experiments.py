@@ -1,8 +1,8 @@
-"""Ablation grids: expand settings into runs and execute them one after another on one device.
+"""Ablation grids: expand settings into named, validated runs.
 
 A grid maps settings to the values to try, e.g. ``{"p": [0.1, 0.25], "seed": [0, 1]}``; every
-combination becomes a run named ``<base>-p0.1-seed0`` and so on. The runner is restartable: a run
-whose latest checkpoint already reached its iteration count is skipped, one with an earlier
+combination becomes a run named ``<base>-p0.1-seed0`` and so on. Training them is the job
+``jobs.train_runs``, which is restartable: a finished run is skipped, one with an earlier
 checkpoint is resumed, and only the others start fresh, so an interrupted grid continues where
 it stopped.
 
@@ -59,29 +59,12 @@ def expand_grid(base: TrainConfig, grid: dict[str, list[Any]]) -> list[TrainConf
 
 
 def run_status(run: RunDir, config: TrainConfig) -> str:
-    """"done", "partial" (a checkpoint before the end) or "new" (no checkpoint, or no folder: asking
-    creates nothing)."""
+    """"done", "partial" (a checkpoint before the end) or "new" (no checkpoint, or no folder:
+    asking creates nothing)."""
     done = run.iterations_done()
     if done == 0:
         return "new"
     return "done" if done >= config.iterations else "partial"
-
-
-def run_grid(configs: list[TrainConfig], trainer_class=None, progress: bool = True) -> dict[str, str]:
-    """Train every config in turn (skipping finished runs, resuming partial ones); return what was
-    done with each run: skipped, resumed or started."""
-    if trainer_class is None:
-        from empo2_lite.trainer import Trainer as trainer_class
-    outcome = {}
-    for config in configs:
-        run = RunDir.named(config.name)
-        status = run_status(run, config)
-        if status == "done":
-            outcome[config.name] = "skipped"
-            continue
-        trainer_class(config, run, resume=status == "partial").train(progress=progress)
-        outcome[config.name] = "resumed" if status == "partial" else "started"
-    return outcome
 
 
 def parse_grid_arguments(pairs: list[str]) -> dict[str, list[str]]:

@@ -1,6 +1,6 @@
 """Figures from saved run files: learning curves, the paper comparison, phase times, memory growth.
 
-Every function takes DataFrames from ``results.py`` and returns a matplotlib ``Figure`` built
+Every function takes DataFrames from ``results.py`` (iterations counted from 1) and returns a matplotlib ``Figure`` built
 without pyplot, so it renders headless (CI, servers) and still shows inline in Jupyter.
 ``save_figure`` writes PNG and PDF. Colours are the Okabe-Ito palette, readable with the common
 forms of colour blindness.
@@ -14,6 +14,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from empo2_lite.results import counted
+
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 PAPER_METHODS = ("Naive", "Reflexion", "GRPO", "EMPO2")
 PHASES = ("rollout", "tips", "memory", "update")
@@ -26,7 +28,18 @@ def _label(value) -> str:
 
 def _runs(count: int) -> str:
     """'1 run', '3 runs': legends count the seeds behind each line or bar."""
-    return f"{count} run" if count == 1 else f"{count} runs"
+    return counted(count, "run")
+
+
+def _iteration_axis(axes, iterations: pd.Series, label: str = "iteration") -> None:
+    """An x axis of whole iterations (1-based, as ``results`` loads them): integer ticks, and
+    room around a lone point, which would otherwise get ticks like 0.96, 0.98, 1.00."""
+    axes.set_xlabel(label)
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    if len(iterations):
+        low, high = float(iterations.min()), float(iterations.max())
+        pad = max(0.5, 0.05 * (high - low))
+        axes.set_xlim(low - pad, high + pad)
 
 
 METRIC_LABELS = {
@@ -56,14 +69,13 @@ def learning_curves(metrics: pd.DataFrame, metric: str = "charts/return_mean", h
     axes = figure.subplots()
     for colour, (name, group) in zip(OKABE_ITO, metrics.groupby(hue, sort=True)):
         stats = group.groupby("iteration")[metric].agg(["mean", "std", "count"]).reset_index()
-        axes.plot(stats["iteration"] + 1, stats["mean"], color=colour, marker="o", markersize=3,
+        axes.plot(stats["iteration"], stats["mean"], color=colour, marker="o", markersize=3,
                   label=f"{_label(name)} ({_runs(group['run'].nunique())})")
         spread = stats["std"].fillna(0.0)
-        axes.fill_between(stats["iteration"] + 1, stats["mean"] - spread, stats["mean"] + spread, color=colour, alpha=0.2)
-    axes.set_xlabel("iteration")
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.fill_between(stats["iteration"], stats["mean"] - spread, stats["mean"] + spread, color=colour, alpha=0.2)
+    _iteration_axis(axes, metrics["iteration"])
     axes.set_ylabel(METRIC_LABELS.get(metric, metric.split("/")[-1].replace("_", " ")))
-    axes.set_title(title or f"{metric} by {hue}")
+    axes.set_title(title or f"{metric.split('/')[-1].replace('_', ' ')} by {hue}")
     axes.grid(alpha=0.3)
     axes.legend(frameon=False)
     return figure
@@ -122,9 +134,8 @@ def memory_growth(metrics: pd.DataFrame) -> Figure:
     figure = Figure(figsize=(6.4, 4.0))
     axes = figure.subplots()
     for colour, (run, group) in zip(OKABE_ITO * 4, metrics.groupby("run")):
-        axes.plot(group["iteration"] + 1, group["memory/entries"], color=colour, label=run, marker="o", markersize=3)
-    axes.set_xlabel("iteration")
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.plot(group["iteration"], group["memory/entries"], color=colour, label=run, marker="o", markersize=3)
+    _iteration_axis(axes, metrics["iteration"])
     axes.set_ylabel("entries in the tip memory")
     axes.set_title("memory growth")
     axes.grid(alpha=0.3)
@@ -134,17 +145,16 @@ def memory_growth(metrics: pd.DataFrame) -> Figure:
 
 def ood_curves(ood: pd.DataFrame) -> Figure:
     """Return per adaptation iteration on the new task, one line per (trained run, new task);
-    iteration 0 is without memory."""
+    iteration 1 plays without memory."""
     figure = Figure(figsize=(6.4, 4.0))
     axes = figure.subplots()
     for colour, ((run, task), group) in zip(OKABE_ITO * 4, ood.groupby(["run", "task"])):
         group = group.sort_values("iteration")
         axes.plot(group["iteration"], group["return_mean"], color=colour, marker="o", markersize=3,
                   label=f"{group['trained_on'].iloc[0]} -> {task} ({run})")
-    axes.axvline(0.5, color="grey", linewidth=0.8, linestyle=":")
-    axes.text(0.55, 0.02, "memory on", transform=axes.get_xaxis_transform(), fontsize=8, color="grey")
-    axes.set_xlabel("adaptation iteration (weights frozen)")
-    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    axes.axvline(1.5, color="grey", linewidth=0.8, linestyle=":")
+    axes.text(1.55, 0.02, "memory on", transform=axes.get_xaxis_transform(), fontsize=8, color="grey")
+    _iteration_axis(axes, ood["iteration"], "adaptation iteration (weights frozen)")
     axes.set_ylabel("mean return on the new task")
     axes.set_title("OOD adaptation with memory only")
     axes.grid(alpha=0.3)

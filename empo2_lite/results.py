@@ -6,6 +6,11 @@ through ``RunDir``), so every figure can be regenerated anywhere, without a GPU.
 run folders of every config format (older ones are migrated to what ran) and changes no file.
 ``data/sample_runs/`` ships small runs made with the ``cpu-smoke`` preset (a tiny random model:
 they show the plumbing, not paper-scale results).
+
+Iterations count from 1 wherever a user sees them (tables, figures, printed lines): the first
+iteration is iteration 1, an evaluation after it is labelled 1 (``eval.jsonl`` already counts so),
+and the first OOD adaptation iteration, the one without memory, is 1. ``metrics.jsonl`` and
+``ood-<task>.jsonl`` keep the trainer's 0-based index; ``load_metrics`` and ``load_ood`` convert.
 """
 
 from __future__ import annotations
@@ -51,7 +56,8 @@ def _run_identity(run: RunDir) -> dict:
 
 
 def load_metrics(runs: Iterable[str | Path]) -> pd.DataFrame:
-    """One row per (run, iteration): the run's identity columns plus every metric."""
+    """One row per (run, iteration): the run's identity columns plus every metric (iterations
+    counted from 1)."""
     frames = []
     for run in map(RunDir, runs):
         rows = run.read_metrics()
@@ -59,7 +65,7 @@ def load_metrics(runs: Iterable[str | Path]) -> pd.DataFrame:
             frames.append(pd.DataFrame(rows).assign(**_run_identity(run)))
     if not frames:
         return pd.DataFrame(columns=[*RUN_COLUMNS, "iteration"])
-    return pd.concat(frames, ignore_index=True)
+    return _count_from_one(pd.concat(frames, ignore_index=True))
 
 
 def load_evals(runs: Iterable[str | Path]) -> pd.DataFrame:
@@ -75,7 +81,8 @@ def load_evals(runs: Iterable[str | Path]) -> pd.DataFrame:
 
 
 def load_ood(runs: Iterable[str | Path]) -> pd.DataFrame:
-    """One row per (run, OOD task, iteration) from the runs' ``ood-<task>.jsonl`` files."""
+    """One row per (run, OOD task, iteration) from the runs' ``ood-<task>.jsonl`` files
+    (iterations counted from 1; iteration 1 plays without memory)."""
     frames = []
     for run in map(RunDir, runs):
         for rows in run.read_ood().values():
@@ -83,7 +90,34 @@ def load_ood(runs: Iterable[str | Path]) -> pd.DataFrame:
                 frames.append(pd.DataFrame(rows).assign(**{k: v for k, v in _run_identity(run).items() if k != "task"}))
     if not frames:
         return pd.DataFrame(columns=["run", "trained_on", "task", "iteration", "return_mean", "improvement_percent"])
-    return pd.concat(frames, ignore_index=True)
+    return _count_from_one(pd.concat(frames, ignore_index=True))
+
+
+def _count_from_one(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with the files' 0-based ``iteration`` shown 1-based (see the module docstring)."""
+    return frame.assign(iteration=frame["iteration"] + 1)
+
+
+def counted(number: int, noun: str) -> str:
+    """'1 iteration', '3 iterations': counts in printed lines, legends and labels."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+TABLE_COLUMNS = {"iteration": "iteration", "mode": "mode", "charts/return_mean": "return",
+                 "charts/success_rate": "success", "charts/novelty_mean": "novelty", "losses/loss": "loss",
+                 "losses/masked_fraction": "masked", "memory/entries": "tips stored", "time/rollout": "rollout s",
+                 "time/update": "update s"}
+"""The metrics a notebook table shows per iteration, under names short enough for a panel."""
+
+
+def metrics_table(metrics: pd.DataFrame) -> pd.DataFrame:
+    """What each iteration did, narrow enough for a notebook panel: the ``TABLE_COLUMNS`` the
+    runs logged, renamed, rounded, one row per iteration (and run, when there are several)."""
+    columns = [column for column in TABLE_COLUMNS if column in metrics]
+    if metrics["run"].nunique() > 1:
+        columns = ["run", *columns]
+    return metrics[columns].rename(columns=TABLE_COLUMNS).round(2).set_index(
+        ["run", "iteration"] if columns[0] == "run" else "iteration")
 
 
 def paper_results() -> dict:

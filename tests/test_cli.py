@@ -93,7 +93,21 @@ def test_smoke_demo_trains_evaluates_and_plots_then_reuses_its_run(tmp_path, mon
     assert "test return" in out.stdout and f"run folder: {run}" in out.stdout
     assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
     assert len((run / "eval.jsonl").read_text().splitlines()) == 1
-    assert {p.name for p in (run / "figures").iterdir()} >= {"learning_curve.png", "paper_comparison.pdf"}
+    assert {p.name for p in (run / "figures").iterdir()} >= {"curve_return_mean.png", "paper_comparison.pdf"}
+    assert "trained; test return" in out.stdout
     again = run_cli("demo")  # finished: nothing is retrained or re-evaluated
     assert again.returncode == 0 and len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    assert "skipped (done); test return" in again.stdout
     assert len((run / "eval.jsonl").read_text().splitlines()) == 1
+
+
+def test_the_parsers_ood_pairs_are_the_evaluations():
+    from empo2_lite.__main__ import OOD_PAIR_NAMES
+    from empo2_lite.evaluation import OOD_PAIRS
+
+    assert OOD_PAIR_NAMES == tuple(OOD_PAIRS)
+
+
+def test_eval_of_a_run_on_another_task_points_to_ood():
+    out = run_cli("eval", "--run", "some-run", "--task", "find-animal")
+    assert out.returncode == 2 and out.stderr.strip().endswith("for another, see `ood`)")

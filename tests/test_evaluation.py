@@ -114,7 +114,7 @@ def test_eval_and_ood_commands_on_a_trained_run(tmp_path):
     assert adapted.returncode == 0, adapted.stderr[-2000:]
     rows = [json.loads(line) for line in (tmp_path / "a" / "ood-identify-life-stages-2.jsonl").read_text().splitlines()]
     assert [row["used_memory"] for row in rows] == [False, True] and rows[0]["trained_on"] == "identify-life-stages-2"
-    assert "iteration  1  memory on" in adapted.stdout
+    assert "iteration  2  memory on" in adapted.stdout  # printed 1-based
 
 
 @pytest.mark.parametrize("baseline, check", [

@@ -1,4 +1,4 @@
-"""Ablation grids: expansion into named, validated runs, and a runner that skips and resumes."""
+"""Ablation grids: expansion into named, validated runs (training them: test_jobs.py)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,7 @@ import re
 import pytest
 
 from empo2_lite.config import apply_overrides, ConfigError, preset
-from empo2_lite.experiments import VARIANTS, expand_grid, parse_grid_arguments, run_grid
-from empo2_lite.runs import RunDir
+from empo2_lite.experiments import VARIANTS, expand_grid, parse_grid_arguments
 
 
 def test_grid_expands_to_every_combination_with_typed_values():
@@ -28,37 +27,6 @@ def test_grid_rejects_unknown_axes_and_bad_values():
         expand_grid(preset("cpu-smoke"), {"q": ["1.5"]})
     with pytest.raises(ConfigError, match="--grid"):
         parse_grid_arguments(["p"])
-
-
-class FakeTrainer:
-    """Writes checkpoints the way the real trainer does, without any model or JVM."""
-
-    started: list[tuple[str, bool]] = []
-
-    def __init__(self, config, run: RunDir, resume: bool = False) -> None:
-        self.config, self.run, self.resume = config, run, resume
-        FakeTrainer.started.append((config.name, resume))
-
-    def train(self, progress: bool = True) -> list:
-        import torch
-
-        for iteration in range(1, self.config.iterations + 1):
-            self.run.save_checkpoint(iteration, {"w": torch.zeros(1)}, {}, {})
-        return []
-
-
-def test_runner_skips_finished_runs_and_resumes_partial_ones(tmp_path, monkeypatch):
-    import torch
-
-    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
-    FakeTrainer.started = []
-    configs = expand_grid(apply_overrides(preset("cpu-smoke"), {"name": "g", "iterations": 3}), {"seed": ["0", "1", "2"]})
-    RunDir.named("g-seed0").save_checkpoint(3, {"w": torch.zeros(1)}, {}, {})   # finished
-    RunDir.named("g-seed1").save_checkpoint(1, {"w": torch.zeros(1)}, {}, {})   # interrupted
-    outcome = run_grid(configs, trainer_class=FakeTrainer, progress=False)
-    assert outcome == {"g-seed0": "skipped", "g-seed1": "resumed", "g-seed2": "started"}
-    assert FakeTrainer.started == [("g-seed1", True), ("g-seed2", False)]
-    assert run_grid(configs, trainer_class=FakeTrainer, progress=False) == dict.fromkeys(outcome, "skipped")
 
 
 def test_the_grpo_ablations_are_explicit_settings_and_named_variants():

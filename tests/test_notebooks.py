@@ -11,7 +11,7 @@ import pytest
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 EXPECTED = ("00_quickstart", "01_walkthrough", "02_reproduce_scienceworld", "03_ood_adaptation", "04_ablations",
             "05_results_gallery")
-HEAVY_CALLS = ("run_grid(", "collect_rollouts(", "memory_adaptation(", "final_evaluation(")
+HEAVY_CALLS = ("jobs.train(", "train_runs(", "collect_rollouts(", "final_evaluation(", "adapt_ood(", "baseline(")
 
 
 def load(name: str) -> nbformat.NotebookNode:

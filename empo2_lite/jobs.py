@@ -1,0 +1,216 @@
+"""The jobs that the command line, ``make demo`` and the notebooks share: one function each.
+
+A command line command parses its arguments and calls one of these; a notebook cell calls the same
+one; ``make demo`` chains three. So a run trained in a notebook, evaluated from a terminal and
+plotted by the demo went through one piece of code for each step, and every job is restartable in
+the same way (finished work is read back, not redone):
+
+* ``train``: start, resume or skip (when done) the run named in a config; ``resume`` by name.
+* ``train_runs``: several runs (an ablation grid, EMPO² against GRPO) one after another.
+* ``final_evaluation``: a run's test-split evaluation after its last iteration (``evaluation.py``).
+* ``baseline``: the naive or memory-only baseline of a preset's base model on a task.
+* ``adapt_ood``: a trained run adapting to another task with frozen weights, saved with the run.
+* ``all_figures``: every figure a set of runs supports, optionally saved as PNG + PDF.
+
+Jobs that play episodes take ``make_pool`` (default: ``EnvPool``, one ScienceWorld JVM per slot),
+so tests run them on a pool replaying recorded transitions. Training takes ``trainer_class``
+instead: the trainer opens its own environments.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from empo2_lite.config import (ConfigError, TrainConfig, apply_overrides, check_choice, config_json, preset,
+                               run_format_error)
+from empo2_lite.config.overrides import flatten
+from empo2_lite.evaluation import PoolFactory, final_evaluation
+from empo2_lite.experiments import run_status
+from empo2_lite.runs import RunDir, runs_root
+from empo2_lite.tasks import get_task
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from empo2_lite.policy.loading import Policy
+
+__all__ = ["Trained", "adapt_ood", "all_figures", "baseline", "final_evaluation", "resume", "train",
+           "train_runs", "BASELINES"]
+
+BASELINES = ("naive", "memory-only")
+
+
+# -- training ----------------------------------------------------------------------------------
+@dataclass
+class Trained:
+    """What ``train`` did with a run."""
+
+    run: RunDir
+    outcome: str
+    """"trained" (from scratch), "resumed" (from its last checkpoint) or "skipped (done)"."""
+    history: list[dict[str, Any]] = field(default_factory=list)
+    """The metrics of the iterations trained by this call."""
+    policy: Policy | None = None
+    """The trained policy when this call loaded one (evaluating it then needs no second load)."""
+
+
+def _settings_changed(saved: TrainConfig, wanted: TrainConfig) -> list[str]:
+    """The settings (other than the number of iterations) in which ``wanted`` differs from the
+    config a run was started with, as ``key: old -> new``."""
+    old = flatten(json.loads(config_json(replace(saved, iterations=wanted.iterations))))
+    new = flatten(json.loads(config_json(wanted)))
+    return [f"{key}: {old.get(key)!r} -> {new.get(key)!r}" for key in sorted(set(old) | set(new))
+            if old.get(key) != new.get(key)]
+
+
+def _check_same_run(run: RunDir, config: TrainConfig) -> None:
+    """Refuse to continue a run under other settings: resuming would mix two experiments in one
+    folder, and skipping it would report results of settings the caller did not ask for."""
+    saved = run.config()
+    error = run_format_error(saved, str(run.path))
+    if error is not None:
+        raise error
+    changed = _settings_changed(saved, config)
+    if changed:
+        raise ConfigError(f"name: run {config.name!r} ({run.path}) was started with other settings "
+                          f"({'; '.join(changed)}); choose another name, or delete the folder to start again")
+
+
+def train(config: TrainConfig, *, progress: bool = True, trainer_class: type | None = None) -> Trained:
+    """Bring the run named ``config.name`` to ``config.iterations`` iterations: start it, resume it
+    from its last checkpoint, or skip it when it is done. Raising ``iterations`` extends a finished
+    run; any other changed setting is refused before a model loads."""
+    if trainer_class is None:
+        from empo2_lite.trainer import Trainer as trainer_class
+    config.validate()
+    run = RunDir.named(config.name)
+    status = run_status(run, config)
+    if status != "new" and run.exists():
+        _check_same_run(run, config)
+    if status == "done":
+        return Trained(run, "skipped (done)")
+    trainer = trainer_class(config, run, resume=status == "partial")
+    history = trainer.train(progress=progress)
+    return Trained(run, "resumed" if status == "partial" else "trained", history, trainer.policy)
+
+
+def resume(name: str, iterations: int | None = None, *, progress: bool = True,
+           trainer_class: type | None = None) -> Trained:
+    """Continue the run called ``name`` with its own settings (to ``iterations`` if given)."""
+    run = RunDir.named(name)
+    if not run.exists():
+        raise ConfigError(f"--resume: no run named {name!r} under {runs_root()}")
+    config = run.config()
+    if iterations:
+        config.iterations = iterations
+    return train(config, progress=progress, trainer_class=trainer_class)
+
+
+def train_runs(configs: Iterable[TrainConfig], *, progress: bool = True,
+               trainer_class: type | None = None) -> dict[str, str]:
+    """Train every config in turn (a grid, or algorithms side by side); each run's outcome by name."""
+    return {config.name: train(config, progress=progress, trainer_class=trainer_class).outcome for config in configs}
+
+
+# -- evaluation --------------------------------------------------------------------------------
+def baseline(kind: str, task_name: str, preset_name: str, *, trials: int = 3, temperature: float | None = None,
+             episodes_per_variation: int | None = None, make_pool: PoolFactory | None = None,
+             progress: bool = True) -> dict[str, Any]:
+    """The paper's baselines with the preset's base model (no adapter), on ``task_name``'s test
+    split: "naive" plays it once; "memory-only" plays ``trials`` times with a growing tip memory
+    (Reflexion-style). Appended to the run folder ``baseline-<kind>-<task>``; returned."""
+    from empo2_lite.evaluation import evaluate, memory_adaptation
+    from empo2_lite.policy import load_policy
+
+    check_choice("baseline", kind, BASELINES)
+    config = apply_overrides(preset(preset_name), {"task": task_name})
+    config.validate()
+    task = get_task(task_name)
+    temperature = config.eval_temperature if temperature is None else temperature
+    episodes = config.eval_episodes_per_variation if episodes_per_variation is None else episodes_per_variation
+    policy = load_policy(replace(config.policy, lora_rank=0))
+    with _pools(make_pool)(config.n_envs, config.env) as pool:
+        if kind == "memory-only":
+            result = {"trials": memory_adaptation(policy, pool, task, config.rollout, config.memory, trials,
+                                                  temperature=temperature, episodes_per_variation=episodes,
+                                                  progress=progress)}
+        else:
+            result = evaluate(policy, pool, task, config.rollout, temperature=temperature,
+                              episodes_per_variation=episodes, progress=progress)
+    result = {"baseline": kind, "preset": preset_name, "temperature": temperature, **result}
+    RunDir.named(f"baseline-{kind}-{task.name}").append_eval({"iteration": -1, "kind": "final", **result})
+    return result
+
+
+def adapt_ood(name: str, task_name: str, iterations: int, *, temperature: float | None = None,
+              episodes_per_variation: int | None = None, make_pool: PoolFactory | None = None,
+              progress: bool = True) -> list[dict[str, Any]]:
+    """The run ``name`` (trained on task A) adapting to ``task_name`` with frozen weights and a
+    growing memory (the paper's OOD protocol), saved as the run's ``ood-<task>.jsonl`` and
+    returned; an adaptation already saved with the same settings is read back instead."""
+    from empo2_lite.evaluation import load_trained_policy, memory_adaptation
+
+    run = RunDir.named(name)
+    if not run.exists():
+        raise ConfigError(f"--run: no run named {name!r} under {runs_root()}")
+    task = get_task(task_name)
+    config = run.config()
+    settings = {"temperature": config.eval_temperature if temperature is None else temperature,
+                "episodes_per_variation": (config.eval_episodes_per_variation if episodes_per_variation is None
+                                           else episodes_per_variation)}
+    saved = run.read_ood().get(task.name, [])
+    if len(saved) == iterations and all({key: row.get(key) for key in settings} == settings for row in saved):
+        return saved
+    policy, config = load_trained_policy(run.path)
+    with _pools(make_pool)(config.n_envs, config.env) as pool:
+        history = memory_adaptation(policy, pool, task, config.rollout, config.memory, iterations, progress=progress,
+                                    **settings)
+    run.write_ood(task.name, [{**row, **settings} for row in history])
+    return run.read_ood()[task.name]
+
+
+def _pools(make_pool: PoolFactory | None) -> PoolFactory:
+    """``make_pool``, or ``EnvPool`` looked up when the job runs (so a test may replace it)."""
+    if make_pool is not None:
+        return make_pool
+    from empo2_lite.env import pool
+
+    return pool.EnvPool
+
+
+# -- figures -----------------------------------------------------------------------------------
+CURVE_METRICS = ("charts/return_mean", "charts/success_rate", "charts/novelty_mean", "charts/steps_mean",
+                 "charts/tips_shown_mean", "losses/masked_fraction", "losses/clip_fraction")
+"""The metrics drawn as learning curves (each where the runs logged it)."""
+
+
+def all_figures(runs: Iterable[str | Path], out: str | Path | None = None) -> dict[str, Figure]:
+    """Every figure the runs' files support, by name (learning curves, phase times, memory growth,
+    the paper comparison for the runs' tasks, test return by algorithm, OOD curves); with ``out``,
+    each is also saved there as ``<name>.png`` and ``<name>.pdf``."""
+    from empo2_lite import plots, results
+
+    runs = list(runs)
+    metrics, evals, ood = results.load_metrics(runs), results.load_evals(runs), results.load_ood(runs)
+    figures: dict[str, Figure] = {}
+    for metric in CURVE_METRICS:
+        if metric in metrics and metrics[metric].notna().any():
+            figures[f"curve_{metric.split('/')[1]}"] = plots.learning_curves(metrics, metric=metric)
+    if any(column.startswith("time/") for column in metrics):
+        figures["phase_breakdown"] = plots.phase_breakdown(metrics)
+    if "memory/entries" in metrics:
+        figures["memory_growth"] = plots.memory_growth(metrics)
+    tasks = sorted(set(metrics["task"]) | set(evals["task"]))
+    figures["paper_comparison"] = plots.paper_comparison(results.paper_table(), evals, tasks=tasks or None)
+    if len(evals):
+        figures["ablation_algo"] = plots.ablation_bars(evals, "algo")
+    if len(ood):
+        figures["ood_curves"] = plots.ood_curves(ood)
+    if out is not None:
+        for name, figure in figures.items():
+            plots.save_figure(figure, Path(out) / name)
+    return figures
