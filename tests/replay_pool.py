@@ -23,8 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from empo2_lite.config import EnvConfig
-from empo2_lite.env.adapter import EpisodeStart, StepResult
-from empo2_lite.env.pool import EpisodeFailure
+from empo2_lite.env.adapter import EpisodeFailure, EpisodeStart, StepResult
 from empo2_lite.tasks import step_cap
 
 TRANSITIONS = Path(__file__).parent / "data" / "transitions"

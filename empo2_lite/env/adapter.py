@@ -77,6 +77,17 @@ class StepResult:
     or None while running)."""
 
 
+@dataclass(frozen=True)
+class EpisodeFailure:
+    """An episode lost to a crashed, hung or misbehaving JVM (``EnvPool`` restarts the slot's JVM).
+
+    It sits with ``EpisodeStart`` and ``StepResult`` because it is the third thing a pool can
+    return for a slot: every ``EpisodePool`` (``protocol.py``) returns it, not only ``EnvPool``."""
+
+    slot: int
+    error: str
+
+
 class EpisodeOverError(RuntimeError):
     """``step`` was called on an episode that has ended (or never started)."""
 

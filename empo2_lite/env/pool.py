@@ -24,22 +24,13 @@ import concurrent.futures as cf
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TypeVar
 
 from empo2_lite.config import EnvConfig
-from empo2_lite.env.adapter import EpisodeStart, ScienceWorldAdapter, StepResult
+from empo2_lite.env.adapter import EpisodeFailure, EpisodeStart, ScienceWorldAdapter, StepResult
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class EpisodeFailure:
-    """An episode lost to a crashed, hung or misbehaving JVM; the slot's JVM is being restarted."""
-
-    slot: int
-    error: str
 
 
 class EnvPool:
