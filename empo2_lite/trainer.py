@@ -21,6 +21,7 @@ import logging
 import random
 import resource
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 import torch
@@ -31,10 +32,11 @@ from empo2_lite.algo.modes import draw_mode, update_views
 from empo2_lite.algo.update import TrainSample, recompute_old_logprobs, update_policy
 from empo2_lite.config import ConfigError, MemoryConfig, TrainConfig, run_format_error
 from empo2_lite.env.pool import EnvPool
+from empo2_lite.env.protocol import EpisodePool
 from empo2_lite.evaluation import evaluate
 from empo2_lite.memory import Novelty, TipMemory
 from empo2_lite.policy import load_policy
-from empo2_lite.rollout import EpisodeSpec, collect_rollouts, worst_case_prompt_tokens
+from empo2_lite.rollout import EpisodeSpec, Sampler, collect_rollouts, worst_case_prompt_tokens
 from empo2_lite.runs import RunDir
 from empo2_lite.summary import BatchSummary, summarize
 from empo2_lite.tasks import get_task
@@ -108,6 +110,11 @@ class Trainer:
         self.config, self.run = config, run
         self.task = get_task(config.task)
         self.policy = load_policy(config.policy)
+        self.sampler: Sampler | None = None
+        """Replaces the policy's sampling of the training rollouts' actions, so that tests can
+        script the episodes of a replay pool (``tests/replay_pool.py``); it is set after loading
+        because a scripted sampler needs the policy's tokenizer. Tips and evaluation episodes are
+        still sampled from the policy."""
         if not self.policy.has_adapter:
             raise ConfigError("policy.lora_rank: 0 is not allowed for training; the kit trains a LoRA adapter (> 0)")
         warn_if_context_is_short(self.policy.tokenizer, config)
@@ -124,10 +131,16 @@ class Trainer:
         self.memory = memory
 
     # -- the loop -------------------------------------------------------------------------------
-    def train(self, progress: bool = True) -> list[dict]:
-        """Run the remaining iterations; return their metrics."""
+    def train(self, progress: bool = True, pool: EpisodePool | None = None) -> list[dict]:
+        """Run the remaining iterations; return their metrics.
+
+        The episodes are played on ``pool`` when given (its owner closes it: tests pass a pool that
+        replays recorded transitions, with no Java), else on ``config.n_envs`` ScienceWorld JVMs
+        opened for this call and closed after it.
+        """
         history = []
-        with EnvPool(self.config.n_envs, self.config.env) as pool:
+        opened = nullcontext(pool) if pool is not None else EnvPool(self.config.n_envs, self.config.env)
+        with opened as pool:
             bar = tqdm(range(self.iteration, self.config.iterations), desc=f"{self.config.algo} {self.task.name}",
                        unit="iter", disable=not progress, initial=self.iteration, total=self.config.iterations)
             for _ in bar:
@@ -137,7 +150,7 @@ class Trainer:
         self.run.close()
         return history
 
-    def run_iteration(self, pool: EnvPool) -> dict:
+    def run_iteration(self, pool: EpisodePool) -> dict:
         """One iteration (see the module docstring); writes metrics and maybe a checkpoint."""
         config, it = self.config, self.iteration
         times: dict[str, float] = {"rollout": 0.0, "tips": 0.0, "memory": 0.0, "update": 0.0}
@@ -160,8 +173,8 @@ class Trainer:
         trajectories = collect_rollouts(self.policy, pool, specs, config.rollout,
                                         retrieve=retrieve if mode.uses_memory else None,
                                         novelty=self.novelty if config.memory.novelty_coef > 0 else None,
-                                        progress=False, tips=config.memory if config.write_tips else None,
-                                        timings=times)
+                                        progress=False, sampler=self.sampler,
+                                        tips=config.memory if config.write_tips else None, timings=times)
         times["rollout"] = time.perf_counter() - began - times["tips"]  # tips are written per wave, inside
         played = [t for t in trajectories if t.end_reason != "env_failure"]
 

@@ -1,5 +1,6 @@
-"""Config validation names the field and the allowed values; GRPO's settings, and old run configs
-read as what ran."""
+"""The config package: typed overrides from --set and YAML, a JSON round trip, validation that names
+the field and the allowed values (every section, every preset), GRPO's settings, and old run
+configs read as what ran."""
 
 from __future__ import annotations
 
@@ -7,10 +8,20 @@ import json
 
 import pytest
 
-from empo2_lite.config import ConfigError, EnvConfig, TrainConfig, apply_overrides, preset, run_format_error
+from empo2_lite.config import (
+    ConfigError,
+    EnvConfig,
+    MemoryConfig,
+    TrainConfig,
+    apply_overrides,
+    load_overrides_file,
+    parse_set_arguments,
+    preset,
+    run_format_error,
+)
 
 
-def test_defaults_are_valid():
+def test_env_defaults_are_valid():
     EnvConfig().validate()
 
 
@@ -22,9 +33,19 @@ def test_defaults_are_valid():
     ({"step_timeout_s": 0}, r"env\.step_timeout_s: 0 .* > 0"),
     ({"default_max_steps": -3}, r"env\.default_max_steps"),
 ])
-def test_bad_values_name_the_field(change, message):
+def test_bad_env_values_name_the_field(change, message):
     with pytest.raises(ConfigError, match=message):
         EnvConfig(**change).validate()
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"retriever": "faiss"}, "memory.retriever"), ({"entries_per": "turn"}, "memory.entries_per"),
+    ({"relevance_threshold": 1.5}, "memory.relevance_threshold"), ({"top_k": 0}, "memory.top_k"),
+    ({"novelty_coef": -1}, "memory.novelty_coef"),
+])
+def test_bad_memory_values_name_the_field(change, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        MemoryConfig(**change).validate()
 
 
 def test_grpo_means_no_memory_no_tips_no_novelty_and_says_so_in_its_config():
@@ -50,3 +71,55 @@ def test_an_old_grpo_config_is_read_as_what_ran():
     newer = {**preset("cpu-smoke").to_dict(), "format_version": 99}
     with pytest.raises(ConfigError, match="format_version: 99 is newer than this kit understands"):
         TrainConfig.from_dict(newer)
+
+
+def test_overrides_are_typed_and_unknown_keys_are_named():
+    config = apply_overrides(preset("cpu-smoke"), parse_set_arguments(
+        ["update.learning_rate=3e-4", "group_size=3", "rollout.history_window=2", "use_off_policy=false",
+         "policy.lora_target_modules=q_proj,v_proj"]))
+    assert config.update.learning_rate == 3e-4 and config.group_size == 3 and config.rollout.history_window == 2
+    assert config.use_off_policy is False and config.policy.lora_target_modules == ("q_proj", "v_proj")
+    with pytest.raises(ConfigError, match="update.learn_rate: unknown setting; known settings of update: .*update.learning_rate"):
+        apply_overrides(config, {"update.learn_rate": "1"})
+    with pytest.raises(ConfigError, match="group_size: 'many' is not allowed; it must be a number"):
+        apply_overrides(config, {"group_size": "many"})
+    with pytest.raises(ConfigError, match="--set: 'p' is not allowed"):
+        parse_set_arguments(["p"])
+
+
+def test_yaml_overrides_nest_by_section(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("task: power-component\nupdate:\n  learning_rate: 0.001\nrollout:\n  max_steps: 7\n")
+    config = apply_overrides(preset("cpu-smoke"), load_overrides_file(path))
+    assert (config.task, config.update.learning_rate, config.rollout.max_steps) == ("power-component", 0.001, 7)
+
+
+def test_config_round_trips_through_json():
+    config = apply_overrides(preset("cpu-demo"), {"q": 0.85, "memory.entries_per": "episode"})
+    again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
+    assert again == config
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"p": 1.5}, r"p: 1.5 is not allowed; it must be a number in \[0, 1\]"),
+    ({"q": -0.1}, r"q: -0.1 is not allowed"),
+    ({"task": "find-unicorn"}, "task: 'find-unicorn' is not one of the paper's tasks"),
+    ({"algo": "ppo"}, "algo: 'ppo' is not allowed; choose one of: empo2, grpo"),
+    ({"group_size": 0}, "group_size: 0 is not allowed"),
+    ({"update.mask_granularity": "word"}, "update.mask_granularity"),
+    ({"update.temperature": 0.5}, "update.temperature: unknown setting; known settings of update: update.clip_high"),
+    ({"update.lr": 1}, "update.lr: unknown setting; known settings of update: .*update.learning_rate"),
+    ({"eval_temperature": -1.0}, r"eval_temperature: -1.0 is not allowed; it must be in \[0, 5\]"),
+    ({"off_policy_old_logprob": "both"}, "off_policy_old_logprob"),
+])
+def test_validation_names_the_field(change, message):
+    with pytest.raises(ConfigError, match=message):
+        apply_overrides(preset("cpu-smoke"), change).validate()
+
+
+def test_every_preset_is_valid_and_gpu_presets_say_they_are_unverified():
+    from empo2_lite.config import presets as train_config
+
+    for name in train_config.PRESETS:
+        preset(name).validate()
+    assert "Unverified until measured" in train_config.__doc__

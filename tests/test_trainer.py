@@ -1,117 +1,94 @@
-"""The training loop end to end on real ScienceWorld (cpu-smoke preset), configs, metrics and resume."""
+"""The training loop: its logic on replayed ScienceWorld episodes (no Java, seconds), one
+cpu-smoke run end to end on real ScienceWorld, and the resume of a run killed mid-iteration.
+
+The replayed runs script every action ("look around", recorded for each of find-animal's training
+variations by ``tests/record_transitions.py``) and train the tiny model with SmolLM2's tokenizer
+(prompts a quarter of the byte tokenizer's length), which still writes the tips.
+"""
 
 from __future__ import annotations
 
 import collections
 import json
-import statistics
 import os
 import signal
+import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
 
-from empo2_lite.config import ConfigError
+from empo2_lite.config import ConfigError, MemoryConfig, TrainConfig, apply_overrides, preset
 from empo2_lite.memory import TipMemory
 from empo2_lite.runs import RunDir
 from empo2_lite.summary import summarize
-from empo2_lite.config import (
-    TrainConfig,
-    apply_overrides,
-    load_overrides_file,
-    parse_set_arguments,
-    preset,
-)
+from empo2_lite.trainer import Trainer, aggregate_novelty
+from empo2_lite.trajectory import Trajectory, Turn
+from replay_pool import ReplayPool
+from scripted import ScriptedSampler
 
 
-def test_overrides_are_typed_and_unknown_keys_are_named():
-    config = apply_overrides(preset("cpu-smoke"), parse_set_arguments(
-        ["update.learning_rate=3e-4", "group_size=3", "rollout.history_window=2", "use_off_policy=false",
-         "policy.lora_target_modules=q_proj,v_proj"]))
-    assert config.update.learning_rate == 3e-4 and config.group_size == 3 and config.rollout.history_window == 2
-    assert config.use_off_policy is False and config.policy.lora_target_modules == ("q_proj", "v_proj")
-    with pytest.raises(ConfigError, match="update.learn_rate: unknown setting; known settings of update: .*update.learning_rate"):
-        apply_overrides(config, {"update.learn_rate": "1"})
-    with pytest.raises(ConfigError, match="group_size: 'many' is not allowed; it must be a number"):
-        apply_overrides(config, {"group_size": "many"})
-    with pytest.raises(ConfigError, match="--set: 'p' is not allowed"):
-        parse_set_arguments(["p"])
+def train_on_replays(config: TrainConfig, model: Path) -> list[dict]:
+    """Train ``model`` with ``config`` (a find-animal run of at most 4 steps an episode) on recorded
+    transitions, every action "look around", in the run folder named after the config."""
+    config = apply_overrides(config, {"policy.model": str(model)})
+    trainer = Trainer(config, RunDir.named(config.name))
+    trainer.sampler = ScriptedSampler(trainer.policy.tokenizer, {"animal": ["look around"] * 1000})
+    return trainer.train(progress=False, pool=ReplayPool(config.n_envs))
 
 
-def test_yaml_overrides_nest_by_section(tmp_path):
-    path = tmp_path / "run.yaml"
-    path.write_text("task: power-component\nupdate:\n  learning_rate: 0.001\nrollout:\n  max_steps: 7\n")
-    config = apply_overrides(preset("cpu-smoke"), load_overrides_file(path))
-    assert (config.task, config.update.learning_rate, config.rollout.max_steps) == ("power-component", 0.001, 7)
-
-
-def test_config_round_trips_through_json():
-    config = apply_overrides(preset("cpu-demo"), {"q": 0.85, "memory.entries_per": "episode"})
-    again = TrainConfig.from_dict(json.loads(json.dumps(config.to_dict())))
-    assert again == config
-
-
-@pytest.mark.parametrize("change, message", [
-    ({"p": 1.5}, r"p: 1.5 is not allowed; it must be a number in \[0, 1\]"),
-    ({"q": -0.1}, r"q: -0.1 is not allowed"),
-    ({"task": "find-unicorn"}, "task: 'find-unicorn' is not one of the paper's tasks"),
-    ({"algo": "ppo"}, "algo: 'ppo' is not allowed; choose one of: empo2, grpo"),
-    ({"group_size": 0}, "group_size: 0 is not allowed"),
-    ({"update.mask_granularity": "word"}, "update.mask_granularity"),
-    ({"update.temperature": 0.5}, "update.temperature: unknown setting; known settings of update: update.clip_high"),
-    ({"update.lr": 1}, "update.lr: unknown setting; known settings of update: .*update.learning_rate"),
-    ({"eval_temperature": -1.0}, r"eval_temperature: -1.0 is not allowed; it must be in \[0, 5\]"),
-    ({"off_policy_old_logprob": "both"}, "off_policy_old_logprob"),
-])
-def test_validation_names_the_field(change, message):
-    with pytest.raises(ConfigError, match=message):
-        apply_overrides(preset("cpu-smoke"), change).validate()
-
-
-def test_every_preset_is_valid_and_gpu_presets_say_they_are_unverified():
-    from empo2_lite.config import presets as train_config
-
-    for name in train_config.PRESETS:
-        preset(name).validate()
-    assert "Unverified until measured" in train_config.__doc__
-
-
-def test_train_cli_rejects_bad_settings_before_any_heavy_work(monkeypatch, capsys):
-    from empo2_lite import trainer
-    from empo2_lite.__main__ import main
-
-    def no_training(*args, **kwargs):
-        raise AssertionError("the Trainer was built for an invalid config")
-
-    monkeypatch.setattr(trainer, "Trainer", no_training)
-    assert main(["train", "--preset", "cpu-smoke", "--set", "p=2"]) == 2
-    assert capsys.readouterr().err.strip() == "empo2-lite: error: p: 2.0 is not allowed; it must be a number in [0, 1]"
-    # `python -m empo2_lite` says the same, in one line and with no traceback.
-    out = subprocess.run([sys.executable, "-m", "empo2_lite", "train", "--preset", "cpu-smoke", "--set", "p=2"],
-                         capture_output=True, text=True, timeout=300)
-    assert out.returncode == 2
-    assert out.stderr.strip().splitlines() == ["empo2-lite: error: p: 2.0 is not allowed; it must be a number in [0, 1]"]
-
-
-@pytest.mark.jvm
-@pytest.mark.slow
-def test_one_cpu_smoke_iteration_end_to_end(tmp_path, monkeypatch):
-    from empo2_lite.trainer import Trainer
-
+def test_an_iteration_logs_every_metric_and_saves_checkpoint_memory_and_tensorboard(tmp_path, monkeypatch,
+                                                                                   tiny_smollm2_model):
     monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
-    config = apply_overrides(preset("cpu-smoke"), {"iterations": 1, "name": "e2e", "p": 1.0, "q": 1.0, "eval_every": 1})
-    trainer = Trainer(config, RunDir.named("e2e"))
-    before = {n: p.detach().clone() for n, p in trainer.policy.model.named_parameters() if p.requires_grad}
-    [metrics] = trainer.train(progress=False)
+    config = apply_overrides(preset("cpu-smoke"), {"iterations": 1, "name": "replayed", "p": 1.0, "q": 1.0})
+    [metrics] = train_on_replays(config, tiny_smollm2_model)
     assert metrics["mode"] == "off_policy" and metrics["charts/env_failures"] == 0
     assert metrics["charts/steps_mean"] == 4 and metrics["tokens/update"] > 0
     for key in ("charts/return_mean", "charts/success_rate", "charts/novelty_mean", "losses/loss", "losses/clip_fraction",
                 "losses/masked_fraction", "losses/entropy", "losses/grad_norm", "time/rollout", "time/tips",
                 "time/memory", "time/update", "memory/peak_rss_mb"):
         assert key in metrics
+    run = RunDir.named("replayed")
+    assert run.latest_checkpoint().name == "iter-000001"
+    assert len(TipMemory.load(run.memory_path)) == metrics["memory/entries"] > 0
+    assert any(name.startswith("events.out") for name in os.listdir(run.path / "tensorboard"))
+
+
+def test_grpo_has_no_novelty_and_no_memory_while_empo2_of_the_same_seed_has_both(tmp_path, monkeypatch,
+                                                                                 tiny_smollm2_model):
+    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
+    rows = {}
+    for algo in ("grpo", "empo2"):
+        config = apply_overrides(preset("cpu-smoke"), {"algo": algo, "iterations": 1, "name": algo, "seed": 3})
+        [rows[algo]] = train_on_replays(config, tiny_smollm2_model)
+    grpo, empo2 = rows["grpo"], rows["empo2"]
+    assert grpo["charts/novelty_mean"] == 0 and grpo["memory/entries"] == 0 and grpo["time/tips"] == 0
+    assert not (tmp_path / "grpo" / "memory.jsonl").exists()
+    assert json.loads((tmp_path / "grpo" / "config.json").read_text())["p"] == 0.0
+    assert empo2["charts/novelty_mean"] > 0 and empo2["memory/entries"] > 0
+    for row in rows.values():  # every episode is counted under its end reason
+        ends = {key: value for key, value in row.items() if key.startswith("episodes/end_")}
+        assert sum(ends.values()) == 4 and ends
+        assert row["update/optimizer_steps"] >= 1 and row["tokens/prefilled"] > row["tokens/generated"] > 0
+
+
+@pytest.mark.jvm
+@pytest.mark.slow
+def test_one_cpu_smoke_iteration_end_to_end(tmp_path, monkeypatch):
+    """Real ScienceWorld and the model's own actions: the LoRA weights change, and the run is
+    checkpointed, remembered and evaluated (each metric is checked on replays above). The task has
+    4 test variations (find-animal has 20), so the evaluation is one wave of episodes."""
+    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
+    config = apply_overrides(preset("cpu-smoke"), {"iterations": 1, "name": "e2e", "p": 1.0, "q": 1.0, "eval_every": 1,
+                                                   "task": "identify-life-stages-2"})
+    trainer = Trainer(config, RunDir.named("e2e"))
+    before = {n: p.detach().clone() for n, p in trainer.policy.model.named_parameters() if p.requires_grad}
+    [metrics] = trainer.train(progress=False)
+    assert metrics["mode"] == "off_policy" and metrics["charts/env_failures"] == 0
+    assert metrics["charts/steps_mean"] == 4 and metrics["tokens/update"] > 0
     after = dict(trainer.policy.model.named_parameters())
     assert any(not torch.equal(before[n], after[n].detach()) for n in before)
     run = RunDir.named("e2e")
@@ -119,7 +96,6 @@ def test_one_cpu_smoke_iteration_end_to_end(tmp_path, monkeypatch):
     assert len(TipMemory.load(run.memory_path)) == metrics["memory/entries"] > 0
     [evaluation] = run.read_evals()
     assert evaluation["episodes"] == len(trainer.task.test_variations)
-    assert any(name.startswith("events.out") for name in os.listdir(run.path / "tensorboard"))
 
 
 def train_command(*args: str) -> list[str]:
@@ -128,13 +104,10 @@ def train_command(*args: str) -> list[str]:
 
 @pytest.mark.jvm
 @pytest.mark.slow
-def test_a_run_killed_mid_iteration_resumes_with_memory_intact(tmp_path):
+def test_a_run_killed_mid_iteration_resumes_with_memory_intact(tmp_path, monkeypatch, tiny_smollm2_model):
     env = {**os.environ, "EMPO2_RUNS": str(tmp_path)}
-    common = ["--iterations", "3", "--set", "p=1.0"]
-    subprocess.run(train_command("--name", "whole", *common), env=env, check=True, capture_output=True, timeout=600)
-
-    killed = subprocess.Popen(train_command("--name", "killed", *common), env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    killed = subprocess.Popen(train_command("--name", "killed", "--iterations", "2", "--set", "p=1.0"), env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run = RunDir(tmp_path / "killed")
     deadline = time.monotonic() + 300
     while run.latest_checkpoint() is None and time.monotonic() < deadline:
@@ -148,34 +121,27 @@ def test_a_run_killed_mid_iteration_resumes_with_memory_intact(tmp_path):
     resumed = subprocess.run(train_command("--resume", "killed"), env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     metrics = run.read_metrics()
-    assert [m["iteration"] for m in metrics] == [0, 1, 2]
-    whole = RunDir(tmp_path / "whole").read_metrics()
+    assert [m["iteration"] for m in metrics] == [0, 1]
+    # The modes come from the trainer's RNG alone, so an uninterrupted run of the same seed on
+    # replayed episodes draws what this one must have drawn (seed 0: on-policy, then off-policy).
+    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
+    whole_config = apply_overrides(preset("cpu-smoke"), {"name": "whole", "iterations": 2, "p": 1.0})
+    whole = train_on_replays(whole_config, tiny_smollm2_model)
     assert [m["mode"] for m in metrics] == [m["mode"] for m in whole]  # RNG state restored
+    assert len({m["mode"] for m in whole}) == 2  # so a fresh RNG would have drawn the first mode again
     assert len(TipMemory.load(run.memory_path)) == metrics[-1]["memory/entries"] >= entries_at_kill > 0
     written_by = [json.loads(line)["iteration"] for line in run.memory_path.read_text().splitlines()]
-    assert sorted(set(written_by)) == [0, 1, 2] and written_by == sorted(written_by)  # no duplicate iteration 1
-    assert run.latest_checkpoint().name == "iter-000003"
+    assert sorted(set(written_by)) == [0, 1] and written_by == sorted(written_by)  # no duplicate iteration 1
+    assert run.latest_checkpoint().name == "iter-000002"
 
 
-@pytest.mark.jvm
-@pytest.mark.slow
-def test_grpo_has_no_novelty_and_no_memory_while_empo2_of_the_same_seed_has_both(tmp_path, monkeypatch):
-    from empo2_lite.trainer import Trainer
-
-    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
-    rows = {}
-    for algo in ("grpo", "empo2"):
-        config = apply_overrides(preset("cpu-smoke"), {"algo": algo, "iterations": 1, "name": algo, "seed": 3})
-        [rows[algo]] = Trainer(config, RunDir.named(algo)).train(progress=False)
-    grpo, empo2 = rows["grpo"], rows["empo2"]
-    assert grpo["charts/novelty_mean"] == 0 and grpo["memory/entries"] == 0 and grpo["time/tips"] == 0
-    assert not (tmp_path / "grpo" / "memory.jsonl").exists()
-    assert json.loads((tmp_path / "grpo" / "config.json").read_text())["p"] == 0.0
-    assert empo2["charts/novelty_mean"] > 0 and empo2["memory/entries"] > 0
-    for row in rows.values():  # every episode is counted under its end reason
-        ends = {key: value for key, value in row.items() if key.startswith("episodes/end_")}
-        assert sum(ends.values()) == 4 and ends
-        assert row["update/optimizer_steps"] >= 1 and row["tokens/prefilled"] > row["tokens/generated"] > 0
+def test_the_novelty_term_is_the_sum_or_the_mean_of_the_steps():
+    trajectory = Trajectory("find-animal", 0, 0, 0, turns=[_turn(novelty=value) for value in (1.0, 0.5, 0.0, 0.5)])
+    assert aggregate_novelty(trajectory, "sum") == 2.0
+    assert aggregate_novelty(trajectory, "mean") == 0.5
+    assert aggregate_novelty(Trajectory("find-animal", 0, 0, 1), "mean") == 0.0
+    with pytest.raises(ConfigError, match="memory.novelty_aggregation: 'max' is not allowed; choose one of: sum, mean"):
+        MemoryConfig(novelty_aggregation="max").validate()
 
 
 def charts_as_the_trainer_first_computed_them(trajectories) -> dict:
@@ -211,3 +177,25 @@ def test_chart_metrics_from_the_shared_summary_are_the_trainers_own_numbers():
     }
     for name, batch in batches.items():  # json text: the same numbers and the same int/float types
         assert json.dumps(chart_metrics(summarize(batch))) == json.dumps(charts_as_the_trainer_first_computed_them(batch)), name
+
+
+def test_train_cli_rejects_bad_settings_before_any_heavy_work(monkeypatch, capsys):
+    from empo2_lite import trainer
+    from empo2_lite.__main__ import main
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the Trainer was built for an invalid config")
+
+    monkeypatch.setattr(trainer, "Trainer", no_training)
+    assert main(["train", "--preset", "cpu-smoke", "--set", "p=2"]) == 2
+    assert capsys.readouterr().err.strip() == "empo2-lite: error: p: 2.0 is not allowed; it must be a number in [0, 1]"
+    # `python -m empo2_lite` says the same, in one line and with no traceback.
+    out = subprocess.run([sys.executable, "-m", "empo2_lite", "train", "--preset", "cpu-smoke", "--set", "p=2"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == ["empo2-lite: error: p: 2.0 is not allowed; it must be a number in [0, 1]"]
+
+
+def _turn(novelty: float = 0.0) -> Turn:
+    return Turn(user_message="", tips=(), response_ids=[1], logprobs=[0.0], response_text="look around\n",
+                raw_action="look around", action="look around", reward=0, score=0, finish="newline", novelty=novelty)
