@@ -43,7 +43,7 @@ def _iteration_axis(axes, iterations: pd.Series, label: str = "iteration") -> No
 
 
 METRIC_LABELS = {
-    "charts/return_mean": "training return (mean over the iteration's episodes)",
+    "charts/return_mean": "training return (mean per iteration)",
     "charts/success_rate": "training success rate",
 }
 """Axis labels for the metrics people plot most; any other metric is labelled by its name."""

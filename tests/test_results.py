@@ -58,7 +58,7 @@ def test_learning_curves_draw_one_band_per_algorithm(sample):
     axes = plots.learning_curves(metrics).axes[0]
     assert [line.get_label() for line in axes.get_lines()] == ["empo2 (2 runs)", "grpo (2 runs)"]
     assert len(axes.collections) == 2
-    assert axes.get_ylabel() == "training return (mean over the iteration's episodes)"
+    assert axes.get_ylabel() == "training return (mean per iteration)"
     one_run = metrics[metrics["run"] == metrics["run"].iloc[0]]
     assert [line.get_label() for line in plots.learning_curves(one_run).axes[0].get_lines()] == [
         f"{one_run['algo'].iloc[0]} (1 run)"]
