@@ -41,7 +41,8 @@ def test_an_unusable_cache_falls_back_with_one_line(byte_policy, monkeypatch, ca
 
 
 def play_both_ways(policy, specs, config: RolloutConfig, tips: MemoryConfig | None = None):
-    """The same greedy episodes with the cache on and off."""
+    """The same greedy episodes with the cache on and off, each way on JVMs of its own: a second
+    reset of a variation in the same JVM may list the room's objects in another order."""
     runs = {}
     for cached in (True, False):
         with EnvPool(len(specs)) as pool:
@@ -82,7 +83,10 @@ def test_cached_and_rereading_rollouts_play_the_same_greedy_episodes(byte_policy
 @pytest.mark.jvm
 @pytest.mark.slow
 def test_cached_and_rereading_rollouts_agree_on_smollm2():
+    """The embedded model's chat template and stops, on one real episode long enough to extend its
+    cache (its prefill is most of the cost; batched rows of this model are compared in
+    test_kv_sampler.py, batched rollouts above)."""
     policy = load_policy(PolicyConfig(lora_rank=4, lora_alpha=8))
-    config = RolloutConfig(max_steps=3, max_new_tokens=8, demonstrations=1, temperature=0.0)
-    cached, reread = play_both_ways(policy, SPECS[:2], config)
+    config = RolloutConfig(max_steps=2, max_new_tokens=8, demonstrations=0, temperature=0.0)
+    cached, reread = play_both_ways(policy, SPECS[:1], config)
     assert_same_episodes(policy, cached, reread)
