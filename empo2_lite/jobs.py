@@ -13,8 +13,8 @@ the same way (finished work is read back, not redone):
 * ``all_figures``: every figure a set of runs supports, optionally saved as PNG + PDF.
 
 Jobs that play episodes take ``make_pool`` (default: ``EnvPool``, one ScienceWorld JVM per slot),
-so tests run them on a pool replaying recorded transitions. Training takes ``trainer_class``
-instead: the trainer opens its own environments.
+so tests run them on a pool replaying recorded transitions; training also takes ``trainer_class``
+(tests pass one that writes checkpoints without a model).
 """
 
 from __future__ import annotations
@@ -80,10 +80,12 @@ def _check_same_run(run: RunDir, config: TrainConfig) -> None:
                           f"({'; '.join(changed)}); choose another name, or delete the folder to start again")
 
 
-def train(config: TrainConfig, *, progress: bool = True, trainer_class: type | None = None) -> Trained:
+def train(config: TrainConfig, *, progress: bool = True, make_pool: PoolFactory | None = None,
+          trainer_class: type | None = None) -> Trained:
     """Bring the run named ``config.name`` to ``config.iterations`` iterations: start it, resume it
     from its last checkpoint, or skip it when it is done. Raising ``iterations`` extends a finished
-    run; any other changed setting is refused before a model loads."""
+    run; any other changed setting is refused before a model loads. Episodes are played on
+    ``make_pool``'s environments when given, else on the trainer's own ScienceWorld JVMs."""
     if trainer_class is None:
         from empo2_lite.trainer import Trainer as trainer_class
     config.validate()
@@ -94,11 +96,15 @@ def train(config: TrainConfig, *, progress: bool = True, trainer_class: type | N
     if status == "done":
         return Trained(run, "skipped (done)")
     trainer = trainer_class(config, run, resume=status == "partial")
-    history = trainer.train(progress=progress)
+    if make_pool is None:
+        history = trainer.train(progress=progress)
+    else:
+        with make_pool(config.n_envs, config.env) as pool:
+            history = trainer.train(progress=progress, pool=pool)
     return Trained(run, "resumed" if status == "partial" else "trained", history, trainer.policy)
 
 
-def resume(name: str, iterations: int | None = None, *, progress: bool = True,
+def resume(name: str, iterations: int | None = None, *, progress: bool = True, make_pool: PoolFactory | None = None,
            trainer_class: type | None = None) -> Trained:
     """Continue the run called ``name`` with its own settings (to ``iterations`` if given)."""
     run = RunDir.named(name)
@@ -107,13 +113,14 @@ def resume(name: str, iterations: int | None = None, *, progress: bool = True,
     config = run.config()
     if iterations:
         config.iterations = iterations
-    return train(config, progress=progress, trainer_class=trainer_class)
+    return train(config, progress=progress, make_pool=make_pool, trainer_class=trainer_class)
 
 
-def train_runs(configs: Iterable[TrainConfig], *, progress: bool = True,
+def train_runs(configs: Iterable[TrainConfig], *, progress: bool = True, make_pool: PoolFactory | None = None,
                trainer_class: type | None = None) -> dict[str, str]:
     """Train every config in turn (a grid, or algorithms side by side); each run's outcome by name."""
-    return {config.name: train(config, progress=progress, trainer_class=trainer_class).outcome for config in configs}
+    return {config.name: train(config, progress=progress, make_pool=make_pool, trainer_class=trainer_class).outcome
+            for config in configs}
 
 
 # -- evaluation --------------------------------------------------------------------------------

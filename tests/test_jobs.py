@@ -35,6 +35,7 @@ class FakeTrainer:
     """Starts or resumes a run and writes checkpoints the way the real trainer does, with no model."""
 
     built: list[tuple[str, bool]] = []
+    pools: list = []
 
     def __init__(self, config, run: RunDir, resume: bool = False) -> None:
         self.config, self.run, self.policy = config, run, None
@@ -42,9 +43,10 @@ class FakeTrainer:
         if not resume:
             run.start(config)
 
-    def train(self, progress: bool = True) -> list[dict]:
+    def train(self, progress: bool = True, pool=None) -> list[dict]:
         import torch
 
+        FakeTrainer.pools.append(pool)
         history = []
         for iteration in range(self.run.iterations_done(), self.config.iterations):
             history.append({"iteration": iteration, "charts/return_mean": 0.0})
@@ -55,7 +57,7 @@ class FakeTrainer:
 
 @pytest.fixture()
 def fake_trainer():
-    FakeTrainer.built = []
+    FakeTrainer.built, FakeTrainer.pools = [], []
     return FakeTrainer
 
 
@@ -71,6 +73,12 @@ def test_train_starts_resumes_and_skips_a_run_by_name(fake_trainer):
     longer = jobs.train(smoke(name="a", iterations=3), trainer_class=fake_trainer)
     assert (longer.outcome, [row["iteration"] for row in longer.history]) == ("resumed", [2])
     assert fake_trainer.built == [("a", False), ("a", True)]  # a finished run builds no trainer
+
+
+def test_train_plays_on_the_pool_it_is_given(fake_trainer):
+    jobs.train(smoke(name="a", iterations=1), make_pool=replay, trainer_class=fake_trainer)
+    [pool] = fake_trainer.pools
+    assert isinstance(pool, ReplayPool) and pool.size == smoke().n_envs
 
 
 def test_train_refuses_to_continue_a_run_under_other_settings(fake_trainer):
