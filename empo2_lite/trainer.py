@@ -110,14 +110,14 @@ class Trainer:
         self.config, self.run = config, run
         self.task = get_task(config.task)
         self.policy = load_policy(config.policy)
+        if not self.policy.has_adapter:
+            raise ConfigError("policy.lora_rank: 0 is not allowed for training; the kit trains a LoRA adapter (> 0)")
+        warn_if_context_is_short(self.policy.tokenizer, config)
         self.sampler: Sampler | None = None
         """Replaces the policy's sampling of the training rollouts' actions, so that tests can
         script the episodes of a replay pool (``tests/replay_pool.py``); it is set after loading
         because a scripted sampler needs the policy's tokenizer. Tips and evaluation episodes are
         still sampled from the policy."""
-        if not self.policy.has_adapter:
-            raise ConfigError("policy.lora_rank: 0 is not allowed for training; the kit trains a LoRA adapter (> 0)")
-        warn_if_context_is_short(self.policy.tokenizer, config)
         self.optimizer = torch.optim.AdamW(self.policy.trainable_parameters(), lr=config.update.learning_rate)
         self.rng = random.Random(config.seed)
         torch.manual_seed(config.seed)
