@@ -33,8 +33,7 @@ from tqdm.auto import tqdm
 from empo2_lite import prompts
 from empo2_lite.config import MemoryConfig, RolloutConfig
 from empo2_lite.demonstrations import demonstrations_for
-from empo2_lite.env.adapter import EpisodeStart, StepResult
-from empo2_lite.env.pool import EpisodeFailure
+from empo2_lite.env.adapter import EpisodeFailure, EpisodeStart, StepResult
 from empo2_lite.env.protocol import EpisodePool
 from empo2_lite.policy.loading import Policy
 from empo2_lite.memory.tips import write_tips

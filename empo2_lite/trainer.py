@@ -141,7 +141,7 @@ class Trainer:
         history = []
         opened = nullcontext(pool) if pool is not None else EnvPool(self.config.n_envs, self.config.env)
         with opened as pool:
-            bar = tqdm(range(self.iteration, self.config.iterations), desc=f"{self.config.algo} {self.task.name}",
+            bar = tqdm(range(self.iteration, self.config.iterations), desc=self.config.algo,
                        unit="iter", disable=not progress, initial=self.iteration, total=self.config.iterations)
             for _ in bar:
                 metrics = self.run_iteration(pool)

@@ -111,3 +111,20 @@ def test_the_parsers_ood_pairs_are_the_evaluations():
 def test_eval_of_a_run_on_another_task_points_to_ood():
     out = run_cli("eval", "--run", "some-run", "--task", "find-animal")
     assert out.returncode == 2 and out.stderr.strip().endswith("for another, see `ood`)")
+
+
+def test_train_cli_rejects_bad_settings_before_any_heavy_work(monkeypatch, capsys):
+    from empo2_lite import trainer
+    from empo2_lite.__main__ import main
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("the Trainer was built for an invalid config")
+
+    monkeypatch.setattr(trainer, "Trainer", no_training)
+    assert main(["train", "--preset", "cpu-smoke", "--set", "p=2"]) == 2
+    assert capsys.readouterr().err.strip() == "empo2-lite: error: p: 2.0 is not allowed; it must be a number in [0, 1]"
+    # `python -m empo2_lite` says the same, in one line and with no traceback.
+    out = subprocess.run([sys.executable, "-m", "empo2_lite", "train", "--preset", "cpu-smoke", "--set", "p=2"],
+                         capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == ["empo2-lite: error: p: 2.0 is not allowed; it must be a number in [0, 1]"]

@@ -12,6 +12,8 @@ from empo2_lite.config import (
     ConfigError,
     EnvConfig,
     MemoryConfig,
+    PolicyConfig,
+    RolloutConfig,
     TrainConfig,
     apply_overrides,
     load_overrides_file,
@@ -123,3 +125,20 @@ def test_every_preset_is_valid_and_gpu_presets_say_they_are_unverified():
     for name in train_config.PRESETS:
         preset(name).validate()
     assert "Unverified until measured" in train_config.__doc__
+
+
+def test_bad_rollout_config_names_the_field():
+    with pytest.raises(ConfigError, match=r"rollout\.top_p"):
+        RolloutConfig(top_p=0).validate()
+    with pytest.raises(ConfigError, match=r"rollout\.history_window"):
+        RolloutConfig(history_window=0).validate()
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"dtype": "int8"}, "policy.dtype"), ({"backend": "vllm"}, "policy.backend"),
+    ({"lora_rank": -1}, "policy.lora_rank"), ({"lora_dropout": 1.5}, "policy.lora_dropout"),
+    ({"device": "tpu"}, "policy.device"),
+])
+def test_bad_policy_values_name_the_field(change, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        PolicyConfig(**change).validate()

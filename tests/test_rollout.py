@@ -181,15 +181,6 @@ def test_action_text_is_the_first_line_without_special_tokens(byte_policy):
     assert action_text(response, tokenizer) == "open door to kitchen"
 
 
-def test_bad_rollout_config_names_the_field():
-    from empo2_lite.config import ConfigError
-
-    with pytest.raises(ConfigError, match=r"rollout\.top_p"):
-        RolloutConfig(top_p=0).validate()
-    with pytest.raises(ConfigError, match=r"rollout\.history_window"):
-        RolloutConfig(history_window=0).validate()
-
-
 def test_memory_tips_reach_the_with_tips_view_only_and_novelty_is_recorded(byte_policy, pool):
     from empo2_lite.memory import Novelty, TipEntry, TipMemory
 
