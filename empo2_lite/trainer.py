@@ -109,6 +109,9 @@ class Trainer:
             raise ConfigError(f"name: run folder {run.path} already has checkpoints; resume it or choose another name")
         self.config, self.run = config, run
         self.task = get_task(config.task)
+        # Seed before loading: the LoRA A matrices are drawn at random when the adapter is made,
+        # and unseeded they depended on whatever had used torch's generator before (import order).
+        torch.manual_seed(config.seed)
         self.policy = load_policy(config.policy)
         if not self.policy.has_adapter:
             raise ConfigError("policy.lora_rank: 0 is not allowed for training; the kit trains a LoRA adapter (> 0)")
@@ -120,7 +123,7 @@ class Trainer:
         still sampled from the policy."""
         self.optimizer = torch.optim.AdamW(self.policy.trainable_parameters(), lr=config.update.learning_rate)
         self.rng = random.Random(config.seed)
-        torch.manual_seed(config.seed)
+        torch.manual_seed(config.seed)  # sampling starts from the seed, as before the adapter was drawn
         self.novelty = Novelty(config.memory.novelty_threshold)
         self.iteration = 0
         if resume:

@@ -182,3 +182,18 @@ def test_chart_metrics_from_the_shared_summary_are_the_trainers_own_numbers():
 def _turn(novelty: float = 0.0) -> Turn:
     return Turn(user_message="", tips=(), response_ids=[1], logprobs=[0.0], response_text="look around\n",
                 raw_action="look around", action="look around", reward=0, score=0, finish="newline", novelty=novelty)
+
+
+def test_the_lora_initialisation_follows_the_seed_not_what_ran_before(tiny_smollm2_model, tmp_path):
+    """Two trainers of the same seed draw the same adapter even when other code used torch's
+    generator in between; another seed draws another one."""
+    def lora_a(seed: int, name: str):
+        torch.rand(7)  # whatever ran before
+        config = apply_overrides(preset("cpu-smoke"), {"policy.model": str(tiny_smollm2_model), "seed": seed,
+                                                       "name": name})
+        trainer = Trainer(config, RunDir(tmp_path / name))
+        return [p.detach().clone() for n, p in trainer.policy.model.named_parameters() if "lora_A" in n]
+
+    first, again, other = lora_a(1, "a"), lora_a(1, "b"), lora_a(2, "c")
+    assert all(torch.equal(x, y) for x, y in zip(first, again))
+    assert not all(torch.equal(x, y) for x, y in zip(first, other))
