@@ -1,8 +1,8 @@
 """The EMPO² training loop, one iteration readable top to bottom.
 
-    draw the mode -> rollouts (tips retrieved in memory modes; novelty in every mode)
-    -> tips written and stored (every mode) -> GRPO advantages -> update on the mode's view
-    -> metrics, evaluation, checkpoint
+    draw the mode -> rollouts (tips retrieved in memory modes; novelty in every mode; each
+    episode's tip written from its own KV cache at the end of its wave) -> tips stored
+    -> GRPO advantages -> update on the mode's view -> metrics, evaluation, checkpoint
 
 GRPO is the same loop without memory and without the intrinsic reward: p = 0, no tip writing, no
 memory file, novelty coefficient 0 (``config.ALGO_SETTINGS``); novelty is then not even
