@@ -38,7 +38,14 @@ from transformers import DynamicCache
 from transformers.cache_utils import get_layer_types_and_kwargs
 
 from empo2_lite.policy.loading import Policy
-from empo2_lite.policy.sampling import SampledResponse, _newline_token_ids, _transformers_model, end_token_ids, left_pad
+from empo2_lite.policy.sampling import (
+    SampledResponse,
+    _newline_token_ids,
+    _transformers_model,
+    cut_response,
+    end_token_ids,
+    left_pad,
+)
 
 
 @dataclass
@@ -191,16 +198,8 @@ class KVCacheSampler:
 
     def _response(self, decoded: _Decoded, row: int) -> SampledResponse:
         """Row ``row``'s tokens up to and including its stop token, labelled like ``sample_responses``."""
-        ids = decoded.tokens[row].tolist()
-        end = next((i + 1 for i, token in enumerate(ids) if token in self.stop_set), len(ids))
-        ids = ids[:end]
-        finish = "eos" if ids[-1] in self.end_ids else "newline" if ids[-1] in self.stop_set else "length"
-        return SampledResponse(
-            token_ids=ids,
-            logprobs=decoded.logprobs[row, :end].tolist() if decoded.logprobs is not None else [],
-            text=self.policy.tokenizer.decode(ids, skip_special_tokens=False),
-            finish=finish,
-        )
+        return cut_response(self.policy.tokenizer, decoded.tokens[row].tolist(),
+                            decoded.logprobs[row] if decoded.logprobs is not None else None, self.end_ids, self.stop_set)
 
     def _store(self, episode: _EpisodeCache, tokens: list[int], decoded: _Decoded, row: int) -> None:
         """Keep row ``row``'s real columns of the batch cache as the episode's cache of ``tokens``."""

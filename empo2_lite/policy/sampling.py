@@ -183,19 +183,23 @@ def sample_responses(
     generated = out.sequences[:, input_ids.shape[1]:]
     logprobs = _token_logprobs(out.logits, generated, temperature) if with_logprobs else None
     stop_set = set(stop_ids.tolist())
-    responses = []
-    for row in range(len(prompts)):
-        ids = generated[row].tolist()
-        end = next((i + 1 for i, token in enumerate(ids) if token in stop_set), len(ids))
-        ids = ids[:end]
-        finish = "eos" if ids[-1] in end_ids else "newline" if ids[-1] in stop_set else "length"
-        responses.append(SampledResponse(
-            token_ids=ids,
-            logprobs=logprobs[row, :end].tolist() if logprobs is not None else [],
-            text=tokenizer.decode(ids, skip_special_tokens=False),
-            finish=finish,
-        ))
-    return responses
+    return [cut_response(tokenizer, generated[row].tolist(), logprobs[row] if logprobs is not None else None,
+                         end_ids, stop_set) for row in range(len(prompts))]
+
+
+def cut_response(tokenizer, ids: list[int], logprobs: torch.Tensor | None, end_ids: set[int],
+                 stop_set: set[int]) -> SampledResponse:
+    """A row of generated ids cut after its first stop token, with its log-probs and its finish
+    label; both samplers (this one and ``kv_sampler``) label responses with it."""
+    end = next((i + 1 for i, token in enumerate(ids) if token in stop_set), len(ids))
+    ids = ids[:end]
+    finish = "eos" if ids[-1] in end_ids else "newline" if ids[-1] in stop_set else "length"
+    return SampledResponse(
+        token_ids=ids,
+        logprobs=logprobs[:end].tolist() if logprobs is not None else [],
+        text=tokenizer.decode(ids, skip_special_tokens=False),
+        finish=finish,
+    )
 
 
 def _token_logprobs(step_logits: tuple[torch.Tensor, ...], generated: torch.Tensor, temperature: float) -> torch.Tensor:
