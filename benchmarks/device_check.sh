@@ -28,21 +28,11 @@ JRE="${PRESET_CHECK_JRE:-/tmp/jre}"
 mkdir -p "$OUT_DIR"
 SETUP_LOG="$OUT_DIR/setup.log"
 
-setup() {  # wheels, Java, and a look at what the machine has
-    ls "$BUNDLE"/*.whl "$BUNDLE/jre.tgz" || { echo "no $BUNDLE here: run benchmarks/device_bundle.sh and carry it"; return 1; }
-    "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$BUNDLE"/*.whl || return 1
-    rm -rf "$JRE" && mkdir -p "$JRE" && tar -xzf "$BUNDLE/jre.tgz" -C "$JRE" --strip-components=1 || return 1
-    echo "java: $(command -v java)"; java -version 2>&1 | head -1
-    nvidia-smi -L 2>/dev/null || echo "nvidia-smi: none"
-    "$PY" -c "import torch, transformers, peft, accelerate, scienceworld, py4j, rank_bm25, empo2_lite.trainer; \
-print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), 'transformers', transformers.__version__, \
-'peft', peft.__version__, 'accelerate', accelerate.__version__)"
-}
+# shellcheck source=benchmarks/device_setup.sh
+source benchmarks/device_setup.sh
 
-export PYTHONPATH="$SITE:$PWD" JAVA_HOME="$JRE" PATH="$JRE/bin:$PATH"
-export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 began=$SECONDS
-setup 2>&1 | tee "$SETUP_LOG"
+device_setup 2>&1 | tee "$SETUP_LOG"
 if [ "${PIPESTATUS[0]}" -ne 0 ]; then
     echo "device_check: setup failed (see $SETUP_LOG)"
     exit 1

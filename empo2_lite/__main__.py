@@ -16,6 +16,7 @@ import argparse
 import json
 import sys
 import textwrap
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from empo2_lite import tasks as task_registry
@@ -53,10 +54,16 @@ def cmd_tasks(args: argparse.Namespace) -> int:
 
 
 def cmd_play(args: argparse.Namespace) -> int:
-    """Play the gold sequence or ``--actions`` through the adapter, printing each step."""
+    """Play the gold sequence or ``--actions`` through the adapter, printing each step; or, with
+    ``--run``, let a trained run's policy play and print its transcript."""
     task = task_registry.get_task(args.task)
-    task.check_variation(args.variation, args.split)
-    actions = None if args.gold else [a.strip() for a in args.actions.split(";") if a.strip()]
+    if args.run:
+        return _watch(args, task)
+    if args.memory or args.untrained:
+        raise ConfigError("--memory/--untrained: only with --run NAME (they choose how the run's policy plays)")
+    split = args.split or "train"
+    task.check_variation(args.variation, split)
+    actions = None if args.gold else [a.strip() for a in (args.actions or "").split(";") if a.strip()]
     if actions is not None and not actions:
         raise ConfigError("actions: no action given; pass them separated by ';', e.g. --actions \"look around;inventory\"")
     from empo2_lite.env.adapter import ScienceWorldAdapter
@@ -68,6 +75,26 @@ def cmd_play(args: argparse.Namespace) -> int:
     summary = episode.summary()
     print(json.dumps(summary) if args.json else
           f"score {summary['score']}  success {summary['success']}  steps {summary['steps']}  done {summary['done']}")
+    return 0
+
+
+def _watch(args: argparse.Namespace, task: task_registry.Task) -> int:
+    """``play --run``: one episode by the run's policy (trained or not, with or without memory)."""
+    from empo2_lite.runs import RunDir, runs_root
+
+    if args.memory and args.untrained:
+        raise ConfigError("--memory: the memory belongs to the trained run; leave out --untrained to use it")
+    task.check_variation(args.variation, args.split or "test")
+    run = RunDir.named(args.run)
+    if not run.exists():
+        raise ConfigError(f"--run: no run named {args.run!r} under {runs_root()}")
+    from empo2_lite.watch import transcript, watch_run
+
+    trajectory = watch_run(run.path, task.name, args.variation, split=args.split or "test", untrained=args.untrained,
+                           with_memory=args.memory, temperature=args.temperature, seed=args.seed)
+    print(f"{args.run}: {'untrained base model' if args.untrained else 'trained adapter'}"
+          f"{' with its memory' if args.memory else ''}")
+    print(transcript(trajectory))
     return 0
 
 
@@ -133,13 +160,18 @@ def cmd_eval(args: argparse.Namespace) -> int:
                           f"choose one of: {', '.join(PRESETS)}")
     if args.run and args.preset:
         raise ConfigError("--preset: only for baselines (a run is evaluated with its own config)")
+    if args.run and (args.name or args.set):
+        raise ConfigError("--name/--set: only for baselines (a run is evaluated with its own config, into its folder)")
     if args.run and args.task:
         raise ConfigError("--task: only for baselines (a run is evaluated on its own task; for another, see `ood`)")
     _check_episodes_flag(args)
     settings = {"temperature": args.temperature, "episodes_per_variation": args.episodes_per_variation}
     if args.baseline:
         task_registry.get_task(args.task)
-        result = jobs.baseline(args.baseline, args.task, args.preset, trials=args.trials, **settings)
+        from empo2_lite.config import parse_set_arguments
+
+        result = jobs.baseline(args.baseline, args.task, args.preset, trials=args.trials, name=args.name,
+                               overrides=parse_set_arguments(args.set), **settings)
     else:
         run = RunDir.named(args.run)
         if not run.exists():
@@ -205,6 +237,28 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    """EMPO² vs GRPO over seeds plus the untrained baselines (``comparison.py``), then the table
+    and the figure under ``--out``."""
+    from empo2_lite.config import PRESETS, check_choice
+
+    check_choice("--preset", args.preset, PRESETS)
+    if args.task:
+        task_registry.get_task(args.task)
+    from empo2_lite import comparison, plots, results
+
+    root = Path(args.out or results.sample_runs_dir() / args.preset)
+    table = comparison.run_comparison(root, args.preset, args.seeds, task=args.task, only=args.only,
+                                      trials=args.trials)
+    if not args.only:
+        runs = results.find_runs(root)
+        plots.save_figure(plots.learning_comparison(results.load_metrics(runs), results.load_evals(runs)),
+                          root / "learning_comparison")
+        print(f"figure: {root / 'learning_comparison.png'}")
+    print(table.round(1).to_string(index=False))
+    return 0
+
+
 def _add_evaluation_flags(parser: argparse.ArgumentParser) -> None:
     """The overrides of the config's evaluation settings shared by ``eval`` and ``ood``."""
     parser.add_argument("--episodes-per-variation", type=int, default=None,
@@ -223,13 +277,19 @@ def build_parser() -> argparse.ArgumentParser:
     tasks.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     tasks.set_defaults(handler=cmd_tasks)
 
-    play = commands.add_parser("play", help="play one episode from given actions or the gold sequence")
+    play = commands.add_parser("play", help="play one episode: gold actions, given actions, or a trained run's policy")
     play.add_argument("--task", required=True, help="task name (see `tasks`)")
     play.add_argument("--variation", required=True, type=int, help="ScienceWorld variation id")
-    play.add_argument("--split", default="train", choices=task_registry.SPLITS, help="split the variation belongs to")
+    play.add_argument("--split", default=None, choices=task_registry.SPLITS,
+                      help="split the variation belongs to (default: train; test with --run)")
     source = play.add_mutually_exclusive_group(required=True)
     source.add_argument("--gold", action="store_true", help="play ScienceWorld's gold action sequence")
     source.add_argument("--actions", help="actions separated by ';'")
+    source.add_argument("--run", help="let this run's trained policy play (prints its transcript)")
+    play.add_argument("--memory", action="store_true", help="with --run: show the run's stored tips, as in training")
+    play.add_argument("--untrained", action="store_true", help="with --run: the base model without the adapter")
+    play.add_argument("--temperature", type=float, default=None, help="with --run: default the run's eval temperature")
+    play.add_argument("--seed", type=int, default=0, help="with --run: sampling seed (same seed, same draws)")
     play.add_argument("--max-steps", type=int, default=None, help="step cap (default: the task's)")
     play.add_argument("--json", action="store_true", help="end with one JSON line: score, success, steps, done")
     play.set_defaults(handler=cmd_play)
@@ -253,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--preset", help="baselines (required): the preset whose model and settings they use: "
                             "cpu-smoke, cpu-demo, gpu-24gb or gpu-48gb")
     evaluation.add_argument("--trials", type=int, default=3, help="memory-only: trials (memory iterations)")
+    evaluation.add_argument("--name", help="baselines: run folder to save into (default baseline-<kind>-<task>)")
+    evaluation.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                            help="baselines: change a preset setting first (e.g. rollout.demonstrations=0)")
     _add_evaluation_flags(evaluation)
     evaluation.set_defaults(handler=cmd_eval)
 
@@ -283,6 +346,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--runs", help="folder holding run folders (default: the shipped sample runs)")
     report.set_defaults(handler=cmd_report)
 
+    compare = commands.add_parser("compare", help="EMPO² vs GRPO over seeds with the untrained baselines, "
+                                                  "as data/sample_runs/cpu-learn was made")
+    compare.add_argument("--preset", default="cpu-learn", help="the preset every piece uses")
+    compare.add_argument("--task", help="task (default: the preset's)")
+    compare.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
+    compare.add_argument("--trials", type=int, default=3, help="memory-only baseline: trials")
+    compare.add_argument("--out", help="folder of the experiment (default: data/sample_runs/<preset>)")
+    compare.add_argument("--only", nargs="+", help="play only these pieces (e.g. naive grpo-s1), for parallel "
+                                                   "processes; a plain run afterwards collects")
+    compare.set_defaults(handler=cmd_compare)
+
     demo = commands.add_parser("demo", help="the main job (make demo)")
     demo.set_defaults(handler=cmd_demo)
     return parser
@@ -296,6 +370,10 @@ def main(argv: list[str] | None = None) -> int:
     except (task_registry.UnknownTaskError, KitError, FileNotFoundError) as error:
         print(f"empo2-lite: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("empo2-lite: interrupted; a run keeps its files up to its last checkpoint "
+              "(continue it with `train --resume NAME`)", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from empo2_lite.config import (ConfigError, TrainConfig, apply_overrides, check_choice, config_json, preset,
+from empo2_lite.config import (BASELINES, ConfigError, TrainConfig, apply_overrides, check_choice, config_json, preset,
                                run_format_error)
 from empo2_lite.config.overrides import flatten
 from empo2_lite.evaluation import PoolFactory, final_evaluation
@@ -40,8 +40,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Trained", "adapt_ood", "all_figures", "baseline", "final_evaluation", "resume", "train",
            "train_runs", "BASELINES"]
-
-BASELINES = ("naive", "memory-only")
 
 
 # -- training ----------------------------------------------------------------------------------
@@ -126,30 +124,43 @@ def train_runs(configs: Iterable[TrainConfig], *, progress: bool = True, make_po
 # -- evaluation --------------------------------------------------------------------------------
 def baseline(kind: str, task_name: str, preset_name: str, *, trials: int = 3, temperature: float | None = None,
              episodes_per_variation: int | None = None, make_pool: PoolFactory | None = None,
-             progress: bool = True) -> dict[str, Any]:
+             progress: bool = True, name: str | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """The paper's baselines with the preset's base model (no adapter), on ``task_name``'s test
     split: "naive" plays it once; "memory-only" plays ``trials`` times with a growing tip memory
-    (Reflexion-style). Appended to the run folder ``baseline-<kind>-<task>``; returned."""
+    (Reflexion-style; its row's return is the last trial's, every trial under ``trials``).
+
+    Saved in the run folder ``name`` (default ``baseline-<kind>-<task>``): a ``config.json`` saying
+    what was evaluated (the preset's config with ``baseline`` set, so the results layer, ``plot``
+    and ``report`` read it like a run) and the result appended to its ``eval.jsonl``; returned."""
     from empo2_lite.evaluation import evaluate, memory_adaptation
     from empo2_lite.policy import load_policy
 
     check_choice("baseline", kind, BASELINES)
-    config = apply_overrides(preset(preset_name), {"task": task_name})
-    config.validate()
     task = get_task(task_name)
+    run = RunDir.named(name or f"baseline-{kind}-{task.name}")
+    config = apply_overrides(preset(preset_name), {**(overrides or {}), "task": task_name, "baseline": kind,
+                                                   "name": run.path.name})
+    config.validate()
+    if run.exists() and run.config().baseline != kind:
+        raise ConfigError(f"name: {run.path} already holds a run that is not a {kind} baseline; choose another name")
     temperature = config.eval_temperature if temperature is None else temperature
     episodes = config.eval_episodes_per_variation if episodes_per_variation is None else episodes_per_variation
     policy = load_policy(replace(config.policy, lora_rank=0))
     with _pools(make_pool)(config.n_envs, config.env) as pool:
         if kind == "memory-only":
-            result = {"trials": memory_adaptation(policy, pool, task, config.rollout, config.memory, trials,
-                                                  temperature=temperature, episodes_per_variation=episodes,
-                                                  progress=progress)}
+            history = memory_adaptation(policy, pool, task, config.rollout, config.memory, trials,
+                                        temperature=temperature, episodes_per_variation=episodes, progress=progress)
+            last = history[-1]
+            result = {"task": task.name, "episodes_per_variation": episodes, "episodes": last["episodes"],
+                      "return_mean": last["return_mean"], "return_se": last["return_se"],
+                      "success_rate": last["success_rate"], "trials": history}
         else:
             result = evaluate(policy, pool, task, config.rollout, temperature=temperature,
                               episodes_per_variation=episodes, progress=progress)
     result = {"baseline": kind, "preset": preset_name, "temperature": temperature, **result}
-    RunDir.named(f"baseline-{kind}-{task.name}").append_eval({"iteration": -1, "kind": "final", **result})
+    if not run.exists():
+        run.start(config)
+    run.append_eval({"iteration": 0, "kind": "final", **result})
     return result
 
 

@@ -176,3 +176,67 @@ def ablation_bars(evals: pd.DataFrame, by: str) -> Figure:
     axes.set_ylabel("latest test return")
     axes.set_title(f"ablation: {by}")
     return figure
+
+
+DIAGNOSTICS = {
+    "diagnostics/equal_return_groups": "groups with all-equal returns\n(no gradient)",
+    "diagnostics/wrong_focus_share": "episodes ended by a\nwrong 'focus on'",
+    "diagnostics/response_tokens_mean": "tokens per response",
+    "diagnostics/length_limit_share": "responses cut at the\ntoken limit",
+}
+"""The per-iteration diagnostics that explain a flat learning curve, with their panel labels."""
+
+
+def learning_comparison(metrics: pd.DataFrame, evals: pd.DataFrame) -> Figure:
+    """Algorithms side by side over seeds: training return per iteration and test return at each
+    evaluation (thin lines: seeds; thick: their mean), the untrained baselines as horizontal lines,
+    and below them the diagnostics of every iteration (``DIAGNOSTICS``), so a flat curve comes with
+    its reason: no gradient (equal-return groups), the agent still ends episodes with a wrong
+    ``focus on``, or it rambles into the token limit."""
+    trained = metrics[~metrics["algo"].isin(("naive", "memory-only"))] if len(metrics) else metrics
+    diagnostics = [column for column in DIAGNOSTICS if column in trained]
+    figure = Figure(figsize=(11, 7.2 if diagnostics else 4.0))
+    grid = figure.add_gridspec(2 if diagnostics else 1, max(len(diagnostics), 2), height_ratios=[1.6, 1] if diagnostics else None)
+    colours = dict(zip(sorted(trained["algo"].unique()) if len(trained) else [], OKABE_ITO))
+
+    def per_algo(axes, frame: pd.DataFrame, column: str) -> None:
+        for algo, group in frame.groupby("algo", sort=True):
+            for _, run in group.groupby("run"):
+                run = run.sort_values("iteration")
+                axes.plot(run["iteration"], run[column], color=colours[algo], alpha=0.3, linewidth=0.8)
+            mean = group.groupby("iteration")[column].mean()
+            axes.plot(mean.index, mean.values, color=colours[algo], linewidth=2, marker="o", markersize=3,
+                      label=f"{algo} ({_runs(group['run'].nunique())})")
+
+    top_width = grid.ncols // 2
+    train_axes = figure.add_subplot(grid[0, :top_width])
+    if len(trained):
+        per_algo(train_axes, trained, "charts/return_mean")
+        _iteration_axis(train_axes, trained["iteration"])
+    train_axes.set_ylabel("training return (mean per iteration)")
+    train_axes.set_title("training episodes")
+    test_axes = figure.add_subplot(grid[0, top_width:], sharey=train_axes)
+    trained_evals = evals[~evals["algo"].isin(("naive", "memory-only"))] if len(evals) else evals
+    if len(trained_evals):
+        per_algo(test_axes, trained_evals, "return_mean")
+        _iteration_axis(test_axes, trained_evals["iteration"], "iteration (evaluated after it)")
+    baselines = evals[evals["algo"].isin(("naive", "memory-only"))] if len(evals) else evals
+    for (algo, group), style in zip(baselines.groupby("algo", sort=False), ("--", ":")):
+        value = group["return_mean"].mean()
+        test_axes.axhline(value, color="black", linestyle=style, linewidth=1, label=f"{algo} (untrained): {value:.1f}")
+    test_axes.set_ylabel("test return (test split, no memory)")
+    test_axes.set_title("test episodes")
+    for axes in (train_axes, test_axes):
+        axes.grid(alpha=0.3)
+        axes.legend(frameon=False, fontsize=8)
+    for index, column in enumerate(diagnostics):
+        axes = figure.add_subplot(grid[1, index])
+        per_algo(axes, trained, column)
+        _iteration_axis(axes, trained["iteration"])
+        axes.set_title(DIAGNOSTICS[column], fontsize=9)
+        if not column.endswith("tokens_mean"):
+            axes.set_ylim(-0.05, 1.05)
+        axes.grid(alpha=0.3)
+    figure.suptitle("EMPO² and GRPO over seeds, with the untrained baselines")
+    figure.tight_layout()
+    return figure

@@ -4,8 +4,9 @@ Plots, reports and notebooks read results only through these functions, and thes
 files a run writes (``config.json``, ``metrics.jsonl``, ``eval.jsonl``, ``ood-<task>.jsonl``,
 through ``RunDir``), so every figure can be regenerated anywhere, without a GPU. Reading works on
 run folders of every config format (older ones are migrated to what ran) and changes no file.
-``data/sample_runs/`` ships small runs made with the ``cpu-smoke`` preset (a tiny random model:
-they show the plumbing, not paper-scale results).
+``data/sample_runs/`` ships two groups of runs: ``cpu-learn/`` (EMPO² vs GRPO over seeds with the
+untrained baselines, SmolLM2-135M on a 2-core CPU: docs/results-cpu.md) and ``cpu-smoke/`` (a tiny
+random model: they show the plumbing, not results).
 
 Iterations count from 1 wherever a user sees them (tables, figures, printed lines): the first
 iteration is iteration 1, an evaluation after it is labelled 1 (``eval.jsonl`` already counts so),
@@ -27,17 +28,25 @@ from empo2_lite.tasks import data_dir
 RUN_COLUMNS = ("run", "task", "algo", "seed", "preset", "preset_model")
 
 
-def sample_runs_dir() -> Path:
-    """The shipped sample runs (cpu-smoke preset)."""
-    return data_dir() / "sample_runs"
+def sample_runs_dir(group: str = "") -> Path:
+    """The shipped sample runs: all of them, or one group ("cpu-learn", "cpu-smoke")."""
+    return data_dir() / "sample_runs" / group if group else data_dir() / "sample_runs"
 
 
 def find_runs(root: str | Path) -> list[Path]:
-    """Run folders (those with a config.json) directly under ``root``, sorted by name."""
+    """Run folders (those with a config.json) under ``root``, at any depth, sorted by path.
+
+    A run folder is not searched further; any other folder is, so experiments can be grouped
+    (``data/sample_runs/cpu-learn/grpo-s0``) and still read like runs directly under the root."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"no runs folder at {root}")
-    return sorted(path for path in root.iterdir() if RunDir(path).exists())
+    if RunDir(root).exists():
+        return [root]
+    found = []
+    for path in sorted(child for child in root.iterdir() if child.is_dir()):
+        found += find_runs(path)
+    return found
 
 
 ABLATION_COLUMNS = ("p", "q", "novelty_coef", "mask_granularity", "off_policy_old_logprob", "use_off_policy",
@@ -46,9 +55,10 @@ ABLATION_COLUMNS = ("p", "q", "novelty_coef", "mask_granularity", "off_policy_ol
 
 def _run_identity(run: RunDir) -> dict:
     """The columns that say which run a row comes from, and its ablation settings (as they ran:
-    an older config format is migrated, e.g. its GRPO runs show p = 0)."""
+    an older config format is migrated, e.g. its GRPO runs show p = 0). A baseline folder's
+    ``algo`` is its kind ("naive", "memory-only")."""
     config = run.config()
-    return {"run": run.path.name, "task": config.task, "algo": config.algo, "seed": config.seed,
+    return {"run": run.path.name, "task": config.task, "algo": config.baseline or config.algo, "seed": config.seed,
             "preset": config.preset or "custom", "preset_model": config.policy.model, "p": config.p, "q": config.q,
             "novelty_coef": config.memory.novelty_coef, "mask_granularity": config.update.mask_granularity,
             "off_policy_old_logprob": config.off_policy_old_logprob, "use_off_policy": config.use_off_policy,

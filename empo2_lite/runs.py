@@ -34,6 +34,8 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +56,20 @@ RUNS_VARIABLE = "EMPO2_RUNS"
 def runs_root() -> Path:
     """Where runs live (``EMPO2_RUNS`` overrides ./runs)."""
     return Path(os.environ.get(RUNS_VARIABLE) or "runs")
+
+
+@contextmanager
+def runs_under(root: str | Path) -> Iterator[Path]:
+    """Make ``root`` the runs root inside the block (jobs name runs relative to it), then restore."""
+    before = os.environ.get(RUNS_VARIABLE)
+    os.environ[RUNS_VARIABLE] = str(root)
+    try:
+        yield Path(root)
+    finally:
+        if before is None:
+            os.environ.pop(RUNS_VARIABLE, None)
+        else:
+            os.environ[RUNS_VARIABLE] = before
 
 
 def write_atomic(path: Path, text: str) -> None:

@@ -55,6 +55,14 @@ class BatchSummary:
     """The largest KV cache any one episode held (0 without the cache)."""
     end_reasons: dict[str, int]
     """Every episode (environment failures included) counted under its end reason, by reason."""
+    wrong_focus_share: float
+    """Share of played episodes ended by a ``focus on`` that ScienceWorld scored as a failure (-100):
+    the commonest way an untrained small model loses, and the first thing training must remove."""
+    response_tokens_mean: float
+    """Generated tokens per response."""
+    length_limit_share: float
+    """Share of responses cut at ``max_new_tokens`` (no newline or end token): a high share means
+    the model rambles and its actions are truncated."""
 
     def evaluation_record(self) -> dict[str, Any]:
         """The fields an evaluation row of ``eval.jsonl`` carries, in their order there."""
@@ -89,4 +97,13 @@ def summarize(trajectories: Sequence[Trajectory]) -> BatchSummary:
         tokens_prefill_computed=sum(turn.prompt_tokens_computed for turn in turns),
         kv_cache_peak_bytes=max([t.kv_cache_peak_bytes for t in trajectories] or [0]),
         end_reasons=dict(sorted(collections.Counter(t.end_reason for t in trajectories).items())),
+        wrong_focus_share=sum(ended_by_wrong_focus(t) for t in played) / max(len(played), 1),
+        response_tokens_mean=statistics.mean([len(turn.response_ids) for turn in turns] or [0]),
+        length_limit_share=sum(turn.finish == "length" for turn in turns) / max(len(turns), 1),
     )
+
+
+def ended_by_wrong_focus(trajectory: Trajectory) -> bool:
+    """Whether the episode's last action was a ``focus on`` and it ended as a failure."""
+    return (trajectory.end_reason == "failed" and bool(trajectory.turns)
+            and trajectory.turns[-1].action.strip().lower().startswith("focus on"))

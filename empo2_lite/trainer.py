@@ -95,7 +95,25 @@ def chart_metrics(summary: BatchSummary) -> dict:
         "charts/tips_shown_mean": summary.tips_shown_mean,
         "charts/env_failures": summary.env_failures,
         **{f"episodes/end_{reason}": count for reason, count in summary.end_reasons.items()},
+        "diagnostics/wrong_focus_share": summary.wrong_focus_share,
+        "diagnostics/response_tokens_mean": summary.response_tokens_mean,
+        "diagnostics/length_limit_share": summary.length_limit_share,
     }
+
+
+def equal_return_group_share(returns: torch.Tensor, group_ids: torch.Tensor) -> float:
+    """Share of GRPO groups of two or more episodes whose returns are all equal: their advantages
+    are all zero, so they carry no gradient. A share near 1 explains a flat learning curve (every
+    episode of a variation ends the same way). A lone episode is not such a group (its advantage
+    is its return, ``grpo_advantages``); 0 when there are no groups."""
+    groups = group_ids.unique()
+    if len(groups) == 0:
+        return 0.0
+    equal = 0
+    for group in groups:
+        values = returns[group_ids == group]
+        equal += len(values) > 1 and bool((values == values[0]).all())
+    return equal / len(groups)
 
 
 class Trainer:
@@ -189,11 +207,14 @@ class Trainer:
 
         began = time.perf_counter()
         update_metrics = {}
+        equal_share = 0.0
         if played:
             novelty_terms = torch.tensor([aggregate_novelty(t, config.memory.novelty_aggregation) for t in played])
             returns = trajectory_returns(torch.tensor([t.score for t in played]), novelty_terms,
                                          config.memory.novelty_coef, config.reward_scale)
-            advantages = grpo_advantages(returns, torch.tensor([t.group_id for t in played]))
+            group_ids = torch.tensor([t.group_id for t in played])
+            advantages = grpo_advantages(returns, group_ids)
+            equal_share = equal_return_group_share(returns, group_ids)
             views = update_views(mode, config.off_policy_old_logprob)
             batch = [TrainSample(sample, float(advantage)) for t, advantage in zip(played, advantages)
                      for sample in t.view(views.current_with_tips)]
@@ -210,6 +231,7 @@ class Trainer:
             "iteration": it,
             "mode": mode.value,
             **chart_metrics(summary),
+            "diagnostics/equal_return_groups": equal_share,
             **{f"losses/{key}": value for key, value in update_metrics.items()
                if key not in ("tokens", "skipped_steps", "optimizer_steps")},
             "losses/skipped_steps": update_metrics.get("skipped_steps", 0.0),

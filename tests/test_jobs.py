@@ -148,11 +148,16 @@ def test_final_evaluation_plays_once_per_setting_then_reads_back(trained_run, pl
 def test_baselines_play_the_base_model_into_their_own_folder(played, kind):
     result = jobs.baseline(kind, TASK, "cpu-smoke", trials=2, episodes_per_variation=1, make_pool=replay,
                            progress=False)
-    [row] = RunDir.named(f"baseline-{kind}-{TASK}").read_evals()
-    assert (row["iteration"], row["kind"], row["baseline"], row["preset"]) == (-1, "final", kind, "cpu-smoke")
+    run = RunDir.named(f"baseline-{kind}-{TASK}")
+    [row] = run.read_evals()
+    assert (row["iteration"], row["kind"], row["baseline"], row["preset"]) == (0, "final", kind, "cpu-smoke")
     assert row.keys() == {"iteration", "kind", *result}
+    assert (run.config().baseline, run.config().task, run.config().preset) == (kind, TASK, "cpu-smoke")
+    [read] = results.load_evals(results.find_runs(run.path.parent)).to_dict("records")
+    assert (read["algo"], read["return_mean"]) == (kind, row["return_mean"])
     if kind == "memory-only":
         assert [trial["used_memory"] for trial in result["trials"]] == [False, True] == [c["memory"] for c in played]
+        assert result["return_mean"] == result["trials"][-1]["return_mean"]
     else:
         assert result["episodes"] == 4 and [c["memory"] for c in played] == [False]
 
@@ -173,7 +178,7 @@ def test_ood_adaptation_is_saved_with_the_run_and_read_back(trained_run, played)
 
 
 def test_all_figures_of_the_sample_runs_are_drawn_and_saved(tmp_path):
-    figures = jobs.all_figures(results.find_runs(results.sample_runs_dir()), out=tmp_path / "figures")
+    figures = jobs.all_figures(results.find_runs(results.sample_runs_dir("cpu-smoke")), out=tmp_path / "figures")
     assert {"curve_return_mean", "curve_success_rate", "phase_breakdown", "memory_growth", "paper_comparison",
             "ablation_algo", "ood_curves"} <= set(figures)
     assert all(figure.axes[0].has_data() for figure in figures.values())
@@ -186,3 +191,50 @@ def test_all_figures_leave_out_what_the_runs_cannot_support(fake_trainer):
     figures = jobs.all_figures([RunDir.named("a").path])
     assert "curve_return_mean" in figures and "paper_comparison" in figures
     assert not {"ablation_algo", "ood_curves", "curve_success_rate"} & set(figures)
+
+
+class ScriptedTrainer:
+    """The real trainer, its training actions scripted ("look around") so replayed episodes exist."""
+
+    def __new__(cls, config, run, resume=False):
+        from empo2_lite.trainer import Trainer
+
+        trainer = Trainer(config, run, resume=resume)
+        trainer.sampler = ScriptedSampler(trainer.policy.tokenizer, {"life stages": ["look around"] * 500})
+        return trainer
+
+
+def test_the_comparison_plays_each_piece_once_and_tabulates_algorithms_and_baselines(played, tmp_path):
+    from empo2_lite import comparison
+
+    root = tmp_path / "compare"
+    settings = {"task": TASK, "trials": 2, "progress": False, "make_pool": replay, "trainer_class": ScriptedTrainer}
+    with pytest.raises(ConfigError, match="--only: grpo-s7 is not a piece of this experiment; choose from naive"):
+        comparison.run_comparison(root, "cpu-smoke", [0, 1], only=["grpo-s7"], **settings)
+    comparison.run_comparison(root, "cpu-smoke", [0, 1], only=["grpo-s1"], **settings)
+    assert [path.name for path in results.find_runs(root)] == ["grpo-s1"]
+    table = comparison.run_comparison(root, "cpu-smoke", [0, 1], **settings)
+    assert sorted(path.name for path in results.find_runs(root)) == sorted(comparison.pieces([0, 1]))
+    assert list(table["algo"]) == ["naive", "memory-only", "empo2", "grpo"]
+    rows = table.set_index("algo")
+    assert list(rows["runs"]) == [1, 1, 2, 2] and rows.loc["grpo", "training_minutes"] > 0
+    assert rows.loc["empo2", "gain_over_naive"] == pytest.approx(rows.loc["empo2", "test_return"]
+                                                                 - rows.loc["naive", "test_return"])
+    assert RunDir(root / "grpo-s0").config().algo == "grpo" and RunDir(root / "empo2-s1").config().seed == 1
+    evaluations = len(played)
+    comparison.run_comparison(root, "cpu-smoke", [0, 1], **settings)  # everything done: nothing is played again
+    assert len(played) == evaluations
+
+
+def test_the_learning_target_needs_the_gain_and_a_small_spread_over_seeds():
+    import pandas as pd
+
+    from empo2_lite.comparison import meets_target
+
+    table = pd.DataFrame({"algo": ["naive", "grpo", "empo2", "lone"], "runs": [1, 3, 3, 1],
+                          "test_return": [-50.0, -20.0, -25.0, 0.0], "test_return_std": [float("nan"), 10.0, 14.0, 0.0],
+                          "gain_over_naive": [0.0, 30.0, 25.0, 50.0]})
+    assert meets_target(table, "grpo")          # 30 >= 20 and 30 > 2 x 10
+    assert not meets_target(table, "empo2")     # 25 < 2 x 14
+    assert not meets_target(table, "lone")      # one seed has no spread to compare with
+    assert not meets_target(table, "absent")

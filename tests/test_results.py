@@ -13,7 +13,7 @@ from empo2_lite import plots, results
 
 @pytest.fixture(scope="module")
 def sample():
-    runs = results.find_runs(results.sample_runs_dir())
+    runs = results.find_runs(results.sample_runs_dir("cpu-smoke"))
     return runs, results.load_metrics(runs), results.load_evals(runs)
 
 
@@ -119,3 +119,31 @@ def test_the_metrics_table_is_narrow_and_counts_from_one(sample):
     assert list(one.columns) == ["mode", "return", "success", "novelty", "loss", "masked", "tips stored", "rollout s",
                                  "update s"]
     assert results.metrics_table(metrics).index.names == ["run", "iteration"]
+
+
+def test_runs_are_found_at_any_depth_but_not_inside_a_run(tmp_path):
+    for folder in ("a", "group/b", "group/b/inside", "group/deeper/c"):
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "config.json").write_text("{}")
+    (tmp_path / "empty" / "nothing").mkdir(parents=True)
+    found = [path.relative_to(tmp_path).as_posix() for path in results.find_runs(tmp_path)]
+    assert found == ["a", "group/b", "group/deeper/c"]
+    assert results.find_runs(tmp_path / "group" / "b") == [tmp_path / "group" / "b"]
+
+
+def test_the_learning_comparison_figure_shows_curves_baselines_and_diagnostics():
+    metrics = pd.DataFrame([{"run": f"{algo}-s{seed}", "algo": algo, "iteration": it, "charts/return_mean": -50.0 + 10 * it,
+                             "diagnostics/equal_return_groups": 0.0, "diagnostics/wrong_focus_share": 0.5 / it,
+                             "diagnostics/response_tokens_mean": 10.0, "diagnostics/length_limit_share": 0.3}
+                            for algo in ("empo2", "grpo") for seed in (0, 1) for it in (1, 2, 3)])
+    evals = pd.DataFrame([{"run": "naive", "algo": "naive", "iteration": 0, "return_mean": -50.0},
+                          {"run": "memory-only", "algo": "memory-only", "iteration": 0, "return_mean": -40.0},
+                          *({"run": f"grpo-s{seed}", "algo": "grpo", "iteration": 3, "return_mean": 5.0 * seed}
+                            for seed in (0, 1))])
+    figure = plots.learning_comparison(metrics, evals)
+    assert len(figure.axes) == 2 + 4
+    train, test = figure.axes[:2]
+    assert {text.get_text() for text in train.get_legend().get_texts()} == {"empo2 (2 runs)", "grpo (2 runs)"}
+    assert {text.get_text() for text in test.get_legend().get_texts()} == {
+        "grpo (2 runs)", "naive (untrained): -50.0", "memory-only (untrained): -40.0"}
+    assert [axes.get_title() for axes in figure.axes[2:]] == list(plots.DIAGNOSTICS.values())

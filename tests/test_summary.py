@@ -15,10 +15,11 @@ def episode(variation: int, score: int, end_reason: str = "completed", turns: li
                       success_official=score == 100, end_reason=end_reason)
 
 
-def turn(tips: int, novelty: float, response_tokens: int, prompt_tokens: int) -> Turn:
+def turn(tips: int, novelty: float, response_tokens: int, prompt_tokens: int, action: str = "look around",
+         finish: str = "newline") -> Turn:
     return Turn(user_message="", tips=("tip",) * tips, response_ids=[1] * response_tokens, logprobs=[0.0] * response_tokens,
-                response_text="look around", raw_action="look around", action="look around", reward=0, score=0,
-                finish="newline", novelty=novelty, prompt_tokens=prompt_tokens)
+                response_text=action, raw_action=action, action=action, reward=0, score=0,
+                finish=finish, novelty=novelty, prompt_tokens=prompt_tokens)
 
 
 def test_standard_error_is_over_per_variation_means():
@@ -56,3 +57,20 @@ def test_the_evaluation_record_keeps_the_eval_jsonl_fields_in_order():
     assert list(record) == ["episodes", "env_failures", "return_mean", "return_std", "return_se", "success_rate",
                             "success_official_rate", "per_variation"]
     assert record["return_std"] == 50 and record["per_variation"] == {"6": 100, "7": 0}
+
+
+def test_diagnostics_count_wrong_focus_endings_cut_responses_and_response_length():
+    focus, look = "focus on red box", "look around"
+    batch = [
+        episode(0, -100, "failed", [turn(0, 0, 4, 10), turn(0, 0, 6, 10, action=focus)]),  # a wrong focus
+        episode(0, -100, "failed", [turn(0, 0, 16, 10, action=look, finish="length")]),  # failed, not by focusing
+        episode(1, 0, "max_steps", [turn(0, 0, 16, 10, action=focus, finish="length"), turn(0, 0, 2, 10)]),
+        episode(1, 50, "completed", [turn(0, 0, 8, 10, action=focus)]),  # a right focus
+        episode(1, -100, "env_failure", [turn(0, 0, 99, 10, action=focus, finish="length")]),  # not played: not counted
+    ]
+    summary = summarize(batch)
+    assert summary.wrong_focus_share == 1 / 4
+    assert summary.length_limit_share == 2 / 6  # of the played episodes' six responses, two hit the limit
+    assert summary.response_tokens_mean == (4 + 6 + 16 + 16 + 2 + 8) / 6
+    empty = summarize([])
+    assert (empty.wrong_focus_share, empty.length_limit_share, empty.response_tokens_mean) == (0, 0, 0)

@@ -25,7 +25,8 @@ from empo2_lite.config import ConfigError, MemoryConfig, TrainConfig, apply_over
 from empo2_lite.memory import TipMemory
 from empo2_lite.runs import RunDir
 from empo2_lite.summary import summarize
-from empo2_lite.trainer import Trainer, aggregate_novelty
+from empo2_lite.algo.advantages import grpo_advantages
+from empo2_lite.trainer import Trainer, aggregate_novelty, equal_return_group_share
 from empo2_lite.trajectory import Trajectory, Turn
 from replay_pool import ReplayPool
 from scripted import ScriptedSampler
@@ -73,6 +74,17 @@ def test_grpo_has_no_novelty_and_no_memory_while_empo2_of_the_same_seed_has_both
         ends = {key: value for key, value in row.items() if key.startswith("episodes/end_")}
         assert sum(ends.values()) == 4 and ends
         assert row["update/optimizer_steps"] >= 1 and row["tokens/prefilled"] > row["tokens/generated"] > 0
+        assert 0 <= row["diagnostics/equal_return_groups"] <= 1 and row["diagnostics/response_tokens_mean"] > 0
+        assert {"diagnostics/wrong_focus_share", "diagnostics/length_limit_share"} <= set(row)
+
+
+def test_equal_return_groups_are_those_that_carry_no_gradient():
+    returns = torch.tensor([1.0, 1.0, 2.0, 3.0, -5.0, -5.0, -5.0, 7.0])
+    groups = torch.tensor([0, 0, 1, 1, 2, 2, 2, 3])  # a lone episode (group 3) keeps its return as advantage
+    assert equal_return_group_share(returns, groups) == 2 / 4
+    advantages = grpo_advantages(returns, groups)
+    assert [bool((advantages[groups == g] == 0).all()) for g in range(4)] == [True, False, True, False]
+    assert equal_return_group_share(torch.tensor([]), torch.tensor([], dtype=torch.long)) == 0.0
 
 
 @pytest.mark.jvm

@@ -29,6 +29,7 @@ from empo2_lite.config.sections import (
 )
 from empo2_lite.config.train import (
     ALGOS,
+    BASELINES,
     FORMAT_VERSION,
     OFF_POLICY_OLD_LOGPROBS,
     TrainConfig,
@@ -37,7 +38,7 @@ from empo2_lite.config.train import (
 )
 
 __all__ = [
-    "ALGOS", "ALGO_SETTINGS", "DEFAULT_MODEL", "FORMAT_VERSION", "MASK_GRANULARITIES", "MEMORY_RETRIEVERS",
+    "ALGOS", "ALGO_SETTINGS", "BASELINES", "DEFAULT_MODEL", "FORMAT_VERSION", "MASK_GRANULARITIES", "MEMORY_RETRIEVERS",
     "OFF_POLICY_OLD_LOGPROBS", "PRESETS", "PRESET_COSTS", "SECTIONS", "ConfigError", "EnvConfig", "MemoryConfig",
     "PolicyConfig", "PresetCost", "RolloutConfig", "TrainConfig", "UpdateConfig", "apply_overrides", "check_choice",
     "check_fraction", "check_integer", "check_positive", "config_json", "known_settings", "load_overrides_file",

@@ -3,6 +3,10 @@
 * ``cpu-smoke``: a tiny random model (built locally), one task, 2 variations x group 2, at most 4
   steps: an end-to-end iteration in seconds, for tests and CI.
 * ``cpu-demo``: the embedded SmolLM2-135M-Instruct, one task, short episodes: minutes on a CPU.
+* ``cpu-learn``: the same model on find-animal with the settings under which training measurably
+  improves it on a 2-core CPU (group of 8, a LoRA learning rate well above full fine-tuning's,
+  short episodes): the preset of ``python -m empo2_lite compare`` and data/sample_runs/cpu-learn
+  (docs/results-cpu.md says how it was chosen and what it reached).
 * ``gpu-24gb`` and ``gpu-48gb``: Qwen2.5-3B- and Qwen2.5-7B-Instruct with LoRA in bf16 and
   paper-like settings (group 8, full history, 32-token actions). **Unverified until measured on
   such a GPU** with real weights: one offline check on an H200 with same-shape random weights
@@ -45,6 +49,17 @@ def _cpu_demo() -> TrainConfig:
     )
 
 
+def _cpu_learn() -> TrainConfig:
+    return TrainConfig(
+        preset="cpu-learn", name="learn", task="find-animal", iterations=8, variations_per_iteration=1, group_size=8,
+        n_envs=8, eval_every=4,
+        policy=PolicyConfig(lora_rank=8, lora_alpha=16, gradient_checkpointing=True),
+        rollout=RolloutConfig(max_steps=5, max_new_tokens=16, demonstrations=1, max_context_tokens=4096),
+        memory=MemoryConfig(tip_max_new_tokens=32),
+        update=UpdateConfig(learning_rate=1e-3, mini_batch_actions=40, micro_batch_tokens=2048),
+    )
+
+
 def _gpu_24gb() -> TrainConfig:
     return TrainConfig(
         preset="gpu-24gb", name="gpu24", iterations=100, variations_per_iteration=4, group_size=8, n_envs=16, eval_every=10,
@@ -66,7 +81,7 @@ def _gpu_48gb() -> TrainConfig:
 
 
 PRESET_BUILDERS: dict[str, Callable[[], TrainConfig]] = {
-    "cpu-smoke": _cpu_smoke, "cpu-demo": _cpu_demo, "gpu-24gb": _gpu_24gb, "gpu-48gb": _gpu_48gb,
+    "cpu-smoke": _cpu_smoke, "cpu-demo": _cpu_demo, "cpu-learn": _cpu_learn, "gpu-24gb": _gpu_24gb, "gpu-48gb": _gpu_48gb,
 }
 PRESETS = tuple(PRESET_BUILDERS)
 
@@ -98,6 +113,7 @@ class PresetCost:
 PRESET_COSTS = {
     "cpu-smoke": PresetCost(15.0, 1.5, 3.0, "measured on a 2-core CPU, see docs/hardware.md"),
     "cpu-demo": PresetCost(85.0, 10.0, 5.0, "measured on a 2-core CPU, see docs/hardware.md"),
+    "cpu-learn": PresetCost(60.0, 3.0, 6.0, "estimate from a screening run on a 2-core CPU, see docs/results-cpu.md"),
     "gpu-24gb": PresetCost(480.0, 5.4, 22.0, "estimate scaled from a 3-step iteration on an H200 (random weights), docs/hardware.md"),
     "gpu-48gb": PresetCost(1200.0, 30.0, 44.0, "estimate: not yet measured on a GPU"),
 }

@@ -25,6 +25,8 @@ from empo2_lite.config.sections import EnvConfig, MemoryConfig, PolicyConfig, Ro
 from empo2_lite.tasks import UnknownTaskError, get_task
 
 ALGOS = ("empo2", "grpo")
+BASELINES = ("naive", "memory-only")
+"""The paper's untrained baselines: the base model as is, and the base model with a growing tip memory."""
 OFF_POLICY_OLD_LOGPROBS = ("with_tips", "without_tips")
 FORMAT_VERSION = 2
 """Version 2 (2026-11-26): GRPO without novelty and tips (``write_tips``), mini-batches counted in
@@ -47,6 +49,10 @@ class TrainConfig:
     ``write_tips`` off and ``memory.novelty_coef`` = 0: the paper's GRPO is the same trainer without
     memory and without the intrinsic reward. Overrides given with it still apply afterwards, which is
     how the ablations "GRPO + novelty" and "GRPO + tips written but never shown" are reached."""
+    baseline: str = ""
+    """"" for a trained run. "naive" or "memory-only" marks a baseline folder (``eval --baseline``):
+    the preset's base model evaluated without training, this config saying with which settings;
+    ``algo`` and the training settings then describe nothing that ran."""
     iterations: int = 10
     """Training iterations of the run."""
     seed: int = 0
@@ -101,6 +107,8 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ConfigError on the first unusable setting (nothing heavy is started)."""
         check_choice("algo", self.algo, ALGOS)
+        if self.baseline:
+            check_choice("baseline", self.baseline, BASELINES)
         try:
             get_task(self.task)
         except UnknownTaskError as error:

@@ -14,8 +14,11 @@ Exact batching across episodes of different lengths: each call builds one batch 
 ``[pad][cached tokens][pad][new tokens]``, the pads masked out (attention mask 0, so holes in the
 middle are masked too) and the positions counted over real tokens only (``position_ids`` =
 cumsum(mask) - 1), so every real token sees exactly its own episode at its own positions. The
-padded cache is a ``transformers.DynamicCache`` built from the left-padded per-episode tensors;
-after decoding, each row's real columns go back to its episode and the pads are dropped.
+padded cache is a ``transformers.DynamicCache`` whose layers are preallocated for the whole call
+(cached width + new tokens + ``max_new_tokens``) and filled in place: the stock layer concatenates
+all keys and values at every decoded token, which on a CPU with 30-step episodes copies about a
+gigabyte per token for a batch of 8 and cost as much as the model itself. After decoding, each
+row's real columns go back to its episode and the pads are dropped.
 
 Decoding is our own loop (no ``generate``), with the same policy and records as
 ``sample_responses``: softmax(logits / T) with top-p only, greedy at T = 0, log-probs
@@ -35,7 +38,7 @@ from dataclasses import dataclass, field
 
 import torch
 from transformers import DynamicCache
-from transformers.cache_utils import get_layer_types_and_kwargs
+from transformers.cache_utils import DynamicLayer, get_layer_types_and_kwargs
 
 from empo2_lite.policy.loading import Policy
 from empo2_lite.policy.sampling import (
@@ -169,10 +172,10 @@ class KVCacheSampler:
         they come back in ``_store``), so an episode is never held twice during a call.
         """
         device, pad_id = self.policy.device, self.policy.tokenizer.pad_token_id
-        cache, cached_mask = _padded_cache(episodes, device)
+        new_ids, new_mask = left_pad(suffixes, pad_id, device)
+        cache, cached_mask = _padded_cache(episodes, device, extra_columns=new_ids.shape[1] + max_new_tokens)
         for episode in episodes:
             episode.keep_first(0)
-        new_ids, new_mask = left_pad(suffixes, pad_id, device)
         mask = torch.cat([cached_mask, new_mask], dim=1)
         logits = self._last_logits(new_ids, mask, cache)
         live = torch.ones(len(episodes), dtype=torch.bool, device=device)
@@ -247,32 +250,82 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return count
 
 
-def _padded_cache(episodes: list[_EpisodeCache], device) -> tuple[DynamicCache, torch.Tensor]:
-    """A batch cache of the episodes' keys/values, each row left-padded, and its 0/1 mask."""
+class _PreallocatedLayer(DynamicLayer):
+    """A full-attention cache layer over a buffer sized for the whole call, written in place.
+
+    ``keys``/``values`` are views of the filled columns, so everything that reads a DynamicLayer
+    (sequence length, mask sizes) sees an ordinary layer. Made either from padded buffers already
+    holding ``filled`` columns, or empty (the first call of every episode in the batch), when the
+    first update sizes the buffers to ``capacity`` columns.
+    """
+
+    def __init__(self, capacity: int, keys: torch.Tensor | None = None, values: torch.Tensor | None = None,
+                 filled: int = 0) -> None:
+        super().__init__()
+        self._capacity, self._filled = capacity, filled
+        if keys is not None:
+            self._adopt(keys, values)
+
+    def _adopt(self, keys: torch.Tensor, values: torch.Tensor) -> None:
+        self._key_buffer, self._value_buffer = keys, values
+        self.dtype, self.device = keys.dtype, keys.device
+        self.keys, self.values = keys[:, :, :self._filled], values[:, :, :self._filled]
+        self.is_initialized = True
+
+    def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
+        batch, heads, _, dim = key_states.shape
+        self._adopt(key_states.new_zeros((batch, heads, self._capacity, dim)),
+                    value_states.new_zeros((batch, heads, self._capacity, value_states.shape[-1])))
+
+    def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
+        if not self.is_initialized:
+            self.lazy_initialization(key_states, value_states)
+        end = self._filled + key_states.shape[-2]
+        if end > self._capacity:
+            raise RuntimeError(f"bug: {end} cache columns for a buffer of {self._capacity}")
+        self._key_buffer[:, :, self._filled:end] = key_states
+        self._value_buffer[:, :, self._filled:end] = value_states
+        self._filled = end
+        self.keys, self.values = self._key_buffer[:, :, :end], self._value_buffer[:, :, :end]
+        return self.keys, self.values
+
+    def get_seq_length(self) -> int:
+        return self._filled
+
+
+def _padded_cache(episodes: list[_EpisodeCache], device, extra_columns: int) -> tuple[DynamicCache, torch.Tensor]:
+    """A batch cache of the episodes' keys/values, each row left-padded, room for ``extra_columns``
+    more, and the 0/1 mask of its filled columns."""
     lengths = [len(e.tokens) for e in episodes]
     width = max(lengths)
     mask = torch.zeros((len(episodes), width), dtype=torch.long, device=device)
     for row, length in enumerate(lengths):
         mask[row, width - length:] = 1
+    cache = DynamicCache()
     if width == 0:
-        return DynamicCache(), mask
+        cache.layer_class_to_replicate = lambda: _PreallocatedLayer(extra_columns)
+        return cache, mask
     layers = len(next(e.keys for e in episodes if e.keys))
-    return DynamicCache([(_left_padded([e.keys[i] if e.keys else None for e in episodes], width),
-                          _left_padded([e.values[i] if e.values else None for e in episodes], width))
-                         for i in range(layers)]), mask
+    cache.layers = [_PreallocatedLayer(width + extra_columns,
+                                       _left_padded([e.keys[i] if e.keys else None for e in episodes], width, extra_columns),
+                                       _left_padded([e.values[i] if e.values else None for e in episodes], width, extra_columns),
+                                       width)
+                    for i in range(layers)]
+    return cache, mask
 
 
-def _left_padded(rows: list[torch.Tensor | None], width: int) -> torch.Tensor:
-    """``[batch, heads, width, dim]`` with each row's ``[heads, tokens, dim]`` at the right end.
+def _left_padded(rows: list[torch.Tensor | None], width: int, extra_columns: int) -> torch.Tensor:
+    """``[batch, heads, width + extra_columns, dim]`` with each row's ``[heads, tokens, dim]`` ending at
+    column ``width`` (the rest zeros).
 
-    Zeros before it, not garbage: masked columns get no attention weight, but a NaN there would
-    still poison the weighted sum.
+    Zeros, not garbage: masked columns get no attention weight, but a NaN there would still poison
+    the weighted sum.
     """
     sample = next(t for t in rows if t is not None)
-    out = sample.new_zeros((len(rows), sample.shape[0], width, sample.shape[2]))
+    out = sample.new_zeros((len(rows), sample.shape[0], width + extra_columns, sample.shape[2]))
     for row, tensor in enumerate(rows):
         if tensor is not None:
-            out[row, :, width - tensor.shape[1]:] = tensor
+            out[row, :, width - tensor.shape[1]:width] = tensor
     return out
 
 
