@@ -72,7 +72,7 @@ def transcript(trajectory: Trajectory, width: int = 100) -> str:
     messages = [turn.user_message for turn in trajectory.turns[1:]] + [trajectory.final_message]
     for number, (turn, reply) in enumerate(zip(trajectory.turns, messages), start=1):
         for tip in turn.tips:
-            lines.append(textwrap.shorten(f"     tip: {tip}", width))
+            lines.append("     tip: " + textwrap.shorten(tip, width - 10))
         corrected = f"   (wrote {turn.raw_action!r})" if turn.raw_action.strip() != turn.action else ""
         lines.append(f"[{number:2d}] > {turn.action}{corrected}")
         observation = reply.removesuffix(STEP_REQUEST).strip()

@@ -54,6 +54,9 @@ def test_bad_input_is_one_clear_line(args, expected):
     (["--baseline", "naive", "--task", "find-animal", "--preset", "cpu-smoke", "--episodes-per-variation", "0"],
      "--episodes-per-variation: 0 is not allowed"),
     (["--run", "some-run", "--preset", "cpu-demo"], "--preset: only for baselines"),
+    (["--run", "some-run", "--set", "rollout.demonstrations=0"], "--name/--set: only for baselines"),
+    (["--baseline", "naive", "--task", "find-animal", "--preset", "cpu-smoke", "--set", "rollout.demos=0"],
+     "rollout.demos"),
 ])
 def test_bad_eval_input_is_one_clear_line(args, expected):
     out = run_cli("eval", *args)

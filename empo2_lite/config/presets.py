@@ -43,7 +43,9 @@ def _cpu_demo() -> TrainConfig:
         # for the backward pass, so 4 packed trajectories in one micro-batch peaked at 11.7 GB of
         # RAM; this way it is 2.9 GB and no slower (docs/hardware.md).
         policy=PolicyConfig(lora_rank=8, lora_alpha=16, gradient_checkpointing=True),
-        rollout=RolloutConfig(max_steps=5, max_new_tokens=16, demonstrations=1, max_context_tokens=4096),
+        # 10-step episodes since rollouts keep their KV cache: an iteration costs about what the
+        # 5-step one did when every step re-read the whole conversation (docs/hardware.md).
+        rollout=RolloutConfig(max_steps=10, max_new_tokens=16, demonstrations=1, max_context_tokens=4096),
         memory=MemoryConfig(tip_max_new_tokens=32),
         update=UpdateConfig(learning_rate=2e-5, mini_batch_actions=20, micro_batch_tokens=2048),
     )
@@ -109,11 +111,12 @@ class PresetCost:
 # cpu-smoke: the smoke notebooks on the 2-core VM (model load and JVM start included); cpu-demo: a
 # 12-iteration run and `make demo` there (82-83 s per iteration, 7-9 s per test episode); gpu-24gb:
 # one H200 iteration with 3-step episodes (48.8 s; 8.6 s for 16 test episodes) scaled to 30 steps;
-# gpu-48gb: a guess from the model size.
+# gpu-48gb: a guess from the model size. cpu-learn: its comparison runs on the 2-core VM (GRPO
+# ~60 s and EMPO² ~70 s per iteration, ~5 s per test episode, 4.8 GB RSS plus 8 JVMs of ~0.25 GB).
 PRESET_COSTS = {
     "cpu-smoke": PresetCost(15.0, 1.5, 3.0, "measured on a 2-core CPU, see docs/hardware.md"),
     "cpu-demo": PresetCost(85.0, 10.0, 5.0, "measured on a 2-core CPU, see docs/hardware.md"),
-    "cpu-learn": PresetCost(60.0, 3.0, 6.0, "estimate from a screening run on a 2-core CPU, see docs/results-cpu.md"),
+    "cpu-learn": PresetCost(70.0, 5.0, 7.0, "measured on a 2-core CPU, see docs/results-cpu.md"),
     "gpu-24gb": PresetCost(480.0, 5.4, 22.0, "estimate scaled from a 3-step iteration on an H200 (random weights), docs/hardware.md"),
     "gpu-48gb": PresetCost(1200.0, 30.0, 44.0, "estimate: not yet measured on a GPU"),
 }
