@@ -223,7 +223,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     """Every figure that the runs under --runs support, as PNG + PDF in --out."""
     from empo2_lite import jobs, results
 
-    figures = jobs.all_figures(results.find_runs(args.runs or results.sample_runs_dir()), out=args.out)
+    figures = jobs.all_figures(results.find_runs(args.runs or results.sample_runs_dir("cpu-learn")), out=args.out)
     print(f"{len(figures)} figures (PNG + PDF) in {args.out}: {', '.join(figures)}")
     return 0
 
@@ -232,7 +232,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """A Markdown table of the runs' test returns beside the paper's."""
     from empo2_lite import results
 
-    runs = results.find_runs(args.runs or results.sample_runs_dir())
+    runs = results.find_runs(args.runs or results.sample_runs_dir("cpu-learn"))
     print(results.report_markdown(results.load_evals(runs), results.paper_table()))
     return 0
 
@@ -246,8 +246,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
     if args.task:
         task_registry.get_task(args.task)
     from empo2_lite import comparison, plots, results
+    from empo2_lite.runs import runs_root
 
-    root = Path(args.out or results.sample_runs_dir() / args.preset)
+    root = Path(args.out) if args.out else runs_root() / args.preset
     table = comparison.run_comparison(root, args.preset, args.seeds, task=args.task, only=args.only,
                                       trials=args.trials)
     if not args.only:
@@ -338,12 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.set_defaults(handler=cmd_ablate)
 
     plot = commands.add_parser("plot", help="figures (PNG + PDF) from saved runs")
-    plot.add_argument("--runs", help="folder holding run folders (default: the shipped sample runs)")
+    plot.add_argument("--runs", help="folder holding run folders, at any depth (default: data/sample_runs/cpu-learn)")
     plot.add_argument("--out", default="figures", help="where to write the figures")
     plot.set_defaults(handler=cmd_plot)
 
     report = commands.add_parser("report", help="Markdown table of runs vs the paper")
-    report.add_argument("--runs", help="folder holding run folders (default: the shipped sample runs)")
+    report.add_argument("--runs", help="folder holding run folders, at any depth (default: data/sample_runs/cpu-learn)")
     report.set_defaults(handler=cmd_report)
 
     compare = commands.add_parser("compare", help="EMPO² vs GRPO over seeds with the untrained baselines, "
@@ -352,7 +353,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--task", help="task (default: the preset's)")
     compare.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
     compare.add_argument("--trials", type=int, default=3, help="memory-only baseline: trials")
-    compare.add_argument("--out", help="folder of the experiment (default: data/sample_runs/<preset>)")
+    compare.add_argument("--out", help="folder of the experiment (default: <runs root>/<preset>, e.g. runs/cpu-learn)")
     compare.add_argument("--only", nargs="+", help="play only these pieces (e.g. naive grpo-s1), for parallel "
                                                    "processes; a plain run afterwards collects")
     compare.set_defaults(handler=cmd_compare)

@@ -208,7 +208,8 @@ CURVE_METRICS = ("charts/return_mean", "charts/success_rate", "charts/novelty_me
 
 def all_figures(runs: Iterable[str | Path], out: str | Path | None = None) -> dict[str, Figure]:
     """Every figure the runs' files support, by name (learning curves, phase times, memory growth,
-    the paper comparison for the runs' tasks, test return by algorithm, OOD curves); with ``out``,
+    the paper comparison for the runs' tasks, test return by algorithm, the algorithms beside the
+    untrained baselines when the runs hold them, OOD curves); with ``out``,
     each is also saved there as ``<name>.png`` and ``<name>.pdf``."""
     from empo2_lite import plots, results
 
@@ -226,6 +227,8 @@ def all_figures(runs: Iterable[str | Path], out: str | Path | None = None) -> di
     figures["paper_comparison"] = plots.paper_comparison(results.paper_table(), evals, tasks=tasks or None)
     if len(evals):
         figures["ablation_algo"] = plots.ablation_bars(evals, "algo")
+    if len(evals) and "naive" in set(evals["algo"]) and len(metrics):
+        figures["learning_comparison"] = plots.learning_comparison(metrics, evals)
     if len(ood):
         figures["ood_curves"] = plots.ood_curves(ood)
     if out is not None:

@@ -131,3 +131,17 @@ def test_train_cli_rejects_bad_settings_before_any_heavy_work(monkeypatch, capsy
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 2
     assert out.stderr.strip().splitlines() == ["empo2-lite: error: p: 2.0 is not allowed; it must be a number in [0, 1]"]
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["--preset", "cpu-tiny"], "--preset: 'cpu-tiny' is not allowed; choose one of: cpu-smoke"),
+    (["--task", "find-unicorn"], "choose one of: chemistry-mix"),
+    (["--seeds", "0", "--only", "grpo-s3"], "--only: grpo-s3 is not a piece of this experiment; choose from naive, "
+                                           "memory-only, empo2-s0, grpo-s0"),
+])
+def test_bad_compare_input_is_one_clear_line(args, expected, tmp_path):
+    out = run_cli("compare", "--out", str(tmp_path / "cmp"), *args)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0]
+    assert not (tmp_path / "cmp").exists()  # refused before anything was written

@@ -79,13 +79,20 @@ def test_report_cites_the_paper_numbers_and_names_the_model(sample):
 
 
 def test_plot_and_report_commands(tmp_path):
-    out = subprocess.run([sys.executable, "-m", "empo2_lite", "plot", "--out", str(tmp_path)], capture_output=True,
-                         text=True, timeout=300)
+    smoke = str(results.sample_runs_dir("cpu-smoke"))
+    out = subprocess.run([sys.executable, "-m", "empo2_lite", "plot", "--runs", smoke, "--out", str(tmp_path)],
+                         capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     names = {p.stem for p in tmp_path.iterdir()}
     assert names >= {"curve_return_mean", *FIGURES[1:]} and f"{len(names)} figures (PNG + PDF) in {tmp_path}" in out.stdout
-    report = subprocess.run([sys.executable, "-m", "empo2_lite", "report"], capture_output=True, text=True, timeout=120)
+    report = subprocess.run([sys.executable, "-m", "empo2_lite", "report", "--runs", smoke], capture_output=True,
+                            text=True, timeout=120)
     assert report.returncode == 0 and "| find-animal | empo2 | cpu-smoke | tiny:byte | 2 |" in report.stdout
+    default = subprocess.run([sys.executable, "-m", "empo2_lite", "report"], capture_output=True, text=True, timeout=120)
+    assert default.returncode == 0  # the cpu-learn comparison: both algorithms over 3 seeds, and the baselines
+    for row in ("| find-animal | grpo | cpu-learn |", "| find-animal | empo2 | cpu-learn |",
+                "| find-animal | naive | cpu-learn |", "| find-animal | memory-only | cpu-learn |"):
+        assert row in default.stdout
     missing = subprocess.run([sys.executable, "-m", "empo2_lite", "report", "--runs", str(tmp_path / "nope")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no runs folder" in missing.stderr
