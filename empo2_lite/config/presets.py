@@ -43,9 +43,7 @@ def _cpu_demo() -> TrainConfig:
         # for the backward pass, so 4 packed trajectories in one micro-batch peaked at 11.7 GB of
         # RAM; this way it is 2.9 GB and no slower (docs/hardware.md).
         policy=PolicyConfig(lora_rank=8, lora_alpha=16, gradient_checkpointing=True),
-        # 10-step episodes since rollouts keep their KV cache: an iteration costs about what the
-        # 5-step one did when every step re-read the whole conversation (docs/hardware.md).
-        rollout=RolloutConfig(max_steps=10, max_new_tokens=16, demonstrations=1, max_context_tokens=4096),
+        rollout=RolloutConfig(max_steps=5, max_new_tokens=16, demonstrations=1, max_context_tokens=4096),
         memory=MemoryConfig(tip_max_new_tokens=32),
         update=UpdateConfig(learning_rate=2e-5, mini_batch_actions=20, micro_batch_tokens=2048),
     )
