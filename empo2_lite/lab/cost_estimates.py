@@ -2,12 +2,18 @@
 
 ``estimate`` scales a preset's cost per iteration (``config.PRESET_COSTS``: measured for the CPU
 presets and partly for ``gpu-24gb``, estimated otherwise; the source is always named) by the number
-of episodes per iteration, iterations, runs and evaluation episodes.
+of episodes per iteration, their step cap, iterations, runs and evaluation episodes.
+
+The step cap scales linearly: with the KV cache kept across turns (``RolloutConfig.kv_cache``) a
+step computes only its new tokens, so an episode costs about the same per step whatever its length
+(docs/hardware.md). Without the cache each step re-reads the whole history and a longer episode
+costs more than this says.
 """
 
 from __future__ import annotations
 
 from empo2_lite.config import PRESET_COSTS, TrainConfig, preset
+from empo2_lite.tasks import step_cap
 
 
 def _format_duration(seconds: float) -> str:
@@ -18,17 +24,23 @@ def _format_duration(seconds: float) -> str:
     return f"~{seconds / 3600:.1f} h"
 
 
+def _episode_steps(config: TrainConfig) -> int:
+    """The step cap the config's episodes run under (its own, else its task's, else the default)."""
+    return config.rollout.max_steps or step_cap(config.task, config.env.default_max_steps)
+
+
 def estimate(config: TrainConfig, iterations: int | None = None, eval_episodes: int = 0, runs: int = 1) -> str:
     """One line: the time and memory ``runs`` runs of ``config`` (``iterations`` each, default its
     own) plus ``eval_episodes`` evaluation episodes will need, scaled from the preset's cost by
-    the number of episodes per iteration."""
+    the number of episodes per iteration and by their step cap."""
     cost = PRESET_COSTS.get(config.preset)
     if cost is None:
         return f"no estimate for preset {config.preset or 'custom'!r}: time one iteration first"
     reference = preset(config.preset)
     scale = (config.variations_per_iteration * config.group_size) / (reference.variations_per_iteration * reference.group_size)
+    steps = _episode_steps(config) / _episode_steps(reference)
     iterations = config.iterations if iterations is None else iterations
-    seconds = runs * iterations * cost.iteration_seconds * scale + eval_episodes * cost.episode_seconds
+    seconds = steps * (runs * iterations * cost.iteration_seconds * scale + eval_episodes * cost.episode_seconds)
     memory = "GPU memory" if config.preset.startswith("gpu") else "RAM"
     return (f"{config.preset}: {_format_duration(seconds)} and ~{cost.peak_memory_gb:g} GB of {memory} "
             f"({cost.source})")
