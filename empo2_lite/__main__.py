@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from empo2_lite import tasks as task_registry
-from empo2_lite.config import ConfigError
+from empo2_lite.config import PRESETS, ConfigError
 from empo2_lite.errors import KitError
 
 if TYPE_CHECKING:
@@ -148,7 +148,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
     """Test-split evaluation of a trained run, or of a baseline (naive / memory-only) of a preset's
     base model; episodes per variation and temperature come from the run's or preset's config."""
     from empo2_lite import jobs
-    from empo2_lite.config import PRESETS
     from empo2_lite.runs import RunDir, runs_root
 
     if bool(args.run) == bool(args.baseline):
@@ -240,7 +239,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_compare(args: argparse.Namespace) -> int:
     """EMPO² vs GRPO over seeds plus the untrained baselines (``comparison.py``), then the table
     and the figure under ``--out``."""
-    from empo2_lite.config import PRESETS, check_choice
+    from empo2_lite.config import check_choice
 
     check_choice("--preset", args.preset, PRESETS)
     if args.task:
@@ -296,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
     play.set_defaults(handler=cmd_play)
 
     train = commands.add_parser("train", help="train a policy with EMPO² or GRPO")
-    train.add_argument("--preset", default="cpu-smoke", help="cpu-smoke, cpu-demo, gpu-24gb or gpu-48gb")
+    train.add_argument("--preset", default="cpu-smoke", help=", ".join(PRESETS))
     train.add_argument("--task", help="task name (see `tasks`)")
     train.add_argument("--algo", help="empo2 or grpo")
     train.add_argument("--iterations", type=int, help="number of iterations")
@@ -312,7 +311,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--baseline", choices=("naive", "memory-only"), help="the base model without training")
     evaluation.add_argument("--task", help="baselines (required): the task to play")
     evaluation.add_argument("--preset", help="baselines (required): the preset whose model and settings they use: "
-                            "cpu-smoke, cpu-demo, gpu-24gb or gpu-48gb")
+                            + ", ".join(PRESETS))
     evaluation.add_argument("--trials", type=int, default=3, help="memory-only: trials (memory iterations)")
     evaluation.add_argument("--name", help="baselines: run folder to save into (default baseline-<kind>-<task>)")
     evaluation.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",

@@ -145,3 +145,12 @@ def test_bad_compare_input_is_one_clear_line(args, expected, tmp_path):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and expected in lines[0]
     assert not (tmp_path / "cmp").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_help_names_every_preset(command):
+    from empo2_lite.config import PRESETS
+
+    out = run_cli(command, "--help")
+    assert out.returncode == 0, out.stderr
+    assert all(name in out.stdout for name in PRESETS)
