@@ -8,7 +8,7 @@ from empo2_lite.lab import cost_estimates
 
 def test_estimates_scale_with_iterations_episodes_and_runs():
     demo = preset("cpu-demo")  # 60 s per iteration of 4 episodes, 7 s per evaluation episode
-    assert cost_estimates.estimate(demo, iterations=3, eval_episodes=20).startswith("cpu-demo: ~5 min and ~4 GB of RAM (measured")
+    assert cost_estimates.estimate(demo, iterations=3, eval_episodes=20).startswith("cpu-demo: ~5 min and ~4.5 GB of RAM (measured")
     doubled = apply_overrides(demo, {"group_size": 8})  # twice the episodes per iteration
     assert cost_estimates.estimate(doubled, iterations=1).startswith("cpu-demo: ~2 min")
     assert cost_estimates.estimate(preset("cpu-smoke"), iterations=2, runs=2).startswith("cpu-smoke: ~60 s")

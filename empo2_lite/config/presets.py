@@ -117,7 +117,7 @@ class PresetCost:
 # ~60 s and EMPO² ~70 s per iteration, ~5 s per test episode, 4.8 GB RSS plus 8 JVMs of ~0.25 GB).
 PRESET_COSTS = {
     "cpu-smoke": PresetCost(15.0, 1.5, 3.0, "measured on a 2-core CPU, see docs/hardware.md"),
-    "cpu-demo": PresetCost(60.0, 7.0, 4.0, "measured on a 2-core CPU, see docs/hardware.md"),
+    "cpu-demo": PresetCost(60.0, 7.0, 4.5, "measured on a 2-core CPU, see docs/hardware.md"),
     "cpu-learn": PresetCost(70.0, 5.0, 7.0, "measured on a 2-core CPU, see docs/results-cpu.md"),
     "gpu-24gb": PresetCost(480.0, 5.4, 22.0, "estimate scaled from a 3-step iteration on an H200 (random weights), docs/hardware.md"),
     "gpu-48gb": PresetCost(1200.0, 30.0, 44.0, "estimate: not yet measured on a GPU"),
