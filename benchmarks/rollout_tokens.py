@@ -18,7 +18,7 @@ same responses), and the environment executes a script (each variation's gold ac
 machine-independent; times are this machine's.
 
 Usage: ``python benchmarks/rollout_tokens.py [--quick]`` (``--quick``: 10-step episodes, ~5 minutes
-on 2 cores; default 30 steps, ~75 minutes there, nearly all of it the run without the cache, whose
+on 2 cores; default 30 steps, ~71 minutes there, nearly all of it the run without the cache, whose
 cost grows with the square of the episode length: docs/hardware.md).
 """
 

@@ -29,6 +29,10 @@ if TYPE_CHECKING:
 OOD_PAIR_NAMES = ("life-stages-2-to-shortest-lived", "longest-lived-to-conductivity", "power-component-to-secondary-color")
 """The keys of ``evaluation.OOD_PAIRS``, written out so that building the parser imports no torch."""
 
+DEFAULT_SAMPLE_RUNS = "cpu-learn"
+"""The shipped sample-run group that ``plot`` and ``report`` show when no ``--runs`` is given."""
+RUNS_HELP = f"folder holding run folders, at any depth (default: data/sample_runs/{DEFAULT_SAMPLE_RUNS})"
+
 
 def _print_start(start: EpisodeStart) -> None:
     print(f"== {start.task}, variation {start.variation} (at most {start.max_steps} steps)")
@@ -222,7 +226,7 @@ def cmd_plot(args: argparse.Namespace) -> int:
     """Every figure that the runs under --runs support, as PNG + PDF in --out."""
     from empo2_lite import jobs, results
 
-    figures = jobs.all_figures(results.find_runs(args.runs or results.sample_runs_dir("cpu-learn")), out=args.out)
+    figures = jobs.all_figures(results.find_runs(args.runs or results.sample_runs_dir(DEFAULT_SAMPLE_RUNS)), out=args.out)
     print(f"{len(figures)} figures (PNG + PDF) in {args.out}: {', '.join(figures)}")
     return 0
 
@@ -231,7 +235,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     """A Markdown table of the runs' test returns beside the paper's."""
     from empo2_lite import results
 
-    runs = results.find_runs(args.runs or results.sample_runs_dir("cpu-learn"))
+    runs = results.find_runs(args.runs or results.sample_runs_dir(DEFAULT_SAMPLE_RUNS))
     print(results.report_markdown(results.load_evals(runs), results.paper_table()))
     return 0
 
@@ -338,12 +342,12 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.set_defaults(handler=cmd_ablate)
 
     plot = commands.add_parser("plot", help="figures (PNG + PDF) from saved runs")
-    plot.add_argument("--runs", help="folder holding run folders, at any depth (default: data/sample_runs/cpu-learn)")
+    plot.add_argument("--runs", help=RUNS_HELP)
     plot.add_argument("--out", default="figures", help="where to write the figures")
     plot.set_defaults(handler=cmd_plot)
 
     report = commands.add_parser("report", help="Markdown table of runs vs the paper")
-    report.add_argument("--runs", help="folder holding run folders, at any depth (default: data/sample_runs/cpu-learn)")
+    report.add_argument("--runs", help=RUNS_HELP)
     report.set_defaults(handler=cmd_report)
 
     compare = commands.add_parser("compare", help="EMPO² vs GRPO over seeds with the untrained baselines, "

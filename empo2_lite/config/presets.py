@@ -110,7 +110,7 @@ class PresetCost:
 
 
 # cpu-smoke: the smoke notebooks on the 2-core VM (model load and JVM start included); cpu-demo:
-# `make demo` there with 10-step episodes and the KV cache (55-64 s per iteration, 6.8 s per test
+# `make demo` there with 10-step episodes and the KV cache (44-68 s per iteration, 6.8 s per test
 # episode, 3.0 GB RSS plus 4 JVMs); gpu-24gb:
 # one H200 iteration with 3-step episodes (48.8 s; 8.6 s for 16 test episodes) scaled to 30 steps;
 # gpu-48gb: a guess from the model size. cpu-learn: its comparison runs on the 2-core VM (GRPO
