@@ -32,7 +32,7 @@ from empo2_lite.config import MemoryConfig, PolicyConfig, RolloutConfig
 from empo2_lite.env.pool import EnvPool
 from empo2_lite.memory import TipEntry, TipMemory, write_tips
 from empo2_lite.policy import load_policy
-from empo2_lite.rollout import EpisodeSpec, collect_rollouts
+from empo2_lite.rollout import collect_rollouts, episode_specs
 
 WORDS = ("door kitchen hallway greenhouse workshop outside bathroom bedroom art studio living room foundry "
          "open close go to look at around in pick up put down move focus on wait inventory task read use "
@@ -82,7 +82,7 @@ def iteration_share() -> dict:
     torch.manual_seed(0)
     with EnvPool(4) as pool:
         began = time.perf_counter()
-        trajectories = collect_rollouts(policy, pool, [EpisodeSpec("find-animal", v, v) for v in range(4)],
+        trajectories = collect_rollouts(policy, pool, episode_specs("find-animal", range(4), 1, run_seed=0, purpose="benchmark", iteration=0),
                                         RolloutConfig(max_steps=3), retrieve=timed_retrieve, progress=False)
         rollout_s = time.perf_counter() - began
     began = time.perf_counter()

@@ -269,7 +269,8 @@ def run_check(args: argparse.Namespace, timed: TrainConfig, report: dict) -> Non
         report["phase"] = "evaluation"
         task = evaluation_task(timed, pool.size, args.eval_variations)
         began = time.perf_counter()
-        result = evaluate(trainer.policy, pool, task, timed.rollout, temperature=timed.eval_temperature,
+        result = evaluate(trainer.policy, pool, task, timed.rollout, split="test", seed=timed.seed, iteration=0,
+                          temperature=timed.eval_temperature,
                           episodes_per_variation=timed.eval_episodes_per_variation)
         report["evaluation"] = {"episodes": len(task.test_variations) * timed.eval_episodes_per_variation,
                                 "seconds": round(time.perf_counter() - began, 2),

@@ -37,7 +37,7 @@ from empo2_lite.config import PolicyConfig, RolloutConfig
 from empo2_lite.env import ScienceWorldAdapter
 from empo2_lite.env.pool import EnvPool
 from empo2_lite.policy import load_policy
-from empo2_lite.rollout import EpisodeSpec, collect_rollouts
+from empo2_lite.rollout import collect_rollouts, episode_specs
 from empo2_lite.trajectory import Trajectory
 
 TASK, EPISODES = "find-animal", 8
@@ -75,7 +75,7 @@ def scripts_for(steps: int) -> list[list[str]]:
 
 def play(policy, scripts: list[list[str]], steps: int, kv_cache: bool) -> tuple[list[Trajectory], float]:
     config = RolloutConfig(max_steps=steps, max_new_tokens=8, temperature=0.0, kv_cache=kv_cache)
-    specs = [EpisodeSpec(TASK, variation, 0) for variation in range(EPISODES)]
+    specs = episode_specs(TASK, range(EPISODES), 1, run_seed=0, purpose="benchmark", iteration=0)
     with ScriptedEnvPool(scripts) as pool:
         began = time.perf_counter()
         trajectories = collect_rollouts(policy, pool, specs, config, progress=False)

@@ -30,7 +30,7 @@ from empo2_lite.env import ScienceWorldAdapter
 from empo2_lite.env.pool import EnvPool
 from empo2_lite.policy import load_policy
 from empo2_lite.policy.sampling import SampledResponse
-from empo2_lite.rollout import EpisodeSpec, collect_rollouts
+from empo2_lite.rollout import collect_rollouts, episode_specs
 
 TASK, VARIATIONS = "find-animal", (0, 1)
 
@@ -52,7 +52,7 @@ def scripted_trajectories(policy, steps: int, history_window: int | None):
         return responses
 
     with EnvPool(len(VARIATIONS)) as pool:
-        return collect_rollouts(policy, pool, [EpisodeSpec(TASK, v, i) for i, v in enumerate(VARIATIONS)],
+        return collect_rollouts(policy, pool, episode_specs(TASK, VARIATIONS, 1, run_seed=0, purpose="benchmark", iteration=0),
                                 RolloutConfig(max_steps=steps, history_window=history_window), sampler=sampler,
                                 progress=False)
 

@@ -28,10 +28,10 @@ from typing import TYPE_CHECKING, Any
 from empo2_lite.config import (BASELINES, ConfigError, TrainConfig, apply_overrides, check_choice, config_json, preset,
                                run_format_error)
 from empo2_lite.config.overrides import flatten
-from empo2_lite.evaluation import PoolFactory, final_evaluation
+from empo2_lite.evaluation import PoolFactory, final_evaluation, row_split
 from empo2_lite.experiments import run_status
 from empo2_lite.runs import RunDir, runs_root
-from empo2_lite.tasks import get_task
+from empo2_lite.tasks import EVAL_SPLITS, get_task
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -124,39 +124,46 @@ def train_runs(configs: Iterable[TrainConfig], *, progress: bool = True, make_po
 # -- evaluation --------------------------------------------------------------------------------
 def baseline(kind: str, task_name: str, preset_name: str, *, trials: int = 3, temperature: float | None = None,
              episodes_per_variation: int | None = None, make_pool: PoolFactory | None = None,
-             progress: bool = True, name: str | None = None, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The paper's baselines with the preset's base model (no adapter), on ``task_name``'s test
-    split: "naive" plays it once; "memory-only" plays ``trials`` times with a growing tip memory
-    (Reflexion-style; its row's return is the last trial's, every trial under ``trials``).
+             progress: bool = True, name: str | None = None, overrides: dict[str, Any] | None = None,
+             split: str = "test", seed: int = 0) -> dict[str, Any]:
+    """The paper's baselines with the preset's base model (no adapter), on ``task_name``'s
+    ``split`` (test by default; dev for choices): "naive" plays it once; "memory-only" plays
+    ``trials`` times with a growing tip memory (Reflexion-style; its row's return is the last
+    trial's, every trial under ``trials``, together its one evaluation of the split). Tokens are
+    drawn from episode seeds of ``seed``, so seeds give independent evaluations.
 
-    Saved in the run folder ``name`` (default ``baseline-<kind>-<task>``): a ``config.json`` saying
-    what was evaluated (the preset's config with ``baseline`` set, so the results layer, ``plot``
-    and ``report`` read it like a run) and the result appended to its ``eval.jsonl``; returned."""
+    Saved in the run folder ``name`` (default ``baseline-<kind>-<task>``, ``-s<seed>`` appended for
+    a seed other than 0): a ``config.json`` saying what was evaluated (the preset's config with
+    ``baseline`` and ``seed`` set, so the results layer, ``plot`` and ``report`` read it like a run
+    of that seed) and the result appended to its ``eval.jsonl``; returned."""
     from empo2_lite.evaluation import evaluate, memory_adaptation
     from empo2_lite.policy import load_policy
 
     check_choice("baseline", kind, BASELINES)
+    check_choice("split", split, EVAL_SPLITS)
     task = get_task(task_name)
-    run = RunDir.named(name or f"baseline-{kind}-{task.name}")
+    run = RunDir.named(name or f"baseline-{kind}-{task.name}" + (f"-s{seed}" if seed else ""))
     config = apply_overrides(preset(preset_name), {**(overrides or {}), "task": task_name, "baseline": kind,
-                                                   "name": run.path.name})
+                                                   "seed": seed, "name": run.path.name})
     config.validate()
-    if run.exists() and run.config().baseline != kind:
-        raise ConfigError(f"name: {run.path} already holds a run that is not a {kind} baseline; choose another name")
+    if run.exists() and (run.config().baseline, run.config().seed) != (kind, seed):
+        raise ConfigError(f"name: {run.path} already holds a run that is not a {kind} baseline of seed {seed}; "
+                          "choose another name")
     temperature = config.eval_temperature if temperature is None else temperature
     episodes = config.eval_episodes_per_variation if episodes_per_variation is None else episodes_per_variation
     policy = load_policy(replace(config.policy, lora_rank=0))
     with _pools(make_pool)(config.n_envs, config.env) as pool:
         if kind == "memory-only":
-            history = memory_adaptation(policy, pool, task, config.rollout, config.memory, trials,
-                                        temperature=temperature, episodes_per_variation=episodes, progress=progress)
+            history = memory_adaptation(policy, pool, task, config.rollout, config.memory, trials, split=split,
+                                        seed=seed, temperature=temperature, episodes_per_variation=episodes,
+                                        progress=progress)
             last = history[-1]
-            result = {"task": task.name, "episodes_per_variation": episodes, "episodes": last["episodes"],
-                      "return_mean": last["return_mean"], "return_se": last["return_se"],
-                      "success_rate": last["success_rate"], "trials": history}
+            result = {"task": task.name, "split": split, "seed": seed, "episodes_per_variation": episodes,
+                      "episodes": last["episodes"], "return_mean": last["return_mean"], "return_se": last["return_se"],
+                      "success_rate": last["success_rate"], "end_reasons": last["end_reasons"], "trials": history}
         else:
-            result = evaluate(policy, pool, task, config.rollout, temperature=temperature,
-                              episodes_per_variation=episodes, progress=progress)
+            result = evaluate(policy, pool, task, config.rollout, split=split, seed=seed, iteration=0,
+                              temperature=temperature, episodes_per_variation=episodes, progress=progress)
     result = {"baseline": kind, "preset": preset_name, "temperature": temperature, **result}
     if not run.exists():
         run.start(config)
@@ -166,10 +173,11 @@ def baseline(kind: str, task_name: str, preset_name: str, *, trials: int = 3, te
 
 def adapt_ood(name: str, task_name: str, iterations: int, *, temperature: float | None = None,
               episodes_per_variation: int | None = None, make_pool: PoolFactory | None = None,
-              progress: bool = True) -> list[dict[str, Any]]:
-    """The run ``name`` (trained on task A) adapting to ``task_name`` with frozen weights and a
-    growing memory (the paper's OOD protocol), saved as the run's ``ood-<task>.jsonl`` and
-    returned; an adaptation already saved with the same settings is read back instead."""
+              progress: bool = True, split: str = "test") -> list[dict[str, Any]]:
+    """The run ``name`` (trained on task A) adapting to ``task_name``'s ``split`` with frozen
+    weights and a growing memory (the paper's OOD protocol; its iterations together are the one
+    evaluation of that split), saved as the run's ``ood-<task>.jsonl`` and returned; an adaptation
+    already saved with the same settings is read back instead (rows without a split are test)."""
     from empo2_lite.evaluation import load_trained_policy, memory_adaptation
 
     run = RunDir.named(name)
@@ -177,16 +185,18 @@ def adapt_ood(name: str, task_name: str, iterations: int, *, temperature: float 
         raise ConfigError(f"--run: no run named {name!r} under {runs_root()}")
     task = get_task(task_name)
     config = run.config()
+    check_choice("split", split, EVAL_SPLITS)
     settings = {"temperature": config.eval_temperature if temperature is None else temperature,
                 "episodes_per_variation": (config.eval_episodes_per_variation if episodes_per_variation is None
                                            else episodes_per_variation)}
     saved = run.read_ood().get(task.name, [])
-    if len(saved) == iterations and all({key: row.get(key) for key in settings} == settings for row in saved):
+    if (len(saved) == iterations and all({key: row.get(key) for key in settings} == settings for row in saved)
+            and all(row_split(row) == split for row in saved)):
         return saved
     policy, config = load_trained_policy(run.path)
     with _pools(make_pool)(config.n_envs, config.env) as pool:
         history = memory_adaptation(policy, pool, task, config.rollout, config.memory, iterations, progress=progress,
-                                    **settings)
+                                    split=split, seed=config.seed, **settings)
     run.write_ood(task.name, [{**row, **settings} for row in history])
     return run.read_ood()[task.name]
 

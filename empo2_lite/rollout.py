@@ -24,6 +24,7 @@ turns, and records one sample per turn.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,16 +40,33 @@ from empo2_lite.policy.loading import Policy
 from empo2_lite.memory.tips import write_tips
 from empo2_lite.policy.samplers import EpisodeSampler, episode_sampler
 from empo2_lite.policy.sampling import SampledResponse
+from empo2_lite.seeding import episode_seed, step_seed
+from empo2_lite.tasks import step_cap
 from empo2_lite.trajectory import ChatTokens, TokenSample, Trajectory, Turn, append_history, assistant_content
+
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class EpisodeSpec:
-    """Which episode to play and which GRPO group it belongs to."""
+    """Which episode to play, which GRPO group it belongs to, and the seed its tokens are drawn from."""
 
     task: str
     variation: int
     group_id: int
+    seed: int
+    """``seeding.episode_seed`` of what the episode is for; its steps and tip draw from seeds derived
+    from it, so it samples the same tokens whichever wave, slot or batch plays it."""
+
+
+def episode_specs(task: str, variations: Sequence[int], episodes_per_variation: int, *, run_seed: int, purpose: str,
+                  iteration: int) -> list[EpisodeSpec]:
+    """``episodes_per_variation`` episodes of each variation, one GRPO group per variation (its
+    position in ``variations``), each seeded by what it is (``seeding.episode_seed``)."""
+    return [EpisodeSpec(task, variation, group_id=group,
+                        seed=episode_seed(run_seed, purpose, iteration, variation, index))
+            for group, variation in enumerate(variations) for index in range(episodes_per_variation)]
 
 
 @dataclass(frozen=True)
@@ -77,8 +95,8 @@ class _Episode:
     def __init__(self, policy: Policy, spec: EpisodeSpec, rollout_id: int, start: EpisodeStart, config: RolloutConfig):
         self.config = config
         self.tokenizer = policy.tokenizer
-        self.trajectory = Trajectory(spec.task, spec.variation, spec.group_id, rollout_id, start_score=start.score,
-                                     score=start.score)
+        self.trajectory = Trajectory(spec.task, spec.variation, spec.group_id, rollout_id, seed=spec.seed,
+                                     start_score=start.score, score=start.score)
         demos = demonstrations_for(spec.task, spec.variation, config.demonstrations) if config.demonstrations else []
         self.pending_message = prompts.first_user_message(start.task_description, start.inventory, start.observation, demos)
         self.pending_tips: tuple[str, ...] = ()
@@ -225,7 +243,7 @@ def _play_wave(policy: Policy, pool: EpisodePool, wave: list[EpisodeSpec], first
     running: dict[int, _Episode] = {}
     for slot, (spec, start) in enumerate(zip(wave, starts)):
         if isinstance(start, EpisodeFailure):
-            finished[slot] = Trajectory(spec.task, spec.variation, spec.group_id, first_id + slot,
+            finished[slot] = Trajectory(spec.task, spec.variation, spec.group_id, first_id + slot, seed=spec.seed,
                                         end_reason="env_failure", error=start.error)
         else:
             running[slot] = _Episode(policy, spec, first_id + slot, start, config)
@@ -250,7 +268,8 @@ def _play_wave(policy: Policy, pool: EpisodePool, wave: list[EpisodeSpec], first
             continue
         order = list(prompts_with)
         keys = [running[slot].trajectory.rollout_id for slot in order]
-        responses = sampler.sample(keys, [prompts_with[s] for s in order])
+        seeds = [step_seed(running[slot].trajectory.seed, len(running[slot].trajectory.turns)) for slot in order]
+        responses = sampler.sample(keys, [prompts_with[s] for s in order], seeds=seeds)
         by_slot = dict(zip(order, responses))
         computed = {slot: sampler.last_computed.get(key, 0) for slot, key in zip(order, keys)}
         results = pool.step({slot: action_text(by_slot[slot], policy.tokenizer) for slot in order})
@@ -275,8 +294,9 @@ maximum 281: ``look around`` in a full room)."""
 
 
 def worst_case_prompt_tokens(tokenizer, task: str, config: RolloutConfig, steps: int,
-                             observation_tokens: int = OBSERVATION_TOKENS_P90) -> int:
-    """Tokens of the longest prompt a memory episode of ``steps`` steps can reach, plus its reply.
+                             observation_tokens: int = OBSERVATION_TOKENS_P90, with_tips: bool = True) -> int:
+    """Tokens of the longest prompt a memory episode (``with_tips``, else a tip-free one) of
+    ``steps`` steps can reach, plus its reply.
 
     What it adds up: the system prompt and the first user message with its demonstrations (the
     longest of the task's), then every step with an observation of ``observation_tokens`` tokens
@@ -294,5 +314,18 @@ def worst_case_prompt_tokens(tokenizer, task: str, config: RolloutConfig, steps:
     for _ in range(steps - 1):
         messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": prompts.step_user_message(filler)}]
     chat = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=False)
-    tips = min(steps * config.tip_block_tokens, config.tip_episode_tokens)
+    tips = min(steps * config.tip_block_tokens, config.tip_episode_tokens) if with_tips else 0
     return len(chat) + tips + config.max_new_tokens
+
+
+def warn_if_context_is_short(tokenizer, task: str, config: RolloutConfig, with_tips: bool = True) -> None:
+    """Say before playing, in one line, when an episode of the task's full length (with tips, or
+    without) may not fit the context: it would then end with ``context_limit``, counted in the end
+    reasons of the metrics and of every evaluation row. Training, evaluation and the baselines all
+    say it, since all of them play such episodes."""
+    steps = config.max_steps or step_cap(task, default=30)
+    need = worst_case_prompt_tokens(tokenizer, task, config, steps, with_tips=with_tips)
+    if need > config.max_context_tokens:
+        logger.warning("%s: a %d-step episode%s may need ~%d tokens but rollout.max_context_tokens is %d; "
+                       "long episodes may end with context_limit (raise it if memory allows)",
+                       task, steps, " with tips" if with_tips else "", need, config.max_context_tokens)

@@ -68,7 +68,8 @@ class BatchSummary:
         """The fields an evaluation row of ``eval.jsonl`` carries, in their order there."""
         return {"episodes": self.episodes, "env_failures": self.env_failures, "return_mean": self.return_mean,
                 "return_std": self.return_std, "return_se": self.return_se, "success_rate": self.success_rate,
-                "success_official_rate": self.success_official_rate, "per_variation": self.per_variation}
+                "success_official_rate": self.success_official_rate, "per_variation": self.per_variation,
+                "end_reasons": self.end_reasons}
 
 
 def summarize(trajectories: Sequence[Trajectory]) -> BatchSummary:

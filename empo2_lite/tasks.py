@@ -7,6 +7,9 @@ in ``data/tasks.json`` (read off scienceworld 1.2.3; a JVM test checks them) so 
 and notebook asks this registry instead of re-deriving them.
 
 ScienceWorld numbers the variations of a task contiguously: train ids first, then dev, then test.
+Choices (settings, screening, periodic evaluations) are scored on the dev split, the first
+min(20, n_dev) dev ids, played like the test split; the test split is played once per run, by
+an explicit final evaluation (``evaluation.py``).
 """
 
 from __future__ import annotations
@@ -18,6 +21,10 @@ from functools import lru_cache
 from pathlib import Path
 
 SPLITS = ("train", "dev", "test")
+EVAL_SPLITS = ("dev", "test")
+"""The splits an evaluation may play: dev for every choice, test for the one final report."""
+EVAL_VARIATIONS = 20
+"""Evaluations play the first min(20, n) variations of their split (the paper's test protocol)."""
 
 
 def data_dir() -> Path:
@@ -51,6 +58,18 @@ class Task:
     """The train variation ids the protocol trains on (the first 5, fewer if the task has fewer)."""
     test_variations: tuple[int, ...]
     """The test variation ids the protocol evaluates on (the first min(20, n_test))."""
+
+    @property
+    def dev_variations(self) -> tuple[int, ...]:
+        """The dev variation ids evaluations on dev play: the first min(20, n_dev)."""
+        return tuple(self.split_ids("dev")[:EVAL_VARIATIONS])
+
+    def eval_variations(self, split: str) -> tuple[int, ...]:
+        """The variation ids an evaluation on ``split`` ("dev" or "test") plays."""
+        if split not in EVAL_SPLITS:
+            raise UnknownTaskError(f"split: {split!r} is not allowed for an evaluation; choose one of: "
+                                   f"{', '.join(EVAL_SPLITS)}")
+        return self.dev_variations if split == "dev" else self.test_variations
 
     def split_ids(self, split: str) -> range:
         """All variation ids of a split (train, dev or test)."""

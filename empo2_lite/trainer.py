@@ -36,7 +36,7 @@ from empo2_lite.env.protocol import EpisodePool
 from empo2_lite.evaluation import evaluate
 from empo2_lite.memory import Novelty, TipMemory
 from empo2_lite.policy import load_policy
-from empo2_lite.rollout import EpisodeSpec, Sampler, collect_rollouts, worst_case_prompt_tokens
+from empo2_lite.rollout import Sampler, collect_rollouts, episode_specs, warn_if_context_is_short
 from empo2_lite.runs import RunDir
 from empo2_lite.summary import BatchSummary, summarize
 from empo2_lite.tasks import get_task
@@ -52,17 +52,6 @@ def aggregate_novelty(trajectory: Trajectory, aggregation: str) -> float:
     if not rewards:
         return 0.0
     return sum(rewards) if aggregation == "sum" else sum(rewards) / len(rewards)
-
-
-def warn_if_context_is_short(tokenizer, config: TrainConfig) -> None:
-    """Say before training, in one line, when a memory episode of the task's full length may not
-    fit the context (it would then end with ``context_limit``, counted in ``episodes/end_*``)."""
-    steps = config.rollout.max_steps or get_task(config.task).max_steps
-    need = worst_case_prompt_tokens(tokenizer, config.task, config.rollout, steps)
-    if need > config.rollout.max_context_tokens:
-        logger.warning("%s: a %d-step episode with tips may need ~%d tokens but rollout.max_context_tokens is %d; "
-                       "long episodes may end with context_limit (raise it if memory allows)",
-                       config.task, steps, need, config.rollout.max_context_tokens)
 
 
 def open_for_resume(run: RunDir, memory_config: MemoryConfig) -> tuple[Path, TipMemory]:
@@ -133,7 +122,7 @@ class Trainer:
         self.policy = load_policy(config.policy)
         if not self.policy.has_adapter:
             raise ConfigError("policy.lora_rank: 0 is not allowed for training; the kit trains a LoRA adapter (> 0)")
-        warn_if_context_is_short(self.policy.tokenizer, config)
+        warn_if_context_is_short(self.policy.tokenizer, config.task, config.rollout, with_tips=config.p > 0)
         self.sampler: Sampler | None = None
         """Replaces the policy's sampling of the training rollouts' actions, so that tests can
         script the episodes of a replay pool (``tests/replay_pool.py``); it is set after loading
@@ -177,9 +166,10 @@ class Trainer:
         times: dict[str, float] = {"rollout": 0.0, "tips": 0.0, "memory": 0.0, "update": 0.0}
         mode = draw_mode(self.rng, config.p, config.q, off_policy=config.use_off_policy,
                          on_policy_with_tips=config.use_on_policy_with_tips)
-        variations = self.rng.sample(self.task.train_variations,
-                                     min(config.variations_per_iteration, len(self.task.train_variations)))
-        specs = [EpisodeSpec(self.task.name, v, group_id=g) for g, v in enumerate(variations) for _ in range(config.group_size)]
+        variations = self.draw_variations(mode.uses_memory)
+        slot_entries = [self.memory.slot_size(self.task.name, variation) for variation in variations]
+        specs = episode_specs(self.task.name, variations, config.group_size, run_seed=config.seed, purpose="train",
+                              iteration=it)
 
         retrieval_seconds = 0.0
 
@@ -242,6 +232,8 @@ class Trainer:
             "tokens/prefill_computed": summary.tokens_prefill_computed,
             **{f"time/{phase}": round(seconds, 3) for phase, seconds in times.items()},
             "memory/entries": len(self.memory),
+            "memory/slot_entries": sum(slot_entries),
+            "memory/filled_slot_share": sum(entries > 0 for entries in slot_entries) / len(slot_entries),
             "memory/kv_cache_peak_mb": summary.kv_cache_peak_bytes / 2**20,
             "memory/peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "memory/peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0.0,
@@ -250,12 +242,26 @@ class Trainer:
         self.run.log_scalars(it, metrics)
         self.iteration = it + 1
         if config.eval_every and self.iteration % config.eval_every == 0:
-            result = evaluate(self.policy, pool, self.task, config.rollout, temperature=config.eval_temperature,
-                              episodes_per_variation=config.eval_episodes_per_variation)
-            self.run.append_eval({"iteration": self.iteration, **result})
+            result = evaluate(self.policy, pool, self.task, config.rollout, split="dev", seed=config.seed,
+                              iteration=self.iteration, temperature=config.eval_temperature,
+                              episodes_per_variation=config.eval_episodes_per_variation, warn_short_context=False)
+            self.run.append_eval({"iteration": self.iteration, "kind": "periodic", **result})
         if self.iteration % config.checkpoint_every == 0 or self.iteration == config.iterations:
             self.save_checkpoint()
         return metrics
+
+    def draw_variations(self, uses_memory: bool) -> list[int]:
+        """The train variations of this iteration (one GRPO group each).
+
+        The whole order is drawn every iteration, so the random stream advances alike in every
+        mode. A plain iteration takes the first ``variations_per_iteration`` of it. A memory
+        iteration with ``memory_draw == "filled"`` takes variations whose memory slot holds tips
+        first (in the drawn order): memory is kept per variation, and drawing 1 of 5 variations
+        uniformly found an empty slot in most memory iterations of the shipped cpu-learn runs."""
+        order = self.rng.sample(self.task.train_variations, len(self.task.train_variations))
+        if uses_memory and self.config.memory_draw == "filled":
+            order.sort(key=lambda variation: self.memory.slot_size(self.task.name, variation) == 0)
+        return order[: self.config.variations_per_iteration]
 
     # -- checkpoints ----------------------------------------------------------------------------
     def save_checkpoint(self) -> None:

@@ -129,6 +129,8 @@ class Trajectory:
     group_id: int
     """Rollouts of the same task variation in one iteration share a group (GRPO)."""
     rollout_id: int
+    seed: int = 0
+    """The episode's seed (``seeding.episode_seed``): every token of its actions and tip is drawn from it."""
     turns: list[Turn] = field(default_factory=list)
     with_tips: list[TokenSample] = field(default_factory=list)
     """One packed sample (full history) or one sample per turn (history window)."""

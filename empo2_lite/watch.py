@@ -16,8 +16,6 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
-import torch
-
 from empo2_lite.env.pool import EnvPool
 from empo2_lite.evaluation import PoolFactory, load_trained_policy
 from empo2_lite.memory import TipMemory
@@ -25,6 +23,7 @@ from empo2_lite.policy.loading import Policy
 from empo2_lite.prompts import STEP_REQUEST
 from empo2_lite.rollout import EpisodeSpec, collect_rollouts
 from empo2_lite.runs import RunDir
+from empo2_lite.seeding import episode_seed
 from empo2_lite.tasks import get_task
 from empo2_lite.trajectory import Trajectory
 
@@ -58,9 +57,9 @@ def watch_run(run_path: str | Path, task: str | None = None, variation: int | No
             policy, _ = load_trained_policy(run.path)
     retrieve = TipMemory.load(run.memory_path, config.memory).tips_for if with_memory else None
     settings = replace(config.rollout, temperature=config.eval_temperature if temperature is None else temperature)
-    torch.manual_seed(seed)
+    spec = EpisodeSpec(task_entry.name, variation, 0, seed=episode_seed(seed, "watch", 0, variation, 0))
     with (make_pool or EnvPool)(1, config.env) as pool:
-        [trajectory] = collect_rollouts(policy, pool, [EpisodeSpec(task_entry.name, variation, 0)], settings,
+        [trajectory] = collect_rollouts(policy, pool, [spec], settings,
                                         retrieve=retrieve, progress=False)
     return trajectory
 

@@ -47,9 +47,9 @@ EPISODES: dict[tuple[str, int], list[list[str]]] = {
         [INVENTORY] * 4,
         [LOOK] * 3,
     ],
-    # Evaluations of identify-life-stages-2 (test variations 6-9), and its training episodes in the
-    # comparison test (train variations 0-3), cpu-smoke's 4 steps each.
-    **{("identify-life-stages-2", variation): [[LOOK] * 4] for variation in (0, 1, 2, 3, 6, 7, 8, 9)},
+    # Evaluations of identify-life-stages-2 (dev variations 4-5, test variations 6-9), and its
+    # training episodes in the comparison test (train variations 0-3), cpu-smoke's 4 steps each.
+    **{("identify-life-stages-2", variation): [[LOOK] * 4] for variation in range(10)},
 }
 """(task, variation) -> the action sequences the replaying tests play (scripted samplers' texts)."""
 

@@ -10,8 +10,10 @@ Recordings live in ``tests/data/transitions/<task>-<variation>.json``, written b
 ``tests/record_transitions.py`` from real ScienceWorld with no step cap. The cap is applied at
 replay, by the adapter's rule: an episode that neither completed nor failed ends with
 ``max_steps`` once it has taken ``max_steps`` steps. An action sequence that was never recorded
-raises ``UnrecordedTransition`` naming it and the command that records it: a test never gets an
-invented observation.
+raises ``UnrecordedTransition`` naming it and the command that records it, so a scripted test never
+gets an invented observation; a pool made with ``unrecorded="fixed"`` instead answers such an action
+with ``UNRECORDED_OBSERVATION`` (score unchanged, the episode running on to its cap), so that a
+policy can sample freely (training and evaluation from a tiny model's own tokens).
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ from empo2_lite.tasks import step_cap
 
 TRANSITIONS = Path(__file__).parent / "data" / "transitions"
 RECORD_COMMAND = "OMP_NUM_THREADS=1 .venv/bin/python tests/record_transitions.py"
+
+
+UNRECORDED_OBSERVATION = "Nothing happens."
+"""What a ``ReplayPool(unrecorded="fixed")`` answers to an action it has no recording for."""
+UNRECORDED_CHOICES = ("raise", "fixed")
 
 
 class UnrecordedTransition(LookupError):
@@ -81,15 +88,21 @@ class _Slot:
     recording: Recording
     max_steps: int
     history: tuple[str, ...] = ()
+    score: int = 0
+    """The score after the last step (a fixed answer leaves it unchanged)."""
+    off_record: bool = False
+    """Set once an action had no recording: every later step is answered with the fixed observation."""
 
 
 class ReplayPool:
     """``size`` slots replaying recorded episodes in lock-step; an ``EpisodePool`` like ``EnvPool``."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, unrecorded: str = "raise") -> None:
         if size < 1:
             raise ValueError(f"size: {size!r} is not allowed; it must be an integer >= 1")
-        self._size = size
+        if unrecorded not in UNRECORDED_CHOICES:
+            raise ValueError(f"unrecorded: {unrecorded!r} is not allowed; choose one of {UNRECORDED_CHOICES}")
+        self._size, self._unrecorded = size, unrecorded
         self._slots: dict[int, _Slot] = {}
         self._active: set[int] = set()
 
@@ -110,7 +123,8 @@ class ReplayPool:
             raise ValueError(f"episodes: {len(episodes)} episodes do not fit a pool of {self.size}")
         recordings = [load_recording(task, variation) for task, variation in episodes]
         default_cap = EnvConfig().default_max_steps
-        self._slots = {slot: _Slot(recording, max_steps or step_cap(recording.task, default_cap))
+        self._slots = {slot: _Slot(recording, max_steps or step_cap(recording.task, default_cap),
+                                   score=recording.start["score"])
                        for slot, recording in enumerate(recordings)}
         self._active = set(self._slots)
         return [EpisodeStart(task=slot.recording.task, variation=slot.recording.variation, max_steps=slot.max_steps,
@@ -129,6 +143,13 @@ class ReplayPool:
         """End ``slot``'s episode early."""
         self._active.discard(slot)
 
+    @staticmethod
+    def _fixed_answer(slot: _Slot, text: str) -> dict:
+        """The answer to an unrecorded action: nothing happens, the score stays."""
+        return {"observation": UNRECORDED_OBSERVATION, "reward": 0, "score": slot.score, "success": False,
+                "success_official": False, "action": text.strip(),
+                "info": {"corrected": False, "ambiguity_options": [], "end_reason": None}}
+
     def __enter__(self) -> "ReplayPool":
         """A context manager like ``EnvPool``, so it can stand in where the library opens one."""
         return self
@@ -136,11 +157,12 @@ class ReplayPool:
     def __exit__(self, *exc: object) -> None:
         self._active.clear()
 
-    @staticmethod
-    def _step(slot: _Slot, text: str) -> StepResult:
-        """The recorded outcome of ``text`` after the slot's history, with the cap applied."""
+    def _step(self, slot: _Slot, text: str) -> StepResult:
+        """The recorded outcome of ``text`` after the slot's history (or the fixed answer), with the cap applied."""
         slot.history += (text,)
-        recorded = slot.recording.step(slot.history)
+        slot.off_record = slot.off_record or (self._unrecorded == "fixed" and slot.history not in slot.recording.steps)
+        recorded = self._fixed_answer(slot, text) if slot.off_record else slot.recording.step(slot.history)
+        slot.score = recorded["score"]
         steps = len(slot.history)
         end_reason = recorded["info"]["end_reason"] or ("max_steps" if steps >= slot.max_steps else None)
         return StepResult(**{**recorded, "raw_action": text, "done": end_reason is not None,

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from empo2_lite import evaluation
-from empo2_lite.config import MemoryConfig, RolloutConfig, apply_overrides, preset
+from empo2_lite.config import ConfigError, MemoryConfig, RolloutConfig, apply_overrides, preset
 from empo2_lite.tasks import get_task
 from replay_pool import ReplayPool
 from scripted import ScriptedSampler
@@ -52,21 +52,84 @@ def test_final_evaluation_uses_the_configs_episodes_per_variation_and_temperatur
     run.start(config)
     calls = []
 
-    def fake_evaluate(policy, pool, task, rollout, temperature, episodes_per_variation, progress=False):
-        calls.append((task.name, temperature, episodes_per_variation))
-        return {"task": task.name, "episodes": 4 * len(task.test_variations)}
+    def fake_evaluate(policy, pool, task, rollout, *, split, temperature, episodes_per_variation, **kwargs):
+        calls.append((task.name, split, temperature, episodes_per_variation))
+        return {"task": task.name, "split": split, "episodes": 4 * len(task.test_variations)}
 
     monkeypatch.setattr(evaluation, "EnvPool", lambda *args: contextlib.nullcontext())  # no JVM
     monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
     record = evaluation.final_evaluation(run.path, policy=object())
-    assert calls == [(config.task, 0.7, 4)]
+    assert calls == [(config.task, "test", 0.7, 4)]
     assert record["kind"] == "final" and run.read_evals() == [record] and record["iteration"] == 1
 
 
+def fake_evaluations(monkeypatch) -> list[str]:
+    """Replace the playing of an evaluation by a row saying which split it played; return the splits played."""
+    played = []
+
+    def fake_evaluate(policy, pool, task, rollout, *, split, **kwargs):
+        played.append(split)
+        return {"task": task.name, "split": split, "return_mean": 1.0 if split == "test" else 2.0}
+
+    monkeypatch.setattr(evaluation, "EnvPool", lambda *args: contextlib.nullcontext())  # no JVM
+    monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
+    return played
+
+
+def started_run(tmp_path, rows: list[dict]):
+    from empo2_lite.runs import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.start(apply_overrides(preset("cpu-smoke"), {"iterations": 2}))
+    for row in rows:
+        run.append_eval(row)
+    return run
+
+
+def test_a_dev_row_is_never_returned_as_a_final_test_result(tmp_path, monkeypatch):
+    played = fake_evaluations(monkeypatch)
+    dev_row = {"iteration": 2, "kind": "periodic", "split": "dev", "temperature": 0.4, "episodes_per_variation": 1,
+               "return_mean": 50.0}
+    run = started_run(tmp_path, [dev_row])
+    record = evaluation.final_evaluation(run.path, policy=object())
+    assert played == ["test"] and record["split"] == "test" and record["return_mean"] == 1.0
+    assert evaluation.final_evaluation(run.path, policy=object(), split="dev") == dev_row  # dev asks find it
+    assert played == ["test"]
+
+
+def test_an_eval_row_without_a_split_is_a_test_row_and_the_test_split_is_played_once(tmp_path, monkeypatch):
+    played = fake_evaluations(monkeypatch)
+    old_row = {"iteration": 2, "kind": "final", "temperature": 0.4, "episodes_per_variation": 1, "return_mean": 7.0}
+    run = started_run(tmp_path, [old_row])
+    assert evaluation.final_evaluation(run.path, policy=object()) == old_row and played == []
+    with pytest.raises(ConfigError, match="test split of run was played already.*played once"):
+        evaluation.final_evaluation(run.path, policy=object(), temperature=0.7)
+    evaluation.final_evaluation(run.path, policy=object(), temperature=0.7, split="dev")  # dev: as often as wanted
+    assert played == ["dev"] and [row.get("split", "test") for row in run.read_evals()] == ["test", "dev"]
+
+
+def test_find_animal_evaluations_on_dev_play_ids_150_and_up_seeded_by_what_they_are():
+    task = get_task("find-animal")
+    specs = evaluation.evaluation_specs(task, 2, split="dev", seed=0, purpose="eval-dev", iteration=4)
+    assert [spec.variation for spec in specs] == [v for v in range(150, 170) for _ in range(2)]
+    assert len({spec.seed for spec in specs}) == 40  # every episode its own seed
+    again = evaluation.evaluation_specs(task, 2, split="dev", seed=0, purpose="eval-dev", iteration=4)
+    later = evaluation.evaluation_specs(task, 2, split="dev", seed=0, purpose="eval-dev", iteration=8)
+    tested = evaluation.evaluation_specs(task, 2, split="test", seed=0, purpose="eval-test", iteration=4)
+    assert again == specs and not {s.seed for s in later} & {s.seed for s in specs}
+    assert [spec.variation for spec in tested][::2] == list(range(225, 245))
+    with pytest.raises(Exception, match="split: 'train' is not allowed for an evaluation"):
+        evaluation.evaluation_specs(task, 1, split="train", seed=0, purpose="eval-train", iteration=0)
+
+
 def test_evaluate_plays_each_test_variation_k_times_without_memory(byte_policy, pool, recorded_calls):
-    result = evaluation.evaluate(byte_policy, pool, TASK, FAST, temperature=0.4, episodes_per_variation=2)
+    result = evaluation.evaluate(byte_policy, pool, TASK, FAST, split="test", seed=0, iteration=0, temperature=0.4,
+                                 episodes_per_variation=2)
     [call] = recorded_calls
     assert sorted(call["variations"]) == [6, 6, 7, 7, 8, 8, 9, 9]
+    assert result["split"] == "test" and result["seed"] == 0
+    assert sum(result["end_reasons"].values()) == result["episodes"] + result["env_failures"] == 8
+    assert result["end_reasons"] == {"max_steps": 8}  # every scripted episode looks around to the cap
     assert call["retrieve"] is None and call["temperature"] == 0.4
     assert result["episodes"] + result["env_failures"] == 8
     assert set(result["per_variation"]) == {"6", "7", "8", "9"}
@@ -77,12 +140,24 @@ def test_evaluate_plays_each_test_variation_k_times_without_memory(byte_policy, 
 def test_memory_adaptation_never_updates_weights_and_starts_without_memory(byte_policy, pool, recorded_calls):
     before = {name: p.detach().clone() for name, p in byte_policy.model.named_parameters()}
     history = evaluation.memory_adaptation(byte_policy, pool, TASK, FAST, MemoryConfig(tip_max_new_tokens=8), iterations=3,
-                                           temperature=0.4, episodes_per_variation=1)
+                                           split="test", seed=0, temperature=0.4, episodes_per_variation=1)
     assert [row["used_memory"] for row in history] == [False, True, True]
     assert recorded_calls[0]["retrieve"] is None and all(call["retrieve"] is not None for call in recorded_calls[1:])
     assert history[0]["improvement_percent"] == 0.0 or history[0]["return_mean"] == 0
     assert history[-1]["memory_entries"] > 0 and all("return_se" in row for row in history)
     assert all(torch.equal(before[name], p) for name, p in byte_policy.model.named_parameters())
+    assert all(row["split"] == "test" and sum(row["end_reasons"].values()) == row["episodes"] for row in history)
+
+
+def test_evaluation_and_the_memory_loop_warn_when_the_context_is_short(byte_policy, pool, recorded_calls, caplog):
+    short = RolloutConfig(max_steps=2, max_new_tokens=6, demonstrations=0, max_context_tokens=64)
+    evaluation.evaluate(byte_policy, pool, TASK, short, split="dev", seed=0, iteration=0, temperature=0.4,
+                        episodes_per_variation=1)
+    assert "long episodes may end with context_limit" in caplog.text
+    caplog.clear()
+    evaluation.memory_adaptation(byte_policy, pool, TASK, short, MemoryConfig(tip_max_new_tokens=8), iterations=1,
+                                 split="dev", seed=0, temperature=0.4, episodes_per_variation=1)
+    assert "with tips may need" in caplog.text
 
 
 def test_the_papers_ood_pairs_are_named():

@@ -25,8 +25,8 @@ from empo2_lite.trajectory import ChatTokens, TemplateError
 from replay_pool import ReplayPool
 from scripted import ScriptedSampler
 
-ANIMAL = EpisodeSpec("find-animal", 0, group_id=0)        # its task description says "animal"
-BULB = EpisodeSpec("power-component", 0, group_id=1)      # its task description says "light bulb"
+ANIMAL = EpisodeSpec("find-animal", 0, group_id=0, seed=1)  # its task description says "animal"
+BULB = EpisodeSpec("power-component", 0, group_id=1, seed=2)  # its task description says "light bulb"
 
 
 @pytest.fixture()
@@ -95,7 +95,7 @@ def test_a_corrected_action_is_recorded_as_typed_and_as_executed(byte_policy, po
 
 
 def test_more_episodes_than_slots_run_in_waves(byte_policy, pool):
-    specs = [EpisodeSpec("find-animal", v, group_id=0) for v in (0, 1, 2)]
+    specs = [EpisodeSpec("find-animal", v, group_id=0, seed=v) for v in (0, 1, 2)]
     sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around"] * 3})
     trajectories = collect_rollouts(byte_policy, pool, specs, RolloutConfig(max_steps=1, demonstrations=0),
                                     sampler=sampler, progress=False)
@@ -207,7 +207,7 @@ def _episode(tokenizer, **settings) -> _Episode:
                          task_description="Your task is to find an animal.", inventory="In your inventory: nothing",
                          max_steps=30, score=0)
     policy = SimpleNamespace(tokenizer=tokenizer)
-    return _Episode(policy, EpisodeSpec("find-animal", 0, 0), 0, start, RolloutConfig(demonstrations=0, **settings))
+    return _Episode(policy, EpisodeSpec("find-animal", 0, 0, seed=0), 0, start, RolloutConfig(demonstrations=0, **settings))
 
 
 def test_a_tip_is_shown_once_per_episode_and_blocks_keep_their_budgets(tiny_smollm2_model):

@@ -17,8 +17,8 @@ from empo2_lite.policy.kv_sampler import KVCacheSampler
 from empo2_lite.policy.samplers import RereadingSampler, episode_sampler
 from empo2_lite.rollout import EpisodeSpec, collect_rollouts
 
-SPECS = [EpisodeSpec("find-animal", 0, group_id=0), EpisodeSpec("find-animal", 1, group_id=0),
-         EpisodeSpec("power-component", 0, group_id=1)]
+SPECS = [EpisodeSpec("find-animal", 0, group_id=0, seed=1), EpisodeSpec("find-animal", 1, group_id=0, seed=2),
+         EpisodeSpec("power-component", 0, group_id=1, seed=3)]
 
 
 def test_the_cache_is_the_default_and_a_switch(byte_policy):
@@ -90,3 +90,25 @@ def test_cached_and_rereading_rollouts_agree_on_smollm2():
     config = RolloutConfig(max_steps=2, max_new_tokens=8, demonstrations=0, temperature=0.0)
     cached, reread = play_both_ways(policy, SPECS[:1], config)
     assert_same_episodes(policy, cached, reread)
+
+
+@pytest.mark.parametrize("kv_cache", [True, False])
+def test_an_episode_gets_the_same_tokens_alone_and_in_a_batch_of_four(byte_policy, kv_cache):
+    """Tokens are drawn from the episode's seed, so the batch, the wave and the pool slot that play
+    it change nothing (sampled at temperature 1 with top-p, the tip included)."""
+    from replay_pool import ReplayPool
+
+    from empo2_lite.rollout import episode_specs
+
+    config = RolloutConfig(max_steps=3, max_new_tokens=6, demonstrations=0, temperature=1.0, top_p=0.95,
+                           kv_cache=kv_cache)
+    tips = MemoryConfig(tip_max_new_tokens=6)
+    specs = episode_specs("identify-life-stages-2", (0, 1, 2, 3), 1, run_seed=7, purpose="train", iteration=0)
+    with ReplayPool(1, unrecorded="fixed") as pool:
+        [alone] = collect_rollouts(byte_policy, pool, [specs[3]], config, progress=False, tips=tips)
+    with ReplayPool(2, unrecorded="fixed") as pool:  # two waves of two: the episode is slot 1 of the second
+        batch = collect_rollouts(byte_policy, pool, specs, config, progress=False, tips=tips)
+    assert [turn.response_ids for turn in alone.turns] == [turn.response_ids for turn in batch[3].turns]
+    assert alone.tip == batch[3].tip and alone.turns and alone.seed == batch[3].seed
+    others = [[turn.response_ids for turn in t.turns] for t in batch[:3]]
+    assert all(other != [turn.response_ids for turn in alone.turns] for other in others)  # seeds differ

@@ -124,17 +124,25 @@ def spy_on_generate(policy, monkeypatch, **extra) -> list:
     return calls
 
 
-def test_sampling_scores_are_the_raw_logits_over_temperature(opinionated_model, monkeypatch):
+def test_the_seeded_draw_sees_the_raw_logits_and_decides_every_token(opinionated_model, monkeypatch):
+    """The checkpoint ships a repetition penalty, top-k, suppressed tokens...: none of them may reach
+    the scores our draw samples from (they are the raw logits), and what generate keeps is the
+    drawn token (greedy over scores that hold only it)."""
+    from empo2_lite.policy import sampling
+
     policy = load_tiny(opinionated_model)
     assert policy.model.generation_config.repetition_penalty == 1.5  # the checkpoint's defaults are loaded
     calls = spy_on_generate(policy, monkeypatch, output_scores=True, output_logits=True)
+    seen, real_call = [], sampling._SeededDraw.__call__
+    monkeypatch.setattr(sampling._SeededDraw, "__call__",
+                        lambda self, ids, scores: seen.append(scores.clone()) or real_call(self, ids, scores))
     prompts = [policy.tokenizer(text, add_special_tokens=False).input_ids for text in ("eeee aaaa", "look")]
-    torch.manual_seed(0)
-    responses = sample_responses(policy, prompts, temperature=0.7, top_p=1.0, max_new_tokens=12)
+    responses = sample_responses(policy, prompts, temperature=0.7, top_p=1.0, max_new_tokens=12, seeds=[1, 2])
     [(_, out)] = calls
-    assert len(out.scores) == len(out.logits) >= 2
-    for scores, logits in zip(out.scores, out.logits):
-        assert torch.allclose(scores, logits.float() / 0.7, atol=1e-5)  # nothing else reshaped them
+    assert len(seen) == len(out.scores) == len(out.logits) >= 2
+    for incoming, logits, kept, token in zip(seen, out.logits, out.scores, out.sequences[:, -len(out.scores):].T):
+        assert torch.allclose(incoming, logits.float(), atol=1e-5)  # nothing reshaped them before the draw
+        assert (kept.argmax(-1) == token).all() and torch.isinf(kept).sum(-1).eq(kept.shape[-1] - 1).all()
     assert all(len(r.logprobs) == len(r.token_ids) for r in responses)
 
 

@@ -34,9 +34,9 @@ def rollouts(tiny_byte_model):
     policy = load_policy(PolicyConfig(model=str(tiny_byte_model), lora_rank=4, lora_alpha=8))
     actions = ["look around", "go to kitchen", "look around"]
     pool, config = ReplayPool(1), RolloutConfig(max_steps=3, demonstrations=0)
-    [memory] = collect_rollouts(policy, pool, [EpisodeSpec("find-animal", 0, 0)], config, retrieve=tips_on_even_steps,
+    [memory] = collect_rollouts(policy, pool, [EpisodeSpec("find-animal", 0, 0, seed=0)], config, retrieve=tips_on_even_steps,
                                 sampler=ScriptedSampler(policy.tokenizer, {"animal": list(actions)}), progress=False)
-    [plain] = collect_rollouts(policy, pool, [EpisodeSpec("find-animal", 0, 0)], config,
+    [plain] = collect_rollouts(policy, pool, [EpisodeSpec("find-animal", 0, 0, seed=0)], config,
                                sampler=ScriptedSampler(policy.tokenizer, {"animal": list(actions)}), progress=False)
     return policy, memory, plain
 

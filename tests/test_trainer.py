@@ -106,8 +106,79 @@ def test_one_cpu_smoke_iteration_end_to_end(tmp_path, monkeypatch):
     run = RunDir.named("e2e")
     assert run.latest_checkpoint().name == "iter-000001"
     assert len(TipMemory.load(run.memory_path)) == metrics["memory/entries"] > 0
-    [evaluation] = run.read_evals()
-    assert evaluation["episodes"] == len(trainer.task.test_variations)
+    [evaluation] = run.read_evals()  # periodic: on the dev split, never on test
+    assert evaluation["split"] == "dev" and evaluation["episodes"] == len(trainer.task.dev_variations)
+
+
+def train_freely(config: TrainConfig, model: Path, iterations: int | None = None, resume: bool = False) -> list[dict]:
+    """Train ``model`` on identify-life-stages-2's recorded starts with the policy's own actions
+    (every unrecorded action answered with a fixed observation): sampling, evaluation and tips all
+    draw from the model, so every random stream is exercised."""
+    config = apply_overrides(config, {"policy.model": str(model), "task": "identify-life-stages-2",
+                                      **({"iterations": iterations} if iterations else {})})
+    trainer = Trainer(config, RunDir.named(config.name), resume=resume)
+    return trainer.train(progress=False, pool=ReplayPool(config.n_envs, unrecorded="fixed"))
+
+
+def training_fields(metrics: list[dict]) -> list[dict]:
+    """The metrics a run's randomness and arithmetic decide: all but times and peak process memory."""
+    return [{key: value for key, value in row.items() if not key.startswith(("time/", "memory/peak_"))}
+            for row in metrics]
+
+
+def test_evaluating_does_not_change_training(tmp_path, monkeypatch, tiny_smollm2_model):
+    """Two runs that differ only in ``eval_every`` train on the same tokens: every evaluation draws
+    from seeds of its own, never from the training rollouts' streams."""
+    from empo2_lite import evaluation
+
+    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
+    played = []
+    real = evaluation.collect_rollouts
+    monkeypatch.setattr(evaluation, "collect_rollouts",
+                        lambda policy, pool, specs, *args, **kwargs: played.extend(s.variation for s in specs)
+                        or real(policy, pool, specs, *args, **kwargs))
+    base = apply_overrides(preset("cpu-smoke"), {"iterations": 3, "p": 0.5, "seed": 9, "rollout.temperature": 1.0})
+    quiet = train_freely(apply_overrides(base, {"name": "quiet", "eval_every": 0}), tiny_smollm2_model)
+    assert played == []
+    measured = train_freely(apply_overrides(base, {"name": "measured", "eval_every": 1}), tiny_smollm2_model)
+    assert training_fields(quiet) == training_fields(measured)
+    assert len({row["mode"] for row in quiet}) == 3 and quiet[0]["tokens/generated"] > 0  # every mode was played
+    assert sorted(set(played)) == [4, 5] and len(played) == 6  # dev only: 3 evaluations x 2 dev variations
+    rows = RunDir.named("measured").read_evals()
+    assert [(row["iteration"], row["split"], row["kind"]) for row in rows] == [(1, "dev", "periodic"),
+                                                                               (2, "dev", "periodic"),
+                                                                               (3, "dev", "periodic")]
+
+
+def test_a_resumed_run_matches_an_uninterrupted_one(tmp_path, monkeypatch, tiny_smollm2_model):
+    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
+    base = apply_overrides(preset("cpu-smoke"), {"iterations": 3, "p": 0.5, "seed": 9, "eval_every": 1})
+    whole = train_freely(apply_overrides(base, {"name": "whole"}), tiny_smollm2_model)
+    first = train_freely(apply_overrides(base, {"name": "parts"}), tiny_smollm2_model, iterations=1)
+    rest = train_freely(apply_overrides(base, {"name": "parts"}), tiny_smollm2_model, resume=True)
+    assert training_fields(first + rest) == training_fields(whole)
+    assert RunDir.named("parts").read_evals() == RunDir.named("whole").read_evals()
+
+
+def test_memory_iterations_draw_variations_whose_slot_holds_tips(tmp_path, monkeypatch, tiny_smollm2_model):
+    """With p = 1 and one of 4 variations per iteration, every memory iteration after the first
+    finds tips in its slot (``memory_draw="filled"``); a uniform draw leaves most of them empty."""
+    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
+    shares = {}
+    for draw in ("filled", "uniform"):
+        config = apply_overrides(preset("cpu-smoke"), {
+            "name": draw, "iterations": 8, "p": 1.0, "seed": 2, "memory_draw": draw, "variations_per_iteration": 1,
+            "group_size": 2, "n_envs": 2, "policy.model": str(tiny_smollm2_model), "task": "identify-life-stages-2",
+            "update.learning_rate": 1e-6})
+        trainer = Trainer(config, RunDir.named(draw))
+        trainer.sampler = ScriptedSampler(trainer.policy.tokenizer, {"life stages": ["look around"] * 1000})
+        metrics = trainer.train(progress=False, pool=ReplayPool(config.n_envs))
+        assert metrics[0]["memory/slot_entries"] == 0 and metrics[0]["memory/filled_slot_share"] == 0  # reported apart
+        later = metrics[1:]
+        shares[draw] = statistics.mean(row["memory/filled_slot_share"] for row in later)
+        assert all(row["mode"] != "plain" for row in later)
+    assert shares["filled"] == 1.0 >= 0.9
+    assert shares["uniform"] < 0.9  # the problem the filled draw solves
 
 
 def train_command(*args: str) -> list[str]:
@@ -118,7 +189,8 @@ def train_command(*args: str) -> list[str]:
 @pytest.mark.slow
 def test_a_run_killed_mid_iteration_resumes_with_memory_intact(tmp_path, monkeypatch, tiny_smollm2_model):
     env = {**os.environ, "EMPO2_RUNS": str(tmp_path)}
-    killed = subprocess.Popen(train_command("--name", "killed", "--iterations", "2", "--set", "p=1.0"), env=env,
+    killed = subprocess.Popen(train_command("--name", "killed", "--iterations", "2", "--set", "p=1.0", "--set", "seed=1"),
+                              env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     run = RunDir(tmp_path / "killed")
     deadline = time.monotonic() + 300
@@ -135,9 +207,9 @@ def test_a_run_killed_mid_iteration_resumes_with_memory_intact(tmp_path, monkeyp
     metrics = run.read_metrics()
     assert [m["iteration"] for m in metrics] == [0, 1]
     # The modes come from the trainer's RNG alone, so an uninterrupted run of the same seed on
-    # replayed episodes draws what this one must have drawn (seed 0: on-policy, then off-policy).
+    # replayed episodes draws what this one must have drawn (seed 1: on-policy, then off-policy).
     monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
-    whole_config = apply_overrides(preset("cpu-smoke"), {"name": "whole", "iterations": 2, "p": 1.0})
+    whole_config = apply_overrides(preset("cpu-smoke"), {"name": "whole", "iterations": 2, "p": 1.0, "seed": 1})
     whole = train_on_replays(whole_config, tiny_smollm2_model)
     assert [m["mode"] for m in metrics] == [m["mode"] for m in whole]  # RNG state restored
     assert len({m["mode"] for m in whole}) == 2  # so a fresh RNG would have drawn the first mode again

@@ -28,9 +28,12 @@ ALGOS = ("empo2", "grpo")
 BASELINES = ("naive", "memory-only")
 """The paper's untrained baselines: the base model as is, and the base model with a growing tip memory."""
 OFF_POLICY_OLD_LOGPROBS = ("with_tips", "without_tips")
-FORMAT_VERSION = 2
+MEMORY_DRAWS = ("filled", "uniform")
+FORMAT_VERSION = 3
 """Version 2 (2026-11-26): GRPO without novelty and tips (``write_tips``), mini-batches counted in
-actions (``update.mini_batch_actions``), ``eval_episodes_per_variation``; no ``update.temperature``."""
+actions (``update.mini_batch_actions``), ``eval_episodes_per_variation``; no ``update.temperature``.
+Version 3 (2026-12-04): tokens drawn from per-episode seeds, periodic evaluations on the dev
+split, ``memory_draw`` (version 2 drew memory iterations' variations uniformly)."""
 
 
 @dataclass
@@ -73,6 +76,12 @@ class TrainConfig:
     on with p = 0 it is the ablation "tips written but never shown" (the cost of the memory alone)."""
     variations_per_iteration: int = 1
     """Train variations sampled per iteration (the paper: 16 tasks per iteration)."""
+    memory_draw: str = "filled"
+    """How a memory iteration draws its variations: "filled" takes variations whose memory slot
+    holds tips first (memory is kept per variation: with 1 of 5 variations drawn uniformly, most
+    memory iterations of the shipped cpu-learn runs found an empty slot and showed no tip);
+    "uniform" draws as plain iterations do (the paper, whose 16 tasks per iteration fill every
+    slot at once)."""
     group_size: int = 8
     """Rollouts per variation per iteration (GRPO group)."""
     reward_scale: float = 1.0
@@ -81,7 +90,8 @@ class TrainConfig:
     """ScienceWorld JVMs in the pool (episodes played at once)."""
     # -- evaluation --
     eval_every: int = 0
-    """Evaluate on the test variations (no memory, at ``eval_temperature``) every k iterations; 0 = off."""
+    """Evaluate on the dev variations (no memory, at ``eval_temperature``) every k iterations; 0 = off.
+    Periodic evaluations never play the test split: it is played once, by the final evaluation."""
     eval_temperature: float = 0.4
     """Sampling temperature of every evaluation: periodic, final, baselines, OOD (the paper: 0.4)."""
     eval_episodes_per_variation: int = 1
@@ -119,6 +129,7 @@ class TrainConfig:
             raise ConfigError(f"p: {self.p!r} is not allowed with algo 'grpo' (GRPO has no memory rollouts); "
                               "set p=0 or use algo 'empo2'")
         check_choice("off_policy_old_logprob", self.off_policy_old_logprob, OFF_POLICY_OLD_LOGPROBS)
+        check_choice("memory_draw", self.memory_draw, MEMORY_DRAWS)
         for name in ("iterations", "variations_per_iteration", "group_size", "n_envs", "checkpoint_every",
                      "eval_episodes_per_variation"):
             check_integer(name, getattr(self, name), minimum=1)
@@ -148,6 +159,8 @@ class TrainConfig:
                               "update empo2-lite")
         if version == 1:
             flat = migrate_from_version_1(flat)
+        if version <= 2:
+            flat.setdefault("memory_draw", "uniform")
         return apply_overrides(cls(), flat)
 
 

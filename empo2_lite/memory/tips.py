@@ -22,7 +22,7 @@ bookkeeping the agent never sees, so it is not shown.
 Memory: every prompt is a whole episode, so episodes are sampled in chunks of
 ``config.tip_batch_size``, and without per-step logits or log-probs (``with_logprobs=False``):
 nothing here is a training sample, and the logits of a 150k vocabulary would cost gigabytes.
-Answers are sanitised to one trimmed line of at most ``tip_max_words`` words.
+Each tip is drawn from its episode's own seed (``seeding.tip_seed``). Answers are sanitised to one trimmed line of at most ``tip_max_words`` words.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from empo2_lite.config import MemoryConfig
 from empo2_lite.policy.loading import Policy
 from empo2_lite.policy.samplers import EpisodeSampler
 from empo2_lite.policy.sampling import sample_responses
+from empo2_lite.seeding import tip_seed
 from empo2_lite.trajectory import ChatTokens, TokenSample, Trajectory, assistant_content
 
 
@@ -100,12 +101,13 @@ def write_tips(policy: Policy, trajectories: Sequence[Trajectory], config: Memor
     for first in range(0, len(playable), config.tip_batch_size):
         chunk = playable[first: first + config.tip_batch_size]
         prompts_ids = [tip_prompt_ids(trajectories[i], policy.tokenizer) for i in chunk]
+        seeds = [tip_seed(trajectories[i].seed) for i in chunk]
         if sampler is None:
             responses = sample_responses(policy, prompts_ids, temperature=config.tip_temperature,
-                                         max_new_tokens=config.tip_max_new_tokens, with_logprobs=False)
+                                         max_new_tokens=config.tip_max_new_tokens, with_logprobs=False, seeds=seeds)
         else:
             responses = sampler.sample([trajectories[i].rollout_id for i in chunk], prompts_ids, with_logprobs=False,
-                                       temperature=config.tip_temperature, top_p=1.0,
+                                       seeds=seeds, temperature=config.tip_temperature, top_p=1.0,
                                        max_new_tokens=config.tip_max_new_tokens)
         for index, response in zip(chunk, responses):
             text = policy.tokenizer.decode(response.token_ids, skip_special_tokens=True)

@@ -23,9 +23,9 @@ row's real columns go back to its episode and the pads are dropped.
 Decoding is our own loop (no ``generate``), with the same policy and records as
 ``sample_responses``: softmax(logits / T) with top-p only, greedy at T = 0, log-probs
 log softmax(raw logits / T) (T = 1 when greedy), a response ending at an end id, at the first token
-containing a newline, or at ``max_new_tokens``. It draws one ``torch.multinomial`` over the whole
-batch per step, as ``generate`` does, so with the same seed it samples what ``sample_responses``
-samples, up to floating-point differences between padded layouts.
+containing a newline, or at ``max_new_tokens``. Each row's tokens are drawn from its own seed and
+the token's index (``draws.py``), as ``sample_responses`` draws them, so with the same seeds both
+sample the same tokens, up to floating-point differences between padded layouts.
 
 Limits: full-attention models only (a sliding-window layer would attend over a different window
 once pads sit inside the sequence); tested with the sdpa and eager attention implementations.
@@ -40,6 +40,7 @@ import torch
 from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer, get_layer_types_and_kwargs
 
+from empo2_lite.policy.draws import choose_tokens, row_seeds
 from empo2_lite.policy.loading import Policy
 from empo2_lite.policy.sampling import (
     SampledResponse,
@@ -131,9 +132,10 @@ class KVCacheSampler:
 
     @torch.no_grad()
     def sample(self, keys: list[Hashable], prompts: list[list[int]], with_logprobs: bool = True, *,
-               temperature: float | None = None, top_p: float | None = None,
+               seeds: list[int] | None = None, temperature: float | None = None, top_p: float | None = None,
                max_new_tokens: int | None = None) -> list[SampledResponse]:
-        """One response per episode; ``prompts[i]`` is the FULL prompt of episode ``keys[i]`` at this step.
+        """One response per episode; ``prompts[i]`` is the FULL prompt of episode ``keys[i]`` at this step,
+        its tokens drawn from ``seeds[i]`` (``draws.row_seeds``: from torch's generator when None).
 
         The keyword overrides (defaults: the constructor's) let a caller extend an episode
         differently, e.g. write a tip from its cache at another temperature before releasing it.
@@ -152,7 +154,7 @@ class KVCacheSampler:
         was_training = model.training
         model.eval()
         try:
-            decoded = self._decode(episodes, suffixes, with_logprobs,
+            decoded = self._decode(episodes, suffixes, with_logprobs, row_seeds(seeds, len(keys), self.policy.device),
                                    self.temperature if temperature is None else temperature,
                                    self.top_p if top_p is None else top_p,
                                    self.max_new_tokens if max_new_tokens is None else max_new_tokens)
@@ -165,7 +167,7 @@ class KVCacheSampler:
         return responses
 
     def _decode(self, episodes: list[_EpisodeCache], suffixes: list[list[int]], with_logprobs: bool,
-                temperature: float, top_p: float, max_new_tokens: int) -> _Decoded:
+                seeds: torch.Tensor, temperature: float, top_p: float, max_new_tokens: int) -> _Decoded:
         """Prefill every row's new tokens in one forward, then sample token by token.
 
         The episodes' own tensors are emptied once copied into the batch (the batch holds them;
@@ -181,7 +183,7 @@ class KVCacheSampler:
         live = torch.ones(len(episodes), dtype=torch.bool, device=device)
         tokens, logprobs = [], []
         for step in range(max_new_tokens):
-            token = torch.where(live, _choose(logits, temperature, top_p), pad_id)
+            token = torch.where(live, choose_tokens(logits, temperature, top_p, seeds, step), pad_id)
             tokens.append(token)
             if with_logprobs:
                 logprobs.append(_logprob(logits, token, temperature))
@@ -327,26 +329,6 @@ def _left_padded(rows: list[torch.Tensor | None], width: int, extra_columns: int
         if tensor is not None:
             out[row, :, width - tensor.shape[1]:width] = tensor
     return out
-
-
-def _choose(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
-    """Next token per row: argmax at temperature 0, else a draw from softmax(logits / T) cut to top-p."""
-    if temperature <= 0:
-        return logits.argmax(-1)
-    scores = logits / temperature
-    if top_p < 1.0:
-        scores = _top_p(scores, top_p)
-    return torch.multinomial(torch.softmax(scores, dim=-1), num_samples=1).squeeze(1)
-
-
-def _top_p(scores: torch.Tensor, top_p: float) -> torch.Tensor:
-    """Scores with every token outside the smallest set of mass >= ``top_p`` at -inf (the most likely
-    token always kept): the rule of transformers' ``TopPLogitsWarper``, so both samplers agree."""
-    ascending, order = torch.sort(scores, descending=False)
-    drop_sorted = ascending.softmax(dim=-1).cumsum(dim=-1) <= (1 - top_p)
-    drop_sorted[..., -1:] = False
-    drop = drop_sorted.scatter(1, order, drop_sorted)
-    return scores.masked_fill(drop, float("-inf"))
 
 
 def _logprob(logits: torch.Tensor, token: torch.Tensor, temperature: float) -> torch.Tensor:

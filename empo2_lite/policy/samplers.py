@@ -33,9 +33,11 @@ class EpisodeSampler(Protocol):
     """Prompt tokens of each episode the model actually computed in the last ``sample`` call."""
 
     def sample(self, keys: list[Hashable], prompts: list[list[int]], with_logprobs: bool = True, *,
-               temperature: float | None = None, top_p: float | None = None,
+               seeds: list[int] | None = None, temperature: float | None = None, top_p: float | None = None,
                max_new_tokens: int | None = None) -> list[SampledResponse]:
-        """One response per (key, full prompt); keyword overrides default to the rollout's settings."""
+        """One response per (key, full prompt), row ``i``'s tokens drawn from ``seeds[i]`` alone (so an
+        episode samples the same tokens in any batch; ``draws.py``); keyword overrides default to the
+        rollout's settings."""
 
     def release(self, key: Hashable) -> int:
         """The episode is over: free what is kept for it; return its peak cache size in bytes."""
@@ -52,7 +54,7 @@ class RereadingSampler:
         self.last_computed: dict[Hashable, int] = {}
 
     def sample(self, keys: list[Hashable], prompts: list[list[int]], with_logprobs: bool = True, *,
-               temperature: float | None = None, top_p: float | None = None,
+               seeds: list[int] | None = None, temperature: float | None = None, top_p: float | None = None,
                max_new_tokens: int | None = None) -> list[SampledResponse]:
         self.last_computed = {key: len(prompt) for key, prompt in zip(keys, prompts)}
         overridden = temperature is not None or top_p is not None or max_new_tokens is not None
@@ -62,7 +64,7 @@ class RereadingSampler:
                                 temperature=self.temperature if temperature is None else temperature,
                                 top_p=self.top_p if top_p is None else top_p,
                                 max_new_tokens=self.max_new_tokens if max_new_tokens is None else max_new_tokens,
-                                with_logprobs=with_logprobs)
+                                with_logprobs=with_logprobs, seeds=seeds)
 
     def release(self, key: Hashable) -> int:
         return 0

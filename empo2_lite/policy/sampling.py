@@ -13,6 +13,11 @@ temperature 1. Callers that discard them (tip writing) pass ``with_logprobs=Fals
 ``generate`` keeps no per-step logits, which with a 150k vocabulary and whole-episode prompts
 would otherwise cost gigabytes.
 
+Draws: each row's tokens come from its own seed and the token's index (``draws.choose_tokens``),
+not from ``generate``'s ``torch.multinomial`` over the batch, so a row samples the same tokens in
+any batch. ``generate`` therefore runs greedily over scores that ``_SeededDraw`` has reduced to
+the one token it drew; the recorded log-probs come from the raw logits, which no processor touches.
+
 Sampling is exactly that recorded policy, whatever the checkpoint ships. ``generate`` normally
 merges the model's ``generation_config`` (Qwen2.5-Instruct: repetition penalty 1.05, top-k 20,
 top-p 0.8, temperature 0.7) into every call, and it fills every field a passed config leaves unset
@@ -35,8 +40,9 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
-from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
+from empo2_lite.policy.draws import choose_tokens, row_seeds
 from empo2_lite.policy.loading import Policy
 
 
@@ -71,6 +77,18 @@ class _StopAtTokens(StoppingCriteria):
         return torch.isin(input_ids[:, -1], self.stop_ids)
 
 
+class _SeededDraw(LogitsProcessor):
+    """Replaces each row's scores by 0 at the token ``choose_tokens`` draws for it (the row's seed,
+    the token's index in the response) and -inf elsewhere, so that greedy decoding takes it."""
+
+    def __init__(self, seeds: torch.Tensor, temperature: float, top_p: float, prompt_width: int) -> None:
+        self.seeds, self.temperature, self.top_p, self.prompt_width = seeds, temperature, top_p, prompt_width
+
+    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        token = choose_tokens(scores, self.temperature, self.top_p, self.seeds, input_ids.shape[1] - self.prompt_width)
+        return torch.full_like(scores, float("-inf")).scatter(1, token[:, None], 0.0)
+
+
 def _as_ids(value) -> set[int]:
     """An end-id setting (None, one id or a list of ids) as a set."""
     if value is None:
@@ -92,18 +110,13 @@ def end_token_ids(tokenizer, model) -> set[int]:
     return ids
 
 
-def build_generation_config(*, temperature: float, top_p: float, max_new_tokens: int, end_ids: set[int], pad_id: int,
+def build_generation_config(*, max_new_tokens: int, end_ids: set[int], pad_id: int,
                             with_logprobs: bool) -> GenerationConfig:
-    """The whole sampling setup, built from scratch: every processor that would change the
-    distribution sampled from is off, so it is softmax(logits / temperature) with top-p only
-    (greedy decoding when ``temperature`` is 0, the sampling fields then unused and left unset)."""
-    if temperature <= 0:
-        choice = {"do_sample": False}
-    else:
-        choice = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0, "typical_p": 1.0,
-                  "epsilon_cutoff": 0.0, "eta_cutoff": 0.0}
+    """The whole decoding setup, built from scratch: greedy over the scores (``_SeededDraw`` does
+    the sampling), and every processor that would change them off, so what is sampled is
+    softmax(logits / temperature) with top-p only."""
     return GenerationConfig(
-        **choice,
+        do_sample=False,
         repetition_penalty=1.0,
         encoder_repetition_penalty=1.0,
         no_repeat_ngram_size=0,
@@ -159,8 +172,10 @@ def sample_responses(
     top_p: float = 1.0,
     max_new_tokens: int = 32,
     with_logprobs: bool = True,
+    seeds: list[int] | None = None,
 ) -> list[SampledResponse]:
-    """Sample one response per prompt (a batch); seed with ``torch.manual_seed`` for repeatability.
+    """Sample one response per prompt (a batch), row ``i``'s tokens drawn from ``seeds[i]`` (when
+    None, from seeds drawn from torch's generator: seed it with ``torch.manual_seed`` to repeat).
 
     ``with_logprobs=False`` skips the per-step logits and returns empty ``logprobs``.
     """
@@ -170,14 +185,16 @@ def sample_responses(
     end_ids = end_token_ids(tokenizer, model)
     stop_ids = torch.tensor(sorted({*_newline_token_ids(tokenizer), *end_ids}), device=policy.device)
     input_ids, attention_mask = left_pad(prompts, tokenizer.pad_token_id, policy.device)
-    config = build_generation_config(temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens, end_ids=end_ids,
-                               pad_id=tokenizer.pad_token_id, with_logprobs=with_logprobs)
+    config = build_generation_config(max_new_tokens=max_new_tokens, end_ids=end_ids, pad_id=tokenizer.pad_token_id,
+                                     with_logprobs=with_logprobs)
+    draw = row_seeds(seeds, len(prompts), policy.device)
+    processors = LogitsProcessorList([_SeededDraw(draw, temperature, top_p, input_ids.shape[1])] if temperature > 0 else [])
     was_training = model.training
     model.eval()
     try:
         with _only_config(model, config):
             out = model.generate(input_ids=input_ids, attention_mask=attention_mask, generation_config=config,
-                                 stopping_criteria=StoppingCriteriaList([_StopAtTokens(stop_ids)]))
+                                 logits_processor=processors, stopping_criteria=StoppingCriteriaList([_StopAtTokens(stop_ids)]))
     finally:
         model.train(was_training)
     generated = out.sequences[:, input_ids.shape[1]:]
