@@ -6,8 +6,12 @@ overrides, or resumed), ``eval`` (a trained run or a baseline, naive or memory-o
 split), ``ood`` (a trained run adapting to a new task with memory only), ``ablate`` (a grid of runs,
 restartable), ``plot`` and ``report`` (figures and a table from saved runs) and ``demo`` (the main
 job: a short EMPO² training run, evaluated and plotted). Each command parses its arguments and calls
-one job of ``jobs.py``, the functions that ``make demo`` and the notebooks call too. Bad input exits
-with status 2 and one line naming the field and the valid choices, before any JVM starts.
+one job of ``jobs.py``, the functions that ``make demo`` and the notebooks call too.
+
+Bad input exits with status 2 and one line naming the field and the valid choices. Every command
+checks all of its settings (preset, overrides, task, run names, counts) with the torch-free
+``config`` package before it imports ``jobs`` (and with it torch and transformers, seconds of
+loading), so a typo costs well under a second; what only a loaded run can tell comes later.
 """
 
 from __future__ import annotations
@@ -20,14 +24,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from empo2_lite import tasks as task_registry
-from empo2_lite.config import PRESETS, ConfigError
+from empo2_lite.config import (PRESETS, ConfigError, TrainConfig, apply_overrides, check_choice, check_integer,
+                               load_overrides_file, parse_set_arguments, preset, run_format_error)
 from empo2_lite.errors import KitError
+from empo2_lite.tasks import OOD_PAIRS
+from empo2_lite.runs import RunDir, runs_root
 
 if TYPE_CHECKING:
     from empo2_lite.env.adapter import EpisodeStart, StepResult
-
-OOD_PAIR_NAMES = ("life-stages-2-to-shortest-lived", "longest-lived-to-conductivity", "power-component-to-secondary-color")
-"""The keys of ``evaluation.OOD_PAIRS``, written out so that building the parser imports no torch."""
 
 DEFAULT_SAMPLE_RUNS = "cpu-learn"
 """The shipped sample-run group that ``plot`` and ``report`` show when no ``--runs`` is given."""
@@ -61,6 +65,8 @@ def cmd_play(args: argparse.Namespace) -> int:
     """Play the gold sequence or ``--actions`` through the adapter, printing each step; or, with
     ``--run``, let a trained run's policy play and print its transcript."""
     task = task_registry.get_task(args.task)
+    if args.max_steps is not None:
+        check_integer("--max-steps", args.max_steps, minimum=1)
     if args.run:
         return _watch(args, task)
     if args.memory or args.untrained:
@@ -84,14 +90,11 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace, task: task_registry.Task) -> int:
     """``play --run``: one episode by the run's policy (trained or not, with or without memory)."""
-    from empo2_lite.runs import RunDir, runs_root
-
     if args.memory and args.untrained:
         raise ConfigError("--memory: the memory belongs to the trained run; leave out --untrained to use it")
     task.check_variation(args.variation, args.split or "test")
-    run = RunDir.named(args.run)
-    if not run.exists():
-        raise ConfigError(f"--run: no run named {args.run!r} under {runs_root()}")
+    _check_temperature(args.temperature)
+    run = _existing_run("--run", args.run)
     from empo2_lite.watch import transcript, watch_run
 
     trajectory = watch_run(run.path, task.name, args.variation, split=args.split or "test", untrained=args.untrained,
@@ -113,22 +116,59 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train with a preset (plus overrides), or resume a run; every setting is checked first."""
-    from empo2_lite import jobs
-    from empo2_lite.config import apply_overrides, load_overrides_file, parse_set_arguments, preset
-
     if args.resume:
+        _check_resume(args)
+        from empo2_lite import jobs
+
         trained = jobs.resume(args.resume, args.iterations)
     else:
-        overrides = load_overrides_file(args.config) if args.config else {}
-        for key in ("task", "algo", "iterations", "name"):
-            if getattr(args, key):
-                overrides[key] = getattr(args, key)
-        overrides.update(parse_set_arguments(args.set))
-        trained = jobs.train(apply_overrides(preset(args.preset), overrides))
+        config = _training_config(args)
+        from empo2_lite import jobs
+
+        trained = jobs.train(config)
     metrics = trained.run.read_metrics()
     print(f"{trained.run.path.name}: {trained.outcome}, {iterations_line(metrics, trained.run.config().iterations)}")
     print(f"run folder: {trained.run.path}  (metrics.jsonl, memory.jsonl, checkpoints/, tensorboard/)")
     return 0
+
+
+def _training_config(args: argparse.Namespace) -> TrainConfig:
+    """``train``'s preset with its file, flags and ``--set`` overrides applied, validated."""
+    overrides = load_overrides_file(args.config) if args.config else {}
+    for key in ("task", "algo", "iterations", "name"):
+        if getattr(args, key) is not None:
+            overrides[key] = getattr(args, key)
+    overrides.update(parse_set_arguments(args.set))
+    config = apply_overrides(preset(args.preset), overrides)
+    config.validate()
+    return config
+
+
+def _check_resume(args: argparse.Namespace) -> None:
+    """``train --resume``: the run exists, its config can be trained on, and nothing else is asked
+    of it (a run resumes with its own settings; only ``--iterations`` may extend it)."""
+    given = [flag for flag, value in (("--task", args.task), ("--algo", args.algo), ("--name", args.name),
+                                      ("--config", args.config), ("--set", args.set)) if value]
+    if given:
+        raise ConfigError(f"{'/'.join(given)}: not with --resume (a run resumes with its own settings; "
+                          "only --iterations may change)")
+    run = _existing_run("--resume", args.resume)
+    config = run.config()
+    if args.iterations is not None:
+        check_integer("--iterations", args.iterations, minimum=1)
+        config.iterations = args.iterations
+    error = run_format_error(config, str(run.path))
+    if error is not None:
+        raise error
+    config.validate()
+
+
+def _existing_run(flag: str, name: str) -> RunDir:
+    """The run called ``name`` under the runs root, or a one-line error naming ``flag``."""
+    run = RunDir.named(name)
+    if not run.exists():
+        raise ConfigError(f"{flag}: no run named {name!r} under {runs_root()}")
+    return run
 
 
 def iterations_line(metrics: list[dict], iterations: int) -> str:
@@ -140,20 +180,24 @@ def iterations_line(metrics: list[dict], iterations: int) -> str:
             f"success {last['charts/success_rate']:.2f}, mode {last['mode']}")
 
 
-def _check_episodes_flag(args: argparse.Namespace) -> None:
-    """Reject an unusable --episodes-per-variation before any model or JVM starts."""
-    from empo2_lite.config import check_positive
-
+def _check_evaluation_flags(args: argparse.Namespace) -> None:
+    """Reject an unusable --episodes-per-variation or --temperature before any model or JVM starts."""
     if args.episodes_per_variation is not None:
-        check_positive("--episodes-per-variation", args.episodes_per_variation)
+        check_integer("--episodes-per-variation", args.episodes_per_variation, minimum=1)
+    _check_temperature(args.temperature)
+    check_choice("--split", args.split, task_registry.EVAL_SPLITS)
+
+
+def _check_temperature(temperature: float | None) -> None:
+    """A --temperature the config's ``eval_temperature`` would accept, or none (the config's)."""
+    if temperature is not None and not 0 <= temperature <= 5:
+        raise ConfigError(f"--temperature: {temperature!r} is not allowed; it must be in [0, 5]")
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Test-split evaluation of a trained run, or of a baseline (naive / memory-only) of a preset's
-    base model; episodes per variation and temperature come from the run's or preset's config."""
-    from empo2_lite import jobs
-    from empo2_lite.runs import RunDir, runs_root
-
+    """Evaluation of a trained run, or of a baseline (naive / memory-only) of a preset's base model,
+    on the test split (once per run) or the dev split; episodes per variation and temperature come
+    from the run's or preset's config."""
     if bool(args.run) == bool(args.baseline):
         raise ConfigError("eval: give either --run NAME or --baseline naive|memory-only (with --task and --preset)")
     if args.baseline and not args.task:
@@ -167,18 +211,27 @@ def cmd_eval(args: argparse.Namespace) -> int:
         raise ConfigError("--name/--set: only for baselines (a run is evaluated with its own config, into its folder)")
     if args.run and args.task:
         raise ConfigError("--task: only for baselines (a run is evaluated on its own task; for another, see `ood`)")
-    _check_episodes_flag(args)
-    settings = {"temperature": args.temperature, "episodes_per_variation": args.episodes_per_variation}
+    if args.run and args.seed is not None:
+        raise ConfigError("--seed: only for baselines (a run is evaluated with its own seed)")
+    _check_evaluation_flags(args)
+    settings = {"temperature": args.temperature, "episodes_per_variation": args.episodes_per_variation,
+                "split": args.split}
     if args.baseline:
         task_registry.get_task(args.task)
-        from empo2_lite.config import parse_set_arguments
+        check_integer("--trials", args.trials, minimum=1)
+        seed = args.seed or 0
+        overrides = parse_set_arguments(args.set)
+        named = {"name": args.name} if args.name else {}
+        apply_overrides(preset(args.preset), {**overrides, "task": args.task, "baseline": args.baseline, "seed": seed,
+                                              **named}).validate()
+        from empo2_lite import jobs
 
-        result = jobs.baseline(args.baseline, args.task, args.preset, trials=args.trials, name=args.name,
-                               overrides=parse_set_arguments(args.set), **settings)
+        result = jobs.baseline(args.baseline, args.task, args.preset, trials=args.trials, name=args.name, seed=seed,
+                               overrides=overrides, **settings)
     else:
-        run = RunDir.named(args.run)
-        if not run.exists():
-            raise ConfigError(f"--run: no run named {args.run!r} under {runs_root()}")
+        run = _existing_run("--run", args.run)
+        from empo2_lite import jobs
+
         result = jobs.final_evaluation(run.path, progress=True, **settings)
     print(json.dumps(result, indent=1))
     return 0
@@ -186,19 +239,20 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 def cmd_ood(args: argparse.Namespace) -> int:
     """OOD adaptation of a trained run to task B: frozen weights, memory only (the paper's OOD protocol)."""
-    from empo2_lite import jobs
-    from empo2_lite.evaluation import OOD_PAIRS
-
     if args.pair:
         if args.pair not in OOD_PAIRS:
             raise ConfigError(f"--pair: {args.pair!r} is not allowed; choose one of: {', '.join(OOD_PAIRS)}")
         args.task = OOD_PAIRS[args.pair][1]
     if not args.run or not args.task:
         raise ConfigError("ood: give --run NAME (trained on task A) and --task B (or --pair NAME)")
-    _check_episodes_flag(args)
+    _check_evaluation_flags(args)
+    check_integer("--iterations", args.iterations, minimum=1)
     task_registry.get_task(args.task)
+    _existing_run("--run", args.run)
+    from empo2_lite import jobs
+
     history = jobs.adapt_ood(args.run, args.task, args.iterations, temperature=args.temperature,
-                             episodes_per_variation=args.episodes_per_variation)
+                             episodes_per_variation=args.episodes_per_variation, split=args.split)
     for row in history:
         gain = row["improvement_percent"]
         print(f"iteration {row['iteration'] + 1:2d}  memory {'on ' if row['used_memory'] else 'off'}  "
@@ -209,13 +263,13 @@ def cmd_ood(args: argparse.Namespace) -> int:
 
 def cmd_ablate(args: argparse.Namespace) -> int:
     """Expand --grid into runs and train them one after another (finished runs are skipped)."""
-    from empo2_lite import jobs
-    from empo2_lite.config import apply_overrides, parse_set_arguments, preset
     from empo2_lite.experiments import expand_grid, parse_grid_arguments
 
-    overrides = {key: getattr(args, key) for key in ("task", "iterations", "name") if getattr(args, key)}
+    overrides = {key: getattr(args, key) for key in ("task", "iterations", "name") if getattr(args, key) is not None}
     overrides.update(parse_set_arguments(args.set))
     configs = expand_grid(apply_overrides(preset(args.preset), overrides), parse_grid_arguments(args.grid))
+    from empo2_lite import jobs
+
     print(f"{len(configs)} runs: " + ", ".join(config.name for config in configs))
     for name, outcome in jobs.train_runs(configs).items():
         print(f"{name}: {outcome}")
@@ -224,9 +278,12 @@ def cmd_ablate(args: argparse.Namespace) -> int:
 
 def cmd_plot(args: argparse.Namespace) -> int:
     """Every figure that the runs under --runs support, as PNG + PDF in --out."""
-    from empo2_lite import jobs, results
+    from empo2_lite import results
 
-    figures = jobs.all_figures(results.find_runs(args.runs or results.sample_runs_dir(DEFAULT_SAMPLE_RUNS)), out=args.out)
+    runs = results.find_runs(args.runs or results.sample_runs_dir(DEFAULT_SAMPLE_RUNS))
+    from empo2_lite import jobs
+
+    figures = jobs.all_figures(runs, out=args.out)
     print(f"{len(figures)} figures (PNG + PDF) in {args.out}: {', '.join(figures)}")
     return 0
 
@@ -241,25 +298,26 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    """EMPO² vs GRPO over seeds plus the untrained baselines (``comparison.py``), then the table
-    and the figure under ``--out``."""
-    from empo2_lite.config import check_choice
+    """EMPO² vs GRPO over seeds plus the untrained baselines, each seed of each (``comparison.py``),
+    then the table (and how often tips reached a prompt) and the figure under ``--out``."""
+    from empo2_lite import comparison  # torch-free; run_comparison checks its settings before any model loads
 
     check_choice("--preset", args.preset, PRESETS)
     if args.task:
         task_registry.get_task(args.task)
-    from empo2_lite import comparison, plots, results
-    from empo2_lite.runs import runs_root
-
     root = Path(args.out) if args.out else runs_root() / args.preset
     table = comparison.run_comparison(root, args.preset, args.seeds, task=args.task, only=args.only,
                                       trials=args.trials)
     if not args.only:
+        from empo2_lite import plots, results
+
         runs = results.find_runs(root)
         plots.save_figure(plots.learning_comparison(results.load_metrics(runs), results.load_evals(runs)),
                           root / "learning_comparison")
         print(f"figure: {root / 'learning_comparison.png'}")
     print(table.round(1).to_string(index=False))
+    for line in comparison.tips_lines(table):
+        print(line)
     return 0
 
 
@@ -270,6 +328,9 @@ def _add_evaluation_flags(parser: argparse.ArgumentParser) -> None:
                              "the paper: 4)")
     parser.add_argument("--temperature", type=float, default=None,
                         help="sampling temperature (default: the config's eval_temperature, 0.4)")
+    parser.add_argument("--split", default="test",
+                        help="variations played: test (default; a run's test split is played once) or dev "
+                             "(for choices: settings, screening, checkpoints)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -317,7 +378,11 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation.add_argument("--preset", help="baselines (required): the preset whose model and settings they use: "
                             + ", ".join(PRESETS))
     evaluation.add_argument("--trials", type=int, default=3, help="memory-only: trials (memory iterations)")
-    evaluation.add_argument("--name", help="baselines: run folder to save into (default baseline-<kind>-<task>)")
+    evaluation.add_argument("--seed", type=int, default=None,
+                            help="baselines: the seed their episodes draw from (default 0; `compare` plays one per "
+                                 "training seed)")
+    evaluation.add_argument("--name", help="baselines: run folder to save into (default baseline-<kind>-<task>, "
+                                                 "-s<seed> appended for a seed other than 0)")
     evaluation.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                             help="baselines: change a preset setting first (e.g. rollout.demonstrations=0)")
     _add_evaluation_flags(evaluation)
@@ -326,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     ood = commands.add_parser("ood", help="OOD adaptation: a trained run on a new task with memory only")
     ood.add_argument("--run", help="run trained on task A")
     ood.add_argument("--task", help="task B")
-    ood.add_argument("--pair", help="one of the paper's pairs (sets --task to its B): " + ", ".join(OOD_PAIR_NAMES))
+    ood.add_argument("--pair", help="one of the paper's pairs (sets --task to its B): " + ", ".join(OOD_PAIRS))
     ood.add_argument("--iterations", type=int, default=10, help="adaptation iterations; the first has no memory")
     _add_evaluation_flags(ood)
     ood.set_defaults(handler=cmd_ood)
@@ -354,10 +419,11 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "as data/sample_runs/cpu-learn was made")
     compare.add_argument("--preset", default="cpu-learn", help="the preset every piece uses")
     compare.add_argument("--task", help="task (default: the preset's)")
-    compare.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="training seeds")
+    compare.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                         help="seeds: each algorithm is trained, and each baseline evaluated, once per seed")
     compare.add_argument("--trials", type=int, default=3, help="memory-only baseline: trials")
     compare.add_argument("--out", help="folder of the experiment (default: <runs root>/<preset>, e.g. runs/cpu-learn)")
-    compare.add_argument("--only", nargs="+", help="play only these pieces (e.g. naive grpo-s1), for parallel "
+    compare.add_argument("--only", nargs="+", help="play only these pieces (e.g. naive-s0 grpo-s1), for parallel "
                                                    "processes; a plain run afterwards collects")
     compare.set_defaults(handler=cmd_compare)
 

@@ -4,38 +4,57 @@ says whether training helps, and which algorithm helps more, at a scale one mach
 Layout under ``root`` (one folder per piece, each a run folder with its own ``config.json``, so
 ``results``, ``plot`` and ``report`` read them like any runs)::
 
-    <algo>-s<seed>/   a trained run: metrics.jsonl per iteration, eval.jsonl (periodic + final)
-    naive/            the preset's base model, untrained, on the test split
-    memory-only/      the base model with a growing tip memory, ``trials`` times (Reflexion-style)
+    <algo>-s<seed>/         a trained run: metrics.jsonl per iteration, eval.jsonl (periodic + final)
+    naive-s<seed>/          the preset's base model, untrained, on the test split
+    memory-only-s<seed>/    the base model with a growing tip memory, ``trials`` times (Reflexion-style)
+
+The baselines are played with the same seeds as the trained runs, so a gain carries the sampling
+noise of both sides. (``data/sample_runs/cpu-learn`` was made before: its single ``naive/`` and
+``memory-only/`` folders are read as one seed each.)
 
 Every piece is skipped when it is already done, so the experiment can be stopped and rerun, or
 split across processes (``pieces``: ``python -m empo2_lite compare --only grpo-s1`` in parallel,
 then a plain ``compare`` to collect). All test returns are measured the same way: the test split,
 no memory (but for ``memory-only``), the preset's evaluation temperature and episodes per variation.
+
+Verdicts pair by variation (``paired_gain``): every piece plays the same test variations, so the
+gain over the untrained model is taken variation by variation, and its standard error comes from
+the spread of those differences. ``meets_target`` passes only a gain beyond both that error and the
+spread of the trained return over seeds.
+
+This module imports no torch: the command line checks its input here before any model loads.
 """
 
 from __future__ import annotations
 
 import math
 import statistics
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from empo2_lite.config import ALGOS, BASELINES, ConfigError, TrainConfig, apply_overrides, preset
-from empo2_lite.evaluation import PoolFactory
+from empo2_lite.config import ALGOS, BASELINES, ConfigError, TrainConfig, apply_overrides, check_integer, preset
 from empo2_lite.runs import RunDir, runs_under
+
+if TYPE_CHECKING:
+    from empo2_lite.evaluation import PoolFactory
+
+TABLE_COLUMNS = ("algo", "runs", "test_return", "test_return_std", "gain_over_naive", "gain_se", "memory_iterations",
+                 "memory_iterations_with_tips", "training_minutes")
+"""The columns of ``comparison_table``, in order."""
 
 
 def run_name(algo: str, seed: int) -> str:
-    """The folder of one trained run: ``grpo-s1``."""
+    """The folder of one piece, trained run or baseline: ``grpo-s1``, ``naive-s1``."""
     return f"{algo}-s{seed}"
 
 
 def pieces(seeds: Sequence[int]) -> list[str]:
-    """Every piece of the experiment by name: the baselines first, then each algorithm's seeds."""
-    return [*BASELINES, *(run_name(algo, seed) for seed in seeds for algo in ALGOS)]
+    """Every piece of the experiment by name: the baselines first, then the algorithms, each per seed."""
+    return [*(run_name(kind, seed) for seed in seeds for kind in BASELINES),
+            *(run_name(algo, seed) for seed in seeds for algo in ALGOS)]
 
 
 def training_config(preset_name: str, algo: str, seed: int, task: str | None = None) -> TrainConfig:
@@ -46,31 +65,44 @@ def training_config(preset_name: str, algo: str, seed: int, task: str | None = N
     return apply_overrides(preset(preset_name), overrides)
 
 
-def run_comparison(root: str | Path, preset_name: str, seeds: Sequence[int], *, task: str | None = None,
-                   only: Sequence[str] | None = None, trials: int = 3, progress: bool = True,
-                   make_pool: PoolFactory | None = None, trainer_class: type | None = None) -> pd.DataFrame:
-    """Play every piece not yet done (or those in ``only``), then return ``comparison_table(root)``.
-
-    Bad input (an unknown piece name, preset or task) is refused before any model loads.
-    ``make_pool`` and ``trainer_class`` are passed to the jobs (tests replay recorded episodes).
-    """
-    from empo2_lite import jobs
-
+def check_comparison(preset_name: str, seeds: Sequence[int], *, task: str | None = None,
+                     only: Sequence[str] | None = None, trials: int = 3) -> dict[str, TrainConfig]:
+    """Refuse bad input (a preset, task, repeated seed, piece name or trial count) in one line, and
+    return the trained pieces' validated configs by name; nothing heavy is imported or started."""
+    repeated = sorted({seed for seed in seeds if list(seeds).count(seed) > 1})
+    if repeated:
+        raise ConfigError(f"--seeds: {', '.join(map(str, repeated))} given twice; give each seed once")
+    check_integer("--trials", trials, minimum=1)
     names = pieces(seeds)
-    wanted = list(only) if only else names
-    unknown = sorted(set(wanted) - set(names))
+    unknown = sorted(set(only or ()) - set(names))
     if unknown:
         raise ConfigError(f"--only: {', '.join(unknown)} is not a piece of this experiment; choose from {', '.join(names)}")
     configs = {run_name(algo, seed): training_config(preset_name, algo, seed, task) for algo in ALGOS for seed in seeds}
     for config in configs.values():
         config.validate()
+    return configs
+
+
+def run_comparison(root: str | Path, preset_name: str, seeds: Sequence[int], *, task: str | None = None,
+                   only: Sequence[str] | None = None, trials: int = 3, progress: bool = True,
+                   make_pool: PoolFactory | None = None, trainer_class: type | None = None) -> pd.DataFrame:
+    """Play every piece not yet done (or those in ``only``), then return ``comparison_table(root)``.
+
+    Bad input is refused (``check_comparison``) before any model loads. ``make_pool`` and
+    ``trainer_class`` are passed to the jobs (tests replay recorded episodes).
+    """
+    configs = check_comparison(preset_name, seeds, task=task, only=only, trials=trials)
+    from empo2_lite import jobs
+
+    baselines = {run_name(kind, seed): (kind, seed) for seed in seeds for kind in BASELINES}
     task_name = next(iter(configs.values())).task
     Path(root).mkdir(parents=True, exist_ok=True)
     with runs_under(root):
-        for name in wanted:
-            if name in BASELINES:
+        for name in only or pieces(seeds):
+            if name in baselines:
+                kind, seed = baselines[name]
                 if not RunDir.named(name).read_evals():
-                    jobs.baseline(name, task_name, preset_name, trials=trials, name=name, progress=progress,
+                    jobs.baseline(kind, task_name, preset_name, seed=seed, trials=trials, name=name, progress=progress,
                                   make_pool=make_pool)
             else:
                 trained = jobs.train(configs[name], progress=progress, make_pool=make_pool, trainer_class=trainer_class)
@@ -78,38 +110,104 @@ def run_comparison(root: str | Path, preset_name: str, seeds: Sequence[int], *, 
     return comparison_table(root)
 
 
+def paired_gain(trained: Sequence[Mapping], reference: Sequence[Mapping]) -> tuple[float, float]:
+    """The gain of ``trained`` over ``reference`` and its paired standard error, from one mapping
+    per seed on each side (an eval row's ``per_variation``: variation id -> mean return).
+
+    Each variation's return is averaged over each side's seeds; the gain is the mean over the
+    variations both sides played of (trained - reference), its standard error the std of those
+    differences over sqrt(number of variations). Why: both sides play the same variations, some
+    hard for both, so pairing takes that shared difficulty out of the error; and the error holds
+    the reference's sampling noise too, which a single unseeded reference hides (NaN for a lone
+    variation, and both NaN when the sides share none)."""
+    def by_variation(side: Sequence[Mapping]) -> dict[str, float]:
+        values: dict[str, list[float]] = {}
+        for per_variation in side:
+            for variation, value in per_variation.items():
+                values.setdefault(str(variation), []).append(value)
+        return {variation: statistics.mean(returns) for variation, returns in values.items()}
+
+    ours, theirs = by_variation(trained), by_variation(reference)
+    differences = [ours[variation] - theirs[variation] for variation in sorted(set(ours) & set(theirs))]
+    if not differences:
+        return math.nan, math.nan
+    error = statistics.stdev(differences) / math.sqrt(len(differences)) if len(differences) > 1 else math.nan
+    return statistics.mean(differences), error
+
+
 def comparison_table(root: str | Path) -> pd.DataFrame:
-    """One row per algorithm or baseline found under ``root``: runs (seeds), the mean final test
-    return and its std over seeds, the gain over the untrained model, and the training time per run
-    (minutes, the iterations' phases summed: evaluation not counted)."""
+    """``tabulate`` of the runs found under ``root`` (their final evaluations and metrics)."""
     from empo2_lite.results import find_runs, load_evals, load_metrics
 
     runs = find_runs(root)
-    evals, metrics = load_evals(runs), load_metrics(runs)
+    return tabulate(load_evals(runs, per_variation=True), load_metrics(runs))
+
+
+def tabulate(evals: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
+    """One row per algorithm or baseline (``TABLE_COLUMNS``), from eval rows with their
+    ``per_variation`` (``results.load_evals(..., per_variation=True)``) and metrics rows.
+
+    Each run counts with its last evaluation on the test split (rows without a ``split`` are test:
+    older kits evaluated nowhere else; dev rows score choices, not results). ``test_return``: the
+    mean over runs (seeds), and ``test_return_std`` its std. ``gain_over_naive`` and ``gain_se``:
+    ``paired_gain`` against the naive runs (where a side lacks ``per_variation``: the difference
+    of test returns, with no standard error). ``memory_iterations`` and
+    ``memory_iterations_with_tips``: summed over the runs (``results.memory_usage``; 0 where
+    none). ``training_minutes``: per run, the iterations' phases summed (evaluation not counted)."""
+    from empo2_lite.results import MEMORY_COLUMNS, memory_usage
+
+    if "split" in evals:
+        evals = evals[evals["split"].fillna("test") == "test"]
     if not len(evals):
-        return pd.DataFrame(columns=["algo", "runs", "test_return", "test_return_std", "gain_over_naive",
-                                     "training_minutes"])
-    final = evals.sort_values("iteration").groupby("run").tail(1)
+        return pd.DataFrame(columns=list(TABLE_COLUMNS))
+    final = evals.sort_values("iteration", kind="stable").groupby("run").tail(1)
     phases = [column for column in metrics if column.startswith("time/")]
     minutes = (metrics.groupby("run")[phases].sum().sum(axis=1) / 60) if phases else pd.Series(dtype=float)
-    naive = final.loc[final["algo"] == "naive", "return_mean"]
-    reference = float(naive.mean()) if len(naive) else math.nan
+    usage = memory_usage(metrics)
+    naive = final.loc[final["algo"] == "naive"]
     rows = []
     for algo, group in final.groupby("algo", sort=False):
         returns = list(group["return_mean"])
+        gain, error = _gain(group, naive)
         rows.append({"algo": algo, "runs": len(returns), "test_return": statistics.mean(returns),
                      "test_return_std": statistics.stdev(returns) if len(returns) > 1 else math.nan,
-                     "gain_over_naive": statistics.mean(returns) - reference,
+                     "gain_over_naive": gain, "gain_se": error,
+                     **{column: int(usage[column].get(algo, 0)) for column in MEMORY_COLUMNS},
                      "training_minutes": float(minutes.reindex(group["run"]).mean()) if len(minutes) else math.nan})
     order = {name: index for index, name in enumerate([*BASELINES, *ALGOS])}
-    return pd.DataFrame(rows).sort_values("algo", key=lambda column: column.map(order)).reset_index(drop=True)
+    table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
+    return table.sort_values("algo", key=lambda column: column.map(order)).reset_index(drop=True)
+
+
+def _gain(group: pd.DataFrame, naive: pd.DataFrame) -> tuple[float, float]:
+    """``paired_gain`` of one algorithm's final eval rows over the naive ones, or, where a row has
+    no ``per_variation`` (an older memory-only row), the difference of mean returns and NaN."""
+    if not len(naive):
+        return math.nan, math.nan
+    sides = [list(group.get("per_variation", [])), list(naive.get("per_variation", []))]
+    if all(len(side) and all(isinstance(row, Mapping) for row in side) for side in sides):
+        return paired_gain(*sides)
+    return float(group["return_mean"].mean() - naive["return_mean"].mean()), math.nan
+
+
+def tips_lines(table: pd.DataFrame) -> list[str]:
+    """'empo2: tips reached a prompt in 2 of 5 memory iterations', one line per algorithm that had
+    memory iterations (printed under ``compare``'s table)."""
+    from empo2_lite.results import counted
+
+    return [f"{row.algo}: tips reached a prompt in {row.memory_iterations_with_tips} of "
+            f"{counted(row.memory_iterations, 'memory iteration')}"
+            for row in table.itertuples() if row.memory_iterations > 0]
 
 
 def meets_target(table: pd.DataFrame, algo: str, gain: float = 20.0) -> bool:
-    """The learning target of a CPU preset: over the seeds, the mean gain over the untrained model
-    is at least ``gain`` points and more than twice the std of the trained test return."""
+    """The learning target of a CPU preset, over at least two seeds: the mean gain over the
+    untrained model is at least ``gain`` points, more than twice the std of the trained test return
+    over seeds, and more than twice its paired standard error (``paired_gain``), so that neither
+    side's sampling noise could explain it. A missing standard error fails it."""
     row = table.loc[table["algo"] == algo]
     if row.empty or row.iloc[0]["runs"] < 2:
         return False
     row = row.iloc[0]
-    return bool(row["gain_over_naive"] >= gain and row["gain_over_naive"] > 2 * row["test_return_std"])
+    value = row["gain_over_naive"]
+    return bool(value >= gain and value > 2 * row["test_return_std"] and value > 2 * row["gain_se"])

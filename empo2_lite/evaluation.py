@@ -161,16 +161,10 @@ def memory_adaptation(policy: Policy, pool: EnvPool, task: Task, rollout: Rollou
         history.append({"iteration": iteration, "split": split, "seed": seed, "used_memory": use_memory,
                         "episodes": stats.episodes, "return_mean": stats.return_mean, "return_se": stats.return_se,
                         "success_rate": stats.success_rate, "tips_shown_mean": stats.tips_shown_mean,
-                        "memory_entries": len(memory), "end_reasons": stats.end_reasons})
+                        "memory_entries": len(memory), "end_reasons": stats.end_reasons,
+                        "per_variation": stats.per_variation})
     base = history[0]["return_mean"]
     for row in history:
         row["improvement_percent"] = 100.0 * (row["return_mean"] - base) / abs(base) if base else float("nan")
     return history
 
-
-OOD_PAIRS = {
-    "life-stages-2-to-shortest-lived": ("identify-life-stages-2", "lifespan-shortest-lived"),
-    "longest-lived-to-conductivity": ("lifespan-longest-lived", "test-conductivity"),
-    "power-component-to-secondary-color": ("power-component", "chemistry-mix-paint-secondary-color"),
-}
-"""The paper's three OOD pairs (trained on A, adapting to B)."""

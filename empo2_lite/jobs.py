@@ -160,7 +160,8 @@ def baseline(kind: str, task_name: str, preset_name: str, *, trials: int = 3, te
             last = history[-1]
             result = {"task": task.name, "split": split, "seed": seed, "episodes_per_variation": episodes,
                       "episodes": last["episodes"], "return_mean": last["return_mean"], "return_se": last["return_se"],
-                      "success_rate": last["success_rate"], "end_reasons": last["end_reasons"], "trials": history}
+                      "success_rate": last["success_rate"], "end_reasons": last["end_reasons"],
+                      "per_variation": last["per_variation"], "trials": history}
         else:
             result = evaluate(policy, pool, task, config.rollout, split=split, seed=seed, iteration=0,
                               temperature=temperature, episodes_per_variation=episodes, progress=progress)

@@ -14,7 +14,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from empo2_lite.results import counted
+from empo2_lite.results import counted, memory_flags
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 PAPER_METHODS = ("Naive", "Reflexion", "GRPO", "EMPO2")
@@ -188,44 +188,54 @@ DIAGNOSTICS = {
 
 
 def learning_comparison(metrics: pd.DataFrame, evals: pd.DataFrame) -> Figure:
-    """Algorithms side by side over seeds: training return per iteration and test return at each
-    evaluation (thin lines: seeds; thick: their mean), the untrained baselines as horizontal lines,
-    and below them the diagnostics of every iteration (``DIAGNOSTICS``), so a flat curve comes with
-    its reason: no gradient (equal-return groups), the agent still ends episodes with a wrong
-    ``focus on``, or it rambles into the token limit."""
+    """Algorithms side by side over seeds: training return per iteration and evaluation return at
+    each evaluation (thin lines: seeds; thick: their mean; dashed: the dev split of periodic
+    evaluations, solid: the test split), the untrained baselines as horizontal lines, and below them
+    the diagnostics of every iteration (``DIAGNOSTICS``), so a flat curve comes with its reason: no
+    gradient (equal-return groups), the agent still ends episodes with a wrong ``focus on``, or it
+    rambles into the token limit. On the training curves, EMPO²'s memory iterations are marked
+    (``memory_markers``): a curve says something about tips only where they reached a prompt."""
     trained = metrics[~metrics["algo"].isin(("naive", "memory-only"))] if len(metrics) else metrics
     diagnostics = [column for column in DIAGNOSTICS if column in trained]
     figure = Figure(figsize=(11, 7.2 if diagnostics else 4.0))
     grid = figure.add_gridspec(2 if diagnostics else 1, max(len(diagnostics), 2), height_ratios=[1.6, 1] if diagnostics else None)
     colours = dict(zip(sorted(trained["algo"].unique()) if len(trained) else [], OKABE_ITO))
 
-    def per_algo(axes, frame: pd.DataFrame, column: str) -> None:
+    def per_algo(axes, frame: pd.DataFrame, column: str, note: str = "", style: str = "-") -> None:
         for algo, group in frame.groupby("algo", sort=True):
             for _, run in group.groupby("run"):
                 run = run.sort_values("iteration")
-                axes.plot(run["iteration"], run[column], color=colours[algo], alpha=0.3, linewidth=0.8)
+                axes.plot(run["iteration"], run[column], color=colours[algo], alpha=0.3, linewidth=0.8, linestyle=style)
             mean = group.groupby("iteration")[column].mean()
-            axes.plot(mean.index, mean.values, color=colours[algo], linewidth=2, marker="o", markersize=3,
-                      label=f"{algo} ({_runs(group['run'].nunique())})")
+            axes.plot(mean.index, mean.values, color=colours[algo], linewidth=2, linestyle=style, marker="o",
+                      markersize=3, label=f"{algo}{note} ({_runs(group['run'].nunique())})")
 
     top_width = grid.ncols // 2
     train_axes = figure.add_subplot(grid[0, :top_width])
     if len(trained):
         per_algo(train_axes, trained, "charts/return_mean")
+        memory_markers(train_axes, trained)
         _iteration_axis(train_axes, trained["iteration"])
     train_axes.set_ylabel("training return (mean per iteration)")
     train_axes.set_title("training episodes")
     test_axes = figure.add_subplot(grid[0, top_width:], sharey=train_axes)
     trained_evals = evals[~evals["algo"].isin(("naive", "memory-only"))] if len(evals) else evals
+    split = (trained_evals["split"].fillna("test") if "split" in trained_evals
+             else pd.Series("test", index=trained_evals.index))
+    dev = trained_evals[split == "dev"]
+    if len(dev):
+        per_algo(test_axes, dev, "return_mean", " on dev", "--")
+    if len(trained_evals[split == "test"]):
+        per_algo(test_axes, trained_evals[split == "test"], "return_mean", " on test" if len(dev) else "")
     if len(trained_evals):
-        per_algo(test_axes, trained_evals, "return_mean")
         _iteration_axis(test_axes, trained_evals["iteration"], "iteration (evaluated after it)")
     baselines = evals[evals["algo"].isin(("naive", "memory-only"))] if len(evals) else evals
     for (algo, group), style in zip(baselines.groupby("algo", sort=False), ("--", ":")):
         value = group["return_mean"].mean()
-        test_axes.axhline(value, color="black", linestyle=style, linewidth=1, label=f"{algo} (untrained): {value:.1f}")
-    test_axes.set_ylabel("test return (test split, no memory)")
-    test_axes.set_title("test episodes")
+        test_axes.axhline(value, color="black", linestyle=style, linewidth=1,
+                          label=f"{algo} (untrained, {_runs(group['run'].nunique())}): {value:.1f}")
+    test_axes.set_ylabel("evaluation return (no memory)" if len(dev) else "test return (test split, no memory)")
+    test_axes.set_title("evaluation episodes" if len(dev) else "test episodes")
     for axes in (train_axes, test_axes):
         axes.grid(alpha=0.3)
         axes.legend(frameon=False, fontsize=8)
@@ -240,3 +250,19 @@ def learning_comparison(metrics: pd.DataFrame, evals: pd.DataFrame) -> Figure:
     figure.suptitle("EMPO² and GRPO over seeds, with the untrained baselines")
     figure.tight_layout()
     return figure
+
+
+def memory_markers(axes, metrics: pd.DataFrame, column: str = "charts/return_mean") -> None:
+    """Mark the memory iterations of ``metrics`` on its curves of ``column``: a star where tips
+    reached a prompt, an open circle where none did, each counted in the legend ("memory
+    iteration, tips shown: 2 of 5"); nothing when the runs had no memory iteration (GRPO)."""
+    flags = memory_flags(metrics)
+    memory = flags["memory_iterations"]
+    if not memory.any():
+        return
+    shown, total = flags["memory_iterations_with_tips"], int(memory.sum())
+    for chosen, marker, size, face, what in ((shown, "*", 80, "black", "tips shown"),
+                                             (memory & ~shown, "o", 30, "none", "no tip shown")):
+        axes.scatter(metrics.loc[chosen, "iteration"], metrics.loc[chosen, column], marker=marker, s=size,
+                     facecolors=face, edgecolors="black", zorder=3,
+                     label=f"memory iteration, {what}: {int(chosen.sum())} of {total}")

@@ -78,11 +78,14 @@ def load_metrics(runs: Iterable[str | Path]) -> pd.DataFrame:
     return _count_from_one(pd.concat(frames, ignore_index=True))
 
 
-def load_evals(runs: Iterable[str | Path]) -> pd.DataFrame:
-    """One row per (run, evaluation), without the per-variation detail."""
+def load_evals(runs: Iterable[str | Path], *, per_variation: bool = False) -> pd.DataFrame:
+    """One row per (run, evaluation); with ``per_variation``, the row's ``per_variation`` dict
+    (variation id -> mean return) is kept as a column, for differences paired by variation
+    (``comparison.paired_gain``); otherwise it is left out, so the frame stays flat."""
     frames = []
     for run in map(RunDir, runs):
-        rows = [{k: v for k, v in row.items() if k != "per_variation"} for row in run.read_evals()]
+        rows = [row if per_variation else {k: v for k, v in row.items() if k != "per_variation"}
+                for row in run.read_evals()]
         if rows:
             frames.append(pd.DataFrame(rows).assign(**_run_identity(run)))
     if not frames:
@@ -101,6 +104,27 @@ def load_ood(runs: Iterable[str | Path]) -> pd.DataFrame:
     if not frames:
         return pd.DataFrame(columns=["run", "trained_on", "task", "iteration", "return_mean", "improvement_percent"])
     return _count_from_one(pd.concat(frames, ignore_index=True))
+
+
+MEMORY_COLUMNS = ("memory_iterations", "memory_iterations_with_tips")
+"""What ``memory_flags`` marks and ``memory_usage`` counts."""
+
+
+def memory_flags(metrics: pd.DataFrame) -> pd.DataFrame:
+    """For each row of ``metrics`` (a training iteration): whether it drew memory rollouts
+    (``mode`` not "plain"), and whether tips then reached a prompt (``charts/tips_shown_mean`` > 0).
+    Why: a memory iteration that found no tip to show trains as GRPO does, so an EMPO² curve says
+    something about tips only in the iterations that showed some."""
+    memory = (metrics["mode"].notna() & metrics["mode"].ne("plain") if "mode" in metrics
+              else pd.Series(False, index=metrics.index))
+    shown = metrics["charts/tips_shown_mean"].fillna(0.0).gt(0) if "charts/tips_shown_mean" in metrics else False
+    return pd.DataFrame({MEMORY_COLUMNS[0]: memory, MEMORY_COLUMNS[1]: memory & shown}, index=metrics.index)
+
+
+def memory_usage(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per algorithm (the index), summed over its runs: its memory iterations and those of them
+    that showed tips (``memory_flags``)."""
+    return memory_flags(metrics).groupby(metrics["algo"]).sum().astype(int)
 
 
 def _count_from_one(frame: pd.DataFrame) -> pd.DataFrame:

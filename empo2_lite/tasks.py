@@ -25,6 +25,13 @@ EVAL_SPLITS = ("dev", "test")
 """The splits an evaluation may play: dev for every choice, test for the one final report."""
 EVAL_VARIATIONS = 20
 """Evaluations play the first min(20, n) variations of their split (the paper's test protocol)."""
+OOD_PAIRS = {
+    "life-stages-2-to-shortest-lived": ("identify-life-stages-2", "lifespan-shortest-lived"),
+    "longest-lived-to-conductivity": ("lifespan-longest-lived", "test-conductivity"),
+    "power-component-to-secondary-color": ("power-component", "chemistry-mix-paint-secondary-color"),
+}
+"""The paper's three OOD pairs (trained on A, adapting to B), by name; here, in the torch-free
+registry, so that the command line checks ``ood --pair`` before loading anything."""
 
 
 def data_dir() -> Path:

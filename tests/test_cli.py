@@ -4,6 +4,7 @@ JVMs except for the bad-input and damaged-run checks, which must fail before any
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import asdict
@@ -104,12 +105,6 @@ def test_smoke_demo_trains_evaluates_and_plots_then_reuses_its_run(tmp_path, mon
     assert len((run / "eval.jsonl").read_text().splitlines()) == 1
 
 
-def test_the_parsers_ood_pairs_are_the_evaluations():
-    from empo2_lite.__main__ import OOD_PAIR_NAMES
-    from empo2_lite.evaluation import OOD_PAIRS
-
-    assert OOD_PAIR_NAMES == tuple(OOD_PAIRS)
-
 
 def test_eval_of_a_run_on_another_task_points_to_ood():
     out = run_cli("eval", "--run", "some-run", "--task", "find-animal")
@@ -136,8 +131,10 @@ def test_train_cli_rejects_bad_settings_before_any_heavy_work(monkeypatch, capsy
 @pytest.mark.parametrize("args, expected", [
     (["--preset", "cpu-tiny"], "--preset: 'cpu-tiny' is not allowed; choose one of: cpu-smoke"),
     (["--task", "find-unicorn"], "choose one of: chemistry-mix"),
-    (["--seeds", "0", "--only", "grpo-s3"], "--only: grpo-s3 is not a piece of this experiment; choose from naive, "
-                                           "memory-only, empo2-s0, grpo-s0"),
+    (["--seeds", "0", "--only", "grpo-s3"], "--only: grpo-s3 is not a piece of this experiment; choose from naive-s0, "
+                                           "memory-only-s0, empo2-s0, grpo-s0"),
+    (["--seeds", "0", "1", "0"], "--seeds: 0 given twice; give each seed once"),
+    (["--trials", "0"], "--trials: 0 is not allowed"),
 ])
 def test_bad_compare_input_is_one_clear_line(args, expected, tmp_path):
     out = run_cli("compare", "--out", str(tmp_path / "cmp"), *args)
@@ -154,3 +151,63 @@ def test_help_names_every_preset(command):
     out = run_cli(command, "--help")
     assert out.returncode == 0, out.stderr
     assert all(name in out.stdout for name in PRESETS)
+
+
+HEAVY_MODULES = ("torch", "transformers", "peft")
+MAIN_THEN_LIST_HEAVY_IMPORTS = f"""
+import sys
+from empo2_lite.__main__ import main
+code = main(sys.argv[1:])
+print([name for name in {HEAVY_MODULES!r} if name in sys.modules])
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["train", "--preset", "cpu-smoke", "--set", "update.lr=1"], "update.lr: unknown setting; known settings of update"),
+    (["train", "--preset", "cpu-tiny"], "preset: 'cpu-tiny' is not allowed"),
+    (["train", "--task", "find-unicorn"], "task: 'find-unicorn' is not one of the paper's tasks"),
+    (["train", "--algo", "ppo"], "algo: 'ppo' is not allowed; choose one of: empo2, grpo"),
+    (["train", "--iterations", "0"], "iterations: 0 is not allowed"),
+    (["train", "--resume", "nope"], "--resume: no run named 'nope'"),
+    (["train", "--resume", "nope", "--set", "p=0"], "--set: not with --resume"),
+    (["eval", "--baseline", "naive", "--task", "find-animal", "--preset", "cpu-smoke", "--set", "update.lr=1"],
+     "update.lr: unknown setting"),
+    (["eval", "--baseline", "memory-only", "--task", "find-animal", "--preset", "cpu-smoke", "--trials", "0"],
+     "--trials: 0 is not allowed"),
+    (["eval", "--run", "nope"], "--run: no run named 'nope'"),
+    (["eval", "--run", "nope", "--seed", "1"], "--seed: only for baselines"),
+    (["eval", "--run", "nope", "--temperature", "9"], "--temperature: 9.0 is not allowed; it must be in [0, 5]"),
+    (["eval", "--run", "nope", "--split", "train"], "--split: 'train' is not allowed; choose one of: dev, test"),
+    (["ood", "--run", "nope", "--task", "find-animal", "--split", "val"], "--split: 'val' is not allowed"),
+    (["ood", "--run", "nope", "--task", "find-animal"], "--run: no run named 'nope'"),
+    (["ood", "--run", "nope", "--pair", "a-to-b"], "--pair: 'a-to-b' is not allowed"),
+    (["ood", "--run", "nope", "--task", "find-animal", "--iterations", "0"], "--iterations: 0 is not allowed"),
+    (["ablate", "--grid", "update.lr=1,2"], "grid: ['update.lr'] cannot be ablated"),
+    (["ablate", "--set", "update.lr=1"], "update.lr: unknown setting"),
+    (["compare", "--preset", "cpu-tiny"], "--preset: 'cpu-tiny' is not allowed"),
+    (["compare", "--seeds", "0", "0"], "--seeds: 0 given twice"),
+    (["play", "--task", "find-animal", "--variation", "225", "--run", "nope"], "--run: no run named 'nope'"),
+    (["play", "--task", "find-animal", "--variation", "0", "--gold", "--max-steps", "0"], "--max-steps: 0 is not allowed"),
+    (["plot", "--runs", "no-such-folder"], "no runs folder at no-such-folder"),
+])
+def test_bad_settings_fail_in_one_line_before_torch_or_transformers_is_imported(args, expected, tmp_path):
+    """Every command checks all of its settings before ``jobs`` (and with it torch, transformers and
+    peft: seconds of loading) is imported, so a typo costs well under a second."""
+    out = subprocess.run([sys.executable, "-c", MAIN_THEN_LIST_HEAVY_IMPORTS, *args], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "EMPO2_RUNS": str(tmp_path)}, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    [line] = out.stderr.strip().splitlines()
+    assert line.startswith("empo2-lite: error: ") and expected in line
+    assert out.stdout.strip().splitlines()[-1] == "[]"  # none of HEAVY_MODULES was imported
+
+
+def test_eval_passes_the_baselines_seed_and_defaults_it_to_0(monkeypatch):
+    from empo2_lite import jobs
+    from empo2_lite.__main__ import main
+
+    seeds = []
+    monkeypatch.setattr(jobs, "baseline", lambda *args, seed, **kwargs: seeds.append(seed) or {})
+    base = ["eval", "--baseline", "naive", "--task", "find-animal", "--preset", "cpu-smoke"]
+    assert main([*base, "--seed", "2"]) == 0 and main(base) == 0
+    assert seeds == [2, 0]

@@ -13,7 +13,7 @@ import torch
 
 from empo2_lite import evaluation
 from empo2_lite.config import ConfigError, MemoryConfig, RolloutConfig, apply_overrides, preset
-from empo2_lite.tasks import get_task
+from empo2_lite.tasks import OOD_PAIRS, get_task
 from replay_pool import ReplayPool
 from scripted import ScriptedSampler
 
@@ -161,7 +161,7 @@ def test_evaluation_and_the_memory_loop_warn_when_the_context_is_short(byte_poli
 
 
 def test_the_papers_ood_pairs_are_named():
-    assert set(evaluation.OOD_PAIRS.values()) == {
+    assert set(OOD_PAIRS.values()) == {
         ("identify-life-stages-2", "lifespan-shortest-lived"), ("lifespan-longest-lived", "test-conductivity"),
         ("power-component", "chemistry-mix-paint-secondary-color")}
 

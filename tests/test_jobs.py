@@ -8,6 +8,8 @@ JVMs is the smoke demo (test_cli.py), which chains train, final evaluation and a
 
 from __future__ import annotations
 
+import math
+
 import pytest
 
 from empo2_lite import evaluation, jobs, results
@@ -113,7 +115,8 @@ def played(monkeypatch):
     real = evaluation.collect_rollouts
 
     def scripted(policy, pool, specs, config=None, retrieve=None, **kwargs):
-        calls.append({"episodes": len(specs), "temperature": config.temperature, "memory": retrieve is not None})
+        calls.append({"episodes": len(specs), "temperature": config.temperature, "memory": retrieve is not None,
+                      "variations": sorted({spec.variation for spec in specs})})
         sampler = ScriptedSampler(policy.tokenizer, {"life stages": ["look around"] * len(specs) * config.max_steps})
         return real(policy, pool, specs, config, retrieve=retrieve, sampler=sampler, **kwargs)
 
@@ -139,8 +142,11 @@ def test_final_evaluation_plays_once_per_setting_then_reads_back(trained_run, pl
     first = jobs.final_evaluation(trained_run.path, make_pool=replay)
     assert first == jobs.final_evaluation(trained_run.path, make_pool=replay) and len(played) == 1
     assert (first["iteration"], first["kind"], first["temperature"], first["episodes"]) == (1, "final", 0.4, 4)
-    hotter = jobs.final_evaluation(trained_run.path, temperature=1.0, make_pool=replay)
-    assert hotter["temperature"] == 1.0 and [call["temperature"] for call in played] == [0.4, 1.0]
+    with pytest.raises(ConfigError, match="played once"):  # the test split: once per run
+        jobs.final_evaluation(trained_run.path, temperature=1.0, make_pool=replay)
+    hotter = jobs.final_evaluation(trained_run.path, temperature=1.0, split="dev", make_pool=replay)
+    assert (hotter["temperature"], hotter["split"], first["split"]) == (1.0, "dev", "test")
+    assert [call["temperature"] for call in played] == [0.4, 1.0] and [call["variations"] for call in played][1] == [4, 5]
     assert trained_run.read_evals() == [first, hotter]
 
 
@@ -160,6 +166,14 @@ def test_baselines_play_the_base_model_into_their_own_folder(played, kind):
         assert result["return_mean"] == result["trials"][-1]["return_mean"]
     else:
         assert result["episodes"] == 4 and [c["memory"] for c in played] == [False]
+
+
+def test_a_baseline_of_another_seed_gets_its_own_folder_and_says_its_seed(played):
+    row = jobs.baseline("naive", TASK, "cpu-smoke", seed=2, episodes_per_variation=1, make_pool=replay, progress=False)
+    run = RunDir.named(f"baseline-naive-{TASK}-s2")
+    assert row["seed"] == 2 and run.config().seed == 2 and run.read_evals()[0]["seed"] == 2
+    with pytest.raises(ConfigError, match="not a naive baseline of seed 3; choose another name"):
+        jobs.baseline("naive", TASK, "cpu-smoke", seed=3, name=run.path.name, make_pool=replay)
 
 
 def test_a_baseline_of_an_unknown_kind_is_refused():
@@ -209,32 +223,116 @@ def test_the_comparison_plays_each_piece_once_and_tabulates_algorithms_and_basel
 
     root = tmp_path / "compare"
     settings = {"task": TASK, "trials": 2, "progress": False, "make_pool": replay, "trainer_class": ScriptedTrainer}
-    with pytest.raises(ConfigError, match="--only: grpo-s7 is not a piece of this experiment; choose from naive"):
+    with pytest.raises(ConfigError, match="--only: grpo-s7 is not a piece of this experiment; choose from naive-s0"):
         comparison.run_comparison(root, "cpu-smoke", [0, 1], only=["grpo-s7"], **settings)
     comparison.run_comparison(root, "cpu-smoke", [0, 1], only=["grpo-s1"], **settings)
     assert [path.name for path in results.find_runs(root)] == ["grpo-s1"]
     table = comparison.run_comparison(root, "cpu-smoke", [0, 1], **settings)
     assert sorted(path.name for path in results.find_runs(root)) == sorted(comparison.pieces([0, 1]))
+    assert list(table.columns) == list(comparison.TABLE_COLUMNS)
     assert list(table["algo"]) == ["naive", "memory-only", "empo2", "grpo"]
     rows = table.set_index("algo")
-    assert list(rows["runs"]) == [1, 1, 2, 2] and rows.loc["grpo", "training_minutes"] > 0
+    assert list(rows["runs"]) == [2, 2, 2, 2] and rows.loc["grpo", "training_minutes"] > 0
+    # Every piece played the same test variations once each, so the paired gain is the difference of the means.
     assert rows.loc["empo2", "gain_over_naive"] == pytest.approx(rows.loc["empo2", "test_return"]
                                                                  - rows.loc["naive", "test_return"])
+    assert rows.loc["grpo", "gain_se"] >= 0 and rows.loc["naive", "gain_over_naive"] == 0
     assert RunDir(root / "grpo-s0").config().algo == "grpo" and RunDir(root / "empo2-s1").config().seed == 1
+    for kind in jobs.BASELINES:  # the baselines are played once per seed too, and say so
+        [row] = RunDir(root / f"{kind}-s1").read_evals()
+        assert (row["baseline"], row["seed"], RunDir(root / f"{kind}-s1").config().seed) == (kind, 1, 1)
     evaluations = len(played)
     comparison.run_comparison(root, "cpu-smoke", [0, 1], **settings)  # everything done: nothing is played again
     assert len(played) == evaluations
 
 
-def test_the_learning_target_needs_the_gain_and_a_small_spread_over_seeds():
+def test_the_comparison_refuses_a_repeated_seed_and_no_trials():
+    from empo2_lite.comparison import check_comparison
+
+    with pytest.raises(ConfigError, match="--seeds: 1 given twice"):
+        check_comparison("cpu-smoke", [0, 1, 1])
+    with pytest.raises(ConfigError, match="--trials: 0 is not allowed"):
+        check_comparison("cpu-smoke", [0], trials=0)
+    assert sorted(check_comparison("cpu-smoke", [3], task=TASK)) == ["empo2-s3", "grpo-s3"]
+
+
+def test_the_paired_gain_and_its_standard_error_golden_values():
+    from empo2_lite.comparison import paired_gain
+
+    trained = [{"1": 10, "2": 20, "3": 30}, {"1": 20, "2": 20, "3": 50}]   # per variation over seeds: 15, 20, 40
+    naive = [{"1": 0, "2": 10, "3": 10}, {"1": 0, "2": 20, "3": 10}]       # 0, 15, 10
+    gain, error = paired_gain(trained, naive)                               # differences 15, 5, 30
+    assert gain == pytest.approx(50 / 3)
+    assert error == pytest.approx((((15 - 50 / 3) ** 2 + (5 - 50 / 3) ** 2 + (30 - 50 / 3) ** 2) / 2) ** 0.5 / 3 ** 0.5)
+    assert error == pytest.approx(7.264832)
+    # Variation ids as ints (hand-made) or strings (read from JSON) pair alike; only shared variations count.
+    shared = paired_gain([{1: 10, 2: 20, 9: 99}], [{"1": 0, "2": 0}])
+    assert shared == (15.0, pytest.approx(5.0))  # std(10, 20) / sqrt(2)
+    one = paired_gain([{"1": 10}], [{"1": 4}])
+    assert one[0] == 6 and math.isnan(one[1])  # one variation: no standard error
+    assert all(map(math.isnan, paired_gain([{"1": 10}], [{"2": 4}])))  # no variation in common
+
+
+def test_the_table_pairs_eval_rows_by_variation_over_both_sides_seeds():
+    import pandas as pd
+
+    from empo2_lite.comparison import tabulate
+
+    def row(run, algo, iteration, per_variation, **extra):
+        return {"run": run, "algo": algo, "iteration": iteration, "per_variation": per_variation,
+                "return_mean": sum(per_variation.values()) / len(per_variation), **extra}
+
+    evals = pd.DataFrame([
+        row("naive-s0", "naive", 0, {"1": -100, "2": 8}), row("naive-s1", "naive", 0, {"1": 8, "2": 8}),
+        row("grpo-s0", "grpo", 4, {"1": -100, "2": -100}),                      # an earlier evaluation: not counted
+        row("grpo-s0", "grpo", 8, {"1": 17, "2": 8}), row("grpo-s1", "grpo", 8, {"1": 25, "2": 17}),
+        row("grpo-s1", "grpo", 8, {"1": 99, "2": 99}, split="dev"),            # dev scores choices, not results
+        {"run": "memory-only", "algo": "memory-only", "iteration": 0, "return_mean": -30.0},  # an older row
+    ])
+    metrics = pd.DataFrame({"run": ["grpo-s0"], "algo": ["grpo"], "iteration": [1], "mode": ["plain"],
+                            "time/rollout": [120.0]})
+    table = tabulate(evals, metrics).set_index("algo")
+    # grpo per variation over seeds: 21, 12.5; naive: -46, 8; differences 67 and 4.5
+    assert table.loc["grpo", "gain_over_naive"] == pytest.approx(35.75)
+    assert table.loc["grpo", "gain_se"] == pytest.approx(31.25)                    # std(67, 4.5) / sqrt(2)
+    assert table.loc["grpo", "test_return"] == pytest.approx(16.75)
+    assert table.loc["naive", ["runs", "gain_over_naive", "gain_se"]].tolist() == [2, 0, 0]
+    assert table.loc["memory-only", "gain_over_naive"] == pytest.approx(-30 + 19)  # no per_variation: means, no SE
+    assert math.isnan(table.loc["memory-only", "gain_se"])
+    assert table.loc["grpo", ["memory_iterations", "memory_iterations_with_tips", "training_minutes"]].tolist() == [
+        0, 0, 2.0]
+
+
+def test_the_learning_target_needs_the_gain_beyond_both_spreads():
     import pandas as pd
 
     from empo2_lite.comparison import meets_target
 
-    table = pd.DataFrame({"algo": ["naive", "grpo", "empo2", "lone"], "runs": [1, 3, 3, 1],
-                          "test_return": [-50.0, -20.0, -25.0, 0.0], "test_return_std": [float("nan"), 10.0, 14.0, 0.0],
-                          "gain_over_naive": [0.0, 30.0, 25.0, 50.0]})
-    assert meets_target(table, "grpo")          # 30 >= 20 and 30 > 2 x 10
-    assert not meets_target(table, "empo2")     # 25 < 2 x 14
+    nan = math.nan
+    table = pd.DataFrame({"algo": ["naive", "grpo", "empo2", "lone", "noisy", "unpaired"], "runs": [3, 3, 3, 1, 3, 3],
+                          "test_return": [-50.0, -20.0, -25.0, 0.0, -20.0, -20.0],
+                          "test_return_std": [nan, 10.0, 14.0, 0.0, 10.0, 10.0],
+                          "gain_over_naive": [0.0, 30.0, 25.0, 50.0, 30.0, 30.0],
+                          "gain_se": [0.0, 12.0, 5.0, 1.0, 16.0, nan]})
+    assert meets_target(table, "grpo")          # 30 >= 20, 30 > 2 x 10 and 30 > 2 x 12
+    assert not meets_target(table, "empo2")     # 25 < 2 x 14 (the spread over seeds)
+    assert not meets_target(table, "noisy")     # 30 > 2 x 10 over seeds, but 30 < 2 x 16 (the paired standard error)
+    assert not meets_target(table, "unpaired")  # no standard error: no verdict
     assert not meets_target(table, "lone")      # one seed has no spread to compare with
     assert not meets_target(table, "absent")
+    assert not meets_target(table, "grpo", gain=31.0)
+
+
+def test_the_cpu_learn_table_still_reads_the_single_unseeded_baselines():
+    from empo2_lite import comparison
+
+    table = comparison.comparison_table(results.sample_runs_dir("cpu-learn")).set_index("algo")
+    assert list(table.index) == ["naive", "memory-only", "empo2", "grpo"] and list(table["runs"]) == [1, 1, 3, 3]
+    assert table.loc["empo2", "gain_over_naive"] == pytest.approx(-6.033333 + 45.55)
+    assert table.loc["grpo", "gain_over_naive"] == pytest.approx(13.383333 + 45.55)
+    assert table["gain_se"].tolist()[2:] == pytest.approx([12.711290, 12.752126])
+    assert table.loc["empo2", ["memory_iterations", "memory_iterations_with_tips"]].tolist() == [5, 2]
+    assert table.loc["grpo", ["memory_iterations", "memory_iterations_with_tips"]].tolist() == [0, 0]
+    assert comparison.tips_lines(table.reset_index()) == ["empo2: tips reached a prompt in 2 of 5 memory iterations"]
+    verdicts = {algo: comparison.meets_target(table.reset_index(), algo) for algo in ("empo2", "grpo")}
+    assert verdicts == {"empo2": False, "grpo": True}  # empo2: 39.5 < 2 x 34.5, its std over seeds

@@ -152,5 +152,47 @@ def test_the_learning_comparison_figure_shows_curves_baselines_and_diagnostics()
     train, test = figure.axes[:2]
     assert {text.get_text() for text in train.get_legend().get_texts()} == {"empo2 (2 runs)", "grpo (2 runs)"}
     assert {text.get_text() for text in test.get_legend().get_texts()} == {
-        "grpo (2 runs)", "naive (untrained): -50.0", "memory-only (untrained): -40.0"}
+        "grpo (2 runs)", "naive (untrained, 1 run): -50.0", "memory-only (untrained, 1 run): -40.0"}
     assert [axes.get_title() for axes in figure.axes[2:]] == list(plots.DIAGNOSTICS.values())
+
+
+def test_the_learning_comparison_tells_periodic_dev_from_final_test_evaluations():
+    metrics = pd.DataFrame([{"run": "grpo-s0", "algo": "grpo", "iteration": it, "charts/return_mean": 0.0}
+                            for it in (1, 2)])
+    evals = pd.DataFrame([{"run": "grpo-s0", "algo": "grpo", "iteration": 1, "split": "dev", "return_mean": 1.0},
+                          {"run": "grpo-s0", "algo": "grpo", "iteration": 2, "split": "dev", "return_mean": 2.0},
+                          {"run": "grpo-s0", "algo": "grpo", "iteration": 2, "split": "test", "return_mean": 3.0},
+                          {"run": "naive-s0", "algo": "naive", "iteration": 0, "split": "test", "return_mean": -5.0}])
+    test = plots.learning_comparison(metrics, evals).axes[1]
+    assert [text.get_text() for text in test.get_legend().get_texts()] == [
+        "grpo on dev (1 run)", "grpo on test (1 run)", "naive (untrained, 1 run): -5.0"]
+    assert test.get_ylabel() == "evaluation return (no memory)"
+
+
+# Counted by hand from data/sample_runs/cpu-learn/empo2-s*/metrics.jsonl (mode, charts/tips_shown_mean per iteration):
+# s0: iteration 1 on_policy_with_tips (3 tips shown); s1: 0 on_policy_with_tips (0), 3 off_policy (2.575), 7 off_policy
+# (0); s2: 1 off_policy (0); every other iteration, and every GRPO iteration, plain.
+CPU_LEARN_MEMORY = {"empo2": (5, 2), "grpo": (0, 0)}
+
+
+def test_memory_usage_counts_the_memory_iterations_that_showed_tips():
+    metrics = results.load_metrics(results.find_runs(results.sample_runs_dir("cpu-learn")))
+    usage = results.memory_usage(metrics)
+    assert {algo: tuple(row) for algo, row in usage.iterrows()} == CPU_LEARN_MEMORY
+    assert list(usage.columns) == list(results.MEMORY_COLUMNS)
+    assert (metrics["algo"] == "empo2").sum() == 24  # "tips reached a prompt in 2 of the 24 EMPO2 iterations"
+    flags = results.memory_flags(metrics)
+    shown = metrics.loc[flags["memory_iterations_with_tips"], ["run", "iteration"]]
+    assert [tuple(row) for row in shown.itertuples(index=False)] == [("empo2-s0", 2), ("empo2-s1", 4)]  # 1-based
+    assert results.memory_usage(metrics.drop(columns="mode")).sum().sum() == 0  # no mode logged: no memory iteration
+
+
+def test_the_learning_comparison_marks_memory_iterations_with_and_without_tips():
+    runs = results.find_runs(results.sample_runs_dir("cpu-learn"))
+    train = plots.learning_comparison(results.load_metrics(runs), results.load_evals(runs)).axes[0]
+    labels = [text.get_text() for text in train.get_legend().get_texts()]
+    assert labels == ["empo2 (3 runs)", "grpo (3 runs)", "memory iteration, tips shown: 2 of 5",
+                      "memory iteration, no tip shown: 3 of 5"]
+    stars, circles = train.collections
+    assert sorted(map(tuple, stars.get_offsets().tolist())) == [(2.0, -56.125), (4.0, 15.75)]
+    assert len(circles.get_offsets()) == 3
