@@ -8,11 +8,14 @@ never trained on).
 
 Memory hooks in through ``retrieve``: called with a :class:`RetrievalQuery` at every step, it
 returns the tips for that state, best first (``TipMemory.tips_for``: BM25 over the tip memory).
-Tips are added to that step's user message in the with-tips view only and stay there in later
-turns. To keep that view append-only *and* inside the context, a tip already shown earlier in the
-episode is not shown again, and each step's block has a token budget (``tip_block_tokens``) inside
-an episode budget (``tip_episode_tokens``). The official code re-attaches every earlier tip with a
-16k prompt budget; the kit's choice is in docs/deviations.md.
+The tips are shown as a block in front of that step's user message, at that step only: later
+prompts hold the episode's tip-free history and their own block. So every step can show the
+paper's top 10 whole (the block budget ``tip_block_tokens`` is checked to fit ``top_k`` full-length
+tips), where blocks kept in the chat would cost ~1.6k tokens a step. The price: the with-tips view
+is no longer one sequence (a step's prompt is the tip-free history plus its block), so on-policy
+updates with tips read one sample per step that showed tips; the KV cache recomputes the previous
+turn each step (its block removed). The official code keeps the blocks in the chat with a 16k
+prompt budget; docs/deviations.md records the choice.
 
 Novelty: the observations reached at one lock-step step are scored together, against the visit
 counts from before the step (``Novelty.score_step``).
@@ -32,7 +35,7 @@ from dataclasses import dataclass
 from tqdm.auto import tqdm
 
 from empo2_lite import prompts
-from empo2_lite.config import MemoryConfig, RolloutConfig
+from empo2_lite.config import ConfigError, MemoryConfig, RolloutConfig
 from empo2_lite.demonstrations import demonstrations_for
 from empo2_lite.env.adapter import EpisodeFailure, EpisodeStart, StepResult
 from empo2_lite.env.protocol import EpisodePool
@@ -100,50 +103,48 @@ class _Episode:
         demos = demonstrations_for(spec.task, spec.variation, config.demonstrations) if config.demonstrations else []
         self.pending_message = prompts.first_user_message(start.task_description, start.inventory, start.observation, demos)
         self.pending_tips: tuple[str, ...] = ()
-        self.shown_tips: set[str] = set()
-        self.tip_tokens_left = config.tip_episode_tokens
+        self.pending_dropped = 0
         self.history_text = start.observation.strip()
         if config.history_window is None:
-            self.views = (ChatTokens(self.tokenizer, prompts.SYSTEM_PROMPT), ChatTokens(self.tokenizer, prompts.SYSTEM_PROMPT))
+            self.chat = ChatTokens(self.tokenizer, prompts.SYSTEM_PROMPT)
+            """The tip-free chat: the without-tips view, and the history under every step's block."""
+            self.tip_samples: list[TokenSample] = []
+            """One sample per step that showed tips: its prompt with the block, its response."""
+            self.tip_spans: list[tuple[int, int]] = []
+            """Where the responses of those steps lie in the tip-free chat's sample."""
 
     def query(self) -> RetrievalQuery:
         return RetrievalQuery(self.trajectory.task, self.trajectory.variation, len(self.trajectory.turns), self.history_text)
 
     def next_prompt(self, tips: Sequence[str]) -> list[int]:
-        """Open the next user turn in both views; return the with-tips prompt ids (fed to the model)."""
+        """Open the next user turn (tip-free in the chat); return the prompt the model is fed: the
+        tip-free history and this message with this step's block."""
         self.pending_tips = self._tips_to_show(tips)
+        self.pending_dropped = len(dict.fromkeys(tips)) - len(self.pending_tips)
         message_with = prompts.with_tips(self.pending_message, self.pending_tips)
         if self.config.history_window is None:
-            prompt = self.views[0].add_user_turn(message_with)
-            self.views[1].add_user_turn(self.pending_message)
-            return prompt
-        return self._window_ids(with_tips=True, current=message_with)
+            prompt = self.chat.peek_user_turn(message_with) if self.pending_tips else None
+            without = self.chat.add_user_turn(self.pending_message)
+            return prompt or without
+        return self._window_ids(current=message_with)
 
     def _tips_to_show(self, tips: Sequence[str]) -> tuple[str, ...]:
-        """The retrieved tips (best first) not shown earlier in this episode, as many as fit this
-        step's block budget and what is left of the episode's; charged to the episode budget."""
-        budget = min(self.config.tip_block_tokens, self.tip_tokens_left)
+        """The retrieved tips (best first, each once), as many as fit this step's block budget."""
         chosen: list[str] = []
-        for tip in tips:
-            if tip in self.shown_tips or tip in chosen:
-                continue
-            if self._block_tokens([*chosen, tip]) <= budget:
+        for tip in dict.fromkeys(tips):
+            if self._block_tokens([*chosen, tip]) <= self.config.tip_block_tokens:
                 chosen.append(tip)
-        if chosen:
-            self.tip_tokens_left -= self._block_tokens(chosen)
-            self.shown_tips.update(chosen)
         return tuple(chosen)
 
     def _block_tokens(self, tips: Sequence[str]) -> int:
         return len(self.tokenizer(prompts.tip_block(tips), add_special_tokens=False).input_ids)
 
-    def _window_ids(self, with_tips: bool, current: str) -> list[int]:
-        """Prompt ids of the first turn, the last ``history_window`` turns and the current message."""
+    def _window_ids(self, current: str) -> list[int]:
+        """Prompt ids of the first turn, the last ``history_window`` turns (tip-free) and the current message."""
         messages = [{"role": "system", "content": prompts.SYSTEM_PROMPT}]
         turns = self.trajectory.turns
         for turn in turns[:1] + turns[max(1, len(turns) - self.config.history_window):]:
-            content = prompts.with_tips(turn.user_message, turn.tips) if with_tips else turn.user_message
-            messages += [{"role": "user", "content": content},
+            messages += [{"role": "user", "content": turn.user_message},
                          {"role": "assistant", "content": assistant_content(turn.response_text, self.tokenizer)}]
         messages.append({"role": "user", "content": current})
         return self.tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=False)
@@ -152,21 +153,21 @@ class _Episode:
                computed: int) -> None:
         """Store the step in both views and in the turn list."""
         if self.config.history_window is None:
-            for view in self.views:
-                view.add_response(response.token_ids, response.text, response.logprobs)
+            start = len(self.chat.sample.input_ids)
+            self.chat.add_response(response.token_ids, response.text, response.logprobs)
+            if self.pending_tips:
+                self.tip_samples.append(_turn_sample(prompt_with, response))
+                self.tip_spans.append((start, len(self.chat.sample.input_ids)))
         else:
-            prompt_without = self._window_ids(with_tips=False, current=self.pending_message)
-            for samples, prompt in ((self.trajectory.with_tips, prompt_with), (self.trajectory.without_tips, prompt_without)):
-                sample = TokenSample()
-                sample.extend(prompt, is_action=False)
-                sample.extend(response.token_ids, is_action=True, logprobs=response.logprobs)
-                samples.append(sample)
+            prompt_without = self._window_ids(current=self.pending_message)
+            self.trajectory.with_tips.append(_turn_sample(prompt_with, response))
+            self.trajectory.without_tips.append(_turn_sample(prompt_without, response))
         self.trajectory.turns.append(Turn(
             user_message=self.pending_message, tips=self.pending_tips, response_ids=response.token_ids,
             logprobs=response.logprobs, response_text=response.text, raw_action=result.raw_action,
             action=result.action, reward=result.reward, score=result.score, finish=response.finish,
             history=self.history_text, novelty=novelty, prompt_tokens=len(prompt_with),
-            prompt_tokens_computed=computed))
+            prompt_tokens_computed=computed, tips_dropped=self.pending_dropped))
         self.trajectory.score = result.score
         self.pending_message = prompts.step_user_message(result.observation)
         self.history_text = append_history(self.history_text, result.action, result.observation)
@@ -174,13 +175,32 @@ class _Episode:
     def finish(self, end_reason: str, result: StepResult | None = None, error: str | None = None) -> Trajectory:
         trajectory = self.trajectory
         if self.config.history_window is None:
-            trajectory.with_tips, trajectory.without_tips = [self.views[0].sample], [self.views[1].sample]
-            trajectory.tip_free_chat = self.views[1]
+            packed = self.chat.sample
+            rest = _without_actions(packed, self.tip_spans)
+            trajectory.with_tips = ([rest] if any(rest.action_mask) else []) + self.tip_samples
+            trajectory.without_tips, trajectory.tip_free_chat = [packed], self.chat
         trajectory.end_reason, trajectory.error = end_reason, error
         trajectory.final_message = self.pending_message
         if result is not None:
             trajectory.success, trajectory.success_official = result.success, result.success_official
         return trajectory
+
+
+def _turn_sample(prompt: list[int], response: SampledResponse) -> TokenSample:
+    """One step as a training sample: its prompt, then its response (the action tokens)."""
+    sample = TokenSample()
+    sample.extend(prompt, is_action=False)
+    sample.extend(response.token_ids, is_action=True, logprobs=response.logprobs)
+    return sample
+
+
+def _without_actions(sample: TokenSample, spans: Sequence[tuple[int, int]]) -> TokenSample:
+    """A copy of ``sample`` whose action tokens inside ``spans`` are context (no loss): their
+    steps are trained from their own with-tips samples."""
+    mask = list(sample.action_mask)
+    for start, end in spans:
+        mask[start:end] = [0] * (end - start)
+    return TokenSample(list(sample.input_ids), mask, list(sample.old_logprobs))
 
 
 def action_text(response: SampledResponse, tokenizer) -> str:
@@ -300,8 +320,8 @@ def worst_case_prompt_tokens(tokenizer, task: str, config: RolloutConfig, steps:
 
     What it adds up: the system prompt and the first user message with its demonstrations (the
     longest of the task's), then every step with an observation of ``observation_tokens`` tokens
-    and a reply of ``max_new_tokens`` tokens, then every step's tip block at its budget (bounded by
-    the episode's tip budget), then the last reply. Observations longer than the allowance on
+    and a reply of ``max_new_tokens`` tokens, then the last step's tip block at its budget (each step
+    shows only its own), then the last reply. Observations longer than the allowance on
     every step could still end an episode with ``context_limit``; that is reported, not hidden.
     """
     filler = " ".join(["word"] * observation_tokens)
@@ -314,8 +334,23 @@ def worst_case_prompt_tokens(tokenizer, task: str, config: RolloutConfig, steps:
     for _ in range(steps - 1):
         messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": prompts.step_user_message(filler)}]
     chat = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=False)
-    tips = min(steps * config.tip_block_tokens, config.tip_episode_tokens) if with_tips else 0
+    tips = config.tip_block_tokens if with_tips else 0  # one block: each step shows only its own
     return len(chat) + tips + config.max_new_tokens
+
+
+def check_tip_block_fits(tokenizer, task: str, config: RolloutConfig) -> None:
+    """Refuse, in one line, settings whose tip block is what pushes a full-length episode past
+    ``max_context_tokens``: such a run would lose exactly its memory steps to ``context_limit``.
+    (When even the tip-free episode does not fit, ``warn_if_context_is_short`` says so: a known
+    limit of long tasks, reported in the end reasons.)"""
+    steps = config.max_steps or step_cap(task, default=30)
+    with_block = worst_case_prompt_tokens(tokenizer, task, config, steps, with_tips=True)
+    without = worst_case_prompt_tokens(tokenizer, task, config, steps, with_tips=False)
+    if without <= config.max_context_tokens < with_block:
+        raise ConfigError(f"rollout.max_context_tokens: {config.max_context_tokens} is too small for memory rollouts of "
+                          f"{task}: a {steps}-step episode with a full tip block (rollout.tip_block_tokens="
+                          f"{config.tip_block_tokens}) may need ~{with_block}; raise it to at least {with_block}, or "
+                          "lower rollout.tip_block_tokens with memory.top_k")
 
 
 def warn_if_context_is_short(tokenizer, task: str, config: RolloutConfig, with_tips: bool = True) -> None:

@@ -45,6 +45,10 @@ class BatchSummary:
     steps_mean: float
     tips_shown_mean: float
     """Tips shown per step."""
+    tip_block_share: float
+    """Share of steps that showed a tip block (in a memory batch: of its memory steps)."""
+    tips_dropped_budget: int
+    """Retrieved tips left out of their step's block by its token budget."""
     novelty_mean: float
     """Novelty reward per step."""
     tokens_generated: int
@@ -92,6 +96,8 @@ def summarize(trajectories: Sequence[Trajectory]) -> BatchSummary:
         per_variation={str(variation): mean for variation, mean in per_variation.items()},
         steps_mean=statistics.mean([len(t.turns) for t in played] or [0]),
         tips_shown_mean=statistics.mean([len(turn.tips) for turn in turns] or [0]),
+        tip_block_share=sum(bool(turn.tips) for turn in turns) / max(len(turns), 1),
+        tips_dropped_budget=sum(turn.tips_dropped for turn in turns),
         novelty_mean=statistics.mean([turn.novelty for turn in turns] or [0.0]),
         tokens_generated=sum(len(turn.response_ids) for turn in turns),
         tokens_prefilled=sum(turn.prompt_tokens for turn in turns),

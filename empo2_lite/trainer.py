@@ -36,7 +36,8 @@ from empo2_lite.env.protocol import EpisodePool
 from empo2_lite.evaluation import evaluate
 from empo2_lite.memory import Novelty, TipMemory
 from empo2_lite.policy import load_policy
-from empo2_lite.rollout import Sampler, collect_rollouts, episode_specs, warn_if_context_is_short
+from empo2_lite.rollout import (Sampler, check_tip_block_fits, collect_rollouts, episode_specs,
+                                warn_if_context_is_short)
 from empo2_lite.runs import RunDir
 from empo2_lite.summary import BatchSummary, summarize
 from empo2_lite.tasks import get_task
@@ -122,6 +123,8 @@ class Trainer:
         self.policy = load_policy(config.policy)
         if not self.policy.has_adapter:
             raise ConfigError("policy.lora_rank: 0 is not allowed for training; the kit trains a LoRA adapter (> 0)")
+        if config.p > 0:
+            check_tip_block_fits(self.policy.tokenizer, config.task, config.rollout)
         warn_if_context_is_short(self.policy.tokenizer, config.task, config.rollout, with_tips=config.p > 0)
         self.sampler: Sampler | None = None
         """Replaces the policy's sampling of the training rollouts' actions, so that tests can
@@ -232,6 +235,8 @@ class Trainer:
             "tokens/prefill_computed": summary.tokens_prefill_computed,
             **{f"time/{phase}": round(seconds, 3) for phase, seconds in times.items()},
             "memory/entries": len(self.memory),
+            "memory/tip_block_share": summary.tip_block_share,
+            "memory/tips_dropped_budget": summary.tips_dropped_budget,
             "memory/slot_entries": sum(slot_entries),
             "memory/filled_slot_share": sum(entries > 0 for entries in slot_entries) / len(slot_entries),
             "memory/kv_cache_peak_mb": summary.kv_cache_peak_bytes / 2**20,

@@ -69,17 +69,29 @@ class ChatTokens:
 
     def add_user_turn(self, content: str) -> list[int]:
         """Append a user message and the assistant generation prompt; return the prompt ids."""
+        rendered, delta_ids = self._render_user_turn(content)
         self.messages.append({"role": "user", "content": content})
-        rendered = self.tokenizer.apply_chat_template(self.messages, tokenize=False, add_generation_prompt=True)
+        self.sample.extend(delta_ids, is_action=False)
+        self.text = rendered
+        return list(self.sample.input_ids)
+
+    def peek_user_turn(self, content: str) -> list[int]:
+        """The prompt ids ``add_user_turn(content)`` would return, without adding the turn: the
+        chat so far, kept token for token, and this one message (a step's tip block is shown this
+        way, at its own step only)."""
+        _, delta_ids = self._render_user_turn(content)
+        return self.sample.input_ids + delta_ids
+
+    def _render_user_turn(self, content: str) -> tuple[str, list[int]]:
+        """The chat's text with a user message and the generation prompt added, and the ids of what it adds."""
+        rendered = self.tokenizer.apply_chat_template([*self.messages, {"role": "user", "content": content}],
+                                                      tokenize=False, add_generation_prompt=True)
         if not rendered.startswith(self.text):
             raise TemplateError(
                 "the chat template re-renders earlier turns differently (it is not append-only), so the "
                 "episode cannot be packed into one sequence; set rollout.history_window to a number of turns"
             )
-        delta = rendered[len(self.text):]
-        self.sample.extend(self.tokenizer(delta, add_special_tokens=False).input_ids, is_action=False)
-        self.text = rendered
-        return list(self.sample.input_ids)
+        return rendered, self.tokenizer(rendered[len(self.text):], add_special_tokens=False).input_ids
 
     def add_response(self, token_ids: list[int], text: str, logprobs: list[float]) -> None:
         """Append the model's response tokens exactly as sampled."""
@@ -95,7 +107,7 @@ class Turn:
     user_message: str
     """The user message without tips (the no-tip view's content)."""
     tips: tuple[str, ...]
-    """Tips attached to this step's user message in the with-tips view."""
+    """Tips shown in this step's user message in the with-tips view (at this step only)."""
     response_ids: list[int]
     logprobs: list[float]
     """Sampling log-probs of ``response_ids`` under the prompt the model saw (with tips)."""
@@ -118,6 +130,8 @@ class Turn:
     prompt_tokens_computed: int = 0
     """Of those, the tokens the model computed at this step (all of them without the KV cache;
     with it, only those its cache of the episode did not hold)."""
+    tips_dropped: int = 0
+    """Tips retrieved for this step that its block budget (``rollout.tip_block_tokens``) left out."""
 
 
 @dataclass
@@ -133,7 +147,10 @@ class Trajectory:
     """The episode's seed (``seeding.episode_seed``): every token of its actions and tip is drawn from it."""
     turns: list[Turn] = field(default_factory=list)
     with_tips: list[TokenSample] = field(default_factory=list)
-    """One packed sample (full history) or one sample per turn (history window)."""
+    """What the model saw, for on-policy updates with tips. Full history: the packed tip-free
+    sequence, its action mask cleared on the turns that showed tips, then one sample per such turn
+    (its prompt with the step's tip block, its response); so one sample when no tip was shown.
+    History window: one sample per turn."""
     without_tips: list[TokenSample] = field(default_factory=list)
     start_score: int = 0
     score: int = 0

@@ -38,39 +38,67 @@ def tips_on_even_steps(query: RetrievalQuery) -> list[str]:
     return [f"tip for step {query.step} of {query.task}", "doors can be opened"] if query.step % 2 == 0 else []
 
 
-def test_views_differ_exactly_in_the_tip_blocks(byte_policy, pool):
+def tipped_turns(trajectory) -> list[int]:
+    return [step for step, turn in enumerate(trajectory.turns) if turn.tips]
+
+
+def response_end(trajectory, step: int) -> int:
+    """Where step ``step``'s response ends in the packed tip-free sequence."""
+    packed, seen, count = trajectory.without_tips[0], 0, sum(len(t.response_ids) for t in trajectory.turns[:step + 1])
+    for index, keep in enumerate(packed.action_mask):
+        seen += keep
+        if seen == count:
+            return index + 1
+    raise AssertionError("response not found")
+
+
+def test_each_step_shows_its_own_block_and_the_views_differ_exactly_in_it(byte_policy, pool):
     sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around", "go to kitchen", "look around"],
                                                       "light bulb": ["look around", "inventory", "look around"]})
     trajectories = collect_rollouts(byte_policy, pool, [ANIMAL, BULB], RolloutConfig(max_steps=3, demonstrations=1),
                                     retrieve=tips_on_even_steps, sampler=sampler, progress=False)
     decode = byte_policy.tokenizer.decode
     for trajectory in trajectories:
-        [with_tips], [without_tips] = trajectory.with_tips, trajectory.without_tips
+        [packed] = trajectory.without_tips
+        rest, *per_step = trajectory.with_tips
         assert trajectory.end_reason == "max_steps" and len(trajectory.turns) == 3
-        assert [bool(turn.tips) for turn in trajectory.turns] == [True, False, True]
-        text_with = decode(with_tips.input_ids)
-        for turn in trajectory.turns:
-            text_with = text_with.replace(prompts.tip_block(turn.tips), "", 1)
-        assert text_with == decode(without_tips.input_ids)
-        assert prompts.TIP_BLOCK_START not in decode(without_tips.input_ids)
-        assert with_tips.action_ids() == without_tips.action_ids()
-        assert with_tips.action_ids() == [token for turn in trajectory.turns for token in turn.response_ids]
-        assert len(with_tips.input_ids) > len(without_tips.input_ids)
+        assert tipped_turns(trajectory) == [0, 2] and len(per_step) == 2
+        assert prompts.TIP_BLOCK_START not in decode(packed.input_ids) + decode(rest.input_ids)
+        assert rest.input_ids == packed.input_ids and rest.action_ids() == trajectory.turns[1].response_ids
+        for step, sample in zip((0, 2), per_step):
+            text = decode(sample.input_ids)
+            assert text.count(prompts.TIP_BLOCK_START) == 1  # its own block, no earlier one
+            assert text.replace(prompts.tip_block(trajectory.turns[step].tips), "", 1) == decode(
+                packed.input_ids[:response_end(trajectory, step)])
+            assert sample.action_ids() == trajectory.turns[step].response_ids
+        every_action = sorted(token for sample in trajectory.with_tips for token in sample.action_ids())
+        assert every_action == sorted(packed.action_ids())  # each action trained exactly once per view
 
 
-def test_packed_sequence_starts_with_every_prompt_the_model_was_fed(byte_policy, pool):
+def test_the_stored_samples_start_with_every_prompt_the_model_was_fed(byte_policy, pool):
     sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around"] * 4, "light bulb": ["inventory"] * 4})
     trajectories = collect_rollouts(byte_policy, pool, [ANIMAL, BULB], RolloutConfig(max_steps=4, demonstrations=0),
                                     retrieve=tips_on_even_steps, sampler=sampler, progress=False)
     for trajectory, key in zip(trajectories, ("animal", "light bulb")):
-        packed = trajectory.with_tips[0]
+        [packed], (_, *per_step) = trajectory.without_tips, trajectory.with_tips
         fed = sampler.fed[key]
-        assert len(fed) == 4
+        assert len(fed) == 4 and tipped_turns(trajectory) == [0, 2]
         for step, prompt in enumerate(fed):
-            assert packed.input_ids[: len(prompt)] == prompt
-            assert sum(packed.action_mask[: len(prompt)]) == sum(len(t.response_ids) for t in trajectory.turns[:step])
+            if step in (0, 2):
+                assert per_step[step // 2].input_ids[: len(prompt)] == prompt
+            else:
+                assert packed.input_ids[: len(prompt)] == prompt
+                assert sum(packed.action_mask[: len(prompt)]) == sum(len(t.response_ids) for t in trajectory.turns[:step])
         assert all(lp == -0.25 for lp, keep in zip(packed.old_logprobs, packed.action_mask) if keep)
         assert all(lp == 0.0 for lp, keep in zip(packed.old_logprobs, packed.action_mask) if not keep)
+
+
+def test_an_episode_without_tips_has_one_packed_sample_in_each_view(byte_policy, pool):
+    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around"] * 3})
+    [trajectory] = collect_rollouts(byte_policy, pool, [ANIMAL], RolloutConfig(max_steps=3, demonstrations=0),
+                                    retrieve=lambda query: [], sampler=sampler, progress=False)
+    [with_tips], [without_tips] = trajectory.with_tips, trajectory.without_tips
+    assert with_tips.input_ids == without_tips.input_ids and with_tips.action_mask == without_tips.action_mask
 
 
 def test_episodes_of_different_lengths_leave_the_batch(byte_policy, pool):
@@ -104,21 +132,23 @@ def test_more_episodes_than_slots_run_in_waves(byte_policy, pool):
 
 
 @pytest.mark.jvm
-def test_sampled_logprobs_match_a_forward_pass_over_the_packed_sequence(byte_policy):
+def test_sampled_logprobs_match_a_forward_pass_over_what_the_model_saw(byte_policy):
     """End to end: the model's own (random) text goes to real ScienceWorld and is corrected there."""
     torch.manual_seed(0)
     with EnvPool(1) as pool:
         [trajectory] = collect_rollouts(byte_policy, pool, [ANIMAL], RolloutConfig(max_steps=3, demonstrations=0,
                                         max_new_tokens=6), retrieve=tips_on_even_steps, progress=False)
-    packed = trajectory.with_tips[0]
-    ids = torch.tensor([packed.input_ids])
-    with torch.no_grad():
-        logprobs = torch.log_softmax(byte_policy.model(ids).logits[0, :-1].float(), -1)
-    targets = ids[0, 1:]
-    recomputed = logprobs.gather(-1, targets[:, None]).squeeze(-1)
-    mask = torch.tensor(packed.action_mask[1:], dtype=torch.bool)
-    assert mask.sum() == sum(len(turn.response_ids) for turn in trajectory.turns) > 0
-    assert torch.allclose(recomputed[mask], torch.tensor(packed.old_logprobs[1:])[mask], atol=1e-4)
+    assert tipped_turns(trajectory) == [0, 2] and len(trajectory.with_tips) == 3
+    trained = 0
+    for sample in trajectory.with_tips:  # what the model saw: the history and, at a tipped step, its block
+        ids = torch.tensor([sample.input_ids])
+        with torch.no_grad():
+            logprobs = torch.log_softmax(byte_policy.model(ids).logits[0, :-1].float(), -1)
+        recomputed = logprobs.gather(-1, ids[0, 1:, None]).squeeze(-1)
+        mask = torch.tensor(sample.action_mask[1:], dtype=torch.bool)
+        assert torch.allclose(recomputed[mask], torch.tensor(sample.old_logprobs[1:])[mask], atol=1e-4)
+        trained += int(mask.sum())
+    assert trained == sum(len(turn.response_ids) for turn in trajectory.turns) > 0
 
 
 @pytest.mark.slow
@@ -132,19 +162,25 @@ def test_packed_ids_equal_the_smollm2_chatml_render(tiny_smollm2_model, pool):
     trajectories = collect_rollouts(policy, pool, [ANIMAL, BULB], RolloutConfig(max_steps=3), sampler=sampler,
                                     retrieve=tips_on_even_steps, progress=False)
     for trajectory in trajectories:
-        for with_tips, sample in ((False, trajectory.without_tips[0]), (True, trajectory.with_tips[0])):
-            messages = [{"role": "system", "content": prompts.SYSTEM_PROMPT}]
-            for turn in trajectory.turns:
-                content = prompts.with_tips(turn.user_message, turn.tips) if with_tips else turn.user_message
-                messages += [{"role": "user", "content": content},
-                             {"role": "assistant", "content": turn.response_text}]
+        history = [{"role": "system", "content": prompts.SYSTEM_PROMPT}]
+        for turn in trajectory.turns:
+            history += [{"role": "user", "content": turn.user_message},
+                        {"role": "assistant", "content": turn.response_text}]
+        renders = [(trajectory.without_tips[0], history)]
+        for sample, step in zip(trajectory.with_tips[1:], tipped_turns(trajectory)):
+            turn = trajectory.turns[step]
+            renders.append((sample, history[:1 + 2 * step] + [
+                {"role": "user", "content": prompts.with_tips(turn.user_message, turn.tips)},
+                {"role": "assistant", "content": turn.response_text}]))
+        assert len(renders) == 3
+        for sample, messages in renders:
             rendered = policy.tokenizer.apply_chat_template(messages, tokenize=True, return_dict=False)
-            # The render closes the last assistant turn; the packed sequence ends at its response.
+            # The render closes the last assistant turn; the sample ends at its response.
             assert rendered[: len(sample.input_ids)] == sample.input_ids
             assert policy.tokenizer.decode(rendered[len(sample.input_ids):]) == "<|im_end|>\n"
 
 
-def test_history_window_makes_one_sample_per_turn_and_keeps_tips_attached(byte_policy, pool):
+def test_history_window_makes_one_sample_per_turn_and_shows_tips_at_their_step(byte_policy, pool):
     sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around", "inventory"] * 3})
     [trajectory] = collect_rollouts(byte_policy, pool, [ANIMAL], RolloutConfig(max_steps=5, history_window=2,
                                     demonstrations=0), retrieve=lambda q: ["remember the doors"] if q.step == 1 else [],
@@ -152,7 +188,7 @@ def test_history_window_makes_one_sample_per_turn_and_keeps_tips_attached(byte_p
     decode = byte_policy.tokenizer.decode
     assert len(trajectory.with_tips) == len(trajectory.without_tips) == 5
     shows_tip = ["remember the doors" in decode(sample.input_ids) for sample in trajectory.with_tips]
-    assert shows_tip == [False, True, True, True, False]  # step 1's message leaves the 2-turn window at step 4
+    assert shows_tip == [False, True, False, False, False]  # the block of step 1 is shown at step 1 only
     assert all("Your task:" in decode(sample.input_ids) for sample in trajectory.with_tips)  # the first turn stays
     assert not any(prompts.TIP_BLOCK_START in decode(s.input_ids) for s in trajectory.without_tips)
     for step, (with_tips, without_tips) in enumerate(zip(trajectory.with_tips, trajectory.without_tips)):
@@ -193,15 +229,14 @@ def test_memory_tips_reach_the_with_tips_view_only_and_novelty_is_recorded(byte_
     decode = byte_policy.tokenizer.decode
     shown = "the animal waits outside (that attempt did 'go to outside' here and ended with score 80/100)"
     assert trajectory.turns[0].tips == (shown,)
-    assert trajectory.turns[1].tips == ()  # retrieved again, but already in the chat: not shown twice
-    assert "the animal waits outside" in decode(trajectory.with_tips[0].input_ids)
+    assert "the animal waits outside" in decode(trajectory.with_tips[1].input_ids)
     assert "the animal waits outside" not in decode(trajectory.without_tips[0].input_ids)
     assert [turn.novelty for turn in trajectory.turns] == [1.0, 0.5, 1.0]  # "look around" twice, then inventory
     assert trajectory.turns[1].history.startswith(start.observation.strip()[:40])
     assert "> look around" in trajectory.turns[1].history
 
 
-# -- the with-tips view stays append-only and inside the context ------------------------------------
+# -- every step's block fits its budget, and the context ------------------------------------------
 def _episode(tokenizer, **settings) -> _Episode:
     start = EpisodeStart(task="find-animal", variation=0, observation="This room is called the kitchen.",
                          task_description="Your task is to find an animal.", inventory="In your inventory: nothing",
@@ -210,24 +245,50 @@ def _episode(tokenizer, **settings) -> _Episode:
     return _Episode(policy, EpisodeSpec("find-animal", 0, 0, seed=0), 0, start, RolloutConfig(demonstrations=0, **settings))
 
 
-def test_a_tip_is_shown_once_per_episode_and_blocks_keep_their_budgets(tiny_smollm2_model):
+def test_a_block_takes_the_best_tips_that_fit_and_counts_the_rest(tiny_smollm2_model):
     from empo2_lite.policy.loading import load_tokenizer
 
     tokenizer = load_tokenizer(str(tiny_smollm2_model))
     tips = [prompts.format_tip(f"Note number {i} about the greenhouse door.", "open door to greenhouse", 10 * i)
             for i in range(10)]
+
     def size(chosen):
         return len(tokenizer(prompts.tip_block(chosen), add_special_tokens=False).input_ids)
 
-    block_budget = max(size(tips[:2]), size(tips[2:4]))
-    assert size(tips[:3]) > block_budget and size(tips[2:5]) > block_budget
-    episode_budget = size(tips[:2]) + size(tips[2:4]) + size(tips[4:5]) - 1
-    episode = _episode(tokenizer, tip_block_tokens=block_budget, tip_episode_tokens=episode_budget)
-    assert episode._tips_to_show(tips) == tuple(tips[:2])  # best first, as many as fit the block budget
-    assert episode._tips_to_show(tips) == tuple(tips[2:4])  # tips shown earlier in the episode are not repeated
-    assert episode._tips_to_show(tips[4:5]) == ()  # the episode budget has one token too few left
-    assert episode.tip_tokens_left == size(tips[4:5]) - 1
-    assert episode._tips_to_show(tips[:4]) == ()
+    episode = _episode(tokenizer, tip_block_tokens=size(tips[:2]))
+    assert size(tips[:3]) > size(tips[:2])
+    assert episode.next_prompt(tips) and episode.pending_tips == tuple(tips[:2]) and episode.pending_dropped == 8
+    assert episode._tips_to_show(tips) == tuple(tips[:2])  # the next step shows its own block again
+    assert episode._tips_to_show([tips[0], tips[0]]) == (tips[0],)  # a tip retrieved twice is shown once
+
+
+def full_length_tips(tokenizer, config) -> list[str]:
+    """``top_k`` tips as long as the tip writer may make them, each with an action of
+    ``max_new_tokens`` tokens and the longest score."""
+    tip, action = " ".join(["word"] * config.memory.tip_max_new_tokens), " ".join(["go"] * config.rollout.max_new_tokens)
+    assert len(tokenizer(tip, add_special_tokens=False).input_ids) == config.memory.tip_max_new_tokens
+    assert len(tokenizer(action, add_special_tokens=False).input_ids) == config.rollout.max_new_tokens
+    return [prompts.format_tip(f"{index} {tip}", action, -100) for index in range(config.memory.top_k)]
+
+
+@pytest.mark.parametrize("name", ["gpu-24gb", "gpu-48gb"])
+def test_ten_full_length_tips_are_shown_at_the_first_and_the_last_step(name, tiny_smollm2_model):
+    """The paper shows the top 10 tips: under the GPU presets a retrieval of 10 full-length tips is
+    shown whole at every step, the last step of an episode that reaches the step cap included."""
+    from empo2_lite.config import PolicyConfig
+    from empo2_lite.policy import load_policy
+
+    config = preset(name)
+    policy = load_policy(PolicyConfig(model=str(tiny_smollm2_model), lora_rank=0))
+    tips = full_length_tips(policy.tokenizer, config)
+    steps = get_task("find-animal").max_steps
+    sampler = ScriptedSampler(policy.tokenizer, {"animal": ["look around"] * steps})
+    with ReplayPool(1, unrecorded="fixed") as pool:
+        [trajectory] = collect_rollouts(policy, pool, [ANIMAL], config.rollout, retrieve=lambda query: tips,
+                                        sampler=sampler, progress=False)
+    assert trajectory.end_reason == "max_steps" and len(trajectory.turns) == steps == 30
+    assert len(trajectory.turns[0].tips) == len(trajectory.turns[-1].tips) == 10
+    assert all(turn.tips_dropped == 0 for turn in trajectory.turns)
 
 
 @pytest.mark.parametrize("name", PRESETS)
@@ -244,13 +305,12 @@ def test_the_worst_case_memory_prompt_fits_each_preset(name, tiny_smollm2_model)
         assert need <= config.rollout.max_context_tokens, (name, task.name, steps, need)
 
 
-def test_the_worst_case_counts_every_step_block_up_to_the_episode_budget(tiny_smollm2_model):
+def test_the_worst_case_counts_one_block_whatever_the_number_of_steps(tiny_smollm2_model):
     from empo2_lite.policy.loading import load_tokenizer
 
     tokenizer = load_tokenizer(str(tiny_smollm2_model))
-    small = RolloutConfig(tip_block_tokens=10, tip_episode_tokens=10_000)
-    large = RolloutConfig(tip_block_tokens=110, tip_episode_tokens=10_000)
-    capped = RolloutConfig(tip_block_tokens=110, tip_episode_tokens=500)
-    base = worst_case_prompt_tokens(tokenizer, "find-animal", small, 30)
-    assert worst_case_prompt_tokens(tokenizer, "find-animal", large, 30) - base == 30 * 100
-    assert worst_case_prompt_tokens(tokenizer, "find-animal", capped, 30) - base == 500 - 300
+    small, large = RolloutConfig(tip_block_tokens=10), RolloutConfig(tip_block_tokens=110)
+    for steps in (5, 30):
+        base = worst_case_prompt_tokens(tokenizer, "find-animal", small, steps)
+        assert worst_case_prompt_tokens(tokenizer, "find-animal", large, steps) - base == 100
+        assert base - worst_case_prompt_tokens(tokenizer, "find-animal", small, steps, with_tips=False) == 10

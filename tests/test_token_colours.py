@@ -49,8 +49,13 @@ def tip_token_count(trajectory) -> int:
     return sum(len(prompts.tip_block(turn.tips).encode()) for turn in trajectory.turns)
 
 
+def shown_text(roles, *keep) -> str:
+    return "".join(item.text for item in roles if item.role in keep)
+
+
 def test_off_policy_strips_exactly_the_tips_and_trains_every_action_token(rollouts):
     policy, memory, _ = rollouts
+    assert [bool(turn.tips) for turn in memory.turns] == [True, False, True]
     roles = update_token_roles(policy, memory, Mode.OFF_POLICY, KEEP_ALL)
     counts = role_counts(roles)
     assert counts["stripped"] == tip_token_count(memory) > 0
@@ -58,17 +63,21 @@ def test_off_policy_strips_exactly_the_tips_and_trains_every_action_token(rollou
     assert counts["loss"] == action_token_count(memory)
     kept_text = "".join(item.text for item in roles if item.role != "stripped")
     assert kept_text == policy.tokenizer.decode(memory.without_tips[0].input_ids)
-    stripped_text = "".join(item.text for item in roles if item.role == "stripped")
-    assert stripped_text == "".join(prompts.tip_block(turn.tips) for turn in memory.turns)
+    assert shown_text(roles, "stripped") == "".join(prompts.tip_block(turn.tips) for turn in memory.turns)
 
 
-def test_on_policy_with_tips_keeps_the_tips_as_context(rollouts):
+def test_on_policy_with_tips_keeps_each_block_as_context_of_its_own_step(rollouts):
     policy, memory, _ = rollouts
     roles = update_token_roles(policy, memory, Mode.ON_POLICY_WITH_TIPS, KEEP_ALL)
     counts = role_counts(roles)
     assert counts["tip"] == tip_token_count(memory) and counts["stripped"] == 0
     assert counts["loss"] == action_token_count(memory)
-    assert "".join(item.text for item in roles) == policy.tokenizer.decode(memory.with_tips[0].input_ids)
+    assert shown_text(roles, "loss") == "".join(turn.response_text for turn in memory.turns)
+    assert shown_text(roles, "tip") == "".join(prompts.tip_block(turn.tips) for turn in memory.turns)
+    assert shown_text(roles, "context", "loss") == policy.tokenizer.decode(memory.without_tips[0].input_ids)
+    text = "".join(item.text for item in roles)
+    for turn in memory.turns:  # each block sits right in front of its own step's message
+        assert prompts.tip_block(turn.tips) + turn.user_message in text
 
 
 def test_masking_moves_action_tokens_from_loss_to_masked(rollouts):

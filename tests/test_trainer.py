@@ -50,7 +50,8 @@ def test_an_iteration_logs_every_metric_and_saves_checkpoint_memory_and_tensorbo
     assert metrics["charts/steps_mean"] == 4 and metrics["tokens/update"] > 0
     for key in ("charts/return_mean", "charts/success_rate", "charts/novelty_mean", "losses/loss", "losses/clip_fraction",
                 "losses/masked_fraction", "losses/entropy", "losses/grad_norm", "time/rollout", "time/tips",
-                "time/memory", "time/update", "memory/peak_rss_mb"):
+                "time/memory", "time/update", "memory/peak_rss_mb", "memory/slot_entries", "memory/filled_slot_share",
+                "memory/tip_block_share", "memory/tips_dropped_budget"):
         assert key in metrics
     run = RunDir.named("replayed")
     assert run.latest_checkpoint().name == "iter-000001"

@@ -31,7 +31,8 @@ def _cpu_smoke() -> TrainConfig:
     return TrainConfig(
         preset="cpu-smoke", name="smoke", iterations=2, variations_per_iteration=2, group_size=2, n_envs=4, p=0.5,
         policy=PolicyConfig(model="tiny:byte", lora_rank=4, lora_alpha=8),
-        rollout=RolloutConfig(max_steps=4, max_new_tokens=8, demonstrations=0, max_context_tokens=16384),
+        rollout=RolloutConfig(max_steps=4, max_new_tokens=8, demonstrations=0, max_context_tokens=16384,
+                              tip_block_tokens=512),
         memory=MemoryConfig(tip_max_new_tokens=12),
         update=UpdateConfig(learning_rate=1e-3, mini_batch_actions=16, micro_batch_tokens=16384, log_delta=-8.0),
     )
@@ -46,7 +47,8 @@ def _cpu_demo() -> TrainConfig:
         policy=PolicyConfig(lora_rank=8, lora_alpha=16, gradient_checkpointing=True),
         # 10-step episodes: with the KV cache kept across turns a step costs its new tokens only,
         # so twice the steps of the cache-less 5-step version fit about the same time.
-        rollout=RolloutConfig(max_steps=10, max_new_tokens=16, demonstrations=1, max_context_tokens=4096),
+        rollout=RolloutConfig(max_steps=10, max_new_tokens=16, demonstrations=1, max_context_tokens=4096,
+                              tip_block_tokens=800),
         memory=MemoryConfig(tip_max_new_tokens=32),
         update=UpdateConfig(learning_rate=2e-5, mini_batch_actions=20, micro_batch_tokens=2048),
     )
@@ -57,7 +59,8 @@ def _cpu_learn() -> TrainConfig:
         preset="cpu-learn", name="learn", task="find-animal", iterations=8, variations_per_iteration=1, group_size=8,
         n_envs=8, eval_every=4,
         policy=PolicyConfig(lora_rank=8, lora_alpha=16, gradient_checkpointing=True),
-        rollout=RolloutConfig(max_steps=5, max_new_tokens=16, demonstrations=1, max_context_tokens=4096),
+        rollout=RolloutConfig(max_steps=5, max_new_tokens=16, demonstrations=1, max_context_tokens=4096,
+                              tip_block_tokens=800),
         memory=MemoryConfig(tip_max_new_tokens=32),
         update=UpdateConfig(learning_rate=1e-3, mini_batch_actions=40, micro_batch_tokens=2048),
     )
@@ -68,7 +71,7 @@ def _gpu_24gb() -> TrainConfig:
         preset="gpu-24gb", name="gpu24", iterations=100, variations_per_iteration=4, group_size=8, n_envs=16, eval_every=10,
         eval_episodes_per_variation=4,
         policy=PolicyConfig(model="Qwen/Qwen2.5-3B-Instruct", lora_rank=32, lora_alpha=64, gradient_checkpointing=True),
-        rollout=RolloutConfig(max_context_tokens=8192),
+        rollout=RolloutConfig(max_context_tokens=8192, tip_block_tokens=1920),
         update=UpdateConfig(learning_rate=1e-5, mini_batch_actions=128, micro_batch_tokens=8192),
     )
 
@@ -78,7 +81,7 @@ def _gpu_48gb() -> TrainConfig:
         preset="gpu-48gb", name="gpu48", iterations=100, variations_per_iteration=8, group_size=8, n_envs=16, eval_every=10,
         eval_episodes_per_variation=4,
         policy=PolicyConfig(model="Qwen/Qwen2.5-7B-Instruct", lora_rank=64, lora_alpha=128, gradient_checkpointing=True),
-        rollout=RolloutConfig(max_context_tokens=8192),
+        rollout=RolloutConfig(max_context_tokens=8192, tip_block_tokens=1920),
         update=UpdateConfig(learning_rate=5e-6, mini_batch_actions=128, micro_batch_tokens=8192),
     )
 

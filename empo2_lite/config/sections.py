@@ -215,13 +215,11 @@ class RolloutConfig:
     """Keep each episode's keys and values across its turns and feed the model only the new
     tokens (``policy/kv_sampler.py``): the same tokens and log-probs as re-reading the whole
     conversation at every step, for a fraction of the compute. Off: re-read every prompt."""
-    tip_block_tokens: int = 256
-    """Token budget of one step's block of shown tips (memory rollouts). Tips are added best
-    episode score first while the block fits; the rest are not shown at this step."""
-    tip_episode_tokens: int = 1536
-    """Token budget of all tip blocks of one episode. Tip blocks stay in the chat for the rest of
-    the episode (the with-tips view is append-only), so this bounds what memory adds to the
-    context; with the per-step budget it keeps the worst-case prompt inside ``max_context_tokens``."""
+    tip_block_tokens: int = 2048
+    """Token budget of one step's block of shown tips (memory rollouts; the block is shown at its
+    own step only). Tips are added best episode score first while the block fits; the rest are not
+    shown (``memory/tips_dropped_budget``). A run with memory must fit ``memory.top_k`` full-length
+    tips (``tip_block_needs``): the paper shows the top 10."""
 
     def validate(self) -> None:
         """Raise ConfigError on the first unusable setting."""
@@ -236,9 +234,22 @@ class RolloutConfig:
         if self.max_steps is not None:
             check_positive("rollout.max_steps", self.max_steps)
         check_positive("rollout.tip_block_tokens", self.tip_block_tokens)
-        check_positive("rollout.tip_episode_tokens", self.tip_episode_tokens)
         if self.demonstrations not in DEMONSTRATION_COUNTS:
             raise ConfigError(f"rollout.demonstrations: {self.demonstrations!r} is not allowed; choose one of: {', '.join(map(str, DEMONSTRATION_COUNTS))}")
+
+
+TIP_ENTRY_TOKENS = 28
+"""Tokens a shown tip adds beyond its own text and its step's action: the bullet and the words
+naming the action and the episode's score (``prompts.format_tip``; 22 with SmolLM2's tokenizer for
+a score of -100, rounded up for tokenizers that merge differently; a test renders it)."""
+TIP_BLOCK_TOKENS = 32
+"""Tokens of the block's opening and closing lines (``prompts.tip_block``; 20 with SmolLM2's tokenizer)."""
+
+
+def tip_block_needs(memory: MemoryConfig, rollout: RolloutConfig) -> int:
+    """Tokens of a block of ``memory.top_k`` full-length tips: each tip at ``tip_max_new_tokens``,
+    each action at ``rollout.max_new_tokens``, the score line and the block's delimiters."""
+    return memory.top_k * (memory.tip_max_new_tokens + rollout.max_new_tokens + TIP_ENTRY_TOKENS) + TIP_BLOCK_TOKENS
 
 
 @dataclass

@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from empo2_lite.config.checks import ConfigError, check_choice, check_fraction, check_integer, check_positive
-from empo2_lite.config.sections import EnvConfig, MemoryConfig, PolicyConfig, RolloutConfig, UpdateConfig
+from empo2_lite.config.sections import (EnvConfig, MemoryConfig, PolicyConfig, RolloutConfig, UpdateConfig,
+                                       tip_block_needs)
 from empo2_lite.tasks import UnknownTaskError, get_task
 
 ALGOS = ("empo2", "grpo")
@@ -33,7 +34,9 @@ FORMAT_VERSION = 3
 """Version 2 (2026-11-26): GRPO without novelty and tips (``write_tips``), mini-batches counted in
 actions (``update.mini_batch_actions``), ``eval_episodes_per_variation``; no ``update.temperature``.
 Version 3 (2026-12-04): tokens drawn from per-episode seeds, periodic evaluations on the dev
-split, ``memory_draw`` (version 2 drew memory iterations' variations uniformly)."""
+split, ``memory_draw`` (version 2 drew memory iterations' variations uniformly), each step's tip
+block shown at its own step only (version 2 kept blocks in the chat under
+``rollout.tip_episode_tokens``, dropped when read)."""
 
 
 @dataclass
@@ -141,6 +144,11 @@ class TrainConfig:
             raise ConfigError(f"name: {self.name!r} is not allowed; use a folder name without '/'")
         for section in (self.env, self.policy, self.rollout, self.memory, self.update):
             section.validate()
+        need = tip_block_needs(self.memory, self.rollout)
+        if self.p > 0 and self.rollout.tip_block_tokens < need:
+            raise ConfigError(f"rollout.tip_block_tokens: {self.rollout.tip_block_tokens} is not allowed with memory "
+                              f"rollouts (p > 0): a block of memory.top_k={self.memory.top_k} full-length tips needs "
+                              f"{need}; raise it, or lower memory.top_k or memory.tip_max_new_tokens")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (what ``config.json`` holds)."""
@@ -161,6 +169,7 @@ class TrainConfig:
             flat = migrate_from_version_1(flat)
         if version <= 2:
             flat.setdefault("memory_draw", "uniform")
+            flat.pop("rollout.tip_episode_tokens", None)  # blocks stayed in the chat then
         return apply_overrides(cls(), flat)
 
 

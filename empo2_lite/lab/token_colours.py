@@ -10,9 +10,9 @@ modes is exactly which tokens the model reads and which ones get a policy-gradie
 * ``loss``: action tokens that get a policy-gradient term;
 * ``masked``: action tokens dropped by low-probability masking.
 
-The two views of a trajectory are tokenised separately (``trajectory.py``), so the stripped tokens
-are found by aligning the with-tips ids with the no-tip ids; tokens the no-tip view renders
-differently at a tip boundary show as context of that view.
+The two views of a trajectory are tokenised separately (``trajectory.py``), so each step's block
+is found by aligning that step's with-tips sample with the tip-free sequence; tokens the no-tip
+view renders differently at a tip boundary show as context of that view.
 """
 
 from __future__ import annotations
@@ -105,21 +105,56 @@ def align_views(with_ids: list[int], without_ids: list[int]) -> list[Event]:
 
 def update_token_roles(policy: Policy, trajectory: Trajectory, mode: Mode, update: UpdateConfig | None = None, *,
                        temperature: float = 1.0) -> list[TokenRole]:
-    """The roles of the first sample of ``trajectory`` (the whole episode when packed) under an
-    update in ``mode``. Masking uses the current policy at ``temperature`` (the rollouts', as in
-    the update) and ``update``'s granularity and threshold, with the old log-probs as sampled."""
+    """The roles of every token of ``trajectory`` (full history) under an update in ``mode``: the
+    tip-free episode with each step's tip block shown where that step's prompt had it. Masking uses
+    the current policy at ``temperature`` (the rollouts', as in the update) and ``update``'s
+    granularity and threshold, with the old log-probs as sampled.
+
+    The update never reads this sequence whole: a step's block was in its own prompt only, so an
+    on-policy update with tips scores each tipped step's action in its own sample (block included)
+    and the other actions in the tip-free sequence; an off-policy update scores them all in the
+    tip-free sequence, the blocks stripped. The roles say exactly that, token by token."""
     update = update or UpdateConfig()
     decode = policy.tokenizer.decode
-    with_tips, without_tips = trajectory.with_tips[0], trajectory.without_tips[0]
-    events = align_views(with_tips.input_ids, without_tips.input_ids)
-    if update_views(mode).current_with_tips:
-        roles = _view_roles(policy, with_tips, update, temperature)
-        return [TokenRole(decode([with_tips.input_ids[j]]),
-                          "tip" if kind == "with_only" and roles[j] == "context" else roles[j])
-                for kind, j, _ in events if j is not None]
-    roles = _view_roles(policy, without_tips, update, temperature)
-    return [TokenRole(decode([with_tips.input_ids[j]]), "stripped") if kind == "with_only"
-            else TokenRole(decode([without_tips.input_ids[i]]), roles[i]) for kind, j, i in events]
+    [packed] = trajectory.without_tips
+    tipped = [step for step, turn in enumerate(trajectory.turns) if turn.tips]
+    per_step = trajectory.with_tips[len(trajectory.with_tips) - len(tipped):]
+    spans = _response_spans(packed, [len(turn.response_ids) for turn in trajectory.turns])
+    with_tips = update_views(mode).current_with_tips
+    if with_tips and len(trajectory.with_tips) > len(tipped):
+        roles = _view_roles(policy, trajectory.with_tips[0], update, temperature)  # tipped steps' actions: context
+    else:
+        roles = _view_roles(policy, packed, update, temperature)
+    blocks: dict[int, list[str]] = {}
+    for step, sample in zip(tipped, per_step):
+        start, end = spans[step]
+        if with_tips:
+            roles[start:end] = _view_roles(policy, sample, update, temperature)[-(end - start):]
+        blocks[_block_position(sample, packed.input_ids[:end])] = [
+            decode([sample.input_ids[j]]) for kind, j, _ in align_views(sample.input_ids, packed.input_ids[:end])
+            if kind == "with_only"]
+    tokens = []
+    for i, token in enumerate(packed.input_ids):
+        tokens += [TokenRole(text, "tip" if with_tips else "stripped") for text in blocks.get(i, [])]
+        tokens.append(TokenRole(decode([token]), roles[i]))
+    return tokens
+
+
+def _response_spans(packed: TokenSample, lengths: list[int]) -> list[tuple[int, int]]:
+    """Where each step's response lies in the packed tip-free sequence (its action tokens, in order)."""
+    positions = action_positions(packed)
+    spans, first = [], 0
+    for length in lengths:
+        spans.append((positions[first], positions[first + length - 1] + 1))
+        first += length
+    return spans
+
+
+def _block_position(sample: TokenSample, prefix: list[int]) -> int:
+    """The index of the tip-free token in front of which ``sample``'s block was inserted."""
+    events = align_views(sample.input_ids, prefix)
+    first = next(index for index, (kind, _, _) in enumerate(events) if kind == "with_only")
+    return next(i for kind, _, i in events[first:] if i is not None)
 
 
 def role_counts(roles: list[TokenRole]) -> dict[str, int]:
