@@ -90,13 +90,13 @@ def iteration_share() -> dict:
     tips_s = time.perf_counter() - began
     began = time.perf_counter()
     for trajectory, tip in zip(trajectories, tips):
-        memory.add_episode(trajectory, tip)
+        memory.add_episode(trajectory, tip.text)
     store_s = time.perf_counter() - began
     total = rollout_s + tips_s + store_s
     return {"episodes": 4, "max_steps": 3, "rollout_s": round(rollout_s, 2), "retrieval_s": round(retrieval_s, 4),
             "tip_writing_s": round(tips_s, 2), "store_s": round(store_s, 4),
             "memory_operations_share": round((retrieval_s + store_s) / total, 4),
-            "tip_writing_share": round(tips_s / total, 3), "example_tip": tips[0]}
+            "tip_writing_share": round(tips_s / total, 3), "example_tip": tips[0].text}
 
 
 def main() -> None:

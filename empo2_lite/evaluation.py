@@ -90,7 +90,7 @@ def load_trained_policy(run_path: str | Path):
     checkpoint = run.latest_checkpoint()
     if checkpoint is None:
         raise FileNotFoundError(f"{run.path} has no checkpoint to evaluate")
-    policy = load_policy(config.policy)
+    policy = load_policy(config.policy, config.rollout)
     set_peft_model_state_dict(policy.model, run.read_adapter(checkpoint))
     return policy, config
 

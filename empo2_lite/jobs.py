@@ -151,7 +151,8 @@ def baseline(kind: str, task_name: str, preset_name: str, *, trials: int = 3, te
                           "choose another name")
     temperature = config.eval_temperature if temperature is None else temperature
     episodes = config.eval_episodes_per_variation if episodes_per_variation is None else episodes_per_variation
-    policy = load_policy(replace(config.policy, lora_rank=0))
+    policy = load_policy(replace(config.policy, lora_rank=0), config.rollout,
+                         tips=config.memory if kind == "memory-only" else None)
     with _pools(make_pool)(config.n_envs, config.env) as pool:
         if kind == "memory-only":
             history = memory_adaptation(policy, pool, task, config.rollout, config.memory, trials, split=split,

@@ -170,6 +170,7 @@ class _Episode:
             prompt_tokens_computed=computed, tips_dropped=self.pending_dropped))
         self.trajectory.score = result.score
         self.pending_message = prompts.step_user_message(result.observation)
+        self.trajectory.final_observation = result.observation
         self.history_text = append_history(self.history_text, result.action, result.observation)
 
     def finish(self, end_reason: str, result: StepResult | None = None, error: str | None = None) -> Trajectory:
@@ -242,7 +243,7 @@ def collect_rollouts(
             began = time.perf_counter()
             played = [t for t in wave if t.end_reason != "env_failure"]
             for trajectory, tip in zip(played, write_tips(policy, played, tips, sampler=episodes)):
-                trajectory.tip = tip
+                trajectory.tip, trajectory.tip_finish = tip.text, tip.finish
             for trajectory in wave:
                 trajectory.kv_cache_peak_bytes = episodes.release(trajectory.rollout_id)
             if timings is not None:

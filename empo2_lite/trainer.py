@@ -120,7 +120,7 @@ class Trainer:
         # Seed before loading: the LoRA A matrices are drawn at random when the adapter is made,
         # and unseeded they depended on whatever had used torch's generator before (import order).
         torch.manual_seed(config.seed)
-        self.policy = load_policy(config.policy)
+        self.policy = load_policy(config.policy, config.rollout, tips=config.memory if config.write_tips else None)
         if not self.policy.has_adapter:
             raise ConfigError("policy.lora_rank: 0 is not allowed for training; the kit trains a LoRA adapter (> 0)")
         if config.p > 0:
@@ -235,6 +235,8 @@ class Trainer:
             "tokens/prefill_computed": summary.tokens_prefill_computed,
             **{f"time/{phase}": round(seconds, 3) for phase, seconds in times.items()},
             "memory/entries": len(self.memory),
+            "memory/tips_truncated": sum(t.tip_finish == "length" for t in trajectories),
+            "memory/tips_skipped_context": sum(t.tip_finish == "context_limit" for t in trajectories),
             "memory/tip_block_share": summary.tip_block_share,
             "memory/tips_dropped_budget": summary.tips_dropped_budget,
             "memory/slot_entries": sum(slot_entries),

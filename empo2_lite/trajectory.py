@@ -162,8 +162,13 @@ class Trajectory:
     """The environment error when ``end_reason`` is env_failure (the trajectory is not trained on)."""
     final_message: str = ""
     """The observation after the last step, as the next user message would have shown it."""
+    final_observation: str = ""
+    """The observation after the last step, as ScienceWorld gave it (the tip prompt shows it)."""
     tip: str | None = None
     """The tip the policy wrote after this episode (None when no tip was asked for)."""
+    tip_finish: str | None = None
+    """How writing the tip ended (``memory.tips.WrittenTip.finish``): "length" is a tip cut at
+    ``memory.tip_max_new_tokens``, "context_limit" one not written; None when no tip was asked for."""
     kv_cache_peak_bytes: int = 0
     """The largest the episode's KV cache grew (0 without the cache)."""
     tip_free_chat: ChatTokens | None = field(default=None, repr=False, compare=False)

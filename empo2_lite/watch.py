@@ -52,7 +52,7 @@ def watch_run(run_path: str | Path, task: str | None = None, variation: int | No
         if untrained:
             from empo2_lite.policy import load_policy
 
-            policy = load_policy(replace(config.policy, lora_rank=0))
+            policy = load_policy(replace(config.policy, lora_rank=0), config.rollout)
         else:
             policy, _ = load_trained_policy(run.path)
     retrieve = TipMemory.load(run.memory_path, config.memory).tips_for if with_memory else None

@@ -127,6 +127,16 @@ def test_every_preset_is_valid_and_gpu_presets_say_they_are_unverified():
     assert "Unverified until measured" in train_config.__doc__
 
 
+def test_training_refuses_nucleus_sampling_and_baselines_may_use_it():
+    """Recorded log-probs are of the untruncated distribution, so top_p < 1 would bias the PPO ratio."""
+    with pytest.raises(ConfigError) as error:
+        apply_overrides(preset("cpu-smoke"), {"rollout.top_p": 0.9}).validate()
+    message = str(error.value)
+    assert message.startswith("rollout.top_p: 0.9 is not allowed for training; it must be 1") and "\n" not in message
+    apply_overrides(preset("cpu-smoke"), {"rollout.top_p": 0.9, "baseline": "naive"}).validate()
+    RolloutConfig(top_p=0.9).validate()  # evaluation's own settings
+
+
 def test_bad_rollout_config_names_the_field():
     with pytest.raises(ConfigError, match=r"rollout\.top_p"):
         RolloutConfig(top_p=0).validate()

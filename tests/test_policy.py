@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from empo2_lite.config import ConfigError, PolicyConfig
-from empo2_lite.policy import load_policy
-from empo2_lite.policy.loading import LORA_CANDIDATES, resolve_model_source
+from empo2_lite.config import ConfigError, MemoryConfig, PolicyConfig, RolloutConfig, preset
+from empo2_lite.memory.tips import TIP_CLOSING_TOKENS
+from empo2_lite.policy import load_policy, loading
+from empo2_lite.policy.loading import LORA_CANDIDATES, check_context_fits, resolve_model_source
 
 
 def adapted_modules(model) -> set[str]:
@@ -93,3 +94,30 @@ def test_gradient_checkpointing_switch(tiny_byte_model):
     policy = load_policy(PolicyConfig(model=str(tiny_byte_model), lora_rank=2, gradient_checkpointing=True))
     assert policy.model.base_model.model.is_gradient_checkpointing
     assert not load_policy(PolicyConfig(model=str(tiny_byte_model), lora_rank=2)).model.base_model.model.is_gradient_checkpointing
+
+
+def test_a_context_longer_than_the_model_is_refused_before_the_weights_load(tiny_byte_model, monkeypatch):
+    """The tiny model has 8,192 positions; a run that writes tips also needs its closing turn and the tip."""
+    def no_weights(*args):
+        raise AssertionError("the weights were loaded before the context was checked")
+
+    monkeypatch.setattr(loading, "_load_pretrained", no_weights)
+    model = PolicyConfig(model=str(tiny_byte_model), lora_rank=0)
+    with pytest.raises(ConfigError) as error:
+        load_policy(model, RolloutConfig(max_context_tokens=9000))
+    message = str(error.value)
+    assert message.startswith("rollout.max_context_tokens: 9000 ") and "\n" not in message
+    assert "8192 positions" in message and message.endswith("at most 8192")
+    tips = MemoryConfig(tip_max_new_tokens=12)
+    fits = 8192 - TIP_CLOSING_TOKENS - 12
+    with pytest.raises(ConfigError, match=f"memory.tip_max_new_tokens 12.* at most {fits}$"):
+        load_policy(model, RolloutConfig(max_context_tokens=fits + 1), tips)
+    check_context_fits("tiny", 8192, RolloutConfig(max_context_tokens=fits), tips)
+    check_context_fits("tiny", 8192, RolloutConfig(max_context_tokens=8192), None)
+    smoke = preset("cpu-smoke")
+    check_context_fits(smoke.policy.model, 8192, smoke.rollout, smoke.memory)
+
+
+def test_a_context_that_fits_loads(tiny_byte_model):
+    policy = load_policy(PolicyConfig(model=str(tiny_byte_model), lora_rank=0), RolloutConfig(max_context_tokens=8192))
+    assert loading.position_limit(policy.model) == 8192

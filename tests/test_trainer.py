@@ -51,8 +51,9 @@ def test_an_iteration_logs_every_metric_and_saves_checkpoint_memory_and_tensorbo
     for key in ("charts/return_mean", "charts/success_rate", "charts/novelty_mean", "losses/loss", "losses/clip_fraction",
                 "losses/masked_fraction", "losses/entropy", "losses/grad_norm", "time/rollout", "time/tips",
                 "time/memory", "time/update", "memory/peak_rss_mb", "memory/slot_entries", "memory/filled_slot_share",
-                "memory/tip_block_share", "memory/tips_dropped_budget"):
+                "memory/tip_block_share", "memory/tips_dropped_budget", "memory/tips_skipped_context"):
         assert key in metrics
+    assert metrics["memory/tips_truncated"] == 4  # the random model writes on to the 12-token limit
     run = RunDir.named("replayed")
     assert run.latest_checkpoint().name == "iter-000001"
     assert len(TipMemory.load(run.memory_path)) == metrics["memory/entries"] > 0

@@ -2,9 +2,10 @@
 
 The learning tests use a synthetic task with no environment: the reward is the share of the
 response's tokens that belong to a target action string, so a policy that learns puts more of
-those characters in its answers. GRPO (plain view) and the off-policy path (sampled with a tip in
-the prompt, updated on the tip-free prompt with the with-tips old log-probs) must both raise the
-tip-free policy's mean reward within a fixed number of seeded iterations.
+those characters in its answers. GRPO (plain view) and both off-policy paths (sampled with a tip in
+the prompt, updated on the tip-free prompt with the with-tips old log-probs, the default, or with
+old log-probs recomputed without tips) must raise the tip-free policy's mean reward within a fixed
+number of seeded iterations.
 """
 
 from __future__ import annotations
@@ -193,8 +194,12 @@ def mean_reward(policy, prompt, count=32) -> float:
     return sum(target_reward(policy, r) for r in responses) / count
 
 
-@pytest.mark.parametrize("path", ["grpo", "off_policy_without_tips"])
-def test_a_tiny_model_learns_the_synthetic_task(tiny_byte_model, path):
+@pytest.mark.parametrize("path, iterations", [("grpo", 15), ("off_policy_without_tips", 15),
+                                              ("off_policy_with_tips", 30)])
+def test_a_tiny_model_learns_the_synthetic_task(tiny_byte_model, path, iterations):
+    """The with-tips old log-probs start ~60% of the tokens clipped (a random model reacts strongly
+    to the tip), so that path learns more slowly: in 15 iterations 3 of 10 seeds gained less than
+    0.1, in 30 every one gained at least 0.48 (2-core CPU, 2026-12)."""
     from empo2_lite.config import PolicyConfig
     from empo2_lite.policy import load_policy
 
@@ -204,7 +209,7 @@ def test_a_tiny_model_learns_the_synthetic_task(tiny_byte_model, path):
     plain = chat_ids(policy, "Type the command.")
     with_tip = chat_ids(policy, f"[memory] the answer is {TARGET}\nType the command.")
     before = mean_reward(policy, plain)
-    for iteration in range(15):
+    for iteration in range(iterations):
         seen = plain if path == "grpo" else with_tip
         responses, samples = sampled_batch(policy, seen, plain, 16)
         rewards = torch.tensor([target_reward(policy, r) for r in responses])

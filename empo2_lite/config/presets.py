@@ -31,7 +31,8 @@ def _cpu_smoke() -> TrainConfig:
     return TrainConfig(
         preset="cpu-smoke", name="smoke", iterations=2, variations_per_iteration=2, group_size=2, n_envs=4, p=0.5,
         policy=PolicyConfig(model="tiny:byte", lora_rank=4, lora_alpha=8),
-        rollout=RolloutConfig(max_steps=4, max_new_tokens=8, demonstrations=0, max_context_tokens=16384,
+        # The tiny model's 8,192 positions less a tip's reserve (closing turn 512, tip 12).
+        rollout=RolloutConfig(max_steps=4, max_new_tokens=8, demonstrations=0, max_context_tokens=7668,
                               tip_block_tokens=512),
         memory=MemoryConfig(tip_max_new_tokens=12),
         update=UpdateConfig(learning_rate=1e-3, mini_batch_actions=16, micro_batch_tokens=16384, log_delta=-8.0),

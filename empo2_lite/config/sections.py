@@ -138,7 +138,8 @@ class MemoryConfig:
     """Scoring backend: "bm25" (rank-bm25), "bm25s" or "dense" (optional extras)."""
 
     relevance_threshold: float = 0.5
-    """Cut-off on the relevance score (BM25 normalised to the query's best match, or cosine)."""
+    """Cut-off on the relevance score: BM25 over the query's self-score, i.e. the idf-weighted share
+    of the query's words a key covers (``memory/retrievers.py``), or cosine for "dense"."""
 
     top_k: int = 10
     """Tips shown per step (the paper: 10), best episode score first."""
@@ -150,8 +151,9 @@ class MemoryConfig:
     """"step": one entry per step of the episode, keyed by the history at that step (the official
     code); "episode": one entry per episode, keyed by its whole history."""
 
-    tip_max_new_tokens: int = 96
-    """Longest tip the policy may write, in tokens."""
+    tip_max_new_tokens: int = 128
+    """Longest tip the policy may write, in tokens (the official code: 128; "under 100 words" is
+    ~130). Tips stopped here are counted per iteration (``memory/tips_truncated``)."""
 
     tip_max_words: int = 100
     """Tips are cut to this many words (the instruction asks for under 100)."""
@@ -199,7 +201,8 @@ class RolloutConfig:
     temperature: float = 1.0
     """Sampling temperature (the paper: 1.0 for training rollouts, 0.4 for evaluation)."""
     top_p: float = 1.0
-    """Nucleus sampling threshold."""
+    """Nucleus sampling threshold. Training needs 1 (the recorded log-probs are of the whole
+    distribution, so a truncated one would bias the PPO ratio); evaluations may use less."""
     max_new_tokens: int = 32
     """Longest action in tokens (the paper: 32)."""
     history_window: int | None = None

@@ -149,6 +149,10 @@ class TrainConfig:
             raise ConfigError(f"rollout.tip_block_tokens: {self.rollout.tip_block_tokens} is not allowed with memory "
                               f"rollouts (p > 0): a block of memory.top_k={self.memory.top_k} full-length tips needs "
                               f"{need}; raise it, or lower memory.top_k or memory.tip_max_new_tokens")
+        if not self.baseline and self.rollout.top_p < 1:  # baselines only evaluate
+            raise ConfigError(f"rollout.top_p: {self.rollout.top_p!r} is not allowed for training; it must be 1 (the "
+                              "recorded log-probs are of the untruncated distribution, so a nucleus would bias the "
+                              "PPO ratio); evaluation-only baselines may use less")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values (what ``config.json`` holds)."""

@@ -2,10 +2,11 @@
 
 Each entry holds a tip, the action taken at one step of the episode it came from, that episode's
 final score, the retrieval key (the episode history at that step), the iteration and the run id.
-Retrieval for the current state: score the slot's keys against the current history (BM25 by
-default), keep those above the relevance cut-off, order them by episode score (best first), drop
-entries whose shown text (tip, action, score: ``prompts.format_tip``) repeats one already chosen
-and return the top k. This follows the official code's recipe (similarity
+Retrieval for the current state: score the slot's keys against the current history (BM25 over
+the query's self-score by default, so a key's relevance does not hinge on how well the others
+match: ``retrievers.py``), keep those at or above the relevance cut-off, order them by episode score
+(best first), drop entries whose shown text (tip, action, score: ``prompts.format_tip``) repeats
+one already chosen and return the top k. This follows the official code's recipe (similarity
 cut-off, then score order, top 10) with BM25 in place of MiniLM embeddings by default
 (docs/deviations.md).
 
@@ -107,7 +108,7 @@ class TipMemory:
                   "score": trajectory.score, "iteration": iteration, "run_id": run_id}
         if self.config.entries_per == "episode":
             last = trajectory.turns[-1]
-            whole = append_history(last.history, last.action, trajectory.final_message)
+            whole = append_history(last.history, last.action, trajectory.final_observation)
             return self.add([TipEntry(action=last.action, key=whole, **common)])
         return self.add(TipEntry(action=turn.action, key=turn.history, **common) for turn in trajectory.turns)
 

@@ -23,16 +23,34 @@ Memory: every prompt is a whole episode, so episodes are sampled in chunks of
 ``config.tip_batch_size``, and without per-step logits or log-probs (``with_logprobs=False``):
 nothing here is a training sample, and the logits of a 150k vocabulary would cost gigabytes.
 Each tip is drawn from its episode's own seed (``seeding.tip_seed``). Answers are sanitised to one trimmed line of at most ``tip_max_words`` words.
+
+Why the closing turn shows the bare observation (``Trajectory.final_observation``), not the episode's
+next user message: that message ends with the step request ("Reply with your next command only"),
+which the tip request right after it would contradict.
+
+Length: a tip stopped at ``memory.tip_max_new_tokens`` is recorded as such (``WrittenTip.finish`` is
+"length"; the trainer counts them, ``memory/tips_truncated``), since a cut tip reads as a broken
+sentence in every later prompt that shows it.
+
+Context: an episode never grows past ``rollout.max_context_tokens`` (the rollout ends it first), so a
+tip prompt is at most that plus its closing turn, and writing adds ``tip_max_new_tokens``. Loading a
+policy for a run that writes tips reserves ``TIP_CLOSING_TOKENS`` and the tip on top of the context
+(``policy.loading.check_context_fits``). A closing turn longer than the reserve (an unusually long
+final observation) could still push a prompt past the model's positions; such a tip is not written
+(finish "context_limit", counted as ``memory/tips_skipped_context``) rather than cut, because
+cutting the episode would break the prompt's being the episode token for token (and the KV cache's
+extension of it), and cutting the closing turn would drop the observation or the request.
 """
 
 from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from empo2_lite import prompts
 from empo2_lite.config import MemoryConfig
-from empo2_lite.policy.loading import Policy
+from empo2_lite.policy.loading import Policy, position_limit
 from empo2_lite.policy.samplers import EpisodeSampler
 from empo2_lite.policy.sampling import sample_responses
 from empo2_lite.seeding import tip_seed
@@ -54,9 +72,31 @@ def score_line(score: int) -> str:
     return f"You finished this episode with a score of {score} out of 100."
 
 
+TIP_CLOSING_TOKENS = 512
+"""Tokens a tip prompt's closing turn may add to its episode, reserved when a policy is loaded for
+a run that writes tips. With the longest observation along the gold paths (281 SmolLM2 tokens,
+``look around`` in a full room) the closing turn is 363 SmolLM2 tokens (82 for the score line, the
+request and the chat template); the byte tokenizer of the test models needs 286 plus one token per
+byte of observation."""
+
+
+@dataclass(frozen=True)
+class WrittenTip:
+    """One episode's tip, and how writing it ended."""
+
+    text: str
+    """The sanitised tip ("" when none was written)."""
+    finish: str
+    """The sampler's "newline" or "eos"; "length" when it stopped at ``memory.tip_max_new_tokens``
+    (the tip may be cut mid-sentence). No tip: "no_steps" (the episode never acted) or
+    "context_limit" (its prompt and ``tip_max_new_tokens`` exceed the model's positions)."""
+
+
 def closing_message(trajectory: Trajectory) -> str:
-    """The user turn that follows the episode: final observation, final score, the request."""
-    return f"{trajectory.final_message.strip()}\n\n{score_line(trajectory.score)}\n\n{prompts.TIP_WRITING_REQUEST}"
+    """The user turn that follows the episode: final observation, final score, the request (and
+    not the step request that ended the episode's last user message)."""
+    return (f"{trajectory.final_observation.strip()}\n\n{score_line(trajectory.score)}\n\n"
+            f"{prompts.TIP_WRITING_REQUEST}")
 
 
 def tip_messages(trajectory: Trajectory, tokenizer) -> list[dict[str, str]]:
@@ -89,27 +129,36 @@ def tip_prompt_ids(trajectory: Trajectory, tokenizer) -> list[int]:
 
 
 def write_tips(policy: Policy, trajectories: Sequence[Trajectory], config: MemoryConfig,
-               sampler: EpisodeSampler | None = None) -> list[str]:
-    """One sanitised tip per trajectory ("" for trajectories without steps), in batches of
-    ``config.tip_batch_size`` episodes.
+               sampler: EpisodeSampler | None = None) -> list[WrittenTip]:
+    """One tip per trajectory (empty for trajectories without steps, or whose prompt does not fit
+    the model), in batches of ``config.tip_batch_size`` episodes.
 
     With the rollout's ``sampler`` (keyed by ``rollout_id``), a tip extends its episode: with the
     KV cache the model computes only the tokens its cache does not hold (for a plain episode, the
     closing turn and the request). Without, every tip prompt is read in full."""
-    tips = [""] * len(trajectories)
-    playable = [i for i, trajectory in enumerate(trajectories) if trajectory.turns]
+    tips = [WrittenTip("", "no_steps")] * len(trajectories)
+    positions = position_limit(policy.model)
+    prompts_ids: dict[int, list[int]] = {}
+    for i, trajectory in enumerate(trajectories):
+        if trajectory.turns:
+            ids = tip_prompt_ids(trajectory, policy.tokenizer)
+            if positions is not None and len(ids) + config.tip_max_new_tokens > positions:
+                tips[i] = WrittenTip("", "context_limit")
+            else:
+                prompts_ids[i] = ids
+    playable = list(prompts_ids)
     for first in range(0, len(playable), config.tip_batch_size):
         chunk = playable[first: first + config.tip_batch_size]
-        prompts_ids = [tip_prompt_ids(trajectories[i], policy.tokenizer) for i in chunk]
+        batch = [prompts_ids[i] for i in chunk]
         seeds = [tip_seed(trajectories[i].seed) for i in chunk]
         if sampler is None:
-            responses = sample_responses(policy, prompts_ids, temperature=config.tip_temperature,
+            responses = sample_responses(policy, batch, temperature=config.tip_temperature,
                                          max_new_tokens=config.tip_max_new_tokens, with_logprobs=False, seeds=seeds)
         else:
-            responses = sampler.sample([trajectories[i].rollout_id for i in chunk], prompts_ids, with_logprobs=False,
+            responses = sampler.sample([trajectories[i].rollout_id for i in chunk], batch, with_logprobs=False,
                                        seeds=seeds, temperature=config.tip_temperature, top_p=1.0,
                                        max_new_tokens=config.tip_max_new_tokens)
         for index, response in zip(chunk, responses):
             text = policy.tokenizer.decode(response.token_ids, skip_special_tokens=True)
-            tips[index] = sanitize_tip(text, config.tip_max_words)
+            tips[index] = WrittenTip(sanitize_tip(text, config.tip_max_words), response.finish)
     return tips

@@ -20,6 +20,11 @@ What is decided here and why:
   that the model lacks is an error that lists what the model has.
 * **Reference policy.** The optional KL term needs pi_ref; with LoRA it is the same model with
   the adapter disabled (``Policy.reference()``), so no second copy is held in memory.
+* **Context.** Given the run's ``RolloutConfig`` (and its ``MemoryConfig`` when tips are written),
+  the longest sequence the run feeds the model must fit its ``max_position_embeddings``: an
+  episode of ``rollout.max_context_tokens``, plus, for tip writing, the closing turn's reserve
+  (``memory.tips.TIP_CLOSING_TOKENS``) and the tip. Checked from the model's config before the
+  weights load: past its positions a model does not fail, it silently reads garbage.
 * **GPU-only options** (``backend="unsloth"``, ``load_in_4bit``) import their packages lazily and
   only after CUDA is confirmed; CPU runs never import them. Neither has ever run (no GPU so far),
   so choosing one warns.
@@ -35,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from empo2_lite.config import DEFAULT_MODEL, ConfigError, PolicyConfig
+from empo2_lite.config import DEFAULT_MODEL, ConfigError, MemoryConfig, PolicyConfig, RolloutConfig
 
 LORA_CANDIDATES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 RANDOM_PREFIX = "random:"
@@ -242,8 +247,30 @@ def _require_cuda(field_name: str, value: object) -> None:
         raise ConfigError(f"{field_name}: {value!r} needs a CUDA GPU and none is available; on CPU use backend 'hf' without 4-bit")
 
 
-def load_policy(config: PolicyConfig) -> Policy:
-    """Build the policy described by ``config`` (validated first, before anything heavy)."""
+def position_limit(model) -> int | None:
+    """The longest sequence ``model`` (a model or its config) has positions for; None when its
+    config does not say."""
+    return getattr(getattr(model, "config", model), "max_position_embeddings", None)
+
+
+def check_context_fits(model: str, positions: int | None, rollout: RolloutConfig, tips: MemoryConfig | None) -> None:
+    """Refuse, in one line, a context the model has no positions for: an episode of
+    ``rollout.max_context_tokens`` and, with ``tips``, its tip prompt's closing turn and the tip."""
+    from empo2_lite.memory.tips import TIP_CLOSING_TOKENS
+
+    reserve = TIP_CLOSING_TOKENS + tips.tip_max_new_tokens if tips is not None else 0
+    if positions is None or rollout.max_context_tokens + reserve <= positions:
+        return
+    writing = (f" plus {reserve} for writing a tip (its closing turn {TIP_CLOSING_TOKENS}, memory.tip_max_new_tokens "
+               f"{tips.tip_max_new_tokens})") if tips is not None else ""
+    raise ConfigError(f"rollout.max_context_tokens: {rollout.max_context_tokens}{writing} is more than the "
+                      f"{positions} positions of {model!r}; it must be at most {positions - reserve}")
+
+
+def load_policy(config: PolicyConfig, rollout: RolloutConfig | None = None, tips: MemoryConfig | None = None) -> Policy:
+    """Build the policy described by ``config`` (validated first, before anything heavy). With
+    ``rollout`` (and ``tips`` when the run writes tips) the context must fit the model
+    (``check_context_fits``), checked from its config before the weights load."""
     config.validate()
     if config.backend == "unsloth":
         _require_cuda("policy.backend", config.backend)
@@ -254,6 +281,8 @@ def load_policy(config: PolicyConfig) -> Policy:
     device = resolve_device(config)
     dtype = resolve_dtype(config, device)
     source = resolve_model_source(config.model)
+    if rollout is not None:
+        check_context_fits(config.model, _config_positions(config, source), rollout, tips)
     if config.backend == "unsloth":
         model, tokenizer = _load_unsloth(config, source, dtype)
         return Policy(model=model, tokenizer=tokenizer, device=device, config=config)
@@ -275,6 +304,16 @@ def load_policy(config: PolicyConfig) -> Policy:
                           target_modules=targets, task_type="CAUSAL_LM")
         model = get_peft_model(model, lora)
     return Policy(model=model, tokenizer=tokenizer, device=device, config=config)
+
+
+def _config_positions(config: PolicyConfig, source: str) -> int | None:
+    """The model's positions, read from its config alone (no weights)."""
+    from transformers import AutoConfig
+
+    try:
+        return position_limit(AutoConfig.from_pretrained(source, trust_remote_code=config.trust_remote_code))
+    except OSError as error:
+        raise ConfigError(f"policy.model: could not load {config.model!r}: {error}") from error
 
 
 def _load_unsloth(config: PolicyConfig, source: str, dtype):
