@@ -154,10 +154,9 @@ def tabulate(evals: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     of test returns, with no standard error). ``memory_iterations`` and
     ``memory_iterations_with_tips``: summed over the runs (``results.memory_usage``; 0 where
     none). ``training_minutes``: per run, the iterations' phases summed (evaluation not counted)."""
-    from empo2_lite.results import MEMORY_COLUMNS, memory_usage
+    from empo2_lite.results import MEMORY_COLUMNS, memory_usage, test_rows
 
-    if "split" in evals:
-        evals = evals[evals["split"].fillna("test") == "test"]
+    evals = test_rows(evals)
     if not len(evals):
         return pd.DataFrame(columns=list(TABLE_COLUMNS))
     final = evals.sort_values("iteration", kind="stable").groupby("run").tail(1)

@@ -170,13 +170,21 @@ def paper_table() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def test_rows(evals: pd.DataFrame) -> pd.DataFrame:
+    """The evaluation rows played on the test split. A row without ``split`` is a test row (kits
+    before the dev split evaluated nowhere else); dev rows score choices, never results."""
+    return evals[evals["split"].fillna("test") == "test"] if "split" in evals else evals
+
+
 def report_markdown(evals: pd.DataFrame, paper: pd.DataFrame) -> str:
-    """A Markdown table: for each task with kit runs, the kit's latest test return per algorithm
-    (mean over runs, with the model that produced it) beside the paper's GRPO and EMPO² numbers."""
+    """A Markdown table: for each task with kit runs, the kit's latest test-split return per
+    algorithm (mean over runs, with the model that produced it) beside the paper's GRPO and EMPO²
+    numbers. Runs evaluated on dev only have no row."""
     lines = ["| task | kit algo | kit preset | kit model | kit runs | kit test return | paper GRPO | paper EMPO2 |",
              "|---|---|---|---|---|---|---|---|"]
+    evals = test_rows(evals)
     if len(evals):
-        latest = evals.sort_values("iteration").groupby("run").tail(1)
+        latest = evals.sort_values("iteration", kind="stable").groupby("run").tail(1)
         reference = paper.set_index(["task", "method"])["mean"]
         for (task, algo, preset, model), group in latest.groupby(["task", "algo", "preset", "preset_model"]):
             grpo = reference.get((task, "GRPO"), float("nan"))

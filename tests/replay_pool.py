@@ -14,6 +14,10 @@ raises ``UnrecordedTransition`` naming it and the command that records it, so a 
 gets an invented observation; a pool made with ``unrecorded="fixed"`` instead answers such an action
 with ``UNRECORDED_OBSERVATION`` (score unchanged, the episode running on to its cap), so that a
 policy can sample freely (training and evaluation from a tiny model's own tokens).
+
+``fail_at(slot, step)`` arms a one-shot failure: that slot's ``step``-th step (of its episode)
+returns an ``EpisodeFailure`` instead of its recording, as a crashed JVM would, and the slot
+leaves ``active``. ``abandoned`` lists the slots the caller gave up on, in order.
 """
 
 from __future__ import annotations
@@ -105,6 +109,9 @@ class ReplayPool:
         self._size, self._unrecorded = size, unrecorded
         self._slots: dict[int, _Slot] = {}
         self._active: set[int] = set()
+        self._failures: dict[int, int] = {}
+        self.abandoned: list[int] = []
+        """Slots passed to ``abandon``, in the order they were given up on."""
 
     @property
     def size(self) -> int:
@@ -130,17 +137,34 @@ class ReplayPool:
         return [EpisodeStart(task=slot.recording.task, variation=slot.recording.variation, max_steps=slot.max_steps,
                              **slot.recording.start) for slot in self._slots.values()]
 
+    def fail_at(self, slot: int, step: int) -> None:
+        """Make the ``step``-th step (1-based, counted from the episode's start) of the episode
+        running on ``slot`` return an ``EpisodeFailure``, once (the cue is then spent)."""
+        if step < 1:
+            raise ValueError(f"step: {step!r} is not allowed; it must be an integer >= 1")
+        self._failures[slot] = step
+
     def step(self, actions: Mapping[int, str]) -> dict[int, StepResult | EpisodeFailure]:
-        """Replay each slot's action; finished episodes leave ``active``."""
+        """Replay each slot's action; finished or failed episodes leave ``active``."""
         inactive = sorted(set(actions) - self._active)
         if inactive:
             raise ValueError(f"actions: slots {inactive} have no running episode; active slots: {self.active}")
-        results = {slot: self._step(self._slots[slot], text) for slot, text in actions.items()}
-        self._active -= {slot for slot, result in results.items() if result.done}
+        results = {slot: self._failure(slot) or self._step(self._slots[slot], text) for slot, text in actions.items()}
+        self._active -= {slot for slot, result in results.items()
+                         if isinstance(result, EpisodeFailure) or result.done}
         return results
+
+    def _failure(self, slot: int) -> EpisodeFailure | None:
+        """The cued failure of ``slot``'s coming step, if this is the step it was cued for."""
+        if self._failures.get(slot) != len(self._slots[slot].history) + 1:
+            return None
+        del self._failures[slot]
+        self._slots[slot].history += ("<failed>",)
+        return EpisodeFailure(slot=slot, error=f"replayed failure of slot {slot} (cued by the test)")
 
     def abandon(self, slot: int) -> None:
         """End ``slot``'s episode early."""
+        self.abandoned.append(slot)
         self._active.discard(slot)
 
     @staticmethod

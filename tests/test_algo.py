@@ -122,6 +122,51 @@ def test_grpo_and_the_ablations():
     assert [draw_mode(first, 0.25, 0.5) for _ in range(50)] == [draw_mode(second, 0.25, 0.5) for _ in range(50)]
 
 
+def modes_and_variations(p: float, q: float, iterations: int = 40, **switches) -> tuple[list[Mode], list[list[int]]]:
+    """As the trainer draws each iteration: the mode, then the whole train-variation order."""
+    rng, modes, orders = random.Random(3), [], []
+    for _ in range(iterations):
+        modes.append(draw_mode(rng, p, q, **switches))
+        orders.append(rng.sample(range(10), 10))
+    return modes, orders
+
+
+@pytest.mark.parametrize("first, second", [
+    ((0.0, 2 / 3, {}), (0.25, 2 / 3, {})),   # GRPO and EMPO2 draw the same variations
+    ((0.25, 0.3, {}), (0.25, 0.9, {})),
+    ((1.0, 0.5, {}), (1.0, 0.5, {"off_policy": False})),
+    ((1.0, 0.5, {}), (1.0, 0.5, {"on_policy_with_tips": False})),
+])
+def test_runs_differing_only_in_p_q_or_the_ablations_draw_the_same_variations(first, second):
+    modes_a, orders_a = modes_and_variations(first[0], first[1], **first[2])
+    modes_b, orders_b = modes_and_variations(second[0], second[1], **second[2])
+    assert modes_a != modes_b  # the runs do differ, in their modes
+    assert orders_a == orders_b
+
+
+def test_masking_keeps_a_log_prob_exactly_at_log_delta():
+    """"Tokens (or responses) with log-prob below this are dropped": equal to log_delta is kept."""
+    at, below = -5.0, math.nextafter(-5.0, -math.inf)
+    action, response = torch.ones(2), torch.tensor([0, 1])
+    values = torch.tensor([at, below], dtype=torch.float64)
+    assert low_probability_mask(values, torch.zeros(2), action, response, "token", -5.0).tolist() == [1.0, 0.0]
+    assert low_probability_mask(torch.zeros(2), values, action, response, "sequence", -5.0).tolist() == [1.0, 0.0]
+
+
+def test_the_log_ratio_is_clamped_at_plus_and_minus_20():
+    old = torch.zeros(1)
+    for difference, ratio in ((20.0, math.exp(20)), (25.0, math.exp(20)), (19.0, math.exp(19)),
+                              (-20.0, math.exp(-20)), (-25.0, math.exp(-20)), (-19.0, math.exp(-19))):
+        out = ppo_loss(torch.tensor([difference]), old, torch.ones(1), torch.ones(1))
+        assert out.ratio_mean == pytest.approx(ratio, rel=1e-4)
+        if difference < 0:  # A > 0 and r < 1: the unclipped term -A * r wins
+            assert out.loss.item() == pytest.approx(-ratio, rel=1e-4)
+    # the gradient passes at the clamp and stops beyond it
+    logprobs = torch.tensor([-20.0, -25.0], requires_grad=True)
+    ppo_loss(logprobs, torch.zeros(2), torch.ones(2), torch.ones(2)).loss.backward()
+    assert logprobs.grad.tolist() == pytest.approx([-math.exp(-20) / 2, 0.0], rel=1e-4, abs=0.0)
+
+
 def test_update_views_per_mode():
     assert update_views(Mode.PLAIN) == update_views(Mode.PLAIN, "without_tips")
     assert not update_views(Mode.PLAIN).current_with_tips

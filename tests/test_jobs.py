@@ -244,6 +244,16 @@ def test_the_comparison_plays_each_piece_once_and_tabulates_algorithms_and_basel
     evaluations = len(played)
     comparison.run_comparison(root, "cpu-smoke", [0, 1], **settings)  # everything done: nothing is played again
     assert len(played) == evaluations
+    # "look around" scores 0 at every recorded step of variations 6..9: every piece returns 0, so no gain.
+    assert rows["test_return"].tolist() == [0.0] * 4 and rows["test_return_std"].tolist() == [0.0] * 4
+    assert rows["gain_over_naive"].tolist() == [0.0] * 4 and rows["gain_se"].tolist() == [0.0] * 4
+    # Each run counts with its last test evaluation: an earlier test row and a later dev row change nothing.
+    RunDir(root / "grpo-s0").append_eval({"iteration": 0, "split": "test", "kind": "final", "return_mean": -100.0,
+                                          "per_variation": dict.fromkeys(["6", "7", "8", "9"], -100.0)})
+    RunDir(root / "grpo-s1").append_eval({"iteration": 99, "split": "dev", "kind": "periodic", "return_mean": 50.0,
+                                          "per_variation": dict.fromkeys(["4", "5"], 50.0)})
+    again = comparison.comparison_table(root).set_index("algo")
+    assert again.loc["grpo", ["runs", "test_return", "gain_over_naive", "gain_se"]].tolist() == [2, 0.0, 0.0, 0.0]
 
 
 def test_the_comparison_refuses_a_repeated_seed_and_no_trials():
@@ -321,6 +331,13 @@ def test_the_learning_target_needs_the_gain_beyond_both_spreads():
     assert not meets_target(table, "lone")      # one seed has no spread to compare with
     assert not meets_target(table, "absent")
     assert not meets_target(table, "grpo", gain=31.0)
+    edges = pd.DataFrame({"algo": ["two", "at-gain", "at-std", "at-se"], "runs": [2, 3, 3, 3],
+                          "test_return_std": [1.0, 1.0, 15.0, 1.0], "gain_over_naive": [30.0, 20.0, 30.0, 30.0],
+                          "gain_se": [1.0, 1.0, 1.0, 15.0]})
+    assert meets_target(edges, "two")           # two seeds are enough
+    assert meets_target(edges, "at-gain")       # the target gain itself passes
+    assert not meets_target(edges, "at-std")    # a gain of exactly twice the spread over seeds does not
+    assert not meets_target(edges, "at-se")     # nor one of exactly twice the paired standard error
 
 
 def test_the_cpu_learn_table_still_reads_the_single_unseeded_baselines():
@@ -331,6 +348,16 @@ def test_the_cpu_learn_table_still_reads_the_single_unseeded_baselines():
     assert table.loc["empo2", "gain_over_naive"] == pytest.approx(-6.033333 + 45.55)
     assert table.loc["grpo", "gain_over_naive"] == pytest.approx(13.383333 + 45.55)
     assert table["gain_se"].tolist()[2:] == pytest.approx([12.711290, 12.752126])
+    # README "Results today": GRPO 13.4 +- 6.6, EMPO2 -6.0 +- 34.5 over 3 seeds (each run's last evaluation, after
+    # iteration 8; the first ones, after iteration 4, would give 10.0 and -3.3), naive -45.5, memory-only -61.8;
+    # gains over naive +58.9 (se 12.8) and +39.5 (se 12.7).
+    assert table["test_return"].tolist() == pytest.approx([-45.55, -61.75, -6.033333, 13.383333])
+    assert table["test_return_std"].tolist()[2:] == pytest.approx([34.500954, 6.600063])
+    assert all(map(math.isnan, table["test_return_std"].tolist()[:2]))  # one run: no spread
+    assert [f"{value:+.1f} (se {se:.1f})" for value, se in zip(table["gain_over_naive"][2:], table["gain_se"][2:])] == [
+        "+39.5 (se 12.7)", "+58.9 (se 12.8)"]
+    assert table.loc["naive", "gain_over_naive"] == 0 and math.isnan(table.loc["memory-only", "gain_se"])
+    assert table.loc["memory-only", "gain_over_naive"] == pytest.approx(-61.75 + 45.55)
     assert table.loc["empo2", ["memory_iterations", "memory_iterations_with_tips"]].tolist() == [5, 2]
     assert table.loc["grpo", ["memory_iterations", "memory_iterations_with_tips"]].tolist() == [0, 0]
     assert comparison.tips_lines(table.reset_index()) == ["empo2: tips reached a prompt in 2 of 5 memory iterations"]

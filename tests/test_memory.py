@@ -7,6 +7,7 @@ import json
 import logging
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 
 from empo2_lite import prompts
@@ -245,6 +246,83 @@ def test_a_group_reaching_the_same_new_state_at_one_step_gets_the_same_novelty()
     assert novelty.score_step([("find-animal", 0, seen)] * 2) == [pytest.approx(1 / 9)] * 2
     assert novelty.score_step([("find-animal", 1, seen), ("find-animal", 0, "A bee hive hums.")]) == [1.0, 1.0]
     assert novelty.distinct_states("find-animal", 0) == 2
+
+
+def _observation(*word_lists: list[str]) -> str:
+    return " ".join(word for words in word_lists for word in words)
+
+
+BASE = [f"w{i}" for i in range(100)]  # 100 distinct words; k of them against all 100: Jaccard k/100
+
+
+@pytest.mark.parametrize("shared, similar", [(79, False), (80, True), (81, True)])
+def test_novelty_counts_a_state_as_similar_from_exactly_the_threshold(shared, similar):
+    """Jaccard 0.79 is a new state, 0.80 (exactly the threshold: ">= threshold", novelty.py) and
+    0.81 are visits to the first one."""
+    novelty = Novelty(threshold=0.8)
+    assert novelty.reward("find-animal", 0, _observation(BASE)) == 1.0
+    assert novelty.reward("find-animal", 0, _observation(BASE[:shared])) == (0.5 if similar else 1.0)
+    assert novelty.distinct_states("find-animal", 0) == (1 if similar else 2)
+
+
+CORE = [f"core{i}" for i in range(60)]
+X = [f"x{i}" for i in range(10)]
+Y = [f"y{i}" for i in range(10)]
+STATE_A, STATE_B = _observation(CORE, X), _observation(CORE, Y)  # Jaccard 60/80 = 0.75: two states
+NEAR_BOTH = _observation(CORE, X[:4], Y[:6])  # Jaccard 64/76 = 0.84 with A, 66/74 = 0.89 with B
+
+
+def test_novelty_sums_the_visits_of_several_similar_states_and_counts_towards_the_most_similar():
+    novelty = Novelty(threshold=0.8)
+    assert [novelty.reward("find-animal", 0, obs) for obs in (STATE_A, STATE_B, STATE_A)] == [1.0, 1.0, 0.5]
+    assert novelty.reward("find-animal", 0, NEAR_BOTH) == 1 / (1 + 2 + 1)  # A twice, B once, both similar
+    assert novelty.distinct_states("find-animal", 0) == 2  # it joined a state, it did not start one
+    # The visit counted towards B (the most similar), not A (the first similar): A and B now have
+    # two visits each, and each alone is similar only to itself.
+    assert novelty.reward("find-animal", 0, STATE_B) == pytest.approx(1 / 3)
+    assert novelty.reward("find-animal", 0, STATE_A) == pytest.approx(1 / 3)
+    assert novelty.score_step([("find-animal", 0, NEAR_BOTH)] * 2) == [pytest.approx(1 / 7)] * 2
+
+
+def test_novelty_counts_survive_a_json_round_trip():
+    novelty = Novelty(threshold=0.8)
+    for obs in (STATE_A, STATE_B, STATE_A, NEAR_BOTH, STATE_A):
+        novelty.reward("find-animal", 0, obs)
+    novelty.reward("find-animal", 3, KITCHEN)
+    data = json.loads(json.dumps(novelty.to_json()))  # as a checkpoint stores it
+    restored = Novelty.from_json(data)
+    assert restored.to_json() == novelty.to_json()
+    assert restored.distinct_states("find-animal", 0) == 2 and restored.distinct_states("find-animal", 3) == 1
+    for obs in (STATE_B, NEAR_BOTH, STATE_A):
+        assert restored.reward("find-animal", 0, obs) == novelty.reward("find-animal", 0, obs)
+    assert restored.reward("find-animal", 3, KITCHEN) == novelty.reward("find-animal", 3, KITCHEN) == 0.5
+    assert Novelty.from_json(Novelty(threshold=0.55).to_json()).threshold == 0.55
+
+
+class _FixedRelevance:
+    """A retriever whose relevance for the i-th key is ``values[i]``, whatever the query."""
+
+    values: list[float] = []
+
+    def fit(self, documents: list[str]) -> None:
+        self._n = len(documents)
+
+    def scores(self, query: str) -> np.ndarray:
+        return np.asarray(self.values[: self._n], dtype=float)
+
+
+def test_a_key_exactly_at_the_relevance_cutoff_is_retrieved(monkeypatch):
+    """The cut-off keeps keys "at or above" it (store.py): exactly 0.5 passes, just below does not."""
+    from empo2_lite.memory import store
+
+    monkeypatch.setattr(_FixedRelevance, "values", [0.5, float(np.nextafter(0.5, 0)), 0.75])
+    monkeypatch.setattr(store, "make_retriever", lambda backend: _FixedRelevance())
+    memory = TipMemory(MemoryConfig(top_k=5, relevance_threshold=0.5))
+    memory.add([entry("at the cut-off", "key one", score=30), entry("just below", "key two", score=20),
+                entry("above", "key three", score=10)])
+    assert [e.tip for e in memory.retrieve("find-animal", 0, "anything")] == ["at the cut-off", "above"]
+    table = memory.explain("find-animal", 0, "anything")
+    assert list(table.passes_cutoff) == [True, False, True] and list(table.shown) == [True, False, True]
 
 
 def test_sanitize_tip():

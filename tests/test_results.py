@@ -78,6 +78,46 @@ def test_report_cites_the_paper_numbers_and_names_the_model(sample):
     assert len(rows) == 2 and all("| cpu-smoke | tiny:byte |" in row and "| 72.4 | 100.0 |" in row for row in rows)
 
 
+# README "Results today": test return (mean over seeds) of the shipped cpu-learn runs, each run's LAST evaluation
+# (their first, after iteration 4, would give GRPO 10.0 and EMPO2 -3.3).
+CPU_LEARN_REPORT = [
+    "| find-animal | empo2 | cpu-learn | embedded:smollm2-135m-instruct | 3 | -6.0 | 72.4 | 100.0 |",
+    "| find-animal | grpo | cpu-learn | embedded:smollm2-135m-instruct | 3 | 13.4 | 72.4 | 100.0 |",
+    "| find-animal | memory-only | cpu-learn | embedded:smollm2-135m-instruct | 1 | -61.8 | 72.4 | 100.0 |",
+    "| find-animal | naive | cpu-learn | embedded:smollm2-135m-instruct | 1 | -45.5 | 72.4 | 100.0 |",
+]
+
+
+def test_the_report_of_the_cpu_learn_runs_states_the_readmes_numbers():
+    evals = results.load_evals(results.find_runs(results.sample_runs_dir("cpu-learn")))
+    report = results.report_markdown(evals, results.paper_table()).splitlines()
+    assert report[2:6] == CPU_LEARN_REPORT and report[6] == ""
+
+
+def test_the_report_averages_each_runs_latest_evaluation_over_runs():
+    def row(run, algo, iteration, value, task="find-animal"):
+        return {"run": run, "task": task, "algo": algo, "preset": "p", "preset_model": "m", "iteration": iteration,
+                "return_mean": value}
+
+    evals = pd.DataFrame([row("a", "grpo", 8, 30.0), row("a", "grpo", 4, -100.0), row("b", "grpo", 2, 50.0),
+                          row("b", "grpo", 6, 10.0), row("c", "empo2", 3, -7.25), row("d", "grpo", 1, 1.0, "made-up")])
+    report = results.report_markdown(evals, results.paper_table())
+    assert report.splitlines()[2:5] == ["| find-animal | empo2 | p | m | 1 | -7.2 | 72.4 | 100.0 |",
+                                        "| find-animal | grpo | p | m | 2 | 20.0 | 72.4 | 100.0 |",
+                                        "| made-up | grpo | p | m | 1 | 1.0 | nan | nan |"]
+    empty = results.report_markdown(pd.DataFrame(columns=["run", "iteration", "return_mean"]), results.paper_table())
+    assert empty.splitlines()[2] == ""  # a header and the note, no row
+
+
+def test_the_report_shows_the_test_return_not_a_later_dev_evaluation():
+    evals = pd.DataFrame([
+        {"run": "a", "task": "find-animal", "algo": "grpo", "preset": "p", "preset_model": "m", "iteration": 8,
+         "split": "test", "kind": "final", "return_mean": 12.0},
+        {"run": "a", "task": "find-animal", "algo": "grpo", "preset": "p", "preset_model": "m", "iteration": 12,
+         "split": "dev", "kind": "periodic", "return_mean": 99.0}])
+    assert "| find-animal | grpo | p | m | 1 | 12.0 | 72.4 | 100.0 |" in results.report_markdown(evals, results.paper_table())
+
+
 def test_plot_and_report_commands(tmp_path):
     smoke = str(results.sample_runs_dir("cpu-smoke"))
     out = subprocess.run([sys.executable, "-m", "empo2_lite", "plot", "--runs", smoke, "--out", str(tmp_path)],
@@ -90,9 +130,7 @@ def test_plot_and_report_commands(tmp_path):
     assert report.returncode == 0 and "| find-animal | empo2 | cpu-smoke | tiny:byte | 2 |" in report.stdout
     default = subprocess.run([sys.executable, "-m", "empo2_lite", "report"], capture_output=True, text=True, timeout=120)
     assert default.returncode == 0  # the cpu-learn comparison: both algorithms over 3 seeds, and the baselines
-    for row in ("| find-animal | grpo | cpu-learn |", "| find-animal | empo2 | cpu-learn |",
-                "| find-animal | naive | cpu-learn |", "| find-animal | memory-only | cpu-learn |"):
-        assert row in default.stdout
+    assert default.stdout.splitlines()[2:6] == CPU_LEARN_REPORT  # the README's numbers, from each run's last eval
     missing = subprocess.run([sys.executable, "-m", "empo2_lite", "report", "--runs", str(tmp_path / "nope")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no runs folder" in missing.stderr

@@ -314,3 +314,80 @@ def test_the_worst_case_counts_one_block_whatever_the_number_of_steps(tiny_smoll
         base = worst_case_prompt_tokens(tokenizer, "find-animal", small, steps)
         assert worst_case_prompt_tokens(tokenizer, "find-animal", large, steps) - base == 100
         assert base - worst_case_prompt_tokens(tokenizer, "find-animal", small, steps, with_tips=False) == 10
+
+
+# -- edge paths: the context limit, and an environment failure in the middle of a wave ---------------
+def test_an_episode_that_outgrows_the_context_ends_there_while_the_other_plays_on(byte_policy):
+    scripts = {"animal": ["look around"] * 4, "light bulb": ["inventory"] * 4}
+    config = RolloutConfig(max_steps=4, demonstrations=0, max_new_tokens=8)
+    measured = ScriptedSampler(byte_policy.tokenizer, scripts)
+    collect_rollouts(byte_policy, ReplayPool(2), [ANIMAL, BULB], config, sampler=measured, progress=False)
+    animal_lengths, bulb_lengths = ([len(p) for p in measured.fed[key]] for key in ("animal", "light bulb"))
+    # The third prompt of find-animal is the first that does not fit; every prompt of the other fits.
+    limit = animal_lengths[2] + config.max_new_tokens - 1
+    assert animal_lengths[1] + config.max_new_tokens <= limit and max(bulb_lengths) + config.max_new_tokens <= limit
+
+    pool, sampler = ReplayPool(2), ScriptedSampler(byte_policy.tokenizer, scripts)
+    animal, bulb = collect_rollouts(byte_policy, pool, [ANIMAL, BULB], RolloutConfig(
+        max_steps=4, demonstrations=0, max_new_tokens=8, max_context_tokens=limit), sampler=sampler, progress=False)
+    assert animal.end_reason == "context_limit" and len(animal.turns) == 2 and animal.error is None
+    assert pool.abandoned == [0] and sampler.batch_sizes == [2, 2, 1, 1]
+    assert bulb.end_reason == "max_steps" and len(bulb.turns) == 4
+    [packed], [with_tips] = animal.without_tips, animal.with_tips
+    assert with_tips.input_ids == packed.input_ids and with_tips.action_mask == packed.action_mask
+    assert packed.action_ids() == [token for turn in animal.turns for token in turn.response_ids]
+    assert [len(p) for p in sampler.fed["animal"]] == animal_lengths[:2]  # the third prompt never reached the model
+    assert packed.input_ids[: len(sampler.fed["animal"][1])] == sampler.fed["animal"][1]
+    assert animal.final_message == prompts.step_user_message(animal.final_observation)
+
+
+def test_an_environment_failure_ends_its_episode_only_and_it_gets_no_tip(byte_policy):
+    from empo2_lite.config import MemoryConfig
+
+    pool = ReplayPool(2)
+    pool.fail_at(0, step=2)
+    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around"] * 4, "light bulb": ["inventory"] * 4})
+    animal, bulb = collect_rollouts(byte_policy, pool, [ANIMAL, BULB], RolloutConfig(max_steps=4, demonstrations=0),
+                                    sampler=sampler, progress=False, tips=MemoryConfig(tip_max_new_tokens=4))
+    assert animal.end_reason == "env_failure" and "slot 0" in animal.error and len(animal.turns) == 1
+    assert sampler.batch_sizes == [2, 2, 1, 1] and len(sampler.fed["animal"]) == 2
+    assert bulb.end_reason == "max_steps" and len(bulb.turns) == 4 and bulb.error is None
+    assert animal.tip is None and animal.tip_finish is None  # never written: it is not trained on
+    assert bulb.tip is not None and bulb.tip_finish in ("eos", "newline", "length")
+
+
+def test_the_trainer_leaves_an_env_failure_out_of_the_update(tmp_path, monkeypatch, tiny_smollm2_model):
+    from empo2_lite import trainer as trainer_module
+    from empo2_lite.config import apply_overrides
+    from empo2_lite.runs import RunDir
+
+    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
+    played, batches = [], []
+
+    def collecting(*args, **kwargs):
+        played.extend(collect_rollouts(*args, **kwargs))
+        return played
+
+    def updating(policy, optimizer, batch, *args, **kwargs):
+        batches.append(list(batch))
+        return update(policy, optimizer, batch, *args, **kwargs)
+
+    update = trainer_module.update_policy
+    monkeypatch.setattr(trainer_module, "collect_rollouts", collecting)
+    monkeypatch.setattr(trainer_module, "update_policy", updating)
+    config = apply_overrides(preset("cpu-smoke"), {"iterations": 1, "name": "failing", "p": 1.0, "q": 1.0,
+                                                   "rollout.max_steps": 2, "write_tips": False,
+                                                   "policy.model": str(tiny_smollm2_model)})
+    trainer = trainer_module.Trainer(config, RunDir.named(config.name))
+    trainer.sampler = ScriptedSampler(trainer.policy.tokenizer, {"animal": ["look around"] * 1000})
+    pool = ReplayPool(config.n_envs)
+    pool.fail_at(1, step=2)
+    [metrics] = trainer.train(progress=False, pool=pool)
+    assert [t.end_reason for t in played] == ["max_steps", "env_failure", "max_steps", "max_steps"]
+    assert metrics["charts/env_failures"] == 1 and played[1].turns and played[1].with_tips
+    [batch] = batches
+    failed = [id(sample) for sample in played[1].with_tips + played[1].without_tips]
+    assert not any(id(item.sample) in failed for item in batch)
+    owner = {id(sample): index for index, t in enumerate(played) if index != 1
+             for sample in t.with_tips + t.without_tips}
+    assert {owner[id(item.sample)] for item in batch} == {0, 2, 3}  # every played episode, nothing else

@@ -28,16 +28,38 @@ def test_the_cache_is_the_default_and_a_switch(byte_policy):
     assert isinstance(scripted, RereadingSampler)
 
 
-def test_an_unusable_cache_falls_back_with_one_line(byte_policy, monkeypatch, caplog):
-    from empo2_lite.policy import kv_sampler
+@pytest.fixture(scope="module")
+def sliding_window_model(tmp_path_factory):
+    """Folder of a 2-layer random Qwen2 whose second layer attends through a sliding window,
+    with the byte tokenizer: a model the per-episode cache cannot serve."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
 
-    monkeypatch.setattr(kv_sampler, "full_attention_problem", lambda model: "it has ['sliding_attention'] layers")
+    from empo2_lite.policy.tiny import byte_tokenizer
+
+    tokenizer = byte_tokenizer()
+    config = Qwen2Config(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                         use_sliding_window=True, sliding_window=16, max_window_layers=1,
+                         layer_types=["full_attention", "sliding_attention"], tie_word_embeddings=True,
+                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny-sliding")
+    Qwen2ForCausalLM(config).save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_an_unusable_cache_falls_back_with_one_line(sliding_window_model, caplog):
+    policy = load_policy(PolicyConfig(model=str(sliding_window_model), lora_rank=4, lora_alpha=8))
     with caplog.at_level(logging.WARNING):
-        sampler = episode_sampler(byte_policy, RolloutConfig())
+        sampler = episode_sampler(policy, RolloutConfig())
     assert isinstance(sampler, RereadingSampler)
     [record] = caplog.records
-    assert record.getMessage() == ("rollout.kv_cache: it has ['sliding_attention'] layers; "
-                                   "re-reading every prompt instead")
+    assert record.getMessage() == ("rollout.kv_cache: the cache supports full-attention models only; this one has "
+                                   "['sliding_attention'] layers; re-reading every prompt instead")
+    with pytest.raises(NotImplementedError, match="sliding_attention"):
+        KVCacheSampler(policy, temperature=1.0, top_p=1.0, max_new_tokens=4)
 
 
 def play_both_ways(policy, specs, config: RolloutConfig, tips: MemoryConfig | None = None):

@@ -7,9 +7,11 @@ byte-level tiny model (one token per byte), so the expected counts follow from t
 from __future__ import annotations
 
 import pytest
+import torch
 
 from empo2_lite import prompts
 from empo2_lite.algo.modes import Mode
+from empo2_lite.algo.update import action_logprobs
 from empo2_lite.config import RolloutConfig, UpdateConfig
 from empo2_lite.rollout import EpisodeSpec, RetrievalQuery, collect_rollouts
 from empo2_lite.lab.token_colours import ROLES, TokenRole, role_counts, tokens_html, update_token_roles
@@ -85,6 +87,25 @@ def test_masking_moves_action_tokens_from_loss_to_masked(rollouts):
     for trajectory, mode in ((plain, Mode.PLAIN), (memory, Mode.OFF_POLICY), (memory, Mode.ON_POLICY_WITH_TIPS)):
         counts = role_counts(update_token_roles(policy, trajectory, mode, MASK_ALL))
         assert counts["loss"] == 0 and counts["masked"] == action_token_count(trajectory)
+
+
+def test_token_masking_colours_by_the_current_policy_not_the_sampled_log_probs(rollouts):
+    """The scripted sampler recorded old log-probs of -0.25; the random model gives ~-5.6. A
+    threshold at the median current log-prob masks about half the actions, each one exactly when
+    its current log-prob is below it (keyed on the old log-probs, none would be masked)."""
+    policy, _, plain = rollouts
+    [packed] = plain.without_tips
+    with torch.no_grad():
+        [current], _ = action_logprobs(policy, [packed])
+    ordered = sorted(current.tolist())
+    middle = len(ordered) // 2
+    threshold = (ordered[middle - 1] + ordered[middle]) / 2
+    assert ordered[middle] - ordered[middle - 1] > 1e-4  # no token sits on the threshold
+    assert min(lp for lp, keep in zip(packed.old_logprobs, packed.action_mask) if keep) > threshold  # old: all above
+    roles = update_token_roles(policy, plain, Mode.PLAIN, UpdateConfig(log_delta=threshold))
+    action_roles = [item.role for item in roles if item.role in ("loss", "masked")]
+    assert action_roles == ["loss" if lp >= threshold else "masked" for lp in current.tolist()]
+    assert role_counts(roles)["masked"] == middle
 
 
 def test_a_plain_rollout_has_neither_tips_nor_stripped_tokens(rollouts):

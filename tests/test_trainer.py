@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 import os
 import signal
 import statistics
@@ -41,6 +42,17 @@ def train_on_replays(config: TrainConfig, model: Path) -> list[dict]:
     return trainer.train(progress=False, pool=ReplayPool(config.n_envs))
 
 
+def assert_numbers_are_finite(metrics: dict) -> None:
+    """Every metric but the mode is a finite int or float (a NaN passes a range check)."""
+    for key, value in metrics.items():
+        if key != "mode":
+            assert isinstance(value, (int, float)) and math.isfinite(value), (key, value)
+
+
+def end_reasons(metrics: dict) -> dict:
+    return {key: value for key, value in metrics.items() if key.startswith("episodes/end_")}
+
+
 def test_an_iteration_logs_every_metric_and_saves_checkpoint_memory_and_tensorboard(tmp_path, monkeypatch,
                                                                                    tiny_smollm2_model):
     monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
@@ -54,6 +66,18 @@ def test_an_iteration_logs_every_metric_and_saves_checkpoint_memory_and_tensorbo
                 "memory/tip_block_share", "memory/tips_dropped_budget", "memory/tips_skipped_context"):
         assert key in metrics
     assert metrics["memory/tips_truncated"] == 4  # the random model writes on to the 12-token limit
+    assert_numbers_are_finite(metrics)
+    # Every action is "look around" (3 tokens), so the episodes are fixed: both variations score 8,
+    # every episode runs its 4 steps, and the novelty of the repeated observation is 1, 1/3, 1/5,
+    # 1/7 (the group's two episodes are counted together, score_step).
+    assert {key: metrics[key] for key in ("charts/return_mean", "charts/return_std", "charts/return_max",
+                                          "charts/success_rate", "charts/tips_shown_mean",
+                                          "diagnostics/response_tokens_mean", "tokens/generated")} == {
+        "charts/return_mean": 8, "charts/return_std": 0.0, "charts/return_max": 8, "charts/success_rate": 0.0,
+        "charts/tips_shown_mean": 0, "diagnostics/response_tokens_mean": 3, "tokens/generated": 4 * 4 * 3}
+    assert end_reasons(metrics) == {"episodes/end_max_steps": 4}
+    assert metrics["charts/novelty_mean"] == pytest.approx((1 + 1 / 3 + 1 / 5 + 1 / 7) / 4)
+    assert metrics["memory/entries"] == 4 * 4  # one tip entry per step
     run = RunDir.named("replayed")
     assert run.latest_checkpoint().name == "iter-000001"
     assert len(TipMemory.load(run.memory_path)) == metrics["memory/entries"] > 0
@@ -78,6 +102,11 @@ def test_grpo_has_no_novelty_and_no_memory_while_empo2_of_the_same_seed_has_both
         assert row["update/optimizer_steps"] >= 1 and row["tokens/prefilled"] > row["tokens/generated"] > 0
         assert 0 <= row["diagnostics/equal_return_groups"] <= 1 and row["diagnostics/response_tokens_mean"] > 0
         assert {"diagnostics/wrong_focus_share", "diagnostics/length_limit_share"} <= set(row)
+    for row in rows.values():  # scripted "look around" on seed 3's variations: scores 8 and 17
+        assert_numbers_are_finite(row)
+        assert (row["charts/return_mean"], row["charts/return_std"], row["charts/return_max"]) == (12.5, 4.5, 17)
+        assert end_reasons(row) == {"episodes/end_max_steps": 4} and row["tokens/generated"] == 48
+    assert empo2["charts/novelty_mean"] == pytest.approx((1 + 1 / 3 + 1 / 5 + 1 / 7) / 4)
 
 
 def test_equal_return_groups_are_those_that_carry_no_gradient():
@@ -181,6 +210,61 @@ def test_memory_iterations_draw_variations_whose_slot_holds_tips(tmp_path, monke
         assert all(row["mode"] != "plain" for row in later)
     assert shares["filled"] == 1.0 >= 0.9
     assert shares["uniform"] < 0.9  # the problem the filled draw solves
+
+
+def trainer_state(trainer: Trainer) -> dict:
+    """Copies of everything a checkpoint must carry over: adapter weights, AdamW moments and
+    steps, both generators' states, the novelty counts and the iteration."""
+    import copy
+
+    from peft import get_peft_model_state_dict
+
+    return {"adapter": {name: tensor.detach().clone()
+                        for name, tensor in get_peft_model_state_dict(trainer.policy.model).items()},
+            "optimizer": copy.deepcopy(trainer.optimizer.state_dict()),
+            "python_rng": trainer.rng.getstate(), "torch_rng": torch.get_rng_state().clone(),
+            "novelty": trainer.novelty.to_json(), "iteration": trainer.iteration}
+
+
+def test_a_resume_restores_weights_optimizer_generators_and_novelty(tmp_path, monkeypatch, tiny_smollm2_model):
+    """A trainer made with resume=True holds exactly the state saved at the checkpoint (the
+    comparison of metrics in the test above could miss a piece that changes them only later)."""
+    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
+    saved = []
+    real_save = Trainer.save_checkpoint
+
+    def save_and_remember(trainer):
+        torch.rand(11)  # the scripted replay draws nothing from torch's generator: move it off the seed
+        real_save(trainer)
+        saved.append(trainer_state(trainer))
+
+    monkeypatch.setattr(Trainer, "save_checkpoint", save_and_remember)
+    config = apply_overrides(preset("cpu-smoke"), {"iterations": 1, "name": "resumed", "p": 1.0, "q": 1.0, "seed": 5,
+                                                   "policy.model": str(tiny_smollm2_model)})
+    trainer = Trainer(config, RunDir.named("resumed"))
+    trainer.sampler = ScriptedSampler(trainer.policy.tokenizer, {"animal": ["look around"] * 1000})
+    trainer.train(progress=False, pool=ReplayPool(config.n_envs))
+    [at_save] = saved
+    torch.rand(3)  # whatever ran in between must not matter
+    resumed = trainer_state(Trainer(apply_overrides(config, {"iterations": 2}), RunDir.named("resumed"), resume=True))
+    fresh = trainer_state(Trainer(apply_overrides(config, {"name": "fresh"}), RunDir.named("fresh")))
+
+    assert resumed["iteration"] == at_save["iteration"] == 1
+    assert resumed["adapter"].keys() == at_save["adapter"].keys()
+    assert all(torch.equal(resumed["adapter"][name], at_save["adapter"][name]) for name in at_save["adapter"])
+    assert not all(torch.equal(fresh["adapter"][name], at_save["adapter"][name]) for name in at_save["adapter"])
+    moments = at_save["optimizer"]["state"]
+    assert moments and resumed["optimizer"]["state"].keys() == moments.keys()
+    for index, state in moments.items():
+        assert {"exp_avg", "exp_avg_sq", "step"} <= state.keys()
+        for key, value in state.items():
+            assert torch.equal(resumed["optimizer"]["state"][index][key], value), (index, key)
+    assert resumed["optimizer"]["param_groups"] == at_save["optimizer"]["param_groups"]
+    assert resumed["python_rng"] == at_save["python_rng"] != fresh["python_rng"]
+    assert torch.equal(resumed["torch_rng"], at_save["torch_rng"])
+    assert not torch.equal(fresh["torch_rng"], at_save["torch_rng"])
+    assert resumed["novelty"] == at_save["novelty"] != fresh["novelty"]
+    assert at_save["novelty"]["slots"]  # counts to restore
 
 
 def train_command(*args: str) -> list[str]:

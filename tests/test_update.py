@@ -232,3 +232,93 @@ def test_with_tips_old_logprobs_start_the_ratio_away_from_one(byte_policy):
     metrics = update_policy(byte_policy, optimizer, [TrainSample(s, 1.0) for s in samples],
                             UpdateConfig(mini_batch_actions=8, mask_granularity="off"), temperature=1.0)
     assert metrics["ratio_mean"] != pytest.approx(1.0, abs=1e-3) and metrics["clip_fraction"] > 0.1
+
+
+def split_threshold(values: list[float]) -> float:
+    """A threshold near the median of ``values`` with no value within 1e-4 of it (so padding noise
+    cannot move a token across it)."""
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    gap, index = max((ordered[i] - ordered[i - 1], i) for i in range(middle - 2, middle + 3))
+    assert gap > 2e-4
+    return (ordered[index - 1] + ordered[index]) / 2
+
+
+def test_masked_tokens_count_in_the_denominator_whatever_the_micro_batching(byte_policy, tiny_byte_model):
+    """With token masking that keeps some tokens and drops others, the loss is the sum of the kept
+    tokens' losses over all action tokens of the mini-batch, however it is cut into micro-batches."""
+    from empo2_lite.config import PolicyConfig
+    from empo2_lite.policy import load_policy
+
+    torch.manual_seed(1)
+    for name, p in byte_policy.model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.02)
+    prompt = chat_ids(byte_policy, "say it")
+    _, samples = sampled_batch(byte_policy, prompt, prompt, 4)
+    advantages = [1.0, -1.0, 0.5, -0.5]
+    batch = [TrainSample(s, a) for s, a in zip(samples, advantages)]
+    with torch.no_grad():
+        current = [values.tolist() for values in action_logprobs(byte_policy, samples)[0]]
+    threshold = split_threshold([lp for values in current for lp in values])
+    kept = [[lp >= threshold for lp in values] for values in current]
+    shares = [sum(flags) / len(flags) for flags in kept]
+    assert len(set(shares)) > 1 and 0 < sum(map(sum, kept)) < sum(map(len, kept))  # uneven masking per sample
+    total = sum(map(len, kept))
+    # ratio 1 on this first pass: each kept token's loss is -A
+    expected = sum(-a * sum(flags) for a, flags in zip(advantages, kept)) / total
+    twin = load_policy(PolicyConfig(model=str(tiny_byte_model), lora_rank=4, lora_alpha=8))
+    twin.model.load_state_dict(byte_policy.model.state_dict())
+    results = []
+    for policy, budget in ((byte_policy, 10_000), (twin, 1)):
+        optimizer = torch.optim.SGD(policy.trainable_parameters(), lr=0.1)
+        config = UpdateConfig(micro_batch_tokens=budget, mini_batch_actions=8, grad_clip=1e9,
+                              mask_granularity="token", log_delta=threshold)
+        results.append(update_policy(policy, optimizer, batch, config, temperature=1.0,
+                                     generator=torch.Generator().manual_seed(0)))
+    for metrics in results:
+        assert metrics["optimizer_steps"] == 1
+        assert metrics["loss"] == pytest.approx(expected, abs=1e-5)
+        assert metrics["masked_fraction"] == pytest.approx(1 - sum(map(sum, kept)) / total, abs=1e-6)
+    after, twin_after = lora_state(byte_policy), lora_state(twin)
+    assert all(torch.allclose(after[n], twin_after[n], atol=1e-6) for n in after)
+
+
+def with_old_logprobs(sample: TokenSample, values: list[float]) -> TokenSample:
+    """``sample`` with its action tokens' old log-probs set to ``values``, in order."""
+    positions = [t for t, keep in enumerate(sample.action_mask) if keep]
+    assert len(positions) == len(values)
+    for t, value in zip(positions, values):
+        sample.old_logprobs[t] = value
+    return sample
+
+
+def masked_fraction_of_one_step(policy, samples: list[TokenSample], **update) -> float:
+    optimizer = torch.optim.SGD(policy.trainable_parameters(), lr=0.0)
+    config = UpdateConfig(mini_batch_actions=sum(map(response_count, samples)), **update)
+    metrics = update_policy(policy, optimizer, [TrainSample(s, 1.0) for s in samples], config, temperature=1.0)
+    assert metrics["optimizer_steps"] == 1
+    return metrics["masked_fraction"]
+
+
+def test_the_update_masks_tokens_on_their_current_log_probs(byte_policy):
+    """Old log-probs of -0.25 (all above the threshold) against current ones around -5.6."""
+    samples = [with_old_logprobs(packed_sample(2), [-0.25] * 6) for _ in range(2)]
+    with torch.no_grad():
+        current = [lp for values in action_logprobs(byte_policy, samples)[0] for lp in values.tolist()]
+    threshold = split_threshold(current)
+    expected = sum(lp < threshold for lp in current) / len(current)
+    assert 0 < expected < 1
+    assert masked_fraction_of_one_step(byte_policy, samples, mask_granularity="token",
+                                       log_delta=threshold) == pytest.approx(expected)
+
+
+def test_sequence_masking_drops_only_the_low_response_of_its_own_sample(byte_policy):
+    """Two packed episodes of two responses in one micro-batch; one token of the first episode's
+    first response had an old log-prob below log_delta: that response goes (3 of 12 action tokens),
+    not the first response of the other episode. The current log-probs (~-5.6) play no part."""
+    low = with_old_logprobs(packed_sample(2), [-1.0, -9.0, -1.0, -1.0, -1.0, -1.0])
+    fine = with_old_logprobs(packed_sample(2), [-1.0] * 6)
+    for samples in ([low, fine], [fine, low]):
+        assert masked_fraction_of_one_step(byte_policy, samples, mask_granularity="sequence",
+                                           log_delta=-5.0) == pytest.approx(3 / 12)
