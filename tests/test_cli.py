@@ -88,7 +88,10 @@ def test_resuming_with_a_damaged_memory_line_is_one_clear_line(tmp_path, monkeyp
 
 @pytest.mark.jvm
 @pytest.mark.slow
-def test_smoke_demo_trains_evaluates_and_plots_then_reuses_its_run(tmp_path, monkeypatch):
+def test_smoke_demo_trains_evaluates_and_plots_then_reuses_its_run(tmp_path, monkeypatch, capsys):
+    """The first demo as a user runs it (a process of its own); the second in process."""
+    from empo2_lite.__main__ import main
+
     monkeypatch.setenv("EMPO2_SMOKE", "1")
     monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
     out = run_cli("demo")
@@ -99,9 +102,9 @@ def test_smoke_demo_trains_evaluates_and_plots_then_reuses_its_run(tmp_path, mon
     assert len((run / "eval.jsonl").read_text().splitlines()) == 1
     assert {p.name for p in (run / "figures").iterdir()} >= {"curve_return_mean.png", "paper_comparison.pdf"}
     assert "trained; test return" in out.stdout
-    again = run_cli("demo")  # finished: nothing is retrained or re-evaluated
-    assert again.returncode == 0 and len((run / "metrics.jsonl").read_text().splitlines()) == 2
-    assert "skipped (done); test return" in again.stdout
+    assert main(["demo"]) == 0  # finished: nothing is retrained or re-evaluated
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+    assert "skipped (done); test return" in capsys.readouterr().out
     assert len((run / "eval.jsonl").read_text().splitlines()) == 1
 
 

@@ -212,28 +212,29 @@ def test_the_papers_ood_pairs_are_named():
 
 @pytest.mark.jvm
 @pytest.mark.slow
-def test_eval_and_ood_commands_on_a_trained_run(tmp_path):
+def test_eval_and_ood_commands_on_a_trained_run(tmp_path, monkeypatch, capsys):
+    """``train`` as a user runs it (a process of its own), then ``eval`` and ``ood`` on its folder,
+    in process (their one-line errors are checked in subprocesses in test_cli.py), on JVMs."""
     import os
     import subprocess
     import sys
 
-    env = {**os.environ, "EMPO2_RUNS": str(tmp_path)}
+    from empo2_lite.__main__ import main
 
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "empo2_lite", *args], env=env, capture_output=True, text=True,
-                              timeout=600)
-
-    trained = cli("train", "--preset", "cpu-smoke", "--task", "identify-life-stages-2", "--iterations", "1", "--name", "a")
+    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
+    trained = subprocess.run([sys.executable, "-m", "empo2_lite", "train", "--preset", "cpu-smoke", "--task",
+                              "identify-life-stages-2", "--iterations", "1", "--name", "a"],
+                             env={**os.environ, "EMPO2_RUNS": str(tmp_path)}, capture_output=True, text=True, timeout=600)
     assert trained.returncode == 0, trained.stderr[-2000:]
-    evaluated = cli("eval", "--run", "a")
-    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    assert main(["eval", "--run", "a"]) == 0
     [final] = [json.loads(line) for line in (tmp_path / "a" / "eval.jsonl").read_text().splitlines()]
     assert final["kind"] == "final" and final["episodes"] + final["env_failures"] == 4
-    adapted = cli("ood", "--run", "a", "--task", "identify-life-stages-2", "--iterations", "2")
-    assert adapted.returncode == 0, adapted.stderr[-2000:]
+    capsys.readouterr()
+    assert main(["ood", "--run", "a", "--task", "identify-life-stages-2", "--iterations", "2"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "a" / "ood-identify-life-stages-2.jsonl").read_text().splitlines()]
     assert [row["used_memory"] for row in rows] == [False, True] and rows[0]["trained_on"] == "identify-life-stages-2"
-    assert "iteration  2  memory on" in adapted.stdout  # printed 1-based
+    adapted = capsys.readouterr()
+    assert "iteration  2  memory on" in adapted.out  # printed 1-based
 
 
 @pytest.mark.parametrize("baseline, check", [

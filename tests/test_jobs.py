@@ -218,8 +218,12 @@ class ScriptedTrainer:
         return trainer
 
 
-def test_the_comparison_plays_each_piece_once_and_tabulates_algorithms_and_baselines(played, tmp_path):
+def test_the_comparison_plays_each_piece_once_and_tabulates_algorithms_and_baselines(played, tmp_path, monkeypatch):
     from empo2_lite import comparison
+
+    # One iteration of one variation per run: the comparison's bookkeeping is under test, not training.
+    monkeypatch.setattr(comparison, "preset", lambda name: apply_overrides(
+        preset(name), {"iterations": 1, "variations_per_iteration": 1}))
 
     root = tmp_path / "compare"
     settings = {"task": TASK, "trials": 2, "progress": False, "make_pool": replay, "trainer_class": ScriptedTrainer}

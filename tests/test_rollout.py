@@ -9,6 +9,7 @@ on real ScienceWorld JVMs, end to end.
 
 from __future__ import annotations
 
+import dataclasses
 from types import SimpleNamespace
 
 import pytest
@@ -391,3 +392,46 @@ def test_the_trainer_leaves_an_env_failure_out_of_the_update(tmp_path, monkeypat
     owner = {id(sample): index for index, t in enumerate(played) if index != 1
              for sample in t.with_tips + t.without_tips}
     assert {owner[id(item.sample)] for item in batch} == {0, 2, 3}  # every played episode, nothing else
+
+
+class _RewordingPool(ReplayPool):
+    """Replays the recording but shows ``observations[(slot, step)]`` as the observation reached, so
+    the novelty the rollout records can be checked on observations built around the threshold."""
+
+    def __init__(self, size: int, observations: dict[tuple[int, int], str]) -> None:
+        super().__init__(size, unrecorded="fixed")
+        self._observations, self._steps = observations, [0] * size
+
+    def step(self, actions):
+        results = super().step(actions)
+        for slot in results:
+            self._steps[slot] += 1
+            results[slot] = dataclasses.replace(results[slot], observation=self._observations[(slot, self._steps[slot])])
+        return results
+
+
+def test_the_rollout_scores_near_threshold_states_per_lock_step_and_counts_the_most_similar(byte_policy):
+    """Jaccard threshold 0.8, twelve words ``base``. ``at`` adds three (12/15 = 0.8: similar);
+    ``below`` drops one and adds two (11/14 = 0.786: a state of its own); ``between`` is similar to
+    both (11/13 to base, 12/13 to ``below``) and its visit counts towards ``below``, the closer."""
+    from empo2_lite.memory import Novelty
+
+    words = [f"word{letter}" for letter in "abcdefghijkl"]
+    base, at = " ".join(words), " ".join(words + ["one", "two", "three"])
+    below, between = " ".join(words[:11] + ["four", "five"]), " ".join(words[:11] + ["four"])
+    observations = {(0, 1): base, (0, 2): at, (0, 3): base, (0, 4): base,
+                    (1, 1): base, (1, 2): below, (1, 3): between, (1, 4): below}
+    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around"] * 8})  # both members read it
+    episodes = [EpisodeSpec("find-animal", 0, 0, seed=1), EpisodeSpec("find-animal", 0, 0, seed=2)]
+    novelty = Novelty(threshold=0.8)
+    first, second = collect_rollouts(byte_policy, _RewordingPool(2, observations), episodes,
+                                     RolloutConfig(max_steps=4, demonstrations=0), sampler=sampler,
+                                     novelty=novelty, progress=False)
+    # Step 1: both reach base, scored against the counts from before the step: 1 and 1 (not 1/2).
+    # Step 2: ``at`` joins base's 2 visits (1/3); ``below`` starts a state (1).
+    # Step 3: base (3 visits) -> 1/4; ``between`` is similar to base (3) and ``below`` (1) -> 1/5.
+    # Step 4: base (4) -> 1/5; ``below`` holds its visit and ``between``'s -> 1/3 (1/2 had
+    # ``between`` counted towards base).
+    assert [turn.novelty for turn in first.turns] == pytest.approx([1.0, 1 / 3, 1 / 4, 1 / 5])
+    assert [turn.novelty for turn in second.turns] == pytest.approx([1.0, 1.0, 1 / 5, 1 / 3])
+    assert novelty.distinct_states("find-animal", 0) == 2

@@ -145,3 +145,44 @@ def test_html_has_one_span_per_run_of_a_role():
     roles = [TokenRole("a", "loss"), TokenRole("b", "loss"), TokenRole("c", "masked"), TokenRole("d", "loss")]
     page = tokens_html(roles)
     assert ">ab</span>" in page and ">c</span>" in page and ">d</span>" in page
+
+
+def _current_action_logprobs_by_step(policy, trajectory, mode: Mode) -> list[float]:
+    """Every action token's current log-prob in step order, each scored in the sample the update
+    of ``mode`` reads it in: a tipped step's own with-tips sample (on-policy with tips) or the
+    tip-free sequence (off-policy)."""
+    [packed] = trajectory.without_tips
+    with torch.no_grad():
+        [free], _ = action_logprobs(policy, [packed])
+    if mode is Mode.OFF_POLICY:
+        return free.tolist()
+    tipped = [step for step, turn in enumerate(trajectory.turns) if turn.tips]
+    own = dict(zip(tipped, trajectory.with_tips[len(trajectory.with_tips) - len(tipped):]))
+    by_step, first = [], 0
+    for step, turn in enumerate(trajectory.turns):
+        length = len(turn.response_ids)
+        if step in own:
+            with torch.no_grad():
+                [scored], _ = action_logprobs(policy, [own[step]])
+            by_step += scored.tolist()[-length:]
+        else:
+            by_step += free.tolist()[first:first + length]
+        first += length
+    return by_step
+
+
+def test_tip_modes_mask_each_action_by_its_log_prob_in_the_view_the_update_reads(rollouts):
+    """With tips kept, a tipped step's actions are judged by their log-probs with that step's block
+    in the prompt; with tips stripped, by their tip-free log-probs. The threshold is chosen where the
+    two views disagree on some token, so colouring one mode by the other's view fails."""
+    policy, memory, _ = rollouts
+    with_tips = _current_action_logprobs_by_step(policy, memory, Mode.ON_POLICY_WITH_TIPS)
+    tip_free = _current_action_logprobs_by_step(policy, memory, Mode.OFF_POLICY)
+    values = sorted(set(with_tips + tip_free))
+    candidates = [(a + b) / 2 for a, b in zip(values, values[1:]) if b - a > 1e-4]
+    threshold = max(candidates, key=lambda t: sum((a >= t) != (b >= t) for a, b in zip(with_tips, tip_free)))
+    assert sum((a >= threshold) != (b >= threshold) for a, b in zip(with_tips, tip_free)) > 0
+    for mode, current in ((Mode.ON_POLICY_WITH_TIPS, with_tips), (Mode.OFF_POLICY, tip_free)):
+        roles = update_token_roles(policy, memory, mode, UpdateConfig(log_delta=threshold))
+        action_roles = [item.role for item in roles if item.role in ("loss", "masked")]
+        assert action_roles == ["loss" if lp >= threshold else "masked" for lp in current], mode
