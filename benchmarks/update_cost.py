@@ -58,7 +58,7 @@ def scripted_trajectories(policy, steps: int, history_window: int | None):
 
 
 def time_update(policy, trajectories) -> dict:
-    batch = [TrainSample(sample, advantage) for trajectory, advantage in zip(trajectories, (1.0, -1.0))
+    batch = [TrainSample.whole(sample, advantage) for trajectory, advantage in zip(trajectories, (1.0, -1.0))
              for sample in trajectory.without_tips]
     optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=1e-6)
     began = time.perf_counter()

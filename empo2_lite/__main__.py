@@ -24,8 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from empo2_lite import tasks as task_registry
-from empo2_lite.config import (PRESETS, ConfigError, TrainConfig, apply_overrides, check_choice, check_integer,
-                               load_overrides_file, parse_set_arguments, preset, run_format_error)
+from empo2_lite.config import (ALGORITHMS, PRESETS, ConfigError, TrainConfig, apply_overrides, check_choice,
+                               check_integer, load_overrides_file, parse_set_arguments, preset, run_format_error)
 from empo2_lite.errors import KitError
 from empo2_lite.tasks import OOD_PAIRS
 from empo2_lite.runs import RunDir, runs_root
@@ -94,7 +94,7 @@ def _watch(args: argparse.Namespace, task: task_registry.Task) -> int:
         raise ConfigError("--memory: the memory belongs to the trained run; leave out --untrained to use it")
     task.check_variation(args.variation, args.split or "test")
     _check_temperature(args.temperature)
-    run = _existing_run("--run", args.run)
+    run = RunDir.existing(args.run, "--run")
     from empo2_lite.watch import transcript, watch_run
 
     trajectory = watch_run(run.path, task.name, args.variation, split=args.split or "test", untrained=args.untrained,
@@ -152,7 +152,7 @@ def _check_resume(args: argparse.Namespace) -> None:
     if given:
         raise ConfigError(f"{'/'.join(given)}: not with --resume (a run resumes with its own settings; "
                           "only --iterations may change)")
-    run = _existing_run("--resume", args.resume)
+    run = RunDir.existing(args.resume, "--resume")
     config = run.config()
     if args.iterations is not None:
         check_integer("--iterations", args.iterations, minimum=1)
@@ -161,14 +161,6 @@ def _check_resume(args: argparse.Namespace) -> None:
     if error is not None:
         raise error
     config.validate()
-
-
-def _existing_run(flag: str, name: str) -> RunDir:
-    """The run called ``name`` under the runs root, or a one-line error naming ``flag``."""
-    run = RunDir.named(name)
-    if not run.exists():
-        raise ConfigError(f"{flag}: no run named {name!r} under {runs_root()}")
-    return run
 
 
 def iterations_line(metrics: list[dict], iterations: int) -> str:
@@ -229,7 +221,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         result = jobs.baseline(args.baseline, args.task, args.preset, trials=args.trials, name=args.name, seed=seed,
                                overrides=overrides, **settings)
     else:
-        run = _existing_run("--run", args.run)
+        run = RunDir.existing(args.run, "--run")
         from empo2_lite import jobs
 
         result = jobs.final_evaluation(run.path, progress=True, **settings)
@@ -248,7 +240,7 @@ def cmd_ood(args: argparse.Namespace) -> int:
     _check_evaluation_flags(args)
     check_integer("--iterations", args.iterations, minimum=1)
     task_registry.get_task(args.task)
-    _existing_run("--run", args.run)
+    RunDir.existing(args.run, "--run")
     from empo2_lite import jobs
 
     history = jobs.adapt_ood(args.run, args.task, args.iterations, temperature=args.temperature,
@@ -362,7 +354,9 @@ def build_parser() -> argparse.ArgumentParser:
     train = commands.add_parser("train", help="train a policy with EMPO² or GRPO")
     train.add_argument("--preset", default="cpu-smoke", help=", ".join(PRESETS))
     train.add_argument("--task", help="task name (see `tasks`)")
-    train.add_argument("--algo", help="empo2 or grpo")
+    train.add_argument("--algo", metavar="ALGO", help="the algorithm (default: the preset's, empo2), which sets p, "
+                       "write_tips and memory.novelty_coef as it needs; one of: "
+                       + "; ".join(f"{entry.name} ({entry.summary})" for entry in ALGORITHMS.values()))
     train.add_argument("--iterations", type=int, help="number of iterations")
     train.add_argument("--name", help="run folder name (an unfinished run of that name and settings resumes)")
     train.add_argument("--config", help="YAML file of overrides")

@@ -41,6 +41,9 @@ from empo2_lite.runs import RunDir, runs_under
 if TYPE_CHECKING:
     from empo2_lite.evaluation import PoolFactory
 
+COMPARED = ("empo2", "grpo")
+"""The algorithms this experiment trains: the paper's Table 1 pair. The other algorithms of the
+table are ablations, run with ``ablate --grid algo=...``; its folder names and pieces stay these."""
 TABLE_COLUMNS = ("algo", "runs", "test_return", "test_return_std", "gain_over_naive", "gain_se", "memory_iterations",
                  "memory_iterations_with_tips", "training_minutes")
 """The columns of ``comparison_table``, in order."""
@@ -54,7 +57,7 @@ def run_name(algo: str, seed: int) -> str:
 def pieces(seeds: Sequence[int]) -> list[str]:
     """Every piece of the experiment by name: the baselines first, then the algorithms, each per seed."""
     return [*(run_name(kind, seed) for seed in seeds for kind in BASELINES),
-            *(run_name(algo, seed) for seed in seeds for algo in ALGOS)]
+            *(run_name(algo, seed) for seed in seeds for algo in COMPARED)]
 
 
 def training_config(preset_name: str, algo: str, seed: int, task: str | None = None) -> TrainConfig:
@@ -77,7 +80,8 @@ def check_comparison(preset_name: str, seeds: Sequence[int], *, task: str | None
     unknown = sorted(set(only or ()) - set(names))
     if unknown:
         raise ConfigError(f"--only: {', '.join(unknown)} is not a piece of this experiment; choose from {', '.join(names)}")
-    configs = {run_name(algo, seed): training_config(preset_name, algo, seed, task) for algo in ALGOS for seed in seeds}
+    configs = {run_name(algo, seed): training_config(preset_name, algo, seed, task)
+               for algo in COMPARED for seed in seeds}
     for config in configs.values():
         config.validate()
     return configs
@@ -173,7 +177,7 @@ def tabulate(evals: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
                      "gain_over_naive": gain, "gain_se": error,
                      **{column: int(usage[column].get(algo, 0)) for column in MEMORY_COLUMNS},
                      "training_minutes": float(minutes.reindex(group["run"]).mean()) if len(minutes) else math.nan})
-    order = {name: index for index, name in enumerate([*BASELINES, *ALGOS])}
+    order = {name: index for index, name in enumerate([*BASELINES, *ALGOS])}  # any ablation found: table order
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     return table.sort_values("algo", key=lambda column: column.map(order)).reset_index(drop=True)
 

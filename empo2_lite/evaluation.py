@@ -19,6 +19,8 @@ from episode seeds of its own purpose (``seeding.py``), so evaluating does not c
   setting (temperature, episodes per variation) and then read back from ``eval.jsonl`` (so
   ``make demo``, ``eval --run`` and the notebooks can be re-run cheaply); a second test evaluation
   under other settings is refused. It is one of the jobs in ``jobs.py``.
+* ``evaluation_settings``: the temperature and episodes per variation of an evaluation, each the
+  config's unless given (every job that evaluates, and ``watch.py``, asks it).
 
 Run files are read and written through ``RunDir`` only; nothing here refuses a run folder of an
 older config format, since evaluating a trained adapter does not continue its training.
@@ -26,12 +28,12 @@ older config format, since evaluating a trained adapter does not continue its tr
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from empo2_lite.config import ConfigError, EnvConfig, MemoryConfig, RolloutConfig, check_choice
-from empo2_lite.env.pool import EnvPool
+from empo2_lite.config import ConfigError, MemoryConfig, RolloutConfig, TrainConfig, check_choice
+from empo2_lite.env.pool import PoolFactory, open_pool
 from empo2_lite.env.protocol import EpisodePool
 from empo2_lite.memory import TipMemory
 from empo2_lite.policy.loading import Policy
@@ -39,10 +41,30 @@ from empo2_lite.rollout import EpisodeSpec, collect_rollouts, episode_specs, war
 from empo2_lite.runs import RunDir
 from empo2_lite.summary import summarize
 from empo2_lite.tasks import EVAL_SPLITS, Task, get_task
+from empo2_lite.trajectory import played
 
-PoolFactory = Callable[[int, EnvConfig], EpisodePool]
-"""Builds the environments a job plays on from (slots, settings): ``EnvPool`` (one ScienceWorld
-JVM per slot) by default; tests pass a pool replaying recorded transitions."""
+
+@dataclass(frozen=True)
+class EvaluationSettings:
+    """How an evaluation plays: two evaluations of one split are the same one exactly when these
+    match, so a row records both and is read back only under them."""
+
+    temperature: float
+    episodes_per_variation: int
+
+    def row(self) -> dict[str, Any]:
+        """The settings as the fields of a results row."""
+        return asdict(self)
+
+
+def evaluation_settings(config: TrainConfig, temperature: float | None = None,
+                        episodes_per_variation: int | None = None) -> EvaluationSettings:
+    """The settings asked for, each one not given (None) the config's ``eval_temperature`` or
+    ``eval_episodes_per_variation``: the one place those defaults are chosen, so a final evaluation,
+    a baseline, an OOD adaptation and a watched episode of one run all play alike."""
+    return EvaluationSettings(config.eval_temperature if temperature is None else temperature,
+                              config.eval_episodes_per_variation if episodes_per_variation is None
+                              else episodes_per_variation)
 
 
 ROW_SPLIT_DEFAULT = "test"
@@ -62,7 +84,7 @@ def evaluation_specs(task: Task, episodes_per_variation: int, *, split: str, see
                          purpose=purpose, iteration=iteration)
 
 
-def evaluate(policy: Policy, pool: EnvPool, task: Task, rollout: RolloutConfig, *, split: str, seed: int,
+def evaluate(policy: Policy, pool: EpisodePool, task: Task, rollout: RolloutConfig, *, split: str, seed: int,
              iteration: int, temperature: float, episodes_per_variation: int, progress: bool = False,
              warn_short_context: bool = True) -> dict:
     """Results of ``policy`` on ``split`` of ``task`` (no memory is ever consulted), drawn from the
@@ -109,12 +131,10 @@ def final_evaluation(run_path: str | Path, policy: Policy | None = None, progres
     check_choice("split", split, EVAL_SPLITS)
     run = RunDir(run_path)
     config = run.config()
-    temperature = config.eval_temperature if temperature is None else temperature
-    episodes = config.eval_episodes_per_variation if episodes_per_variation is None else episodes_per_variation
+    settings = evaluation_settings(config, temperature, episodes_per_variation)
     finals = [row for row in run.read_evals() if row.get("iteration") == config.iterations and row_split(row) == split]
     for row in finals:
-        if (row.get("temperature", config.eval_temperature) == temperature
-                and row.get("episodes_per_variation", config.eval_episodes_per_variation) == episodes):
+        if evaluation_settings(config, row.get("temperature"), row.get("episodes_per_variation")) == settings:
             return row
     played_test = [row for row in run.read_evals() if row_split(row) == "test" and row.get("kind") == "final"]
     if split == "test" and played_test:
@@ -125,16 +145,15 @@ def final_evaluation(run_path: str | Path, policy: Policy | None = None, progres
                           "played once: evaluate other settings on 'dev'")
     if policy is None:
         policy, _ = load_trained_policy(run.path)
-    with (make_pool or EnvPool)(config.n_envs, config.env) as pool:
+    with open_pool(make_pool, config.n_envs, config.env) as pool:
         result = evaluate(policy, pool, get_task(config.task), config.rollout, split=split, seed=config.seed,
-                          iteration=config.iterations, temperature=temperature, episodes_per_variation=episodes,
-                          progress=progress)
-    record = {"iteration": config.iterations, "kind": "final", "temperature": temperature, **result}
+                          iteration=config.iterations, progress=progress, **settings.row())
+    record = {"iteration": config.iterations, "kind": "final", "temperature": settings.temperature, **result}
     run.append_eval(record)
     return record
 
 
-def memory_adaptation(policy: Policy, pool: EnvPool, task: Task, rollout: RolloutConfig, memory_config: MemoryConfig,
+def memory_adaptation(policy: Policy, pool: EpisodePool, task: Task, rollout: RolloutConfig, memory_config: MemoryConfig,
                       iterations: int, *, split: str, seed: int, temperature: float, episodes_per_variation: int,
                       progress: bool = False) -> list[dict]:
     """Frozen weights, growing memory: iteration 0 plays the variations of ``split`` without tips,
@@ -154,8 +173,7 @@ def memory_adaptation(policy: Policy, pool: EnvPool, task: Task, rollout: Rollou
         trajectories = collect_rollouts(policy, pool, specs, settings,
                                         retrieve=memory.tips_for if use_memory else None, progress=progress,
                                         tips=memory_config)
-        played = [t for t in trajectories if t.end_reason != "env_failure"]
-        for trajectory in played:
+        for trajectory in played(trajectories):
             memory.add_episode(trajectory, trajectory.tip, iteration=iteration)
         stats = summarize(trajectories)
         history.append({"iteration": iteration, "split": split, "seed": seed, "used_memory": use_memory,

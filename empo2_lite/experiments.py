@@ -8,9 +8,12 @@ it stopped.
 
 The paper's ablation axes: p, q, the novelty coefficient, masking on/off and its granularity, the
 off-policy old log-prob variant, no off-policy, no on-policy-with-tips; plus seeds. Beyond single
-settings, ``variant`` names a bundle of settings (``VARIANTS``), e.g. ``--grid
-variant=grpo,grpo+novelty,grpo+tips-unseen`` separates what GRPO lacks: memory rollouts, the
-novelty reward, and the cost of writing tips.
+settings, ``variant`` names a bundle of settings (``VARIANTS``). Every algorithm of the algorithm
+table is a variant that only sets ``algo`` (its settings come from the table), so ``--grid
+algo=grpo,grpo+novelty,grpo+tips-unseen`` and ``--grid variant=...`` with the same names give the
+same runs, each under its own label in results, figures and reports: together they separate what
+GRPO lacks (memory rollouts, the novelty reward, and the cost of writing tips). The other variants
+change EMPO²'s settings and keep its label.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from empo2_lite.config import apply_overrides, ConfigError, TrainConfig
+from empo2_lite.config import ALGOS, apply_overrides, ConfigError, TrainConfig
 from empo2_lite.runs import RunDir
 
 GRID_KEYS = ("p", "q", "memory.novelty_coef", "memory.novelty_aggregation", "update.mask_granularity",
@@ -26,16 +29,13 @@ GRID_KEYS = ("p", "q", "memory.novelty_coef", "memory.novelty_aggregation", "upd
              "seed", "algo", "variant")
 
 VARIANTS: dict[str, dict[str, Any]] = {
-    "empo2": {"algo": "empo2"},
-    "grpo": {"algo": "grpo"},
-    "grpo+novelty": {"algo": "grpo", "memory.novelty_coef": 1.0},
-    "grpo+tips-unseen": {"algo": "grpo", "write_tips": True},
+    **{name: {"algo": name} for name in ALGOS},
     "empo2-novelty-mean": {"algo": "empo2", "memory.novelty_aggregation": "mean"},
     "empo2-no-novelty": {"algo": "empo2", "memory.novelty_coef": 0.0},
 }
-"""Named bundles of settings for the ``variant`` grid key: GRPO as in the paper (no memory, no
-novelty), GRPO + the novelty reward, GRPO + tips written but never shown (p = 0), and EMPO² with
-the novelty reward averaged over steps instead of summed, or switched off."""
+"""Named bundles of settings for the ``variant`` grid key: every algorithm of the table (EMPO²,
+GRPO as in the paper, GRPO + the novelty reward, GRPO + tips written but never shown), and EMPO²
+with the novelty reward averaged over steps instead of summed, or switched off."""
 
 
 def expand_grid(base: TrainConfig, grid: dict[str, list[Any]]) -> list[TrainConfig]:

@@ -12,9 +12,9 @@ the same way (finished work is read back, not redone):
 * ``adapt_ood``: a trained run adapting to another task with frozen weights, saved with the run.
 * ``all_figures``: every figure a set of runs supports, optionally saved as PNG + PDF.
 
-Jobs that play episodes take ``make_pool`` (default: ``EnvPool``, one ScienceWorld JVM per slot),
-so tests run them on a pool replaying recorded transitions; training also takes ``trainer_class``
-(tests pass one that writes checkpoints without a model).
+Jobs that play episodes take ``make_pool`` (without one, ``env.pool.open_pool`` opens ``EnvPool``,
+one ScienceWorld JVM per slot), so tests run them on a pool replaying recorded transitions;
+training also takes ``trainer_class`` (tests pass one that writes checkpoints without a model).
 """
 
 from __future__ import annotations
@@ -28,9 +28,10 @@ from typing import TYPE_CHECKING, Any
 from empo2_lite.config import (BASELINES, ConfigError, TrainConfig, apply_overrides, check_choice, config_json, preset,
                                run_format_error)
 from empo2_lite.config.overrides import flatten
-from empo2_lite.evaluation import PoolFactory, final_evaluation, row_split
+from empo2_lite.env.pool import PoolFactory, open_pool
+from empo2_lite.evaluation import evaluation_settings, final_evaluation, row_split
 from empo2_lite.experiments import run_status
-from empo2_lite.runs import RunDir, runs_root
+from empo2_lite.runs import RunDir
 from empo2_lite.tasks import EVAL_SPLITS, get_task
 
 if TYPE_CHECKING:
@@ -105,10 +106,7 @@ def train(config: TrainConfig, *, progress: bool = True, make_pool: PoolFactory 
 def resume(name: str, iterations: int | None = None, *, progress: bool = True, make_pool: PoolFactory | None = None,
            trainer_class: type | None = None) -> Trained:
     """Continue the run called ``name`` with its own settings (to ``iterations`` if given)."""
-    run = RunDir.named(name)
-    if not run.exists():
-        raise ConfigError(f"--resume: no run named {name!r} under {runs_root()}")
-    config = run.config()
+    config = RunDir.existing(name, "--resume").config()
     if iterations:
         config.iterations = iterations
     return train(config, progress=progress, make_pool=make_pool, trainer_class=trainer_class)
@@ -149,24 +147,23 @@ def baseline(kind: str, task_name: str, preset_name: str, *, trials: int = 3, te
     if run.exists() and (run.config().baseline, run.config().seed) != (kind, seed):
         raise ConfigError(f"name: {run.path} already holds a run that is not a {kind} baseline of seed {seed}; "
                           "choose another name")
-    temperature = config.eval_temperature if temperature is None else temperature
-    episodes = config.eval_episodes_per_variation if episodes_per_variation is None else episodes_per_variation
+    settings = evaluation_settings(config, temperature, episodes_per_variation)
     policy = load_policy(replace(config.policy, lora_rank=0), config.rollout,
                          tips=config.memory if kind == "memory-only" else None)
-    with _pools(make_pool)(config.n_envs, config.env) as pool:
+    with open_pool(make_pool, config.n_envs, config.env) as pool:
         if kind == "memory-only":
             history = memory_adaptation(policy, pool, task, config.rollout, config.memory, trials, split=split,
-                                        seed=seed, temperature=temperature, episodes_per_variation=episodes,
-                                        progress=progress)
+                                        seed=seed, progress=progress, **settings.row())
             last = history[-1]
-            result = {"task": task.name, "split": split, "seed": seed, "episodes_per_variation": episodes,
+            result = {"task": task.name, "split": split, "seed": seed,
+                      "episodes_per_variation": settings.episodes_per_variation,
                       "episodes": last["episodes"], "return_mean": last["return_mean"], "return_se": last["return_se"],
                       "success_rate": last["success_rate"], "end_reasons": last["end_reasons"],
                       "per_variation": last["per_variation"], "trials": history}
         else:
             result = evaluate(policy, pool, task, config.rollout, split=split, seed=seed, iteration=0,
-                              temperature=temperature, episodes_per_variation=episodes, progress=progress)
-    result = {"baseline": kind, "preset": preset_name, "temperature": temperature, **result}
+                              progress=progress, **settings.row())
+    result = {"baseline": kind, "preset": preset_name, "temperature": settings.temperature, **result}
     if not run.exists():
         run.start(config)
     run.append_eval({"iteration": 0, "kind": "final", **result})
@@ -182,34 +179,21 @@ def adapt_ood(name: str, task_name: str, iterations: int, *, temperature: float 
     already saved with the same settings is read back instead (rows without a split are test)."""
     from empo2_lite.evaluation import load_trained_policy, memory_adaptation
 
-    run = RunDir.named(name)
-    if not run.exists():
-        raise ConfigError(f"--run: no run named {name!r} under {runs_root()}")
+    run = RunDir.existing(name, "--run")
     task = get_task(task_name)
     config = run.config()
     check_choice("split", split, EVAL_SPLITS)
-    settings = {"temperature": config.eval_temperature if temperature is None else temperature,
-                "episodes_per_variation": (config.eval_episodes_per_variation if episodes_per_variation is None
-                                           else episodes_per_variation)}
+    settings = evaluation_settings(config, temperature, episodes_per_variation).row()
     saved = run.read_ood().get(task.name, [])
     if (len(saved) == iterations and all({key: row.get(key) for key in settings} == settings for row in saved)
             and all(row_split(row) == split for row in saved)):
         return saved
     policy, config = load_trained_policy(run.path)
-    with _pools(make_pool)(config.n_envs, config.env) as pool:
+    with open_pool(make_pool, config.n_envs, config.env) as pool:
         history = memory_adaptation(policy, pool, task, config.rollout, config.memory, iterations, progress=progress,
                                     split=split, seed=config.seed, **settings)
     run.write_ood(task.name, [{**row, **settings} for row in history])
     return run.read_ood()[task.name]
-
-
-def _pools(make_pool: PoolFactory | None) -> PoolFactory:
-    """``make_pool``, or ``EnvPool`` looked up when the job runs (so a test may replace it)."""
-    if make_pool is not None:
-        return make_pool
-    from empo2_lite.env import pool
-
-    return pool.EnvPool
 
 
 # -- figures -----------------------------------------------------------------------------------

@@ -3,17 +3,21 @@
 Every function takes DataFrames from ``results.py`` (iterations counted from 1) and returns a matplotlib ``Figure`` built
 without pyplot, so it renders headless (CI, servers) and still shows inline in Jupyter.
 ``save_figure`` writes PNG and PDF. Colours are the Okabe-Ito palette, readable with the common
-forms of colour blindness.
+forms of colour blindness. Each algorithm of the algorithm table (and each untrained baseline) keeps
+one colour in every figure (``colours``): an ablation such as "grpo+novelty" is a label of its own,
+never drawn in the colour of "grpo" and never pooled with it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from empo2_lite.config import ALGOS, BASELINES
 from empo2_lite.results import counted, memory_flags
 
 OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
@@ -24,6 +28,22 @@ PHASES = ("rollout", "tips", "memory", "update")
 def _label(value) -> str:
     """A setting as a legend or axis label: 2/3 as 0.667, not 0.6666666666666666."""
     return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def colours(labels: Iterable, by: str = "algo") -> dict:
+    """A colour per label. By ``algo``: the table's algorithms, then the baselines, each at its own
+    place in the palette whichever of them a figure holds; other labels (and other settings, in
+    their sorted order) take the colours left, in turn."""
+    labels = set(labels)
+    try:
+        labels = sorted(labels)
+    except TypeError:  # mixed types: an order all the same
+        labels = sorted(labels, key=str)
+    fixed = {name: colour for name, colour in zip([*ALGOS, *BASELINES], OKABE_ITO)} if by == "algo" else {}
+    spare = [colour for colour in OKABE_ITO if colour not in fixed.values()] or list(OKABE_ITO)
+    others = [label for label in labels if label not in fixed]
+    return {**{label: fixed[label] for label in labels if label in fixed},
+            **{label: spare[index % len(spare)] for index, label in enumerate(others)}}
 
 
 def _runs(count: int) -> str:
@@ -67,7 +87,9 @@ def learning_curves(metrics: pd.DataFrame, metric: str = "charts/return_mean", h
     band of +-1 std across runs."""
     figure = Figure(figsize=(6.4, 4.0))
     axes = figure.subplots()
-    for colour, (name, group) in zip(OKABE_ITO, metrics.groupby(hue, sort=True)):
+    palette = colours(metrics[hue], hue) if len(metrics) else {}
+    for name, group in metrics.groupby(hue, sort=True):
+        colour = palette[name]
         stats = group.groupby("iteration")[metric].agg(["mean", "std", "count"]).reset_index()
         axes.plot(stats["iteration"], stats["mean"], color=colour, marker="o", markersize=3,
                   label=f"{_label(name)} ({_runs(group['run'].nunique())})")
@@ -170,7 +192,9 @@ def ablation_bars(evals: pd.DataFrame, by: str) -> Figure:
     figure = Figure(figsize=(6.4, 4.0))
     axes = figure.subplots()
     labels = [f"{_label(value)}\n({_runs(count)})" for value, count in zip(stats[by], stats["count"])]
-    axes.bar(labels, stats["mean"], yerr=stats["std"].fillna(0.0), color=OKABE_ITO[: len(stats)], capsize=4)
+    palette = colours(stats[by], by)
+    axes.bar(labels, stats["mean"], yerr=stats["std"].fillna(0.0), color=[palette[value] for value in stats[by]],
+             capsize=4)
     axes.axhline(0, color="black", linewidth=0.6)
     axes.set_xlabel(by)
     axes.set_ylabel("latest test return")
@@ -199,15 +223,15 @@ def learning_comparison(metrics: pd.DataFrame, evals: pd.DataFrame) -> Figure:
     diagnostics = [column for column in DIAGNOSTICS if column in trained]
     figure = Figure(figsize=(11, 7.2 if diagnostics else 4.0))
     grid = figure.add_gridspec(2 if diagnostics else 1, max(len(diagnostics), 2), height_ratios=[1.6, 1] if diagnostics else None)
-    colours = dict(zip(sorted(trained["algo"].unique()) if len(trained) else [], OKABE_ITO))
+    palette = colours(trained["algo"]) if len(trained) else {}
 
     def per_algo(axes, frame: pd.DataFrame, column: str, note: str = "", style: str = "-") -> None:
         for algo, group in frame.groupby("algo", sort=True):
             for _, run in group.groupby("run"):
                 run = run.sort_values("iteration")
-                axes.plot(run["iteration"], run[column], color=colours[algo], alpha=0.3, linewidth=0.8, linestyle=style)
+                axes.plot(run["iteration"], run[column], color=palette[algo], alpha=0.3, linewidth=0.8, linestyle=style)
             mean = group.groupby("iteration")[column].mean()
-            axes.plot(mean.index, mean.values, color=colours[algo], linewidth=2, linestyle=style, marker="o",
+            axes.plot(mean.index, mean.values, color=palette[algo], linewidth=2, linestyle=style, marker="o",
                       markersize=3, label=f"{algo}{note} ({_runs(group['run'].nunique())})")
 
     top_width = grid.ncols // 2

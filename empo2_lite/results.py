@@ -55,8 +55,10 @@ ABLATION_COLUMNS = ("p", "q", "novelty_coef", "mask_granularity", "off_policy_ol
 
 def _run_identity(run: RunDir) -> dict:
     """The columns that say which run a row comes from, and its ablation settings (as they ran:
-    an older config format is migrated, e.g. its GRPO runs show p = 0). A baseline folder's
-    ``algo`` is its kind ("naive", "memory-only")."""
+    an older config format is migrated, e.g. its GRPO runs show p = 0). ``algo`` is the algorithm
+    table's name for what ran, so ablations group apart from the algorithm they ablate (a
+    "grpo+novelty" run that an older kit stored as "grpo" reads as "grpo+novelty"); a baseline
+    folder's ``algo`` is its kind ("naive", "memory-only")."""
     config = run.config()
     return {"run": run.path.name, "task": config.task, "algo": config.baseline or config.algo, "seed": config.seed,
             "preset": config.preset or "custom", "preset_model": config.policy.model, "p": config.p, "q": config.q,
@@ -178,8 +180,9 @@ def test_rows(evals: pd.DataFrame) -> pd.DataFrame:
 
 def report_markdown(evals: pd.DataFrame, paper: pd.DataFrame) -> str:
     """A Markdown table: for each task with kit runs, the kit's latest test-split return per
-    algorithm (mean over runs, with the model that produced it) beside the paper's GRPO and EMPO²
-    numbers. Runs evaluated on dev only have no row."""
+    algorithm (each ablation of the algorithm table on a row of its own; mean over runs, with the
+    model that produced it) beside the paper's GRPO and EMPO² numbers. Runs evaluated on dev only
+    have no row."""
     lines = ["| task | kit algo | kit preset | kit model | kit runs | kit test return | paper GRPO | paper EMPO2 |",
              "|---|---|---|---|---|---|---|---|"]
     evals = test_rows(evals)

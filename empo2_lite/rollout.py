@@ -45,7 +45,8 @@ from empo2_lite.policy.samplers import EpisodeSampler, episode_sampler
 from empo2_lite.policy.sampling import SampledResponse
 from empo2_lite.seeding import episode_seed, step_seed
 from empo2_lite.tasks import step_cap
-from empo2_lite.trajectory import ChatTokens, TokenSample, Trajectory, Turn, append_history, assistant_content
+from empo2_lite.trajectory import (ChatTokens, TokenSample, Trajectory, Turn, append_history, assistant_content,
+                                  played)
 
 
 logger = logging.getLogger(__name__)
@@ -88,10 +89,6 @@ Retriever = Callable[[RetrievalQuery], Sequence[str]]
 NoveltyFn = Callable[[Sequence[tuple[str, int, str]]], list[float]]
 """Maps the (task, variation, observation) of every episode at one step to its novelty reward
 (``Novelty`` is one: it scores them all against the counts from before the step)."""
-Sampler = Callable[[list[list[int]]], list[SampledResponse]]
-"""Maps a batch of prompt ids to one response each; tests pass scripted samplers."""
-
-
 class _Episode:
     """The state of one running episode: its two chat views and its record."""
 
@@ -110,8 +107,8 @@ class _Episode:
             """The tip-free chat: the without-tips view, and the history under every step's block."""
             self.tip_samples: list[TokenSample] = []
             """One sample per step that showed tips: its prompt with the block, its response."""
-            self.tip_spans: list[tuple[int, int]] = []
-            """Where the responses of those steps lie in the tip-free chat's sample."""
+            self.tip_spans: list[tuple[int, int, int]] = []
+            """Where the responses of those steps lie in the tip-free chat's sample, and their steps."""
 
     def query(self) -> RetrievalQuery:
         return RetrievalQuery(self.trajectory.task, self.trajectory.variation, len(self.trajectory.turns), self.history_text)
@@ -152,16 +149,17 @@ class _Episode:
     def record(self, prompt_with: list[int], response: SampledResponse, result: StepResult, novelty: float,
                computed: int) -> None:
         """Store the step in both views and in the turn list."""
+        step = len(self.trajectory.turns)
         if self.config.history_window is None:
             start = len(self.chat.sample.input_ids)
             self.chat.add_response(response.token_ids, response.text, response.logprobs)
             if self.pending_tips:
-                self.tip_samples.append(_turn_sample(prompt_with, response))
-                self.tip_spans.append((start, len(self.chat.sample.input_ids)))
+                self.tip_samples.append(_turn_sample(prompt_with, response, step))
+                self.tip_spans.append((start, len(self.chat.sample.input_ids), step))
         else:
             prompt_without = self._window_ids(current=self.pending_message)
-            self.trajectory.with_tips.append(_turn_sample(prompt_with, response))
-            self.trajectory.without_tips.append(_turn_sample(prompt_without, response))
+            self.trajectory.with_tips.append(_turn_sample(prompt_with, response, step))
+            self.trajectory.without_tips.append(_turn_sample(prompt_without, response, step))
         self.trajectory.turns.append(Turn(
             user_message=self.pending_message, tips=self.pending_tips, response_ids=response.token_ids,
             logprobs=response.logprobs, response_text=response.text, raw_action=result.raw_action,
@@ -187,21 +185,23 @@ class _Episode:
         return trajectory
 
 
-def _turn_sample(prompt: list[int], response: SampledResponse) -> TokenSample:
-    """One step as a training sample: its prompt, then its response (the action tokens)."""
+def _turn_sample(prompt: list[int], response: SampledResponse, step: int) -> TokenSample:
+    """Step ``step`` as a training sample: its prompt, then its response (the action tokens)."""
     sample = TokenSample()
     sample.extend(prompt, is_action=False)
-    sample.extend(response.token_ids, is_action=True, logprobs=response.logprobs)
+    sample.extend(response.token_ids, is_action=True, logprobs=response.logprobs, step=step)
     return sample
 
 
-def _without_actions(sample: TokenSample, spans: Sequence[tuple[int, int]]) -> TokenSample:
-    """A copy of ``sample`` whose action tokens inside ``spans`` are context (no loss): their
-    steps are trained from their own with-tips samples."""
+def _without_actions(sample: TokenSample, spans: Sequence[tuple[int, int, int]]) -> TokenSample:
+    """A copy of ``sample`` whose action tokens inside ``spans`` (start, end, step) are context (no
+    loss): their steps are trained from their own with-tips samples."""
     mask = list(sample.action_mask)
-    for start, end in spans:
+    for start, end, _ in spans:
         mask[start:end] = [0] * (end - start)
-    return TokenSample(list(sample.input_ids), mask, list(sample.old_logprobs))
+    moved = {step for _, _, step in spans}
+    return TokenSample(list(sample.input_ids), mask, list(sample.old_logprobs),
+                       [step for step in sample.steps if step not in moved])
 
 
 def action_text(response: SampledResponse, tokenizer) -> str:
@@ -217,23 +217,24 @@ def collect_rollouts(
     config: RolloutConfig | None = None,
     retrieve: Retriever | None = None,
     progress: bool = True,
-    sampler: Sampler | None = None,
+    sampler: EpisodeSampler | None = None,
     novelty: NoveltyFn | None = None,
     tips: MemoryConfig | None = None,
     timings: dict[str, float] | None = None,
 ) -> list[Trajectory]:
     """Play every episode in ``specs`` (in waves of ``pool.size``) and return their trajectories.
 
-    ``sampler`` replaces the policy's sampling of actions (scripted tests); by default the policy
-    samples with the config's temperature, top-p and token limit, keeping each episode's KV cache
-    when ``config.kv_cache`` is on (``policy/samplers.py``). ``novelty`` scores the states each step
+    ``sampler`` samples the actions and tips (the trainer passes the one it keeps and tells of
+    every optimiser step; tests pass scripted ones); by default one is built for this call, with
+    the config's temperature, top-p and token limit, keeping each episode's KV cache when
+    ``config.kv_cache`` is on (``policy/samplers.episode_sampler``). ``novelty`` scores the states each step
     reaches (``Turn.novelty``). With ``tips``, the policy writes each played episode's tip
     (``Trajectory.tip``) once its wave is over, extending the episode's own cache, and only then
     are the wave's caches freed; the seconds spent go to ``timings["tips"]``.
     """
     config = config or RolloutConfig()
     config.validate()
-    episodes = episode_sampler(policy, config, respond=sampler)
+    episodes = sampler or episode_sampler(policy, config)
     trajectories: list[Trajectory] = []
     bar = tqdm(total=len(specs), desc="rollouts", unit="episode", disable=not progress, leave=False)
     for first in range(0, len(specs), pool.size):
@@ -241,8 +242,8 @@ def collect_rollouts(
                           novelty, release_at_end=tips is None)
         if tips is not None:
             began = time.perf_counter()
-            played = [t for t in wave if t.end_reason != "env_failure"]
-            for trajectory, tip in zip(played, write_tips(policy, played, tips, sampler=episodes)):
+            finished = played(wave)
+            for trajectory, tip in zip(finished, write_tips(policy, finished, tips, sampler=episodes)):
                 trajectory.tip, trajectory.tip_finish = tip.text, tip.finish
             for trajectory in wave:
                 trajectory.kv_cache_peak_bytes = episodes.release(trajectory.rollout_id)

@@ -1,7 +1,10 @@
 """The run folder: config, metrics, evaluations, memory, TensorBoard events and checkpoints.
 
-``RunDir`` owns every path and file format of a run; nothing else opens these files. Layout of
-``runs/<name>/`` (root: ``EMPO2_RUNS``, default ``./runs``)::
+``RunDir`` owns every path of a run and the format of every file but one: ``memory.jsonl`` is
+read and appended by ``TipMemory`` (memory/store.py) at ``RunDir.memory_path``, in its own row
+format. Both append and read JSON lines through ``jsonl.py``, so a row is on disk when the call
+returns and a line torn by a kill is handled in one place. Layout of ``runs/<name>/`` (root:
+``EMPO2_RUNS``, default ``./runs``)::
 
     config.json         the full TrainConfig
     metrics.jsonl       one line per finished iteration
@@ -39,8 +42,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from empo2_lite.config import TrainConfig, config_json
-from empo2_lite.errors import DamagedRunFileError, NotARunError
+from empo2_lite import jsonl
+from empo2_lite.config import ConfigError, TrainConfig, config_json
+from empo2_lite.errors import NotARunError
 
 if TYPE_CHECKING:
     import torch
@@ -99,6 +103,15 @@ class RunDir:
         """The run called ``name`` under the runs root."""
         return cls(runs_root() / name)
 
+    @classmethod
+    def existing(cls, name: str, flag: str) -> "RunDir":
+        """The run called ``name``, or the one-line ConfigError naming ``flag`` (``--run``,
+        ``--resume``) that every command and job gives for a name with no run behind it."""
+        run = cls.named(name)
+        if not run.exists():
+            raise ConfigError(f"{flag}: no run named {name!r} under {runs_root()}")
+        return run
+
     # -- the run as a whole ---------------------------------------------------------------------
     def exists(self) -> bool:
         """Whether this is a run folder (it has a ``config.json``)."""
@@ -148,16 +161,16 @@ class RunDir:
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """Every iteration's metrics, in order ([] when none)."""
-        return self._read_jsonl(self.path / METRICS_FILE)
+        return jsonl.read_rows(self.path / METRICS_FILE)
 
     def read_evals(self) -> list[dict[str, Any]]:
         """Every evaluation row, in order ([] when none)."""
-        return self._read_jsonl(self.path / EVAL_FILE)
+        return jsonl.read_rows(self.path / EVAL_FILE)
 
     def read_ood(self) -> dict[str, list[dict[str, Any]]]:
         """The OOD adaptations of this run by target task (sorted by task name)."""
         paths = sorted(self.path.glob(f"{OOD_PREFIX}*.jsonl"))
-        return {path.name[len(OOD_PREFIX):-len(".jsonl")]: self._read_jsonl(path) for path in paths}
+        return {path.name[len(OOD_PREFIX):-len(".jsonl")]: jsonl.read_rows(path) for path in paths}
 
     def log_scalars(self, iteration: int, metrics: dict[str, Any]) -> None:
         """Numeric metrics to TensorBoard (namespaced as in the metrics file)."""
@@ -234,35 +247,12 @@ class RunDir:
         """Cut the append-only files back to their sizes at ``checkpoint`` (the step of resuming
         that drops what an interrupted iteration had written)."""
         for file, size in _checkpoint_state(checkpoint)["file_sizes"].items():
-            target = self.path / file
-            if target.exists() and target.stat().st_size > size:
-                with open(target, "r+b") as handle:
-                    handle.truncate(size)
+            jsonl.cut_to(self.path / file, size)
 
     # -- internals ------------------------------------------------------------------------------
     def _create(self) -> None:
         self.path.mkdir(parents=True, exist_ok=True)
 
     def _append(self, file_name: str, row: dict[str, Any]) -> None:
-        """Append one JSON line and flush it to disk."""
-        self._create()
-        with open(self.path / file_name, "a", encoding="utf-8") as file:
-            file.write(json.dumps(row) + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-
-    @staticmethod
-    def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-        """The records of a JSONL file ([] when it is missing); a damaged line is a one-line error."""
-        if not path.exists():
-            return []
-        rows = []
-        for number, line in enumerate(path.read_text().splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as error:
-                raise DamagedRunFileError(f"{path}: line {number} is not a JSON record ({error.msg}); "
-                                          "fix or delete that line") from None
-        return rows
+        """Append one JSON line, on disk when this returns (creating the folder)."""
+        jsonl.append_rows(self.path / file_name, [row])

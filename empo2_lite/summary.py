@@ -17,10 +17,9 @@ import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from empo2_lite.trajectory import Trajectory
+from empo2_lite.trajectory import Trajectory, played
 
 
 @dataclass(frozen=True)
@@ -78,23 +77,23 @@ class BatchSummary:
 
 def summarize(trajectories: Sequence[Trajectory]) -> BatchSummary:
     """The statistics of ``trajectories`` (see ``BatchSummary``)."""
-    played = [t for t in trajectories if t.end_reason != "env_failure"]
-    scores = [t.score for t in played]
-    turns = [turn for t in played for turn in t.turns]
-    per_variation = {variation: statistics.mean([t.score for t in played if t.variation == variation])
-                     for variation in sorted({t.variation for t in played})}
+    scored = played(trajectories)
+    scores = [t.score for t in scored]
+    turns = [turn for t in scored for turn in t.turns]
+    per_variation = {variation: statistics.mean([t.score for t in scored if t.variation == variation])
+                     for variation in sorted({t.variation for t in scored})}
     means = list(per_variation.values())
     return BatchSummary(
-        episodes=len(played),
-        env_failures=len(trajectories) - len(played),
+        episodes=len(scored),
+        env_failures=len(trajectories) - len(scored),
         return_mean=statistics.mean(scores) if scores else float("nan"),
         return_std=statistics.pstdev(scores) if scores else float("nan"),
         return_se=statistics.stdev(means) / math.sqrt(len(means)) if len(means) > 1 else float("nan"),
         return_max=max(scores) if scores else float("nan"),
-        success_rate=sum(t.success for t in played) / max(len(played), 1),
-        success_official_rate=sum(t.success_official for t in played) / max(len(played), 1),
+        success_rate=sum(t.success for t in scored) / max(len(scored), 1),
+        success_official_rate=sum(t.success_official for t in scored) / max(len(scored), 1),
         per_variation={str(variation): mean for variation, mean in per_variation.items()},
-        steps_mean=statistics.mean([len(t.turns) for t in played] or [0]),
+        steps_mean=statistics.mean([len(t.turns) for t in scored] or [0]),
         tips_shown_mean=statistics.mean([len(turn.tips) for turn in turns] or [0]),
         tip_block_share=sum(bool(turn.tips) for turn in turns) / max(len(turns), 1),
         tips_dropped_budget=sum(turn.tips_dropped for turn in turns),
@@ -104,7 +103,7 @@ def summarize(trajectories: Sequence[Trajectory]) -> BatchSummary:
         tokens_prefill_computed=sum(turn.prompt_tokens_computed for turn in turns),
         kv_cache_peak_bytes=max([t.kv_cache_peak_bytes for t in trajectories] or [0]),
         end_reasons=dict(sorted(collections.Counter(t.end_reason for t in trajectories).items())),
-        wrong_focus_share=sum(ended_by_wrong_focus(t) for t in played) / max(len(played), 1),
+        wrong_focus_share=sum(ended_by_wrong_focus(t) for t in scored) / max(len(scored), 1),
         response_tokens_mean=statistics.mean([len(turn.response_ids) for turn in turns] or [0]),
         length_limit_share=sum(turn.finish == "length" for turn in turns) / max(len(turns), 1),
     )

@@ -19,6 +19,7 @@ group) so that they can be exported to multi-GPU engines later (verl's agent loo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -46,16 +47,24 @@ class TokenSample:
     """1 on tokens the policy produced (they get a loss), 0 on everything else."""
     old_logprobs: list[float] = field(default_factory=list)
     """Log-prob of each action token when it was sampled (0.0 elsewhere)."""
+    steps: list[int] = field(default_factory=list)
+    """The episode step of each response (run of action tokens) in order: a packed episode holds
+    steps 0..n-1, a with-tips sample its own step. Advantages are given per step (one per action),
+    and this is how a sample's responses find theirs."""
 
     def action_ids(self) -> list[int]:
         """The action tokens in order."""
         return [token for token, keep in zip(self.input_ids, self.action_mask) if keep]
 
-    def extend(self, ids: list[int], is_action: bool, logprobs: list[float] | None = None) -> None:
-        """Append ``ids``; action tokens carry their sampling log-probs."""
+    def extend(self, ids: list[int], is_action: bool, logprobs: list[float] | None = None,
+               step: int | None = None) -> None:
+        """Append ``ids``; action tokens carry their sampling log-probs and are the response to
+        episode step ``step`` (by default the next one: a chat holds one response per step)."""
         self.input_ids += ids
         self.action_mask += [int(is_action)] * len(ids)
         self.old_logprobs += list(logprobs) if logprobs is not None else [0.0] * len(ids)
+        if is_action:
+            self.steps.append(len(self.steps) if step is None else step)
 
 
 class ChatTokens:
@@ -187,3 +196,9 @@ class Trajectory:
     def view(self, with_tips: bool) -> list[TokenSample]:
         """The samples of one view."""
         return self.with_tips if with_tips else self.without_tips
+
+
+def played(trajectories: Sequence[Trajectory]) -> list[Trajectory]:
+    """The episodes that were played to an end: those lost to an environment failure are never
+    trained on, written to memory or counted in returns."""
+    return [t for t in trajectories if t.end_reason != "env_failure"]

@@ -16,8 +16,8 @@ import textwrap
 from dataclasses import replace
 from pathlib import Path
 
-from empo2_lite.env.pool import EnvPool
-from empo2_lite.evaluation import PoolFactory, load_trained_policy
+from empo2_lite.env.pool import PoolFactory, open_pool
+from empo2_lite.evaluation import evaluation_settings, load_trained_policy
 from empo2_lite.memory import TipMemory
 from empo2_lite.policy.loading import Policy
 from empo2_lite.prompts import STEP_REQUEST
@@ -56,9 +56,9 @@ def watch_run(run_path: str | Path, task: str | None = None, variation: int | No
         else:
             policy, _ = load_trained_policy(run.path)
     retrieve = TipMemory.load(run.memory_path, config.memory).tips_for if with_memory else None
-    settings = replace(config.rollout, temperature=config.eval_temperature if temperature is None else temperature)
+    settings = replace(config.rollout, temperature=evaluation_settings(config, temperature).temperature)
     spec = EpisodeSpec(task_entry.name, variation, 0, seed=episode_seed(seed, "watch", 0, variation, 0))
-    with (make_pool or EnvPool)(1, config.env) as pool:
+    with open_pool(make_pool, 1, config.env) as pool:
         [trajectory] = collect_rollouts(policy, pool, [spec], settings,
                                         retrieve=retrieve, progress=False)
     return trajectory

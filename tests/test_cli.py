@@ -156,6 +156,15 @@ def test_help_names_every_preset(command):
     assert all(name in out.stdout for name in PRESETS)
 
 
+def test_train_help_lists_every_algorithm_of_the_table():
+    from empo2_lite.__main__ import build_parser
+    from empo2_lite.config import ALGORITHMS
+
+    train = next(action for action in build_parser()._subparsers._group_actions[0].choices["train"]._actions
+                 if "--algo" in action.option_strings)
+    assert all(f"{entry.name} ({entry.summary})" in train.help for entry in ALGORITHMS.values())
+
+
 HEAVY_MODULES = ("torch", "transformers", "peft")
 MAIN_THEN_LIST_HEAVY_IMPORTS = f"""
 import sys
@@ -170,7 +179,9 @@ sys.exit(code)
     (["train", "--preset", "cpu-smoke", "--set", "update.lr=1"], "update.lr: unknown setting; known settings of update"),
     (["train", "--preset", "cpu-tiny"], "preset: 'cpu-tiny' is not allowed"),
     (["train", "--task", "find-unicorn"], "task: 'find-unicorn' is not one of the paper's tasks"),
-    (["train", "--algo", "ppo"], "algo: 'ppo' is not allowed; choose one of: empo2, grpo"),
+    (["train", "--algo", "ppo"], "algo: 'ppo' is not allowed; choose one of: empo2, grpo, grpo+novelty, grpo+tips-unseen"),
+    (["train", "--algo", "grpo", "--set", "memory.novelty_coef=1"],
+     "memory.novelty_coef: 1.0 is not allowed with algo 'grpo' (no novelty reward); use algo 'grpo+novelty'"),
     (["train", "--iterations", "0"], "iterations: 0 is not allowed"),
     (["train", "--resume", "nope"], "--resume: no run named 'nope'"),
     (["train", "--resume", "nope", "--set", "p=0"], "--set: not with --resume"),

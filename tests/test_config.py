@@ -1,20 +1,25 @@
 """The config package: typed overrides from --set and YAML, a JSON round trip, validation that names
-the field and the allowed values (every section, every preset), GRPO's settings, and old run
-configs read as what ran."""
+the field and the allowed values (every section, every preset), the algorithm table driving what an
+algorithm sets and refuses, and old run configs read (and relabelled) as what ran."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from empo2_lite.config import (
+    ALGORITHMS,
+    ALGOS,
+    FORMAT_VERSION,
     ConfigError,
     EnvConfig,
     MemoryConfig,
     PolicyConfig,
     RolloutConfig,
     TrainConfig,
+    algorithm,
     apply_overrides,
     load_overrides_file,
     parse_set_arguments,
@@ -59,6 +64,102 @@ def test_grpo_means_no_memory_no_tips_no_novelty_and_says_so_in_its_config():
         apply_overrides(config, {"p": 0.5}).validate()
 
 
+def test_the_algorithm_table_lists_every_algorithm_and_refuses_others_in_one_line():
+    assert ALGOS == tuple(ALGORITHMS) == ("empo2", "grpo", "grpo+novelty", "grpo+tips-unseen")
+    assert {entry.advantage for entry in ALGORITHMS.values()} == {"grpo"}
+    assert algorithm("grpo+novelty").switches == (False, False, True)
+    with pytest.raises(ConfigError) as error:
+        algorithm("ppo")
+    assert str(error.value) == "algo: 'ppo' is not allowed; choose one of: empo2, grpo, grpo+novelty, grpo+tips-unseen"
+
+
+@pytest.mark.parametrize("algo, switches", [
+    ("empo2", (0.25, True, 1.0)), ("grpo", (0.0, False, 0.0)), ("grpo+novelty", (0.0, False, 1.0)),
+    ("grpo+tips-unseen", (0.0, True, 0.0)),
+])
+def test_choosing_an_algorithm_sets_what_its_entry_implies(algo, switches):
+    config = apply_overrides(preset("cpu-demo"), {"algo": algo})
+    assert (config.algo, config.p, config.write_tips, config.memory.novelty_coef) == (algo, *switches)
+    config.validate()
+    from_grpo = apply_overrides(apply_overrides(preset("cpu-demo"), {"algo": "grpo"}), {"algo": algo})
+    assert (from_grpo.write_tips, from_grpo.memory.novelty_coef) == switches[1:]  # novelty back at the paper's 1.0
+
+
+def test_an_algorithm_is_applied_before_the_overrides_given_with_it():
+    grpo = apply_overrides(preset("cpu-demo"), {"algo": "grpo"})
+    config = apply_overrides(grpo, {"memory.novelty_coef": 0.5, "algo": "grpo+novelty"})
+    assert config.memory.novelty_coef == 0.5  # given: kept, though listed before the algorithm
+    assert apply_overrides(preset("cpu-demo"), {"write_tips": "true", "algo": "grpo"}).write_tips is True  # then refused
+    assert apply_overrides(preset("cpu-demo"), {"algo": "empo2", "memory.novelty_coef": 0}).memory.novelty_coef == 0
+
+
+@pytest.mark.parametrize("settings, message", [
+    (["memory.novelty_coef=1"],
+     "memory.novelty_coef: 1.0 is not allowed with algo 'grpo' (no novelty reward); use algo 'grpo+novelty'"),
+    (["write_tips=true"], "write_tips: True is not allowed with algo 'grpo' (no tips written); use algo 'grpo+tips-unseen'"),
+    (["p=0.25"], "p: 0.25 is not allowed with algo 'grpo' (no memory rollouts); use algo 'empo2'"),
+])
+def test_a_setting_that_contradicts_the_algorithm_points_to_the_one_that_does_it(settings, message):
+    overrides = {"algo": "grpo", **parse_set_arguments(settings)}  # as `--algo grpo --set ...` builds them
+    with pytest.raises(ConfigError) as error:
+        apply_overrides(preset("cpu-smoke"), overrides).validate()
+    assert str(error.value) == message
+
+
+@pytest.mark.parametrize("config, message", [
+    (TrainConfig(algo="grpo", p=0, write_tips=True, memory=MemoryConfig(novelty_coef=0)),
+     "write_tips: True is not allowed with algo 'grpo' (no tips written); use algo 'grpo+tips-unseen'"),
+    (TrainConfig(algo="grpo+tips-unseen", p=0, write_tips=False, memory=MemoryConfig(novelty_coef=0)),
+     "write_tips: False is not allowed with algo 'grpo+tips-unseen' (it writes a tip after every episode); use algo 'grpo'"),
+    (TrainConfig(algo="grpo+novelty", p=0.5, write_tips=False),
+     "p: 0.5 is not allowed with algo 'grpo+novelty' (no memory rollouts); use algo 'empo2'"),
+    (TrainConfig(algo="empo2", p=0.5, write_tips=False),  # no algorithm has memory rollouts without tips
+     "write_tips: False is not allowed with algo 'empo2' (it writes a tip after every episode)"),
+])
+def test_a_config_built_directly_is_checked_against_its_algorithm(config, message):
+    with pytest.raises(ConfigError) as error:
+        config.validate()
+    assert str(error.value) == message
+
+
+def test_a_baseline_is_not_checked_against_an_algorithm_it_does_not_train():
+    apply_overrides(preset("cpu-smoke"), {"baseline": "naive", "write_tips": False}).validate()
+
+
+def test_a_yaml_file_gets_the_same_check(tmp_path):
+    path = tmp_path / "grpo.yaml"
+    path.write_text("algo: grpo\nmemory:\n  novelty_coef: 1\n")
+    with pytest.raises(ConfigError, match=r"use algo 'grpo\+novelty'$"):
+        apply_overrides(preset("cpu-smoke"), load_overrides_file(path)).validate()
+
+
+@pytest.mark.parametrize("stored, label", [
+    ({"write_tips": False, "novelty_coef": 1.0}, "grpo+novelty"),
+    ({"write_tips": True, "novelty_coef": 0.0}, "grpo+tips-unseen"),
+    ({"write_tips": False, "novelty_coef": 0.0}, "grpo"),
+])
+def test_an_ablation_stored_as_grpo_is_read_as_its_own_algorithm(stored, label):
+    old = apply_overrides(preset("cpu-smoke"), {"algo": "grpo"}).to_dict()  # written before the table
+    old["write_tips"], old["memory"]["novelty_coef"] = stored["write_tips"], stored["novelty_coef"]
+    config = TrainConfig.from_dict(json.loads(json.dumps(old)))
+    assert config.algo == label and config.format_version == FORMAT_VERSION
+    config.validate()
+    assert TrainConfig.from_dict(config.to_dict()) == config  # the relabelled config round-trips
+
+
+def test_every_shipped_run_config_reads_with_its_own_label():
+    root = Path(__file__).resolve().parents[1]
+    paths = sorted([*(root / "data" / "sample_runs").rglob("config.json"), *(root / "docs").rglob("config.json")])
+    assert len(paths) >= 10
+    labels = set()
+    for path in paths:
+        config = TrainConfig.from_dict(json.loads(path.read_text()))
+        if config.format_version == FORMAT_VERSION:  # older ones are read for results only
+            config.validate()
+        labels.add(config.baseline or config.algo)
+    assert labels == {"empo2", "grpo", "naive", "memory-only"}
+
+
 def test_an_old_grpo_config_is_read_as_what_ran():
     old = preset("cpu-smoke").to_dict()  # a version-1 config.json: no format_version, no write_tips
     old.update(algo="grpo", p=0.5)
@@ -67,8 +168,8 @@ def test_an_old_grpo_config_is_read_as_what_ran():
     config = TrainConfig.from_dict(old)
     assert (config.p, config.write_tips, config.memory.novelty_coef) == (0.0, True, 1.0)
     assert config.format_version == 1
-    config.validate()
-    assert "config format 1" in str(run_format_error(config, "runs/demo"))
+    assert config.algo == "grpo+novelty"  # version-1 GRPO paid novelty (and wrote tips that no prompt showed)
+    assert "config format 1" in str(run_format_error(config, "runs/demo"))  # never trained on again
     assert run_format_error(preset("cpu-smoke"), "runs/demo") is None
     newer = {**preset("cpu-smoke").to_dict(), "format_version": 99}
     with pytest.raises(ConfigError, match="format_version: 99 is newer than this kit understands"):

@@ -15,6 +15,7 @@ import torch
 
 from empo2_lite import evaluation
 from empo2_lite.config import ConfigError, MemoryConfig, RolloutConfig, apply_overrides, preset
+from empo2_lite.env import pool as pool_module
 from empo2_lite.summary import summarize
 from empo2_lite.tasks import OOD_PAIRS, get_task
 from replay_pool import ReplayPool
@@ -39,11 +40,28 @@ def recorded_calls(monkeypatch):
 
     def spy(policy, pool, specs, config=None, retrieve=None, **kwargs):
         calls.append({"variations": [s.variation for s in specs], "retrieve": retrieve, "temperature": config.temperature})
-        sampler = ScriptedSampler(policy.tokenizer, {"life stages": ["look around"] * len(specs) * config.max_steps})
+        sampler = ScriptedSampler(policy, {"life stages": ["look around"] * len(specs) * config.max_steps})
         return real(policy, pool, specs, config, retrieve=retrieve, sampler=sampler, **kwargs)
 
     monkeypatch.setattr(evaluation, "collect_rollouts", spy)
     return calls
+
+
+
+def test_evaluation_settings_take_what_is_given_and_the_configs_for_the_rest():
+    config = apply_overrides(preset("cpu-smoke"), {"eval_episodes_per_variation": 4, "eval_temperature": 0.7})
+    assert evaluation.evaluation_settings(config).row() == {"temperature": 0.7, "episodes_per_variation": 4}
+    assert evaluation.evaluation_settings(config, 0.0) == evaluation.EvaluationSettings(0.0, 4)  # 0 is greedy, not unset
+    assert evaluation.evaluation_settings(config, None, 2) == evaluation.EvaluationSettings(0.7, 2)
+
+
+def test_jobs_open_the_given_pool_factory_else_the_envpool_of_the_moment(monkeypatch):
+    env = preset("cpu-smoke").env
+    built = []
+    assert pool_module.open_pool(lambda size, config: built.append(("given", size, config)) or "given", 3, env) == "given"
+    monkeypatch.setattr(pool_module, "EnvPool", lambda size, config: built.append(("EnvPool", size, config)) or "default")
+    assert pool_module.open_pool(None, 2, env) == "default"  # looked up when called: a test can replace it
+    assert built == [("given", 3, env), ("EnvPool", 2, env)]
 
 
 def test_final_evaluation_uses_the_configs_episodes_per_variation_and_temperature(tmp_path, monkeypatch):
@@ -59,7 +77,7 @@ def test_final_evaluation_uses_the_configs_episodes_per_variation_and_temperatur
         calls.append((task.name, split, temperature, episodes_per_variation))
         return {"task": task.name, "split": split, "episodes": 4 * len(task.test_variations)}
 
-    monkeypatch.setattr(evaluation, "EnvPool", lambda *args: contextlib.nullcontext())  # no JVM
+    monkeypatch.setattr(pool_module, "EnvPool", lambda *args: contextlib.nullcontext())  # no JVM
     monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
     record = evaluation.final_evaluation(run.path, policy=object())
     assert calls == [(config.task, "test", 0.7, 4)]
@@ -74,7 +92,7 @@ def fake_evaluations(monkeypatch) -> list[str]:
         played.append(split)
         return {"task": task.name, "split": split, "return_mean": 1.0 if split == "test" else 2.0}
 
-    monkeypatch.setattr(evaluation, "EnvPool", lambda *args: contextlib.nullcontext())  # no JVM
+    monkeypatch.setattr(pool_module, "EnvPool", lambda *args: contextlib.nullcontext())  # no JVM
     monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
     return played
 
@@ -244,7 +262,6 @@ def test_eval_and_ood_commands_on_a_trained_run(tmp_path, monkeypatch, capsys):
 def test_baseline_commands_write_their_own_run_folder(tmp_path, monkeypatch, recorded_calls, baseline, check):
     """In process on the replay pool (test_eval_and_ood_commands_on_a_trained_run runs the CLI on JVMs)."""
     from empo2_lite.__main__ import main
-    from empo2_lite.env import pool as pool_module
 
     monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
     monkeypatch.setattr(pool_module, "EnvPool", lambda size, config=None: ReplayPool(size))

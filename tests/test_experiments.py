@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from empo2_lite.config import apply_overrides, ConfigError, preset
+from empo2_lite.config import ALGOS, apply_overrides, ConfigError, preset
 from empo2_lite.experiments import VARIANTS, expand_grid, parse_grid_arguments
 
 
@@ -29,13 +29,31 @@ def test_grid_rejects_unknown_axes_and_bad_values():
         parse_grid_arguments(["p"])
 
 
-def test_the_grpo_ablations_are_explicit_settings_and_named_variants():
-    novelty = apply_overrides(preset("cpu-smoke"), {"algo": "grpo", "memory.novelty_coef": 1.0})
-    assert (novelty.p, novelty.write_tips, novelty.memory.novelty_coef) == (0.0, False, 1.0)
+def test_the_grpo_ablations_are_algorithms_and_named_variants():
     names = {c.name: c for c in expand_grid(preset("cpu-smoke"), {"variant": ["grpo", "grpo+novelty", "grpo+tips-unseen"]})}
     tips = names["smoke-variantgrpo+tips-unseen"]
-    assert (tips.p, tips.write_tips, tips.memory.novelty_coef) == (0.0, True, 0.0)
-    assert names["smoke-variantgrpo+novelty"].memory.novelty_coef == 1.0
-    assert names["smoke-variantgrpo"].memory.novelty_coef == 0.0
+    assert (tips.algo, tips.p, tips.write_tips, tips.memory.novelty_coef) == ("grpo+tips-unseen", 0.0, True, 0.0)
+    novelty = names["smoke-variantgrpo+novelty"]
+    assert (novelty.algo, novelty.p, novelty.write_tips, novelty.memory.novelty_coef) == ("grpo+novelty", 0.0, False, 1.0)
+    assert (names["smoke-variantgrpo"].algo, names["smoke-variantgrpo"].memory.novelty_coef) == ("grpo", 0.0)
     with pytest.raises(ConfigError, match=re.escape("variant 'grpo-ish' is not allowed; choose one of: " + ", ".join(VARIANTS))):
         expand_grid(preset("cpu-smoke"), {"variant": ["grpo-ish"]})
+
+
+def test_an_algorithm_grid_gives_one_run_and_one_label_per_algorithm():
+    configs = expand_grid(preset("cpu-smoke"), parse_grid_arguments(["algo=grpo,grpo+novelty"]))
+    assert [(c.name, c.algo) for c in configs] == [("smoke-algogrpo", "grpo"), ("smoke-algogrpo+novelty", "grpo+novelty")]
+    assert [c.memory.novelty_coef for c in configs] == [0.0, 1.0]
+
+
+def test_every_algorithm_is_a_variant_and_the_empo2_variants_keep_its_label():
+    assert set(ALGOS) <= set(VARIANTS)
+    configs = expand_grid(preset("cpu-smoke"), {"variant": ["empo2-novelty-mean", "empo2-no-novelty"]})
+    assert [(c.algo, c.memory.novelty_aggregation, c.memory.novelty_coef) for c in configs] == [
+        ("empo2", "mean", 1.0), ("empo2", "sum", 0.0)]
+
+
+def test_a_grid_value_that_contradicts_its_algorithm_is_refused_before_anything_runs():
+    with pytest.raises(ConfigError, match=re.escape("memory.novelty_coef: 0.5 is not allowed with algo 'grpo' "
+                                                    "(no novelty reward); use algo 'grpo+novelty'")):
+        expand_grid(preset("cpu-smoke"), {"variant": ["grpo"], "memory.novelty_coef": ["0.5"]})

@@ -117,7 +117,7 @@ def played(monkeypatch):
     def scripted(policy, pool, specs, config=None, retrieve=None, **kwargs):
         calls.append({"episodes": len(specs), "temperature": config.temperature, "memory": retrieve is not None,
                       "variations": sorted({spec.variation for spec in specs})})
-        sampler = ScriptedSampler(policy.tokenizer, {"life stages": ["look around"] * len(specs) * config.max_steps})
+        sampler = ScriptedSampler(policy, {"life stages": ["look around"] * len(specs) * config.max_steps})
         return real(policy, pool, specs, config, retrieve=retrieve, sampler=sampler, **kwargs)
 
     monkeypatch.setattr(evaluation, "collect_rollouts", scripted)
@@ -214,7 +214,7 @@ class ScriptedTrainer:
         from empo2_lite.trainer import Trainer
 
         trainer = Trainer(config, run, resume=resume)
-        trainer.sampler = ScriptedSampler(trainer.policy.tokenizer, {"life stages": ["look around"] * 500})
+        trainer.sampler = ScriptedSampler(trainer.policy, {"life stages": ["look around"] * 500})
         return trainer
 
 

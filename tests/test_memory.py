@@ -353,7 +353,7 @@ def test_the_closing_message_asks_for_a_tip_and_not_for_a_command():
 
 
 def test_a_rollout_records_the_bare_final_observation_and_how_its_tip_ended(byte_policy):
-    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around"] * 2})
+    sampler = ScriptedSampler(byte_policy, {"animal": ["look around"] * 2})
     with ReplayPool(1) as pool:
         [trajectory] = collect_rollouts(byte_policy, pool, [EpisodeSpec("find-animal", 0, group_id=0, seed=1)],
                                         RolloutConfig(max_steps=2, demonstrations=0), sampler=sampler,

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from empo2_lite.config import ConfigError, MemoryConfig, PolicyConfig, RolloutConfig, preset
-from empo2_lite.memory.tips import TIP_CLOSING_TOKENS
+from empo2_lite.config.sections import TIP_CLOSING_TOKENS
 from empo2_lite.policy import load_policy, loading
 from empo2_lite.policy.loading import LORA_CANDIDATES, check_context_fits, resolve_model_source
 

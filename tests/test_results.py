@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -234,3 +235,48 @@ def test_the_learning_comparison_marks_memory_iterations_with_and_without_tips()
     stars, circles = train.collections
     assert sorted(map(tuple, stars.get_offsets().tolist())) == [(2.0, -56.125), (4.0, 15.75)]
     assert len(circles.get_offsets()) == 3
+
+
+def _grpo_ablation_runs(root):
+    """Four hand-made run folders: GRPO and GRPO + novelty, two seeds each; one "grpo+novelty" run was
+    stored as "grpo" with the novelty reward on, as kits before the algorithm table wrote it."""
+    from empo2_lite.config import apply_overrides, config_json, preset
+    from empo2_lite.runs import RunDir
+
+    paths = []
+    for algo, seed, offset in (("grpo", 0, 0.0), ("grpo", 1, 2.0), ("grpo+novelty", 0, 20.0), ("grpo+novelty", 1, 22.0)):
+        config = apply_overrides(preset("cpu-smoke"), {"algo": algo, "seed": seed, "name": f"{algo}-s{seed}"})
+        run = RunDir(root / config.name)
+        run.start(config)
+        if (algo, seed) == ("grpo+novelty", 1):
+            stored = json.loads(config_json(config))
+            (run.path / "config.json").write_text(json.dumps({**stored, "algo": "grpo"}))
+        for iteration in range(2):
+            run.append_metrics({"iteration": iteration, "mode": "plain", "charts/return_mean": offset + iteration})
+        run.append_eval({"iteration": 2, "split": "test", "kind": "final", "return_mean": offset + 10.0})
+        paths.append(run.path)
+    return paths
+
+
+def test_an_ablation_is_grouped_apart_from_the_algorithm_it_ablates(tmp_path):
+    runs = _grpo_ablation_runs(tmp_path)
+    metrics, evals = results.load_metrics(runs), results.load_evals(runs)
+    assert metrics.groupby("algo")["run"].nunique().to_dict() == {"grpo": 2, "grpo+novelty": 2}
+    report = results.report_markdown(evals, results.paper_table()).splitlines()
+    assert report[2:4] == ["| find-animal | grpo | cpu-smoke | tiny:byte | 2 | 11.0 | 72.4 | 100.0 |",
+                           "| find-animal | grpo+novelty | cpu-smoke | tiny:byte | 2 | 31.0 | 72.4 | 100.0 |"]
+    curves = plots.learning_curves(metrics).axes[0]
+    assert [line.get_label() for line in curves.get_lines()] == ["grpo (2 runs)", "grpo+novelty (2 runs)"]
+    assert len({line.get_color() for line in curves.get_lines()}) == 2
+    bars = plots.ablation_bars(evals, "algo").axes[0]
+    assert [label.get_text() for label in bars.get_xticklabels()] == ["grpo\n(2 runs)", "grpo+novelty\n(2 runs)"]
+
+
+def test_each_algorithm_keeps_its_colour_whichever_others_a_figure_holds():
+    from empo2_lite.config import ALGOS
+
+    alone = plots.colours(["grpo+novelty"])
+    together = plots.colours([*ALGOS, "naive", "memory-only", "made-up"])
+    assert alone["grpo+novelty"] == together["grpo+novelty"] == plots.OKABE_ITO[2]
+    assert len(set(together.values())) == len(together)
+    assert plots.colours([0.25, 0.1], by="p") == {0.1: plots.OKABE_ITO[0], 0.25: plots.OKABE_ITO[1]}

@@ -54,7 +54,7 @@ def response_end(trajectory, step: int) -> int:
 
 
 def test_each_step_shows_its_own_block_and_the_views_differ_exactly_in_it(byte_policy, pool):
-    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around", "go to kitchen", "look around"],
+    sampler = ScriptedSampler(byte_policy, {"animal": ["look around", "go to kitchen", "look around"],
                                                       "light bulb": ["look around", "inventory", "look around"]})
     trajectories = collect_rollouts(byte_policy, pool, [ANIMAL, BULB], RolloutConfig(max_steps=3, demonstrations=1),
                                     retrieve=tips_on_even_steps, sampler=sampler, progress=False)
@@ -77,7 +77,7 @@ def test_each_step_shows_its_own_block_and_the_views_differ_exactly_in_it(byte_p
 
 
 def test_the_stored_samples_start_with_every_prompt_the_model_was_fed(byte_policy, pool):
-    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around"] * 4, "light bulb": ["inventory"] * 4})
+    sampler = ScriptedSampler(byte_policy, {"animal": ["look around"] * 4, "light bulb": ["inventory"] * 4})
     trajectories = collect_rollouts(byte_policy, pool, [ANIMAL, BULB], RolloutConfig(max_steps=4, demonstrations=0),
                                     retrieve=tips_on_even_steps, sampler=sampler, progress=False)
     for trajectory, key in zip(trajectories, ("animal", "light bulb")):
@@ -95,7 +95,7 @@ def test_the_stored_samples_start_with_every_prompt_the_model_was_fed(byte_polic
 
 
 def test_an_episode_without_tips_has_one_packed_sample_in_each_view(byte_policy, pool):
-    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around"] * 3})
+    sampler = ScriptedSampler(byte_policy, {"animal": ["look around"] * 3})
     [trajectory] = collect_rollouts(byte_policy, pool, [ANIMAL], RolloutConfig(max_steps=3, demonstrations=0),
                                     retrieve=lambda query: [], sampler=sampler, progress=False)
     [with_tips], [without_tips] = trajectory.with_tips, trajectory.without_tips
@@ -103,7 +103,7 @@ def test_an_episode_without_tips_has_one_packed_sample_in_each_view(byte_policy,
 
 
 def test_episodes_of_different_lengths_leave_the_batch(byte_policy, pool):
-    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around", "focus on air"],
+    sampler = ScriptedSampler(byte_policy, {"animal": ["look around", "focus on air"],
                                                       "light bulb": ["look around", "inventory", "look around", "inventory"]})
     animal, bulb = collect_rollouts(byte_policy, pool, [ANIMAL, BULB], RolloutConfig(max_steps=4, demonstrations=0),
                                     sampler=sampler, progress=False)
@@ -115,7 +115,7 @@ def test_episodes_of_different_lengths_leave_the_batch(byte_policy, pool):
 
 
 def test_a_corrected_action_is_recorded_as_typed_and_as_executed(byte_policy, pool):
-    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["dance with the unicorn", "look around"]})
+    sampler = ScriptedSampler(byte_policy, {"animal": ["dance with the unicorn", "look around"]})
     [trajectory] = collect_rollouts(byte_policy, pool, [ANIMAL], RolloutConfig(max_steps=2, demonstrations=0),
                                     sampler=sampler, progress=False)
     first = trajectory.turns[0]
@@ -125,7 +125,7 @@ def test_a_corrected_action_is_recorded_as_typed_and_as_executed(byte_policy, po
 
 def test_more_episodes_than_slots_run_in_waves(byte_policy, pool):
     specs = [EpisodeSpec("find-animal", v, group_id=0, seed=v) for v in (0, 1, 2)]
-    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around"] * 3})
+    sampler = ScriptedSampler(byte_policy, {"animal": ["look around"] * 3})
     trajectories = collect_rollouts(byte_policy, pool, specs, RolloutConfig(max_steps=1, demonstrations=0),
                                     sampler=sampler, progress=False)
     assert [t.variation for t in trajectories] == [0, 1, 2] and [t.rollout_id for t in trajectories] == [0, 1, 2]
@@ -158,7 +158,7 @@ def test_packed_ids_equal_the_smollm2_chatml_render(tiny_smollm2_model, pool):
     from empo2_lite.policy import load_policy
 
     policy = load_policy(PolicyConfig(model=str(tiny_smollm2_model), lora_rank=0))
-    sampler = ScriptedSampler(policy.tokenizer, {"animal": ["look around", "open door to kitchen", "go to kitchen"],
+    sampler = ScriptedSampler(policy, {"animal": ["look around", "open door to kitchen", "go to kitchen"],
                                                  "light bulb": ["look around"] * 3})
     trajectories = collect_rollouts(policy, pool, [ANIMAL, BULB], RolloutConfig(max_steps=3), sampler=sampler,
                                     retrieve=tips_on_even_steps, progress=False)
@@ -182,7 +182,7 @@ def test_packed_ids_equal_the_smollm2_chatml_render(tiny_smollm2_model, pool):
 
 
 def test_history_window_makes_one_sample_per_turn_and_shows_tips_at_their_step(byte_policy, pool):
-    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around", "inventory"] * 3})
+    sampler = ScriptedSampler(byte_policy, {"animal": ["look around", "inventory"] * 3})
     [trajectory] = collect_rollouts(byte_policy, pool, [ANIMAL], RolloutConfig(max_steps=5, history_window=2,
                                     demonstrations=0), retrieve=lambda q: ["remember the doors"] if q.step == 1 else [],
                                     sampler=sampler, progress=False)
@@ -224,7 +224,7 @@ def test_memory_tips_reach_the_with_tips_view_only_and_novelty_is_recorded(byte_
     memory = TipMemory()
     [start] = pool.reset([("find-animal", 0)])  # the episode's first observation, as a retrieval key
     memory.add([TipEntry("find-animal", 0, "the animal waits outside", "go to outside", 80, start.observation.strip())])
-    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around", "look around", "inventory"]})
+    sampler = ScriptedSampler(byte_policy, {"animal": ["look around", "look around", "inventory"]})
     [trajectory] = collect_rollouts(byte_policy, pool, [ANIMAL], RolloutConfig(max_steps=3, demonstrations=0),
                                     retrieve=memory.tips_for, sampler=sampler, novelty=Novelty(), progress=False)
     decode = byte_policy.tokenizer.decode
@@ -283,7 +283,7 @@ def test_ten_full_length_tips_are_shown_at_the_first_and_the_last_step(name, tin
     policy = load_policy(PolicyConfig(model=str(tiny_smollm2_model), lora_rank=0))
     tips = full_length_tips(policy.tokenizer, config)
     steps = get_task("find-animal").max_steps
-    sampler = ScriptedSampler(policy.tokenizer, {"animal": ["look around"] * steps})
+    sampler = ScriptedSampler(policy, {"animal": ["look around"] * steps})
     with ReplayPool(1, unrecorded="fixed") as pool:
         [trajectory] = collect_rollouts(policy, pool, [ANIMAL], config.rollout, retrieve=lambda query: tips,
                                         sampler=sampler, progress=False)
@@ -321,14 +321,14 @@ def test_the_worst_case_counts_one_block_whatever_the_number_of_steps(tiny_smoll
 def test_an_episode_that_outgrows_the_context_ends_there_while_the_other_plays_on(byte_policy):
     scripts = {"animal": ["look around"] * 4, "light bulb": ["inventory"] * 4}
     config = RolloutConfig(max_steps=4, demonstrations=0, max_new_tokens=8)
-    measured = ScriptedSampler(byte_policy.tokenizer, scripts)
+    measured = ScriptedSampler(byte_policy, scripts)
     collect_rollouts(byte_policy, ReplayPool(2), [ANIMAL, BULB], config, sampler=measured, progress=False)
     animal_lengths, bulb_lengths = ([len(p) for p in measured.fed[key]] for key in ("animal", "light bulb"))
     # The third prompt of find-animal is the first that does not fit; every prompt of the other fits.
     limit = animal_lengths[2] + config.max_new_tokens - 1
     assert animal_lengths[1] + config.max_new_tokens <= limit and max(bulb_lengths) + config.max_new_tokens <= limit
 
-    pool, sampler = ReplayPool(2), ScriptedSampler(byte_policy.tokenizer, scripts)
+    pool, sampler = ReplayPool(2), ScriptedSampler(byte_policy, scripts)
     animal, bulb = collect_rollouts(byte_policy, pool, [ANIMAL, BULB], RolloutConfig(
         max_steps=4, demonstrations=0, max_new_tokens=8, max_context_tokens=limit), sampler=sampler, progress=False)
     assert animal.end_reason == "context_limit" and len(animal.turns) == 2 and animal.error is None
@@ -347,7 +347,7 @@ def test_an_environment_failure_ends_its_episode_only_and_it_gets_no_tip(byte_po
 
     pool = ReplayPool(2)
     pool.fail_at(0, step=2)
-    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around"] * 4, "light bulb": ["inventory"] * 4})
+    sampler = ScriptedSampler(byte_policy, {"animal": ["look around"] * 4, "light bulb": ["inventory"] * 4})
     animal, bulb = collect_rollouts(byte_policy, pool, [ANIMAL, BULB], RolloutConfig(max_steps=4, demonstrations=0),
                                     sampler=sampler, progress=False, tips=MemoryConfig(tip_max_new_tokens=4))
     assert animal.end_reason == "env_failure" and "slot 0" in animal.error and len(animal.turns) == 1
@@ -358,6 +358,7 @@ def test_an_environment_failure_ends_its_episode_only_and_it_gets_no_tip(byte_po
 
 
 def test_the_trainer_leaves_an_env_failure_out_of_the_update(tmp_path, monkeypatch, tiny_smollm2_model):
+    from empo2_lite import iteration as phases
     from empo2_lite import trainer as trainer_module
     from empo2_lite.config import apply_overrides
     from empo2_lite.runs import RunDir
@@ -373,14 +374,14 @@ def test_the_trainer_leaves_an_env_failure_out_of_the_update(tmp_path, monkeypat
         batches.append(list(batch))
         return update(policy, optimizer, batch, *args, **kwargs)
 
-    update = trainer_module.update_policy
-    monkeypatch.setattr(trainer_module, "collect_rollouts", collecting)
-    monkeypatch.setattr(trainer_module, "update_policy", updating)
+    update = phases.update_policy
+    monkeypatch.setattr(phases, "collect_rollouts", collecting)
+    monkeypatch.setattr(phases, "update_policy", updating)
     config = apply_overrides(preset("cpu-smoke"), {"iterations": 1, "name": "failing", "p": 1.0, "q": 1.0,
-                                                   "rollout.max_steps": 2, "write_tips": False,
+                                                   "rollout.max_steps": 2,
                                                    "policy.model": str(tiny_smollm2_model)})
     trainer = trainer_module.Trainer(config, RunDir.named(config.name))
-    trainer.sampler = ScriptedSampler(trainer.policy.tokenizer, {"animal": ["look around"] * 1000})
+    trainer.sampler = ScriptedSampler(trainer.policy, {"animal": ["look around"] * 1000})
     pool = ReplayPool(config.n_envs)
     pool.fail_at(1, step=2)
     [metrics] = trainer.train(progress=False, pool=pool)
@@ -421,7 +422,7 @@ def test_the_rollout_scores_near_threshold_states_per_lock_step_and_counts_the_m
     below, between = " ".join(words[:11] + ["four", "five"]), " ".join(words[:11] + ["four"])
     observations = {(0, 1): base, (0, 2): at, (0, 3): base, (0, 4): base,
                     (1, 1): base, (1, 2): below, (1, 3): between, (1, 4): below}
-    sampler = ScriptedSampler(byte_policy.tokenizer, {"animal": ["look around"] * 8})  # both members read it
+    sampler = ScriptedSampler(byte_policy, {"animal": ["look around"] * 8})  # both members read it
     episodes = [EpisodeSpec("find-animal", 0, 0, seed=1), EpisodeSpec("find-animal", 0, 0, seed=2)]
     novelty = Novelty(threshold=0.8)
     first, second = collect_rollouts(byte_policy, _RewordingPool(2, observations), episodes,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from empo2_lite.config import FORMAT_VERSION, apply_overrides, preset
+from empo2_lite.config import FORMAT_VERSION, ConfigError, apply_overrides, preset
 from empo2_lite.errors import DamagedRunFileError, NotARunError
 from empo2_lite.experiments import run_status
 from empo2_lite.runs import RunDir
@@ -125,6 +125,18 @@ def test_a_damaged_results_line_is_a_one_line_error(tmp_path):
         metrics.write("{not json\n")
     with pytest.raises(DamagedRunFileError, match=r"metrics.jsonl: line 2 is not a JSON record .*fix or delete that line"):
         run.read_metrics()
+
+
+
+@pytest.mark.parametrize("flag", ["--run", "--resume"])
+def test_a_name_with_no_run_is_one_line_naming_the_flag_the_name_and_the_root(tmp_path, monkeypatch, flag):
+    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
+    with pytest.raises(ConfigError) as error:
+        RunDir.existing("nope", flag)
+    assert str(error.value) == f"{flag}: no run named 'nope' under {tmp_path}"
+    assert not (tmp_path / "nope").exists()
+    RunDir.named("there").start(config_for("there"))
+    assert RunDir.existing("there", flag).path == tmp_path / "there"
 
 
 def test_start_drops_the_files_of_a_start_that_never_reached_a_checkpoint(tmp_path):

@@ -24,8 +24,6 @@ SPECS = [EpisodeSpec("find-animal", 0, group_id=0, seed=1), EpisodeSpec("find-an
 def test_the_cache_is_the_default_and_a_switch(byte_policy):
     assert isinstance(episode_sampler(byte_policy, RolloutConfig()), KVCacheSampler)
     assert isinstance(episode_sampler(byte_policy, RolloutConfig(kv_cache=False)), RereadingSampler)
-    scripted = episode_sampler(byte_policy, RolloutConfig(), respond=lambda prompts: [])
-    assert isinstance(scripted, RereadingSampler)
 
 
 @pytest.fixture(scope="module")

@@ -8,6 +8,7 @@ import json
 import pytest
 import torch
 
+from empo2_lite.policy.loading import causal_lm
 from empo2_lite.policy.sampling import _newline_token_ids, left_pad, sample_responses
 from empo2_lite.policy.tiny import byte_tokenizer
 
@@ -179,3 +180,10 @@ def test_logprobs_can_be_skipped(byte_policy, monkeypatch):
     [(kwargs, _)] = calls
     assert not kwargs.get("output_logits") and not kwargs["generation_config"].output_logits
     assert response.logprobs == [] and 1 <= len(response.token_ids) <= 4
+
+
+def test_causal_lm_unwraps_the_lora_wrapper_and_leaves_a_bare_model_alone(opinionated_model):
+    policy = load_tiny(opinionated_model)
+    inner = causal_lm(policy.model)
+    assert inner is policy.model.get_base_model() and not hasattr(inner, "get_base_model")
+    assert causal_lm(inner) is inner and inner.generation_config.eos_token_id is not None

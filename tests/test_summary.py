@@ -7,7 +7,7 @@ import math
 import pytest
 
 from empo2_lite.summary import summarize
-from empo2_lite.trajectory import Trajectory, Turn
+from empo2_lite.trajectory import Trajectory, Turn, played
 
 
 def episode(variation: int, score: int, end_reason: str = "completed", turns: list[Turn] = ()) -> Trajectory:
@@ -75,3 +75,10 @@ def test_diagnostics_count_wrong_focus_endings_cut_responses_and_response_length
     assert summary.response_tokens_mean == (4 + 6 + 16 + 16 + 2 + 8) / 6
     empty = summarize([])
     assert (empty.wrong_focus_share, empty.length_limit_share, empty.response_tokens_mean) == (0, 0, 0)
+
+
+def test_played_drops_exactly_the_episodes_lost_to_the_environment_and_keeps_the_order():
+    reasons = ["completed", "env_failure", "failed", "max_steps", "context_limit", "env_failure", None]
+    batch = [episode(index, 0, reason) for index, reason in enumerate(reasons)]
+    assert [t.variation for t in played(batch)] == [0, 2, 3, 4, 6]
+    assert played([]) == [] and played(batch[1:2]) == []

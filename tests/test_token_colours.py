@@ -37,9 +37,9 @@ def rollouts(tiny_byte_model):
     actions = ["look around", "go to kitchen", "look around"]
     pool, config = ReplayPool(1), RolloutConfig(max_steps=3, demonstrations=0)
     [memory] = collect_rollouts(policy, pool, [EpisodeSpec("find-animal", 0, 0, seed=0)], config, retrieve=tips_on_even_steps,
-                                sampler=ScriptedSampler(policy.tokenizer, {"animal": list(actions)}), progress=False)
+                                sampler=ScriptedSampler(policy, {"animal": list(actions)}), progress=False)
     [plain] = collect_rollouts(policy, pool, [EpisodeSpec("find-animal", 0, 0, seed=0)], config,
-                               sampler=ScriptedSampler(policy.tokenizer, {"animal": list(actions)}), progress=False)
+                               sampler=ScriptedSampler(policy, {"animal": list(actions)}), progress=False)
     return policy, memory, plain
 
 

@@ -27,7 +27,8 @@ from empo2_lite.memory import TipMemory
 from empo2_lite.runs import RunDir
 from empo2_lite.summary import summarize
 from empo2_lite.algo.advantages import grpo_advantages
-from empo2_lite.trainer import Trainer, aggregate_novelty, equal_return_group_share
+from empo2_lite.iteration import aggregate_novelty, equal_return_group_share
+from empo2_lite.trainer import Trainer
 from empo2_lite.trajectory import Trajectory, Turn
 from replay_pool import ReplayPool
 from scripted import ScriptedSampler
@@ -38,7 +39,7 @@ def train_on_replays(config: TrainConfig, model: Path) -> list[dict]:
     transitions, every action "look around", in the run folder named after the config."""
     config = apply_overrides(config, {"policy.model": str(model)})
     trainer = Trainer(config, RunDir.named(config.name))
-    trainer.sampler = ScriptedSampler(trainer.policy.tokenizer, {"animal": ["look around"] * 1000})
+    trainer.sampler = ScriptedSampler(trainer.policy, {"animal": ["look around"] * 1000})
     return trainer.train(progress=False, pool=ReplayPool(config.n_envs))
 
 
@@ -202,7 +203,7 @@ def test_memory_iterations_draw_variations_whose_slot_holds_tips(tmp_path, monke
             "group_size": 2, "n_envs": 2, "policy.model": str(tiny_smollm2_model), "task": "identify-life-stages-2",
             "update.learning_rate": 1e-6})
         trainer = Trainer(config, RunDir.named(draw))
-        trainer.sampler = ScriptedSampler(trainer.policy.tokenizer, {"life stages": ["look around"] * 1000})
+        trainer.sampler = ScriptedSampler(trainer.policy, {"life stages": ["look around"] * 1000})
         metrics = trainer.train(progress=False, pool=ReplayPool(config.n_envs))
         assert metrics[0]["memory/slot_entries"] == 0 and metrics[0]["memory/filled_slot_share"] == 0  # reported apart
         later = metrics[1:]
@@ -242,7 +243,7 @@ def test_a_resume_restores_weights_optimizer_generators_and_novelty(tmp_path, mo
     config = apply_overrides(preset("cpu-smoke"), {"iterations": 1, "name": "resumed", "p": 1.0, "q": 1.0, "seed": 5,
                                                    "policy.model": str(tiny_smollm2_model)})
     trainer = Trainer(config, RunDir.named("resumed"))
-    trainer.sampler = ScriptedSampler(trainer.policy.tokenizer, {"animal": ["look around"] * 1000})
+    trainer.sampler = ScriptedSampler(trainer.policy, {"animal": ["look around"] * 1000})
     trainer.train(progress=False, pool=ReplayPool(config.n_envs))
     [at_save] = saved
     torch.rand(3)  # whatever ran in between must not matter
@@ -337,7 +338,7 @@ def charts_as_the_trainer_first_computed_them(trajectories) -> dict:
 def test_chart_metrics_from_the_shared_summary_are_the_trainers_own_numbers():
     from test_summary import episode, turn
 
-    from empo2_lite.trainer import chart_metrics
+    from empo2_lite.iteration import chart_metrics
 
     batches = {
         "mixed": [episode(0, 100, turns=[turn(2, 1.0, 3, 50)]), episode(0, 40, "max_steps", [turn(0, 0.5, 5, 80)] * 2),
@@ -372,3 +373,19 @@ def test_the_lora_initialisation_follows_the_seed_not_what_ran_before(tiny_smoll
     first, again, other = lora_a(1, "a"), lora_a(1, "b"), lora_a(2, "c")
     assert all(torch.equal(x, y) for x, y in zip(first, again))
     assert not all(torch.equal(x, y) for x, y in zip(first, other))
+
+
+def test_the_sampler_is_told_of_every_optimiser_step(tmp_path, monkeypatch, tiny_smollm2_model):
+    """The trainer keeps one sampler for its rollouts and tells it after each optimiser step that
+    the weights changed (where merged weights or an inference engine's adapter would be refreshed)."""
+    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
+    config = apply_overrides(preset("cpu-smoke"), {"name": "told", "iterations": 2, "policy.model": str(tiny_smollm2_model),
+                                                   "update.mini_batch_actions": 3})
+    trainer = Trainer(config, RunDir.named("told"))
+    sampler = trainer.sampler = ScriptedSampler(trainer.policy, {"animal": ["look around"] * 1000})
+    told = []
+    for _ in range(config.iterations):
+        before = sampler.weight_updates
+        metrics = trainer.run_iteration(ReplayPool(config.n_envs))
+        told.append((sampler.weight_updates - before, metrics["update/optimizer_steps"]))
+    assert all(count == steps > 1 for count, steps in told), told

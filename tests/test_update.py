@@ -115,7 +115,7 @@ def test_mini_batches_hold_at_least_the_target_number_of_actions(actions, order,
 def test_update_makes_one_optimiser_step_per_mini_batch_of_actions(byte_policy):
     # 5 packed episodes of 3 steps = 15 actions; 4 actions per step -> mini-batches of 2, 2 and 1
     # episodes: 3 optimiser steps per epoch (a mini-batch of samples would have made 1 or 5).
-    batch = [TrainSample(packed_sample(3), advantage) for advantage in (1.0, -1.0, 0.5, -0.5, 0.0)]
+    batch = [TrainSample.whole(packed_sample(3), advantage) for advantage in (1.0, -1.0, 0.5, -0.5, 0.0)]
     optimizer = torch.optim.SGD(byte_policy.trainable_parameters(), lr=0.01)
     steps = []
     real_step = optimizer.step
@@ -127,7 +127,7 @@ def test_update_makes_one_optimiser_step_per_mini_batch_of_actions(byte_policy):
 
 
 def test_micro_batches_respect_the_token_budget():
-    items = [TrainSample(TokenSample(list(range(n)), [0] * n, [0.0] * n), 0.0) for n in (10, 10, 30, 5)]
+    items = [TrainSample.whole(TokenSample(list(range(n)), [0] * n, [0.0] * n), 0.0) for n in (10, 10, 30, 5)]
     assert [len(group) for group in micro_batches(items, 40)] == [2, 1, 1]
     assert [len(group) for group in micro_batches(items, 1000)] == [4]
 
@@ -154,7 +154,7 @@ def test_lora_changes_base_weights_do_not_and_micro_batching_does_not_matter(byt
             torch.nn.init.normal_(p, std=0.02)  # as after some training, so gradients reach lora_A too
     prompt = chat_ids(byte_policy, "say it")
     _, samples = sampled_batch(byte_policy, prompt, prompt, 4)
-    batch = [TrainSample(s, a) for s, a in zip(samples, [1.0, -1.0, 0.5, -0.5])]
+    batch = [TrainSample.whole(s, a) for s, a in zip(samples, [1.0, -1.0, 0.5, -0.5])]
     twin = load_policy(PolicyConfig(model=str(tiny_byte_model), lora_rank=4, lora_alpha=8))
     twin.model.load_state_dict(byte_policy.model.state_dict())
     base_before = {n: p.detach().clone() for n, p in byte_policy.model.named_parameters() if not p.requires_grad}
@@ -173,7 +173,7 @@ def test_a_nan_loss_is_skipped_with_a_warning(byte_policy, caplog):
     _, samples = sampled_batch(byte_policy, prompt, prompt, 2)
     before = lora_state(byte_policy)
     with caplog.at_level(logging.WARNING):
-        metrics = one_step(byte_policy, [TrainSample(samples[0], math.nan), TrainSample(samples[1], 1.0)], 10_000)
+        metrics = one_step(byte_policy, [TrainSample.whole(samples[0], math.nan), TrainSample.whole(samples[1], 1.0)], 10_000)
     assert "non-finite loss" in caplog.text and metrics["skipped_steps"] == 1 and metrics["optimizer_steps"] == 0
     assert all(torch.equal(before[n], p) for n, p in lora_state(byte_policy).items())
 
@@ -217,7 +217,7 @@ def test_a_tiny_model_learns_the_synthetic_task(tiny_byte_model, path, iteration
         config = UpdateConfig(mini_batch_actions=16, log_delta=-8.0)  # the random model starts near log(1/259)
         if path == "off_policy_without_tips":
             recompute_old_logprobs(policy, samples, config, temperature=1.0)
-        metrics = update_policy(policy, optimizer, [TrainSample(s, float(a)) for s, a in zip(samples, advantages)],
+        metrics = update_policy(policy, optimizer, [TrainSample.whole(s, float(a)) for s, a in zip(samples, advantages)],
                                 config, temperature=1.0, generator=torch.Generator().manual_seed(iteration))
         assert metrics["skipped_steps"] == 0
     after = mean_reward(policy, plain)
@@ -229,7 +229,7 @@ def test_with_tips_old_logprobs_start_the_ratio_away_from_one(byte_policy):
     torch.manual_seed(2)
     _, samples = sampled_batch(byte_policy, seen, trained, 8)
     optimizer = torch.optim.SGD(byte_policy.trainable_parameters(), lr=0.0)
-    metrics = update_policy(byte_policy, optimizer, [TrainSample(s, 1.0) for s in samples],
+    metrics = update_policy(byte_policy, optimizer, [TrainSample.whole(s, 1.0) for s in samples],
                             UpdateConfig(mini_batch_actions=8, mask_granularity="off"), temperature=1.0)
     assert metrics["ratio_mean"] != pytest.approx(1.0, abs=1e-3) and metrics["clip_fraction"] > 0.1
 
@@ -257,7 +257,7 @@ def test_masked_tokens_count_in_the_denominator_whatever_the_micro_batching(byte
     prompt = chat_ids(byte_policy, "say it")
     _, samples = sampled_batch(byte_policy, prompt, prompt, 4)
     advantages = [1.0, -1.0, 0.5, -0.5]
-    batch = [TrainSample(s, a) for s, a in zip(samples, advantages)]
+    batch = [TrainSample.whole(s, a) for s, a in zip(samples, advantages)]
     with torch.no_grad():
         current = [values.tolist() for values in action_logprobs(byte_policy, samples)[0]]
     threshold = split_threshold([lp for values in current for lp in values])
@@ -296,7 +296,7 @@ def with_old_logprobs(sample: TokenSample, values: list[float]) -> TokenSample:
 def masked_fraction_of_one_step(policy, samples: list[TokenSample], **update) -> float:
     optimizer = torch.optim.SGD(policy.trainable_parameters(), lr=0.0)
     config = UpdateConfig(mini_batch_actions=sum(map(response_count, samples)), **update)
-    metrics = update_policy(policy, optimizer, [TrainSample(s, 1.0) for s in samples], config, temperature=1.0)
+    metrics = update_policy(policy, optimizer, [TrainSample.whole(s, 1.0) for s in samples], config, temperature=1.0)
     assert metrics["optimizer_steps"] == 1
     return metrics["masked_fraction"]
 
@@ -322,3 +322,42 @@ def test_sequence_masking_drops_only_the_low_response_of_its_own_sample(byte_pol
     for samples in ([low, fine], [fine, low]):
         assert masked_fraction_of_one_step(byte_policy, samples, mask_granularity="sequence",
                                            log_delta=-5.0) == pytest.approx(3 / 12)
+
+
+def two_response_sample() -> TokenSample:
+    """Step 0 answers with 3 tokens, step 1 with 2."""
+    sample = TokenSample()
+    sample.extend([65] * 5, is_action=False)
+    sample.extend([66, 67, 10], is_action=True, logprobs=[0.0] * 3)
+    sample.extend([65] * 4, is_action=False)
+    sample.extend([68, 10], is_action=True, logprobs=[0.0] * 2)
+    return sample
+
+
+def test_each_action_token_takes_its_own_responses_advantage():
+    item = TrainSample(two_response_sample(), (1.0, -2.0))
+    assert item.sample.steps == [0, 1]
+    assert item.token_advantages() == [1.0, 1.0, 1.0, -2.0, -2.0]
+    assert TrainSample.whole(two_response_sample(), 0.5).advantages == (0.5, 0.5)
+    with pytest.raises(ValueError, match="advantages: 1 given for a sample of 2 responses; give one per response"):
+        TrainSample(two_response_sample(), (1.0,))
+
+
+def test_the_loss_weights_each_action_token_by_its_own_advantage(byte_policy):
+    """On-policy (old log-probs recomputed, ratio 1, no clipping) the PPO loss is minus the mean
+    token advantage: -(3 x 1 + 2 x -2) / 5 = 0.2; one advantage per trajectory would give -1 or 2."""
+    sample = two_response_sample()
+    config = UpdateConfig(mini_batch_actions=8, grad_clip=1e9, mask_granularity="off")
+    recompute_old_logprobs(byte_policy, [sample], config, temperature=1.0)
+    optimizer = torch.optim.SGD(byte_policy.trainable_parameters(), lr=0.0)
+    metrics = update_policy(byte_policy, optimizer, [TrainSample(sample, (1.0, -2.0))], config, temperature=1.0)
+    assert metrics["loss"] == pytest.approx(0.2, abs=1e-5) and metrics["ratio_mean"] == pytest.approx(1.0, abs=1e-5)
+
+
+def test_the_update_tells_of_every_optimiser_step(byte_policy):
+    batch = [TrainSample.whole(packed_sample(3), advantage) for advantage in (1.0, -1.0, 0.5, -0.5, 0.0)]
+    told = []
+    config = UpdateConfig(mini_batch_actions=4, epochs=2, mask_granularity="off")
+    metrics = update_policy(byte_policy, torch.optim.SGD(byte_policy.trainable_parameters(), lr=0.0), batch, config,
+                            temperature=1.0, generator=torch.Generator().manual_seed(0), on_step=lambda: told.append(1))
+    assert len(told) == metrics["optimizer_steps"] == 6

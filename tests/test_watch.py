@@ -61,7 +61,7 @@ def trained_run(tmp_path, monkeypatch):
     def scripted(policy, pool, specs, config=None, retrieve=None, **kwargs):
         calls.append({"adapter": policy.has_adapter, "memory": retrieve is not None, "temperature": config.temperature,
                       "variations": [spec.variation for spec in specs]})
-        sampler = ScriptedSampler(policy.tokenizer, {"life stages": ["look around"] * config.max_steps})
+        sampler = ScriptedSampler(policy, {"life stages": ["look around"] * config.max_steps})
         return real(policy, pool, specs, config, retrieve=retrieve, sampler=sampler, **kwargs)
 
     monkeypatch.setattr(watch, "collect_rollouts", scripted)

@@ -1,9 +1,15 @@
-"""GRPO advantages at trajectory level.
+"""Advantage estimators: one advantage per action (environment step) of every trajectory.
 
-A group is the N rollouts of one task variation in one iteration. Each trajectory's return is
-standardised within its group, A_i = (R_i - mean(R)) / (std(R) + 1e-6), with the unbiased std as
-the official code computes it, and the same A_i applies to every action token of trajectory i. A
-group of one uses mean 0 and std 1 (again as the official code), so its advantage is R / (1 + 1e-6).
+An estimator takes the played trajectories and their returns and gives each trajectory a list with
+one value per step; the update hands each value to the tokens of that step's response
+(``algo.update.TrainSample``). ``ESTIMATORS`` names them; an algorithm names its estimator in the
+algorithm table, so a step-level estimator is one function here and one entry there.
+
+GRPO (``grpo_action_advantages``): a group is the N rollouts of one task variation in one
+iteration. Each trajectory's return is standardised within its group,
+A_i = (R_i - mean(R)) / (std(R) + 1e-6), with the unbiased std as the official code computes it,
+and every action of trajectory i gets the same A_i. A group of one uses mean 0 and std 1 (again as
+the official code), so its advantage is R / (1 + 1e-6).
 
 The return adds the intrinsic reward: R = scale * extrinsic + novelty_coef * sum of the
 trajectory's novelty rewards (the paper's intrinsic reward; see ``memory/novelty.py``).
@@ -11,7 +17,11 @@ trajectory's novelty rewards (the paper's intrinsic reward; see ``memory/novelty
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 import torch
+
+from empo2_lite.trajectory import Trajectory
 
 EPSILON = 1e-6
 
@@ -37,3 +47,16 @@ def grpo_advantages(returns: torch.Tensor, group_ids: torch.Tensor, epsilon: flo
             mean, std = values.mean(), values.std(unbiased=True)
         advantages[members] = (values - mean) / (std + epsilon)
     return advantages
+
+
+def grpo_action_advantages(trajectories: Sequence[Trajectory], returns: torch.Tensor) -> list[list[float]]:
+    """GRPO per action: each trajectory's group-standardised return, for every one of its steps."""
+    advantages = grpo_advantages(returns, torch.tensor([t.group_id for t in trajectories], dtype=torch.long))
+    return [[float(value)] * len(t.turns) for t, value in zip(trajectories, advantages)]
+
+
+AdvantageEstimator = Callable[[Sequence[Trajectory], torch.Tensor], list[list[float]]]
+"""(played trajectories, their returns) -> one list per trajectory with one advantage per step."""
+
+ESTIMATORS: dict[str, AdvantageEstimator] = {"grpo": grpo_action_advantages}
+"""The advantage estimators by the name the algorithm table gives them."""

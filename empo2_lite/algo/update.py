@@ -3,7 +3,7 @@
 Mechanics:
 
 * **Samples** are ``TokenSample``s of the view the mode asks for (``modes.update_views``), each
-  with its trajectory's advantage broadcast to its action tokens.
+  with one advantage per response (action), which every token of that response takes.
 * **Mini-batches are measured in actions** (responses: one per environment step), as in the
   official verl configuration, whose mini-batch of 16 prompts is multiplied by the group size 8
   and counts step samples: 128 actions per optimiser step (arXiv 2602.23008, official code). A
@@ -25,25 +25,45 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from empo2_lite.algo.losses import low_probability_mask, ppo_loss
 from empo2_lite.config import UpdateConfig
-from empo2_lite.policy.loading import Policy
+from empo2_lite.policy.loading import Policy, causal_lm
 from empo2_lite.trajectory import TokenSample
 
 logger = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(frozen=True)
 class TrainSample:
-    """A token sample with its trajectory's advantage."""
+    """A token sample with one advantage per response (action), in order.
+
+    Per action, not per trajectory, so that any estimator (GRPO's one value per trajectory, a
+    step-level one such as GiGPO's) reaches the loss the same way: each action token takes its
+    response's advantage, and the loss never asks which estimator made it."""
 
     sample: TokenSample
-    advantage: float
+    advantages: tuple[float, ...]
+
+    def __post_init__(self) -> None:
+        responses = response_count(self.sample)
+        if len(self.advantages) != responses:
+            raise ValueError(f"advantages: {len(self.advantages)} given for a sample of {responses} responses; "
+                             "give one per response")
+
+    @classmethod
+    def whole(cls, sample: TokenSample, advantage: float) -> "TrainSample":
+        """Every action of ``sample`` with the same ``advantage``."""
+        return cls(sample, (float(advantage),) * response_count(sample))
+
+    def token_advantages(self) -> list[float]:
+        """The advantage of each action token that gets a log-prob (``action_positions``), in order."""
+        responses = response_index(self.sample.action_mask)
+        return [self.advantages[responses[t]] for t in action_positions(self.sample)]
 
 
 def action_positions(sample: TokenSample) -> list[int]:
@@ -128,7 +148,7 @@ def decoder_and_head(model) -> tuple[torch.nn.Module, torch.nn.Module]:
     Llama/Qwen2-style models compute logits as ``lm_head(final hidden state)``; a model that
     post-processes its logits (Gemma 2's soft-capping) is refused rather than scored differently
     from how it samples."""
-    causal = model.get_base_model() if hasattr(model, "get_base_model") else model
+    causal = causal_lm(model)
     if getattr(causal.config, "final_logit_softcapping", None):
         raise NotImplementedError(f"{type(causal).__name__}: soft-capped logits are not supported by the update")
     return getattr(causal, causal.base_model_prefix), causal.get_output_embeddings()
@@ -180,7 +200,7 @@ def recompute_old_logprobs(policy: Policy, samples: Sequence[TokenSample], confi
     """Overwrite the samples' old log-probs with the current model's (the off-policy
     "without_tips" variant: the ratio then starts at 1)."""
     with torch.no_grad():
-        for group in micro_batches([TrainSample(s, 0.0) for s in samples], config.micro_batch_tokens):
+        for group in micro_batches([TrainSample.whole(s, 0.0) for s in samples], config.micro_batch_tokens):
             logprobs, _ = action_logprobs(policy, [item.sample for item in group], temperature)
             for item, values in zip(group, logprobs):
                 for t, value in zip(action_positions(item.sample), values.tolist()):
@@ -202,7 +222,7 @@ def accumulate_gradients(policy: Policy, mini: Sequence[TrainSample], config: Up
         current = torch.cat(logprobs)
         device = current.device
         keep, old_t = kept_action_tokens(current, [g.sample for g in group], config)
-        advantages = [item.advantage for item in group for _ in action_positions(item.sample)]
+        advantages = [value for item in group for value in item.token_advantages()]
         reference = None
         if config.kl_coef:
             with torch.no_grad(), policy.reference():
@@ -220,11 +240,13 @@ def accumulate_gradients(policy: Policy, mini: Sequence[TrainSample], config: Up
 
 
 def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, batch: Sequence[TrainSample],
-                  config: UpdateConfig, *, temperature: float, generator: torch.Generator | None = None) -> dict[str, float]:
+                  config: UpdateConfig, *, temperature: float, generator: torch.Generator | None = None,
+                  on_step: Callable[[], None] | None = None) -> dict[str, float]:
     """Run ``config.epochs`` passes of PPO steps, one per mini-batch of ``mini_batch_actions``
     actions, over ``batch``; return mean metrics plus ``tokens`` (summed), ``optimizer_steps`` and
     ``skipped_steps`` (non-finite losses). ``temperature`` is the one the rollouts sampled at
-    (``TrainConfig.logprob_temperature``): the old log-probs were recorded with it."""
+    (``TrainConfig.logprob_temperature``): the old log-probs were recorded with it. ``on_step`` is
+    called after every optimiser step: the weights changed (``EpisodeSampler.weights_changed``)."""
     policy.model.train()
     trainable = policy.trainable_parameters()
     totals: dict[str, list[float]] = {name: [] for name in ("loss", "clip_fraction", "masked_fraction", "ratio_mean",
@@ -244,6 +266,8 @@ def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, batch: Seque
                 continue
             grad_norm = torch.nn.utils.clip_grad_norm_(trainable, config.grad_clip)
             optimizer.step()
+            if on_step is not None:
+                on_step()
             totals["loss"].append(step_loss)
             totals["grad_norm"].append(float(grad_norm))
             totals["tokens"].append(float(sum(len(m.sample.input_ids) for m in mini)))

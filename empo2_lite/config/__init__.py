@@ -1,16 +1,18 @@
 """Every setting of the kit, in one torch-free place.
 
 ``checks`` (the error and the checks that word it), ``sections`` (environment, policy, rollouts,
-memory, update: each validates itself), ``train`` (the run's ``TrainConfig``, its file format),
-``overrides`` (``--set``, YAML files, algorithm implications) and ``presets`` (named presets and
-their cost). Importing it imports neither torch nor transformers, so bad input is reported in well
+memory, update: each validates itself), ``train`` (the run's ``TrainConfig``, checked against its
+algorithm's entry in ``algo/algorithms.py``), ``reading`` (setting fields by name, the file format
+and its migrations), ``overrides`` (``--set``, YAML files, algorithm implications) and ``presets``
+(named presets and their cost). Importing it imports neither torch nor transformers, so bad input is reported in well
 under a second.
 """
 
+from empo2_lite.algo.algorithms import ALGORITHMS, Algorithm, algorithm
 from empo2_lite.config.checks import ConfigError, check_choice, check_fraction, check_integer, check_positive
 from empo2_lite.config.overrides import (
-    ALGO_SETTINGS,
     SECTIONS,
+    algorithm_settings,
     apply_overrides,
     known_settings,
     load_overrides_file,
@@ -27,10 +29,10 @@ from empo2_lite.config.sections import (
     RolloutConfig,
     UpdateConfig,
 )
+from empo2_lite.config.reading import FORMAT_VERSION
 from empo2_lite.config.train import (
     ALGOS,
     BASELINES,
-    FORMAT_VERSION,
     OFF_POLICY_OLD_LOGPROBS,
     TrainConfig,
     config_json,
@@ -38,9 +40,9 @@ from empo2_lite.config.train import (
 )
 
 __all__ = [
-    "ALGOS", "ALGO_SETTINGS", "BASELINES", "DEFAULT_MODEL", "FORMAT_VERSION", "MASK_GRANULARITIES", "MEMORY_RETRIEVERS",
-    "OFF_POLICY_OLD_LOGPROBS", "PRESETS", "PRESET_COSTS", "SECTIONS", "ConfigError", "EnvConfig", "MemoryConfig",
-    "PolicyConfig", "PresetCost", "RolloutConfig", "TrainConfig", "UpdateConfig", "apply_overrides", "check_choice",
-    "check_fraction", "check_integer", "check_positive", "config_json", "known_settings", "load_overrides_file",
-    "parse_set_arguments", "preset", "run_format_error",
+    "ALGORITHMS", "ALGOS", "Algorithm", "BASELINES", "DEFAULT_MODEL", "FORMAT_VERSION", "MASK_GRANULARITIES",
+    "MEMORY_RETRIEVERS", "OFF_POLICY_OLD_LOGPROBS", "PRESETS", "PRESET_COSTS", "SECTIONS", "ConfigError", "EnvConfig",
+    "MemoryConfig", "PolicyConfig", "PresetCost", "RolloutConfig", "TrainConfig", "UpdateConfig", "algorithm",
+    "algorithm_settings", "apply_overrides", "check_choice", "check_fraction", "check_integer", "check_positive",
+    "config_json", "known_settings", "load_overrides_file", "parse_set_arguments", "preset", "run_format_error",
 ]

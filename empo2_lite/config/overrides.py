@@ -2,93 +2,67 @@
 
 Values arrive as strings (the command line) or YAML/JSON values and are coerced to each field's
 declared type; an unknown name is an error that lists every known setting. Choosing an algorithm
-applies what it implies (``ALGO_SETTINGS``) before the other overrides given with it.
+applies what its entry in the algorithm table implies (``algorithm_settings``) before the other
+overrides given with it; an override that then contradicts the algorithm is refused by
+``TrainConfig.validate``, which names the algorithm that does it (``--algo grpo --set
+memory.novelty_coef=1`` points to "grpo+novelty").
+
+The field machinery (flattening, coercion, setting by dotted name) lives in ``reading.py``, which
+``TrainConfig.from_dict`` also uses, so this module and ``train.py`` do not import each other.
 """
 
 from __future__ import annotations
 
 import copy
-import dataclasses
 from pathlib import Path
 from typing import Any
 
-from empo2_lite.config.checks import ConfigError, check_choice
-from empo2_lite.config.sections import EnvConfig, MemoryConfig, PolicyConfig, RolloutConfig, UpdateConfig
-from empo2_lite.config.train import ALGOS, TrainConfig
+from empo2_lite.algo.algorithms import algorithm
+from empo2_lite.config.checks import ConfigError
+from empo2_lite.config.reading import SECTIONS, assign, flatten, setting_names
+from empo2_lite.config.train import TrainConfig
 
-SECTIONS = {"env": EnvConfig, "policy": PolicyConfig, "rollout": RolloutConfig, "memory": MemoryConfig,
-            "update": UpdateConfig}
+__all__ = ["SECTIONS", "PAPER_NOVELTY_COEF", "algorithm_settings", "apply_overrides", "flatten", "known_settings",
+           "load_overrides_file", "parse_set_arguments"]
 
-
-def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, dict) and key in SECTIONS and not prefix:
-            flat.update(flatten(value, f"{key}."))
-        else:
-            flat[prefix + key] = value
-    return flat
+PAPER_NOVELTY_COEF = 1.0
+"""The novelty coefficient an algorithm with the novelty reward gets where the config had none."""
 
 
-def _coerce(field_name: str, annotation: str, value: Any) -> Any:
-    """Turn a --set string (or a YAML/JSON value) into the field's declared type."""
-    if not isinstance(value, str):
-        return tuple(value) if "tuple" in annotation and isinstance(value, list) else value
-    if "None" in annotation and value.lower() in ("none", "null"):
-        return None
-    if annotation.startswith("bool"):
-        if value.lower() in ("true", "1", "yes", "on"):
-            return True
-        if value.lower() in ("false", "0", "no", "off"):
-            return False
-        raise ConfigError(f"{field_name}: {value!r} is not allowed; choose one of: true, false")
-    if "tuple" in annotation:
-        return tuple(part.strip() for part in value.split(",") if part.strip())
-    try:
-        if annotation.startswith("int"):
-            return int(value)
-        if annotation.startswith("float"):
-            return float(value)
-    except ValueError:
-        raise ConfigError(f"{field_name}: {value!r} is not allowed; it must be a number") from None
-    return value
-
-
-ALGO_SETTINGS: dict[str, dict[str, Any]] = {
-    "empo2": {},
-    "grpo": {"p": 0.0, "write_tips": False, "memory.novelty_coef": 0.0},
-}
-"""What choosing an algorithm sets (applied before the other overrides given with it)."""
+def algorithm_settings(name: str, config: TrainConfig) -> dict[str, Any]:
+    """What choosing algorithm ``name`` sets on ``config``: p = 0 without memory rollouts, its
+    ``write_tips``, and ``memory.novelty_coef`` = 0 without the novelty reward, or, with it, the
+    config's coefficient (the paper's 1.0 where that was 0, so "grpo+novelty" chosen on a GRPO
+    config pays novelty)."""
+    entry = algorithm(name)
+    settings: dict[str, Any] = {"write_tips": entry.write_tips}
+    if not entry.memory_rollouts:
+        settings["p"] = 0.0
+    if not entry.novelty:
+        settings["memory.novelty_coef"] = 0.0
+    elif config.memory.novelty_coef == 0:
+        settings["memory.novelty_coef"] = PAPER_NOVELTY_COEF
+    return settings
 
 
 def apply_overrides(config: TrainConfig, overrides: dict[str, Any]) -> TrainConfig:
     """A copy of ``config`` with ``{"field" or "section.field": value}`` applied.
 
-    An ``algo`` key is applied first, with the settings it implies (``ALGO_SETTINGS``); the other
-    keys then override those, so ``{"algo": "grpo", "memory.novelty_coef": 1}`` is GRPO + novelty.
+    An ``algo`` key is applied first, with the settings it implies (``algorithm_settings``); the
+    other keys then override those, and ``validate`` refuses any that contradict the algorithm:
+    ``{"algo": "grpo", "memory.novelty_coef": 1}`` is refused, ``{"algo": "grpo+novelty"}`` is it.
     """
     config = copy.deepcopy(config)
     if "algo" in overrides:
-        check_choice("algo", overrides["algo"], ALGOS)
-        overrides = {"algo": overrides["algo"], **ALGO_SETTINGS[overrides["algo"]],
+        overrides = {"algo": overrides["algo"], **algorithm_settings(overrides["algo"], config),
                      **{key: value for key, value in overrides.items() if key != "algo"}}
-    for key, value in overrides.items():
-        section, _, name = key.rpartition(".")
-        target = getattr(config, section) if section in SECTIONS else config if not section else None
-        fields = {f.name: f for f in dataclasses.fields(target)} if target is not None else {}
-        if name not in fields:
-            raise ConfigError(f"{key}: unknown setting; known settings{' of ' + section if target is not None and section else ''}: "
-                              f"{', '.join(known_settings(section if target is not None else ''))}")
-        setattr(target, name, _coerce(key, str(fields[name].type), value))
+    assign(config, overrides)
     return config
 
 
 def known_settings(section: str = "") -> list[str]:
     """Every setting's dotted name, or only those of ``section``."""
-    if section:
-        return sorted(f"{section}.{f.name}" for f in dataclasses.fields(SECTIONS[section]))
-    return sorted([f.name for f in dataclasses.fields(TrainConfig) if f.name not in SECTIONS] +
-                  [f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in dataclasses.fields(cls)])
+    return setting_names(TrainConfig, section)
 
 
 def parse_set_arguments(pairs: list[str]) -> dict[str, str]:

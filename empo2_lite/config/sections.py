@@ -241,6 +241,14 @@ class RolloutConfig:
             raise ConfigError(f"rollout.demonstrations: {self.demonstrations!r} is not allowed; choose one of: {', '.join(map(str, DEMONSTRATION_COUNTS))}")
 
 
+TIP_CLOSING_TOKENS = 512
+"""Tokens a tip prompt's closing turn may add to its episode, reserved when a policy is loaded for
+a run that writes tips. With the longest observation along the gold paths (281 SmolLM2 tokens,
+``look around`` in a full room) the closing turn is 363 SmolLM2 tokens (82 for the score line, the
+request and the chat template); the byte tokenizer of the test models needs 286 plus one token per
+byte of observation."""
+
+
 TIP_ENTRY_TOKENS = 28
 """Tokens a shown tip adds beyond its own text and its step's action: the bullet and the words
 naming the action and the episode's score (``prompts.format_tip``; 22 with SmolLM2's tokenizer for

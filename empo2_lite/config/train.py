@@ -8,9 +8,14 @@ One field per fact: the update scores actions at the temperature the rollouts sa
 so that temperature is derived (``logprob_temperature``), not a second setting; the evaluation
 temperature is ``eval_temperature`` and nothing else.
 
+What an algorithm is comes from the algorithm table (``algo/algorithms.py``): ``validate`` refuses
+a config that contradicts its ``algo`` (p > 0 without memory rollouts, tips written or not against
+the entry, a novelty reward the entry does not pay), naming the algorithm that does what was
+asked, so a config built directly, from overrides, a YAML file or a grid gets the same check.
+
 ``config.json`` carries ``format_version``. A file written by an older version of the kit is read
-(and migrated) for looking at results; training or resuming from it is refused with a one-line
-message, because some of its settings meant something else then (``run_format_error``).
+(and migrated, ``reading.py``) for looking at results; training or resuming from it is refused with
+a one-line message, because some of its settings meant something else then (``run_format_error``).
 """
 
 from __future__ import annotations
@@ -20,23 +25,19 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from empo2_lite.algo.algorithms import ALGORITHMS, Algorithm, algorithm
 from empo2_lite.config.checks import ConfigError, check_choice, check_fraction, check_integer, check_positive
+from empo2_lite.config.reading import FORMAT_VERSION, read_config
 from empo2_lite.config.sections import (EnvConfig, MemoryConfig, PolicyConfig, RolloutConfig, UpdateConfig,
                                        tip_block_needs)
 from empo2_lite.tasks import UnknownTaskError, get_task
 
-ALGOS = ("empo2", "grpo")
+ALGOS = tuple(ALGORITHMS)
+"""The algorithms' names (the table's order)."""
 BASELINES = ("naive", "memory-only")
 """The paper's untrained baselines: the base model as is, and the base model with a growing tip memory."""
 OFF_POLICY_OLD_LOGPROBS = ("with_tips", "without_tips")
 MEMORY_DRAWS = ("filled", "uniform")
-FORMAT_VERSION = 3
-"""Version 2 (2026-11-26): GRPO without novelty and tips (``write_tips``), mini-batches counted in
-actions (``update.mini_batch_actions``), ``eval_episodes_per_variation``; no ``update.temperature``.
-Version 3 (2026-12-04): tokens drawn from per-episode seeds, periodic evaluations on the dev
-split, ``memory_draw`` (version 2 drew memory iterations' variations uniformly), each step's tip
-block shown at its own step only (version 2 kept blocks in the chat under
-``rollout.tip_episode_tokens``, dropped when read)."""
 
 
 @dataclass
@@ -51,10 +52,10 @@ class TrainConfig:
     task: str = "find-animal"
     """The ScienceWorld task (one model per task, as in the paper)."""
     algo: str = "empo2"
-    """"empo2" or "grpo". Choosing "grpo" (``--algo``, a grid, an override) also sets p = 0,
-    ``write_tips`` off and ``memory.novelty_coef`` = 0: the paper's GRPO is the same trainer without
-    memory and without the intrinsic reward. Overrides given with it still apply afterwards, which is
-    how the ablations "GRPO + novelty" and "GRPO + tips written but never shown" are reached."""
+    """A name of the algorithm table (``ALGOS``): "empo2", "grpo" (the paper's: the same trainer
+    without memory and without the intrinsic reward), "grpo+novelty", "grpo+tips-unseen". Choosing
+    one (``--algo``, a grid, an override) sets what its entry implies (p, ``write_tips``,
+    ``memory.novelty_coef``) and ``validate`` refuses settings that contradict it."""
     baseline: str = ""
     """"" for a trained run. "naive" or "memory-only" marks a baseline folder (``eval --baseline``):
     the preset's base model evaluated without training, this config saying with which settings;
@@ -128,9 +129,6 @@ class TrainConfig:
             raise ConfigError(str(error)) from None
         check_fraction("p", self.p)
         check_fraction("q", self.q)
-        if self.algo == "grpo" and self.p != 0:
-            raise ConfigError(f"p: {self.p!r} is not allowed with algo 'grpo' (GRPO has no memory rollouts); "
-                              "set p=0 or use algo 'empo2'")
         check_choice("off_policy_old_logprob", self.off_policy_old_logprob, OFF_POLICY_OLD_LOGPROBS)
         check_choice("memory_draw", self.memory_draw, MEMORY_DRAWS)
         for name in ("iterations", "variations_per_iteration", "group_size", "n_envs", "checkpoint_every",
@@ -144,6 +142,9 @@ class TrainConfig:
             raise ConfigError(f"name: {self.name!r} is not allowed; use a folder name without '/'")
         for section in (self.env, self.policy, self.rollout, self.memory, self.update):
             section.validate()
+        contradiction = None if self.baseline else algorithm_contradiction(self)  # a baseline trains no algorithm
+        if contradiction is not None:
+            raise contradiction
         need = tip_block_needs(self.memory, self.rollout)
         if self.p > 0 and self.rollout.tip_block_tokens < need:
             raise ConfigError(f"rollout.tip_block_tokens: {self.rollout.tip_block_tokens} is not allowed with memory "
@@ -160,32 +161,41 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        """The inverse of ``to_dict`` (unknown keys are errors naming them); a file of an older
-        format is migrated to what ran (``format_version`` keeps the old number)."""
-        from empo2_lite.config.overrides import apply_overrides, flatten
-
-        flat = flatten(values)
-        version = flat.get("format_version", 1)
-        if not isinstance(version, int) or version > FORMAT_VERSION:
-            raise ConfigError(f"format_version: {version!r} is newer than this kit understands ({FORMAT_VERSION}); "
-                              "update empo2-lite")
-        if version == 1:
-            flat = migrate_from_version_1(flat)
-        if version <= 2:
-            flat.setdefault("memory_draw", "uniform")
-            flat.pop("rollout.tip_episode_tokens", None)  # blocks stayed in the chat then
-        return apply_overrides(cls(), flat)
+        """The inverse of ``to_dict`` (unknown keys are errors naming them), read as what ran: a file
+        of an older format is migrated (``format_version`` keeps the old number) and an ablation
+        stored as "grpo" is relabelled (``reading.read_config``)."""
+        return read_config(cls(), values)
 
 
-def migrate_from_version_1(flat: dict[str, Any]) -> dict[str, Any]:
-    """Version 1 as what ran: GRPO then used p = 0 whatever its stored p, and every algorithm wrote
-    tips and paid novelty; ``update.mini_batch_size`` (trajectories per step) and
-    ``update.temperature`` (a copy of the rollout's) have no version-2 equivalent and are dropped."""
-    flat = {key: value for key, value in flat.items() if key not in ("update.mini_batch_size", "update.temperature")}
-    flat.setdefault("write_tips", True)
-    if flat.get("algo") == "grpo":
-        flat["p"] = 0.0
-    return {**flat, "format_version": 1}
+def algorithm_contradiction(config: TrainConfig) -> ConfigError | None:
+    """The one-line error for the first setting that contradicts ``config.algo``'s table entry
+    (p, then ``write_tips``, then ``memory.novelty_coef``), pointing to an algorithm that allows it."""
+    entry = algorithm(config.algo)
+    if config.p > 0 and not entry.memory_rollouts:
+        return _refusal(config, entry, "p", config.p, "no memory rollouts")
+    if config.write_tips != entry.write_tips:
+        return _refusal(config, entry, "write_tips", config.write_tips,
+                        "it writes a tip after every episode" if entry.write_tips else "no tips written")
+    if config.memory.novelty_coef > 0 and not entry.novelty:
+        return _refusal(config, entry, "memory.novelty_coef", config.memory.novelty_coef, "no novelty reward")
+    return None
+
+
+def _refusal(config: TrainConfig, entry: Algorithm, field_name: str, value: object, why: str) -> ConfigError:
+    """'<field>: <value> is not allowed with algo '<name>' (<why>); use algo '<other>'', where the
+    other algorithm allows what the config does (its tips as they are only when ``write_tips`` is the
+    field refused: choosing an algorithm sets them) and, of those, differs least from it (ties: the
+    table's order); no hint when none does."""
+    does = (config.p > 0, config.write_tips, config.memory.novelty_coef > 0)
+
+    def allows(other: Algorithm) -> bool:
+        return ((other.memory_rollouts or not does[0]) and (other.novelty or not does[2])
+                and (field_name != "write_tips" or other.write_tips == does[1]))
+
+    candidates = sorted((other for other in ALGORITHMS.values() if other is not entry and allows(other)),
+                        key=lambda other: sum(a != b for a, b in zip(other.switches, does)))
+    hint = f"; use algo {candidates[0].name!r}" if candidates else ""
+    return ConfigError(f"{field_name}: {value!r} is not allowed with algo {entry.name!r} ({why}){hint}")
 
 
 def run_format_error(config: TrainConfig, where: str) -> ConfigError | None:

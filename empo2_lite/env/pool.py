@@ -16,6 +16,9 @@ Lock-step use::
         starts = pool.reset([("find-animal", 0)] * 4)
         while pool.active:
             results = pool.step({slot: policy(slot) for slot in pool.active})
+
+Jobs open their environments with ``open_pool``, which takes a ``PoolFactory`` in place of
+``EnvPool`` (tests pass one replaying recorded transitions).
 """
 
 from __future__ import annotations
@@ -28,9 +31,14 @@ from typing import TypeVar
 
 from empo2_lite.config import EnvConfig
 from empo2_lite.env.adapter import EpisodeFailure, EpisodeStart, ScienceWorldAdapter, StepResult
+from empo2_lite.env.protocol import EpisodePool
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
+
+PoolFactory = Callable[[int, EnvConfig], EpisodePool]
+"""Builds the environments a job plays on from (slots, settings), in place of ``EnvPool`` (one
+ScienceWorld JVM per slot); tests pass a pool replaying recorded transitions."""
 
 
 class EnvPool:
@@ -146,3 +154,10 @@ class EnvPool:
         adapter.close()
         self._workers[slot].submit(adapter.restart)
         return EpisodeFailure(slot=slot, error=error)
+
+
+def open_pool(make_pool: PoolFactory | None, size: int, config: EnvConfig) -> EpisodePool:
+    """``size`` slots to play on, used as a context manager: ``make_pool``'s when given, else
+    ``EnvPool``'s. The one place that picks the default, and it looks ``EnvPool`` up when called, so a
+    test that replaces it on this module replaces it for every job."""
+    return (make_pool or EnvPool)(size, config)

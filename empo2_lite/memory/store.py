@@ -13,18 +13,15 @@ cut-off, then score order, top 10) with BM25 in place of MiniLM embeddings by de
 Speed: rank-bm25 cannot add documents to an index, so a slot is marked dirty on add and rebuilt
 lazily at its next query, not on every add.
 
-Persistence: with a ``path``, every ``add`` appends its new entries to a JSONL file and flushes it
-to disk before returning. ``TipMemory.load`` replays the file; a run killed mid-write leaves at most
-a partial last line, which is dropped with a warning (and cut from the file, so later appends start
-on a clean line). A damaged line before the last is not guessed at: loading stops with a one-line
-``DamagedRunFileError`` that names the line and how to repair it.
+Persistence (``jsonl.py``): with a ``path``, every ``add`` appends its new entries to a JSONL file
+and flushes it to disk before returning. ``TipMemory.load`` replays the file; a run killed mid-write
+leaves at most a partial last line, which is dropped with a warning (and cut from the file, so later
+appends start on a clean line). A damaged line before the last is not guessed at: loading stops with
+a one-line ``DamagedRunFileError`` that names the line and how to repair it.
 """
 
 from __future__ import annotations
 
-import json
-import logging
-import os
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -32,13 +29,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from empo2_lite import jsonl
 from empo2_lite.config import MemoryConfig
-from empo2_lite.errors import DamagedRunFileError
 from empo2_lite.prompts import format_tip
 from empo2_lite.memory.retrievers import Retriever, make_retriever
 from empo2_lite.trajectory import Trajectory, append_history
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -93,11 +88,7 @@ class TipMemory:
         were new. With a path, the new entries are on disk when this returns."""
         added = [entry for entry in entries if self._insert(entry)]
         if self.path and added:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            with open(self.path, "a", encoding="utf-8") as file:
-                file.write("".join(json.dumps(asdict(entry)) + "\n" for entry in added))
-                file.flush()
-                os.fsync(file.fileno())
+            jsonl.append_rows(self.path, [asdict(entry) for entry in added])
         return len(added)
 
     def add_episode(self, trajectory: Trajectory, tip: str, iteration: int = 0, run_id: str = "") -> int:
@@ -187,26 +178,9 @@ class TipMemory:
         """Rebuild a memory from its JSONL file (missing file: empty memory at that path)."""
         memory = cls(config, path=None)
         path = Path(path)
-        if path.exists():
-            good_bytes = 0
-            with open(path, "rb") as file:
-                lines = file.read().split(b"\n")
-            complete, tail = lines[:-1], lines[-1]
-            for number, raw in enumerate(complete, start=1):
-                try:
-                    memory._insert(TipEntry(**json.loads(raw)))
-                except (json.JSONDecodeError, TypeError) as error:
-                    if number == len(complete) and not tail:
-                        logger.warning("%s: dropped a damaged last record (%s)", path, error)
-                        break
-                    raise DamagedRunFileError(
-                        f"{path}: line {number} is not a tip record ({error}); fix or delete that line, "
-                        "or delete the file to continue with an empty memory") from error
-                good_bytes += len(raw) + 1
-            if tail or good_bytes < path.stat().st_size:
-                if tail:
-                    logger.warning("%s: dropped a partial last record (%d bytes)", path, len(tail))
-                with open(path, "r+b") as file:
-                    file.truncate(good_bytes)
+        for entry in jsonl.read_intact(path, lambda row: TipEntry(**row), record="a tip record",
+                                       repair="fix or delete that line, or delete the file to continue with "
+                                              "an empty memory"):
+            memory._insert(entry)
         memory.path = path
         return memory

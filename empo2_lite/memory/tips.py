@@ -34,7 +34,7 @@ sentence in every later prompt that shows it.
 
 Context: an episode never grows past ``rollout.max_context_tokens`` (the rollout ends it first), so a
 tip prompt is at most that plus its closing turn, and writing adds ``tip_max_new_tokens``. Loading a
-policy for a run that writes tips reserves ``TIP_CLOSING_TOKENS`` and the tip on top of the context
+policy for a run that writes tips reserves ``config.sections.TIP_CLOSING_TOKENS`` and the tip on top of the context
 (``policy.loading.check_context_fits``). A closing turn longer than the reserve (an unusually long
 final observation) could still push a prompt past the model's positions; such a tip is not written
 (finish "context_limit", counted as ``memory/tips_skipped_context``) rather than cut, because
@@ -72,14 +72,6 @@ def score_line(score: int) -> str:
     return f"You finished this episode with a score of {score} out of 100."
 
 
-TIP_CLOSING_TOKENS = 512
-"""Tokens a tip prompt's closing turn may add to its episode, reserved when a policy is loaded for
-a run that writes tips. With the longest observation along the gold paths (281 SmolLM2 tokens,
-``look around`` in a full room) the closing turn is 363 SmolLM2 tokens (82 for the score line, the
-request and the chat template); the byte tokenizer of the test models needs 286 plus one token per
-byte of observation."""
-
-
 @dataclass(frozen=True)
 class WrittenTip:
     """One episode's tip, and how writing it ended."""
@@ -115,7 +107,8 @@ def _growable_copy(chat: ChatTokens) -> ChatTokens:
     clone = copy.copy(chat)
     clone.messages = list(chat.messages)
     sample = chat.sample
-    clone.sample = TokenSample(list(sample.input_ids), list(sample.action_mask), list(sample.old_logprobs))
+    clone.sample = TokenSample(list(sample.input_ids), list(sample.action_mask), list(sample.old_logprobs),
+                               list(sample.steps))
     return clone
 
 

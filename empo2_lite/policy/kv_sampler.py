@@ -41,11 +41,10 @@ from transformers import DynamicCache
 from transformers.cache_utils import DynamicLayer, get_layer_types_and_kwargs
 
 from empo2_lite.policy.draws import choose_tokens, row_seeds
-from empo2_lite.policy.loading import Policy
+from empo2_lite.policy.loading import Policy, causal_lm
 from empo2_lite.policy.sampling import (
     SampledResponse,
     _newline_token_ids,
-    _transformers_model,
     cut_response,
     end_token_ids,
     left_pad,
@@ -129,6 +128,10 @@ class KVCacheSampler:
         """
         episode = self._episodes.pop(key, None)
         return episode.peak_bytes if episode is not None else 0
+
+    def weights_changed(self) -> None:
+        """Nothing to refresh: the caches are episodes' keys and values, freed when their wave ends
+        (before any update), and decoding reads the live LoRA layers."""
 
     @torch.no_grad()
     def sample(self, keys: list[Hashable], prompts: list[list[int]], with_logprobs: bool = True, *,
@@ -220,7 +223,7 @@ class KVCacheSampler:
 
 def full_attention_problem(model) -> str | None:
     """Why ``model`` is not a full-attention model (None when it is; see module docstring)."""
-    config = _transformers_model(model).config.get_text_config(decoder=True)
+    config = causal_lm(model).config.get_text_config(decoder=True)
     layer_types, _ = get_layer_types_and_kwargs(config)
     other = sorted(set(layer_types) - {"full_attention"})
     return f"the cache supports full-attention models only; this one has {other} layers" if other else None

@@ -23,7 +23,7 @@ What is decided here and why:
 * **Context.** Given the run's ``RolloutConfig`` (and its ``MemoryConfig`` when tips are written),
   the longest sequence the run feeds the model must fit its ``max_position_embeddings``: an
   episode of ``rollout.max_context_tokens``, plus, for tip writing, the closing turn's reserve
-  (``memory.tips.TIP_CLOSING_TOKENS``) and the tip. Checked from the model's config before the
+  (``config.sections.TIP_CLOSING_TOKENS``) and the tip. Checked from the model's config before the
   weights load: past its positions a model does not fail, it silently reads garbage.
 * **GPU-only options** (``backend="unsloth"``, ``load_in_4bit``) import their packages lazily and
   only after CUDA is confirmed; CPU runs never import them. Neither has ever run (no GPU so far),
@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from empo2_lite.config import DEFAULT_MODEL, ConfigError, MemoryConfig, PolicyConfig, RolloutConfig
+from empo2_lite.config.sections import TIP_CLOSING_TOKENS
 
 LORA_CANDIDATES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 RANDOM_PREFIX = "random:"
@@ -247,6 +248,13 @@ def _require_cuda(field_name: str, value: object) -> None:
         raise ConfigError(f"{field_name}: {value!r} needs a CUDA GPU and none is available; on CPU use backend 'hf' without 4-bit")
 
 
+def causal_lm(model):
+    """The transformers causal LM itself, under peft's LoRA wrapper when there is one. The one place
+    that unwraps: the checkpoint's ``config`` and ``generation_config`` and the plain forward live on
+    it, and whether a model is wrapped depends on ``lora_rank``, which no caller should re-test."""
+    return model.get_base_model() if hasattr(model, "get_base_model") else model
+
+
 def position_limit(model) -> int | None:
     """The longest sequence ``model`` (a model or its config) has positions for; None when its
     config does not say."""
@@ -256,7 +264,6 @@ def position_limit(model) -> int | None:
 def check_context_fits(model: str, positions: int | None, rollout: RolloutConfig, tips: MemoryConfig | None) -> None:
     """Refuse, in one line, a context the model has no positions for: an episode of
     ``rollout.max_context_tokens`` and, with ``tips``, its tip prompt's closing turn and the tip."""
-    from empo2_lite.memory.tips import TIP_CLOSING_TOKENS
 
     reserve = TIP_CLOSING_TOKENS + tips.tip_max_new_tokens if tips is not None else 0
     if positions is None or rollout.max_context_tokens + reserve <= positions:

@@ -16,7 +16,7 @@ could implement ``sample``/``release`` with one adapter version per optimiser st
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Hashable
+from collections.abc import Hashable
 from typing import Protocol
 
 from empo2_lite.config import RolloutConfig
@@ -42,14 +42,17 @@ class EpisodeSampler(Protocol):
     def release(self, key: Hashable) -> int:
         """The episode is over: free what is kept for it; return its peak cache size in bytes."""
 
+    def weights_changed(self) -> None:
+        """The trainer took an optimiser step. A sampler that reads the live model (both here)
+        has nothing to do; one that keeps merged weights or an inference engine with its own
+        copy of the adapter refreshes or syncs it here, before the next rollout."""
+
 
 class RereadingSampler:
     """Every call reads each prompt in full (no state between calls)."""
 
-    def __init__(self, policy: Policy, *, temperature: float, top_p: float, max_new_tokens: int,
-                 respond: Callable[[list[list[int]]], list[SampledResponse]] | None = None) -> None:
-        """``respond`` replaces the policy's sampling of actions (scripted tests)."""
-        self.policy, self.respond = policy, respond
+    def __init__(self, policy: Policy, *, temperature: float, top_p: float, max_new_tokens: int) -> None:
+        self.policy = policy
         self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
         self.last_computed: dict[Hashable, int] = {}
 
@@ -57,9 +60,6 @@ class RereadingSampler:
                seeds: list[int] | None = None, temperature: float | None = None, top_p: float | None = None,
                max_new_tokens: int | None = None) -> list[SampledResponse]:
         self.last_computed = {key: len(prompt) for key, prompt in zip(keys, prompts)}
-        overridden = temperature is not None or top_p is not None or max_new_tokens is not None
-        if self.respond is not None and not overridden:
-            return self.respond(prompts)
         return sample_responses(self.policy, prompts,
                                 temperature=self.temperature if temperature is None else temperature,
                                 top_p=self.top_p if top_p is None else top_p,
@@ -69,15 +69,16 @@ class RereadingSampler:
     def release(self, key: Hashable) -> int:
         return 0
 
+    def weights_changed(self) -> None:
+        """Nothing is kept: every call reads the live model."""
 
-def episode_sampler(policy: Policy, config: RolloutConfig,
-                    respond: Callable[[list[list[int]]], list[SampledResponse]] | None = None) -> EpisodeSampler:
+
+def episode_sampler(policy: Policy, config: RolloutConfig) -> EpisodeSampler:
     """The KV-cache sampler when ``config.kv_cache`` is on and the model allows it, else the
-    re-reading one (and a one-line reason when the cache was asked for but cannot be used).
-    A scripted ``respond`` (tests) always gets the re-reading sampler."""
+    re-reading one (and a one-line reason when the cache was asked for but cannot be used)."""
     settings = {"temperature": config.temperature, "top_p": config.top_p, "max_new_tokens": config.max_new_tokens}
-    if respond is not None or not config.kv_cache:
-        return RereadingSampler(policy, respond=respond, **settings)
+    if not config.kv_cache:
+        return RereadingSampler(policy, **settings)
     reason = cache_unusable_reason(policy)
     if reason:
         logger.warning("rollout.kv_cache: %s; re-reading every prompt instead", reason)

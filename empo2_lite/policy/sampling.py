@@ -43,7 +43,7 @@ import torch
 from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
 
 from empo2_lite.policy.draws import choose_tokens, row_seeds
-from empo2_lite.policy.loading import Policy
+from empo2_lite.policy.loading import Policy, causal_lm
 
 
 @dataclass(frozen=True)
@@ -96,14 +96,10 @@ def _as_ids(value) -> set[int]:
     return {int(value)} if isinstance(value, int) else {int(v) for v in value}
 
 
-def _transformers_model(model):
-    """The transformers model under a peft wrapper: the one whose ``generation_config`` generate reads."""
-    return model.get_base_model() if hasattr(model, "get_base_model") else model
-
 
 def end_token_ids(tokenizer, model) -> set[int]:
     """Every id that ends a response: the tokenizer's EOS, the checkpoint's EOS ids, ChatML's end of turn."""
-    ids = _as_ids(tokenizer.eos_token_id) | _as_ids(_transformers_model(model).generation_config.eos_token_id)
+    ids = _as_ids(tokenizer.eos_token_id) | _as_ids(causal_lm(model).generation_config.eos_token_id)
     end_of_turn = tokenizer.convert_tokens_to_ids("<|im_end|>")
     if end_of_turn is not None and end_of_turn != tokenizer.unk_token_id:
         ids.add(end_of_turn)
@@ -143,7 +139,7 @@ def _only_config(model, config: GenerationConfig) -> Iterator[None]:
     ``generate`` fills each field a passed config leaves unset from the model's config; with ours in
     its place, nothing of the checkpoint's defaults can reach sampling.
     """
-    inner = _transformers_model(model)
+    inner = causal_lm(model)
     saved = inner.generation_config
     inner.generation_config = config
     try:

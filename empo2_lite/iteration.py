@@ -1,0 +1,253 @@
+"""One training iteration as named phases over one batch record.
+
+    choose (mode, variations) -> collect (rollouts; tips written per wave) -> store tips
+    -> rewards (extrinsic + novelty) -> advantages (one per action) -> training samples
+    -> old log-probs -> update -> metrics
+
+Each phase is a function that reads and fills an ``IterationBatch``, so a notebook can run them one
+at a time and look at the batch between any two (notebook 01 does); ``Trainer.run_iteration``
+chains them and adds what belongs to a run: writing metrics, periodic evaluation, checkpoints.
+What the phases need is passed in (policy, pool, memory, novelty counts, sampler, generator), so
+each can be changed or replaced on its own: a new advantage estimator is a function in
+``algo/advantages.py`` and an algorithm-table entry, and no phase changes.
+"""
+
+from __future__ import annotations
+
+import random
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from empo2_lite.algo.advantages import ESTIMATORS, trajectory_returns
+from empo2_lite.algo.algorithms import algorithm
+from empo2_lite.algo.modes import Mode, draw_mode, update_views
+from empo2_lite.algo.update import TrainSample, recompute_old_logprobs, update_policy
+from empo2_lite.config import TrainConfig
+from empo2_lite.env.protocol import EpisodePool
+from empo2_lite.memory import Novelty, TipMemory
+from empo2_lite.policy.loading import Policy
+from empo2_lite.policy.samplers import EpisodeSampler
+from empo2_lite.rollout import collect_rollouts, episode_specs
+from empo2_lite.summary import BatchSummary, summarize
+from empo2_lite.tasks import Task
+from empo2_lite.trajectory import Trajectory, played
+
+
+@dataclass
+class IterationBatch:
+    """What one iteration has drawn, played and computed so far; each phase fills its part."""
+
+    iteration: int
+    mode: Mode
+    variations: list[int]
+    """The train variations played, one GRPO group each."""
+    slot_entries: list[int]
+    """Memory entries in each variation's slot when it was drawn."""
+    trajectories: list[Trajectory] = field(default_factory=list)
+    """Every episode, environment failures included (``played`` leaves those out)."""
+    returns: torch.Tensor | None = None
+    """One return per played trajectory (``rewards``)."""
+    advantages: list[list[float]] = field(default_factory=list)
+    """Per played trajectory, one advantage per step (``advantages``)."""
+    samples: list[TrainSample] = field(default_factory=list)
+    """The token samples the update reads, each with one advantage per response."""
+    update: dict[str, float] = field(default_factory=dict)
+    """The update's metrics (empty when nothing was played)."""
+    times: dict[str, float] = field(default_factory=lambda: dict.fromkeys(("rollout", "tips", "memory", "update"), 0.0))
+
+    @property
+    def played(self) -> list[Trajectory]:
+        """The trajectories that are trained on and written to memory (no environment failures)."""
+        return played(self.trajectories)
+
+
+def choose(rng: random.Random, config: TrainConfig, memory: TipMemory, task: Task, iteration: int) -> IterationBatch:
+    """Draw the iteration's mode, then its variations (``draw_variations``), from ``rng``."""
+    mode = draw_mode(rng, config.p, config.q, off_policy=config.use_off_policy,
+                     on_policy_with_tips=config.use_on_policy_with_tips)
+    variations = draw_variations(rng, config, memory, task, mode.uses_memory)
+    return IterationBatch(iteration, mode, variations, [memory.slot_size(task.name, v) for v in variations])
+
+
+def draw_variations(rng: random.Random, config: TrainConfig, memory: TipMemory, task: Task,
+                    uses_memory: bool) -> list[int]:
+    """The train variations of this iteration (one GRPO group each).
+
+    The whole order is drawn every iteration, so the random stream advances alike in every
+    mode. A plain iteration takes the first ``variations_per_iteration`` of it. A memory
+    iteration with ``memory_draw == "filled"`` takes variations whose memory slot holds tips
+    first (in the drawn order): memory is kept per variation, and drawing 1 of 5 variations
+    uniformly found an empty slot in most memory iterations of the shipped cpu-learn runs."""
+    order = rng.sample(task.train_variations, len(task.train_variations))
+    if uses_memory and config.memory_draw == "filled":
+        order.sort(key=lambda variation: memory.slot_size(task.name, variation) == 0)
+    return order[: config.variations_per_iteration]
+
+
+def collect(batch: IterationBatch, policy: Policy, pool: EpisodePool, config: TrainConfig, task: Task,
+            memory: TipMemory, novelty: Novelty, sampler: EpisodeSampler) -> None:
+    """Play ``group_size`` seeded episodes of each variation: with tips retrieved in memory modes,
+    novelty scored when it is paid, each episode's tip written after its wave when tips are kept.
+    Retrieval time is counted as memory time, tip writing as tips time, the rest as rollout time."""
+    specs = episode_specs(task.name, batch.variations, config.group_size, run_seed=config.seed, purpose="train",
+                          iteration=batch.iteration)
+
+    def retrieve(query):
+        began = time.perf_counter()
+        tips = memory.tips_for(query)
+        batch.times["memory"] += time.perf_counter() - began
+        return tips
+
+    began = time.perf_counter()
+    batch.trajectories = collect_rollouts(policy, pool, specs, config.rollout,
+                                          retrieve=retrieve if batch.mode.uses_memory else None,
+                                          novelty=novelty if config.memory.novelty_coef > 0 else None,
+                                          progress=False, sampler=sampler,
+                                          tips=config.memory if config.write_tips else None, timings=batch.times)
+    batch.times["rollout"] = time.perf_counter() - began - batch.times["tips"] - batch.times["memory"]
+
+
+def store_tips(batch: IterationBatch, memory: TipMemory, config: TrainConfig) -> None:
+    """Add each played episode's tip to the memory (when the algorithm writes tips)."""
+    if not config.write_tips:
+        return
+    began = time.perf_counter()
+    for trajectory in batch.played:
+        memory.add_episode(trajectory, trajectory.tip, iteration=batch.iteration, run_id=config.name)
+    batch.times["memory"] += time.perf_counter() - began
+
+
+def aggregate_novelty(trajectory: Trajectory, aggregation: str) -> float:
+    """The novelty term of one episode's return: the sum (the paper) or the mean of its per-step
+    rewards (bounded by 1, so long episodes cannot outweigh partial scores)."""
+    rewards = [turn.novelty for turn in trajectory.turns]
+    if not rewards:
+        return 0.0
+    return sum(rewards) if aggregation == "sum" else sum(rewards) / len(rewards)
+
+
+def rewards(batch: IterationBatch, config: TrainConfig) -> None:
+    """Each played episode's return: scaled final score + novelty coefficient x its novelty term."""
+    novelty_terms = torch.tensor([aggregate_novelty(t, config.memory.novelty_aggregation) for t in batch.played])
+    batch.returns = trajectory_returns(torch.tensor([t.score for t in batch.played]), novelty_terms,
+                                       config.memory.novelty_coef, config.reward_scale)
+
+
+def advantages(batch: IterationBatch, config: TrainConfig) -> None:
+    """One advantage per step of each played episode, by the algorithm's estimator."""
+    estimator = ESTIMATORS[algorithm(config.algo).advantage]
+    batch.advantages = estimator(batch.played, batch.returns)
+
+
+def training_samples(batch: IterationBatch, config: TrainConfig) -> None:
+    """The samples of the view the mode's update reads, each response with its step's advantage."""
+    with_tips = update_views(batch.mode, config.off_policy_old_logprob).current_with_tips
+    batch.samples = [TrainSample(sample, tuple(steps[step] for step in sample.steps))
+                     for trajectory, steps in zip(batch.played, batch.advantages)
+                     for sample in trajectory.view(with_tips)]
+
+
+def old_logprobs(batch: IterationBatch, policy: Policy, config: TrainConfig) -> None:
+    """Recompute the old log-probs on the tip-free view when the mode asks for it (the off-policy
+    "without_tips" variant); otherwise the samples keep the log-probs recorded at sampling."""
+    if update_views(batch.mode, config.off_policy_old_logprob).recompute_old_without_tips:
+        recompute_old_logprobs(policy, [item.sample for item in batch.samples], config.update,
+                               temperature=config.logprob_temperature)
+
+
+def update(batch: IterationBatch, policy: Policy, optimizer: torch.optim.Optimizer, config: TrainConfig,
+           on_step: Callable[[], None] | None = None) -> None:
+    """The PPO update over the batch's samples, shuffled by a generator seeded by (run seed,
+    iteration); ``on_step`` is called after every optimiser step (the sampler's weights hook)."""
+    batch.update = update_policy(policy, optimizer, batch.samples, config.update,
+                                 temperature=config.logprob_temperature,
+                                 generator=torch.Generator().manual_seed(config.seed * 100_003 + batch.iteration),
+                                 on_step=on_step)
+
+
+def learn(batch: IterationBatch, policy: Policy, optimizer: torch.optim.Optimizer, config: TrainConfig,
+          on_step: Callable[[], None] | None = None) -> None:
+    """rewards -> advantages -> training samples -> old log-probs -> update, timed as the update;
+    nothing to learn when every episode was lost to the environment."""
+    began = time.perf_counter()
+    if batch.played:
+        rewards(batch, config)
+        advantages(batch, config)
+        training_samples(batch, config)
+        old_logprobs(batch, policy, config)
+        update(batch, policy, optimizer, config, on_step)
+    batch.times["update"] = time.perf_counter() - began
+
+
+def chart_metrics(summary: BatchSummary) -> dict:
+    """The ``charts/`` and ``episodes/`` metrics of an iteration. An iteration whose every episode
+    was lost to the environment reports returns of 0 rather than nan, so the curves stay drawn."""
+    empty = summary.episodes == 0
+    return {
+        "charts/return_mean": 0 if empty else summary.return_mean,
+        "charts/return_std": 0.0 if empty else summary.return_std,
+        "charts/return_max": 0 if empty else summary.return_max,
+        "charts/success_rate": summary.success_rate,
+        "charts/success_official_rate": summary.success_official_rate,
+        "charts/novelty_mean": summary.novelty_mean,
+        "charts/steps_mean": summary.steps_mean,
+        "charts/tips_shown_mean": summary.tips_shown_mean,
+        "charts/env_failures": summary.env_failures,
+        **{f"episodes/end_{reason}": count for reason, count in summary.end_reasons.items()},
+        "diagnostics/wrong_focus_share": summary.wrong_focus_share,
+        "diagnostics/response_tokens_mean": summary.response_tokens_mean,
+        "diagnostics/length_limit_share": summary.length_limit_share,
+    }
+
+
+def equal_return_group_share(returns: torch.Tensor, group_ids: torch.Tensor) -> float:
+    """Share of GRPO groups of two or more episodes whose returns are all equal: their advantages
+    are all zero, so they carry no gradient. A share near 1 explains a flat learning curve (every
+    episode of a variation ends the same way). A lone episode is not such a group (its advantage
+    is its return, ``grpo_advantages``); 0 when there are no groups."""
+    groups = group_ids.unique()
+    if len(groups) == 0:
+        return 0.0
+    equal = 0
+    for group in groups:
+        values = returns[group_ids == group]
+        equal += len(values) > 1 and bool((values == values[0]).all())
+    return equal / len(groups)
+
+
+def metrics(batch: IterationBatch, memory: TipMemory) -> dict:
+    """The iteration's row of ``metrics.jsonl``: returns and episodes, the update's losses, tokens,
+    phase times and the memory's state."""
+    summary = summarize(batch.trajectories)
+    group_ids = torch.tensor([t.group_id for t in batch.played])
+    update_metrics = batch.update
+    return {
+        "iteration": batch.iteration,
+        "mode": batch.mode.value,
+        **chart_metrics(summary),
+        "diagnostics/equal_return_groups": (equal_return_group_share(batch.returns, group_ids)
+                                            if batch.returns is not None else 0.0),
+        **{f"losses/{key}": value for key, value in update_metrics.items()
+           if key not in ("tokens", "skipped_steps", "optimizer_steps")},
+        "losses/skipped_steps": update_metrics.get("skipped_steps", 0.0),
+        "update/optimizer_steps": update_metrics.get("optimizer_steps", 0),
+        "tokens/update": update_metrics.get("tokens", 0.0),
+        "tokens/generated": summary.tokens_generated,
+        "tokens/prefilled": summary.tokens_prefilled,
+        "tokens/prefill_computed": summary.tokens_prefill_computed,
+        **{f"time/{phase}": round(seconds, 3) for phase, seconds in batch.times.items()},
+        "memory/entries": len(memory),
+        "memory/tips_truncated": sum(t.tip_finish == "length" for t in batch.trajectories),
+        "memory/tips_skipped_context": sum(t.tip_finish == "context_limit" for t in batch.trajectories),
+        "memory/tip_block_share": summary.tip_block_share,
+        "memory/tips_dropped_budget": summary.tips_dropped_budget,
+        "memory/slot_entries": sum(batch.slot_entries),
+        "memory/filled_slot_share": sum(entries > 0 for entries in batch.slot_entries) / len(batch.slot_entries),
+        "memory/kv_cache_peak_mb": summary.kv_cache_peak_bytes / 2**20,
+        "memory/peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "memory/peak_gpu_mb": torch.cuda.max_memory_allocated() / 2**20 if torch.cuda.is_available() else 0.0,
+    }
