@@ -61,7 +61,6 @@ SCREEN_ITERATIONS = 1000
 """Iteration cap of a screening run: the clock ends it long before."""
 MARGIN = 1.1
 """Phase 1's seconds per iteration and per evaluation are taken 10% longer when phase 2 is sized."""
-ARCHIVE = "gpu-study.tgz"
 LARGEST_FILE = 15 * 2**20
 """A device call brings back files of up to 16 MiB (8 of them): a larger archive comes back in parts."""
 PEAKS = ("memory/peak_gpu_mb", "memory/peak_rss_mb")
@@ -86,6 +85,11 @@ class Plan:
     pack_reserve_s: float
     eval_reserve_s: float
     overrides: dict
+    iterations: int | None = None
+    """Iterations of every compared run, fixed in advance (the CPU plan); None: sized from phase 1's
+    seconds per iteration so that phase 2 fits the time left (the GPU plan)."""
+    name: str = "gpu-study"
+    """The study's archive (``<name>.tgz``) and top folder in it."""
 
 
 def read_plan(path: Path = PLAN, rehearse: bool = False, settings: dict | None = None, **changes: object) -> Plan:
@@ -112,47 +116,77 @@ def check_plan(plan: Plan) -> None:
     check_comparison(plan.preset, plan.seeds, task=plan.task, algos=plan.algos)
     if MAIN not in plan.references:
         raise ConfigError(f"references: needs {MAIN!r}, the folder of the compared runs and their reference")
-    if not plan.screen["values"]:
-        raise ConfigError("screen.values: give at least one value")
-    for value in plan.screen["values"]:
-        apply_overrides(preset(plan.preset), {**plan.overrides, plan.screen["setting"]: value}).validate()
+    screened = screening_algos(plan)
+    unknown = sorted(set(screened) - set(plan.algos))
+    if unknown:
+        raise ConfigError(f"screen.algos: {', '.join(unknown)} is not in algos ({', '.join(plan.algos)})")
+    if not plan.screen.get("shared") and set(screened) != set(plan.algos):
+        raise ConfigError("screen.algos: without screen.shared every algorithm needs its own screening; "
+                          "screen them all or set shared: true")
+    if not candidates(plan):
+        raise ConfigError("screen: give at least one value (values) or candidate (candidates)")
+    for algo in screened:
+        for _, overrides in candidates(plan):
+            apply_overrides(preset(plan.preset), {**plan.overrides, **overrides, "algo": algo}).validate()
     for overrides in plan.references.values():
         apply_overrides(preset(plan.preset), {**plan.overrides, **overrides, "baseline": "naive"}).validate()
     if plan.k < 1 or not 0 < plan.screen_share < 1:
         raise ConfigError(f"k: {plan.k}, screen_share: {plan.screen_share}: need k >= 1 and 0 < screen_share < 1")
 
 
+def candidates(plan: Plan) -> list[tuple[object, dict]]:
+    """The screened settings as (key, overrides), in order of preference on ties: ``setting`` with
+    ``values`` (one setting: the key is the value) or ``candidates`` (name -> overrides: settings
+    that differ in several keys, e.g. the CPU plan's learning rate, demonstrations and group)."""
+    if "candidates" in plan.screen:
+        return [(str(name), dict(overrides or {})) for name, overrides in plan.screen["candidates"].items()]
+    return [(value, {plan.screen["setting"]: value}) for value in plan.screen.get("values", [])]
+
+
+def screening_algos(plan: Plan) -> list[str]:
+    """The algorithms that screen (``screen.algos``; default all). Fewer than all only with
+    ``screen.shared``: then one choice, the best mean dev return over them, serves every algorithm."""
+    return list(plan.screen.get("algos") or plan.algos)
+
+
 def screen_name(algo: str, value: object) -> str:
-    """The screening run of ``algo`` with ``value``: ``grpo-0.0003``."""
+    """The screening run of ``algo`` with a candidate: ``grpo-0.0003``, ``grpo-d0``."""
     return f"{algo}-{value}"
 
 
-def screening_pieces(plan: Plan, root: Path, train_seconds: float) -> list[Piece]:
-    """Per algorithm, one run per screened value, all with the screening seed, evaluated on dev."""
-    setting = plan.screen["setting"]
-    return [Piece(screen_name(algo, value), {
-        "kind": "train", "root": str(root / SCREEN), "name": screen_name(algo, value), "preset": plan.preset,
+def screening_pieces(plan: Plan, root: Path, train_seconds: float, train_until: float | None = None) -> list[Piece]:
+    """Per screening algorithm, one run per candidate, all with the screening seed, evaluated on dev;
+    for ``screen.iterations`` iterations when the plan fixes them, else until the clock
+    (``train_seconds`` after the process started, or ``train_until``)."""
+    iterations = plan.screen.get("iterations") or SCREEN_ITERATIONS
+    return [Piece(screen_name(algo, key), {
+        "kind": "train", "root": str(root / SCREEN), "name": screen_name(algo, key), "preset": plan.preset,
         "task": plan.task, "algo": algo, "seed": plan.screen["seed"], "split": "dev", "train_seconds": train_seconds,
-        "overrides": {**plan.overrides, setting: value, "iterations": SCREEN_ITERATIONS}})
-        for algo in plan.algos for value in plan.screen["values"]]
+        "train_until": train_until, "overrides": {**plan.overrides, **overrides, "iterations": iterations}})
+        for algo in screening_algos(plan) for key, overrides in candidates(plan)]
 
 
-def reference_pieces(plan: Plan, root: Path) -> list[Piece]:
-    """Per seed, one process playing the untrained model on test once per reference folder."""
+def reference_pieces(plan: Plan, root: Path, chosen: dict | None = None) -> list[Piece]:
+    """Per seed, one process playing the untrained model on test once per reference folder, with the
+    shared choice's settings (``chosen``) under each reference's own: the references then play the
+    episodes the compared runs are evaluated on (the same step cap, the same demonstrations unless
+    the reference is about them)."""
     return [Piece(run_name("naive", seed), {
         "kind": "naive", "name": run_name("naive", seed), "preset": plan.preset, "task": plan.task, "seed": seed,
-        "evaluations": [{"root": str(root / folder), "overrides": {**plan.overrides, **overrides}}
+        "evaluations": [{"root": str(root / folder), "overrides": {**plan.overrides, **(chosen or {}), **overrides}}
                         for folder, overrides in plan.references.items()]})
         for seed in plan.seeds]
 
 
-def compared_pieces(plan: Plan, root: Path, chosen: dict[str, object], iterations: int,
-                    train_seconds: float) -> list[Piece]:
-    """Each algorithm x seed with its chosen value for ``iterations`` iterations, evaluated on test."""
+def compared_pieces(plan: Plan, root: Path, chosen: dict[str, dict], iterations: int,
+                    train_seconds: float, train_until: float | None = None) -> list[Piece]:
+    """Each algorithm x seed with its chosen settings for ``iterations`` iterations, evaluated on
+    test; training stops ``train_seconds`` after its process started or at ``train_until``."""
     return [Piece(run_name(algo, seed), {
         "kind": "train", "root": str(root / MAIN), "name": run_name(algo, seed), "preset": plan.preset,
         "task": plan.task, "algo": algo, "seed": seed, "split": "test", "train_seconds": train_seconds,
-        "overrides": {**plan.overrides, plan.screen["setting"]: chosen[algo], "iterations": iterations}})
+        "train_until": train_until,
+        "overrides": {**plan.overrides, **chosen[algo], "iterations": iterations}})
         for algo in plan.algos for seed in plan.seeds]
 
 
@@ -176,8 +210,8 @@ def phase_costs(plan: Plan, outcomes: dict[str, dict]) -> dict[str, float]:
     trained = [outcome for outcome in outcomes.values() if outcome.get("iteration_seconds")]
     if not trained:
         raise ConfigError("phase 1: no screening run finished an iteration; raise --budget (docs/gpu-study.md)")
-    per_iteration = [statistics.median(seconds) for algo in plan.algos for value in plan.screen["values"]
-                     if (seconds := outcomes.get(screen_name(algo, value), {}).get("iteration_seconds"))]
+    per_iteration = [statistics.median(seconds) for algo in screening_algos(plan) for key, _ in candidates(plan)
+                     if (seconds := outcomes.get(screen_name(algo, key), {}).get("iteration_seconds"))]
     return {"iteration_s": max(per_iteration),
             "overhead_s": max(o["trained"] - o["started"] - sum(o["iteration_seconds"]) for o in trained),
             "evaluation_s": max((o["evaluated"] if "evaluated" in o else o["started"] + o["seconds"]) - o["trained"]
@@ -185,20 +219,33 @@ def phase_costs(plan: Plan, outcomes: dict[str, dict]) -> dict[str, float]:
 
 
 def choose(plan: Plan, screen_root: Path) -> dict[str, dict]:
-    """Per algorithm: each screened value's dev return (None where its run has none) and the value
-    chosen, the best (ties: the first listed); the preset's own value when no run was evaluated."""
+    """Per algorithm: each candidate's dev return (None where its run has none) and the candidate
+    chosen (``value``, with its ``overrides``), the best (ties: the first listed). With
+    ``screen.shared``, one choice for all: the best mean dev return over the screening algorithms.
+    No run evaluated: the preset as it is (``screened: false``)."""
     from empo2_lite.runs import RunDir
 
-    fallback, choices = flatten(preset(plan.preset).to_dict())[plan.screen["setting"]], {}
-    for algo in plan.algos:
-        returns = {}
-        for value in plan.screen["values"]:
-            rows = [row for row in RunDir(screen_root / screen_name(algo, value)).read_evals() if row.get("split") == "dev"]
-            returns[value] = rows[-1]["return_mean"] if rows else None
-        scored = [value for value in plan.screen["values"] if returns[value] is not None]
-        chosen = max(scored, key=lambda value: returns[value]) if scored else fallback
-        choices[algo] = {"value": chosen, "dev_returns": returns, "screened": bool(scored)}
-    return choices
+    def dev_return(algo: str, key: object) -> float | None:
+        rows = [row for row in RunDir(screen_root / screen_name(algo, key)).read_evals() if row.get("split") == "dev"]
+        return rows[-1]["return_mean"] if rows else None
+
+    def best(returns: dict) -> dict:
+        scored = [key for key, _ in candidates(plan) if returns[key] is not None]
+        if not scored:
+            fallback = {setting: flatten(preset(plan.preset).to_dict())[setting]
+                        for _, overrides in candidates(plan)[:1] for setting in overrides}
+            return {"value": "preset", "overrides": fallback, "dev_returns": returns, "screened": False}
+        key = max(scored, key=lambda key: returns[key])
+        return {"value": key, "overrides": dict(candidates(plan))[key], "dev_returns": returns, "screened": True}
+
+    screened = {algo: {key: dev_return(algo, key) for key, _ in candidates(plan)} for algo in screening_algos(plan)}
+    if not plan.screen.get("shared"):
+        return {algo: best(returns) for algo, returns in screened.items()}
+    means = {}
+    for key, _ in candidates(plan):
+        scores = [returns[key] for returns in screened.values() if returns[key] is not None]
+        means[key] = statistics.mean(scores) if scores else None
+    return dict.fromkeys(plan.algos, best(means))
 
 
 def prepare(plan: Plan) -> None:
@@ -228,36 +275,48 @@ def run_study(plan: Plan, work: Path, started_at: float, record: dict,
         return f"[{time.time() - started_at:4.0f} s]"
 
     prepare(plan)
+    shared = bool(plan.screen.get("shared"))
     now = time.time()
     phase_end = now + plan.screen_share * (end - plan.pack_reserve_s - now)
-    first = reference_pieces(plan, work)
-    train_s = training_seconds(phase_end - now, len(plan.algos) * len(plan.screen["values"]) + len(first), plan.k,
-                               plan.eval_reserve_s)
+    first = [] if shared else reference_pieces(plan, work)
+    screened = len(screening_algos(plan)) * len(candidates(plan))
+    if plan.screen.get("iterations"):  # fixed iterations: the clock only guards the phase's end
+        train_s = phase_end - now - plan.eval_reserve_s
+    else:
+        train_s = training_seconds(phase_end - now, screened + len(first), plan.k, plan.eval_reserve_s)
     if train_s <= 0 or phase_end - now < len(plan.references) * plan.eval_reserve_s:
         raise ConfigError(f"budget_s: {plan.budget_s} leaves phase 1 no training time or too little for the "
                           f"{len(plan.references)} evaluations of a reference piece; raise it (docs/gpu-study.md)")
-    first = screening_pieces(plan, work, train_s) + first
+    first = screening_pieces(plan, work, train_s, phase_end - plan.eval_reserve_s) + first
     print(f"{clock()} phase 1: {len(first)} pieces, {plan.k} at once; screening runs train {train_s:.0f} s", flush=True)
     record["phase1"] = {"train_seconds": train_s, "pieces": run_pieces(first, plan.k, phase_end + plan.eval_reserve_s / 2,
                                                                         logs, command=command, began=started_at)}
     record["choices"] = choose(plan, work / SCREEN)
     for algo, choice in record["choices"].items():
-        print(f"{clock()} {algo}: {plan.screen['setting']}={choice['value']} (dev returns {choice['dev_returns']})",
+        print(f"{clock()} {algo}: {choice['value']} {choice['overrides']} (dev returns {choice['dev_returns']})",
               flush=True)
     costs = record["costs"] = phase_costs(plan, record["phase1"]["pieces"])
     now = time.time()
+    chosen = {algo: choice["overrides"] for algo, choice in record["choices"].items()}
+    references = reference_pieces(plan, work, chosen[plan.algos[0]]) if shared else []
     pieces = len(plan.algos) * len(plan.seeds)
-    train_s = training_seconds(end - plan.pack_reserve_s - now, pieces, plan.k, costs["evaluation_s"] * MARGIN)
-    iterations = iterations_for(train_s, costs["overhead_s"], costs["iteration_s"])
+    train_until = end - plan.pack_reserve_s - costs["evaluation_s"] * MARGIN
+    if plan.iterations:  # the pieces start one after another: the clock is the phase's, not each piece's
+        train_s = train_until - now
+        iterations = plan.iterations
+    else:
+        train_s = training_seconds(end - plan.pack_reserve_s - now, pieces + len(references), plan.k,
+                                   costs["evaluation_s"] * MARGIN)
+        iterations = iterations_for(train_s, costs["overhead_s"], costs["iteration_s"])
     record["phase2"] = {"train_seconds": train_s, "iterations": iterations}
     if iterations < 1:
         raise ConfigError(f"phase 2: {train_s:.0f} s per run leave no iteration after {costs['overhead_s']:.0f} s of "
                           f"start at {costs['iteration_s']:.1f} s each; raise --budget (docs/gpu-study.md)")
-    chosen = {algo: choice["value"] for algo, choice in record["choices"].items()}
-    print(f"{clock()} phase 2: {pieces} runs of {iterations} iterations ({costs['iteration_s']:.1f} s each in phase 1), "
-          f"{plan.k} at once", flush=True)
-    record["phase2"]["pieces"] = run_pieces(compared_pieces(plan, work, chosen, iterations, train_s), plan.k,
-                                            end - plan.pack_reserve_s, logs, command=command, began=started_at)
+    print(f"{clock()} phase 2: {pieces} runs of {iterations} iterations ({costs['iteration_s']:.1f} s each in phase 1)"
+          f"{f' and {len(references)} reference pieces' if references else ''}, {plan.k} at once", flush=True)
+    record["phase2"]["pieces"] = run_pieces(compared_pieces(plan, work, chosen, iterations, train_s, train_until)
+                                            + references,
+                                            plan.k, end - plan.pack_reserve_s, logs, command=command, began=started_at)
 
 
 def collect(plan: Plan, work: Path) -> dict:
@@ -283,20 +342,20 @@ def collect(plan: Plan, work: Path) -> dict:
     return {"tables": tables, "peaks": peaks}
 
 
-def pack(work: Path, out: Path, largest: int = LARGEST_FILE) -> list[Path]:
-    """Every file of the study but checkpoints and TensorBoard events, as ``out/gpu-study.tgz``;
+def pack(work: Path, out: Path, largest: int = LARGEST_FILE, name: str = "gpu-study") -> list[Path]:
+    """Every file of the study but checkpoints and TensorBoard events, as ``out/<name>.tgz``;
     an archive larger than ``largest`` bytes (a file the device call would not bring back) is left
-    as parts instead (``model_parts.split_file``: ``out/gpu-study.tgz-part-1/``, ...; put it back
+    as parts instead (``model_parts.split_file``: ``out/<name>.tgz-part-1/``, ...; put it back
     with ``model_parts.py join``). Returns the files written."""
     out.mkdir(parents=True, exist_ok=True)
     skipped = {"checkpoints", "tensorboard"}
-    archive = out / ARCHIVE
+    archive = out / f"{name}.tgz"
     with tarfile.open(archive, "w:gz") as packed:
-        packed.add(work, arcname="gpu-study",
+        packed.add(work, arcname=name,
                    filter=lambda member: None if skipped & set(Path(member.name).parts) else member)
     if archive.stat().st_size <= largest:
         return [archive]
-    manifest = split_file(archive, out / f"{ARCHIVE}-part", largest)
+    manifest = split_file(archive, out / f"{name}.tgz-part", largest)
     archive.unlink()
     return [out / part["folder"] / part["file"] for part in manifest["parts"]]
 
@@ -317,9 +376,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     work = args.work or Path(tempfile.mkdtemp(prefix="gpu-study-"))
     record: dict = {}
-    status = 0
+    status, name = 0, "gpu-study"
     try:
         plan = read_plan(args.plan, args.rehearse, parse_set_arguments(args.set), budget_s=args.budget_s, k=args.k)
+        name = plan.name
         run_study(plan, work, args.started_at, record)
         record.update(collect(plan, work))
         for folder, table in record.get("tables", {}).items():
@@ -331,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         work.mkdir(parents=True, exist_ok=True)
         (work / "study.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
-        for path in pack(work, args.out):
+        for path in pack(work, args.out, name=name):
             print(f"archive: {path} ({path.stat().st_size / 2**20:.1f} MiB)")
         print(f"gpu_study: {time.time() - args.started_at:.0f} s since the start")
     return status

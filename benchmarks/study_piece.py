@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import gc
 import json
+import math
 import signal
 import sys
 import time
@@ -53,12 +54,15 @@ def iteration_seconds(run: RunDir) -> list[float]:
 
 
 def train_piece(spec: dict, started: float) -> dict:
-    """Train until done or until ``train_seconds`` after ``started``, then evaluate on ``spec["split"]``."""
+    """Train until done, or until ``train_seconds`` after ``started`` or the epoch second
+    ``train_until`` (when given: a phase whose pieces start one after another), whichever comes
+    first; then evaluate on ``spec["split"]``."""
     config = apply_overrides(training_config(spec["preset"], spec["algo"], spec["seed"], spec["task"]),
                              {**spec["overrides"], "name": spec["name"]})
     run = RunDir.named(config.name)
     previous = signal.signal(signal.SIGALRM, _stop)
-    signal.setitimer(signal.ITIMER_REAL, max(started + spec["train_seconds"] - time.time(), 1e-3))
+    deadline = min(started + spec["train_seconds"], spec.get("train_until") or math.inf)
+    signal.setitimer(signal.ITIMER_REAL, max(deadline - time.time(), 1e-3))
     policy, cut = None, False
     try:
         policy = jobs.train(config, progress=False).policy
@@ -73,10 +77,18 @@ def train_piece(spec: dict, started: float) -> dict:
               "iteration_seconds": iteration_seconds(run)}
     write_report(spec, report)  # what the training cost counts even if the evaluation is cut short
     print(f"{spec['name']}: {done} iteration(s){' (cut by the clock)' if cut else ''}", flush=True)
-    if done:
+    if done:  # a recorded evaluation of this iteration and split is returned, not played again
         row = jobs.final_evaluation(run.path, policy, split=spec["split"])
         print(f"{spec['name']}: {spec['split']} return {row['return_mean']:.1f}", flush=True)
     return {**report, "evaluated": time.time()}
+
+
+def evaluated(run: RunDir, split: str) -> bool:
+    """Whether ``run`` already holds an evaluation on ``split``: a study started again on its own
+    folder (``--work``) continues where it stopped instead of playing a reference twice (a trained
+    piece resumes from its latest checkpoint or is skipped when done, ``jobs.train``, and its
+    recorded evaluation is returned, ``jobs.final_evaluation``)."""
+    return any(row.get("split", "test") == split for row in run.read_evals())
 
 
 def write_report(spec: dict, report: dict) -> None:
@@ -88,6 +100,9 @@ def naive_piece(spec: dict, started: float) -> dict:
     """The untrained model on the test split, once per entry of ``spec["evaluations"]``."""
     for evaluation in spec["evaluations"]:
         with runs_under(evaluation["root"]):
+            if evaluated(RunDir.named(spec["name"]), "test"):
+                print(f"{evaluation['root']}/{spec['name']}: evaluated before", flush=True)
+                continue
             row = jobs.baseline("naive", spec["task"], spec["preset"], seed=spec["seed"], name=spec["name"],
                                 overrides=evaluation["overrides"], progress=False)
         print(f"{evaluation['root']}/{spec['name']}: test return {row['return_mean']:.1f}", flush=True)

@@ -2,7 +2,8 @@
 
 * ``EMPO2_SMOKE=1``: the ``cpu-smoke`` preset (a tiny random model, 2 iterations): the whole
   pipeline in about a minute, which is what CI runs.
-* A CUDA GPU: the ``gpu-24gb`` preset for 3 iterations (unverified preset, see docs/hardware.md).
+* A CUDA GPU: the ``gpu-learn`` preset for 3 iterations (the embedded SmolLM2-135M in bf16: no
+  download; unscreened on a GPU so far, see docs/gpu-study.md).
 * Otherwise: the ``cpu-demo`` preset (SmolLM2-135M-Instruct on the CPU) for 3 iterations, about
   4 minutes of training and 3 of evaluation on 2 cores (measured: docs/hardware.md).
 
@@ -19,25 +20,24 @@ from empo2_lite import jobs
 from empo2_lite.config import TrainConfig, apply_overrides, preset
 from empo2_lite.env.pool import shared_pool
 from empo2_lite.lab.cost_estimates import estimate
+from empo2_lite.lab.switches import AUTO_PRESET, preset_for_this_machine
 from empo2_lite.results import counted
 from empo2_lite.tasks import get_task
 
 DEMO_TASK = "find-animal"
 
 
-def demo_config(smoke: bool, cuda: bool) -> TrainConfig:
-    """The demo's TrainConfig for this machine."""
+def demo_config(smoke: bool, cuda: bool | None = None) -> TrainConfig:
+    """The demo's TrainConfig for this machine (``cuda``: whether a CUDA GPU is here; None asks torch)."""
     if smoke:
         return apply_overrides(preset("cpu-smoke"), {"name": "demo-smoke", "task": DEMO_TASK, "iterations": 2})
-    name = "gpu-24gb" if cuda else "cpu-demo"
+    name = preset_for_this_machine(AUTO_PRESET, cuda_available=cuda)
     return apply_overrides(preset(name), {"name": "demo", "task": DEMO_TASK, "iterations": 3, "eval_every": 0})
 
 
 def run_demo(smoke: bool) -> Path:
     """Train (or resume), evaluate and plot; return the run folder."""
-    import torch
-
-    config = demo_config(smoke, torch.cuda.is_available())
+    config = demo_config(smoke)
     config.validate()
     episodes = config.variations_per_iteration * config.group_size
     print(f"empo2-lite demo: EMPO² on {config.task} with the {config.preset} preset ({config.policy.model}), "

@@ -61,12 +61,14 @@ def test_each_phase_has_its_pieces(tmp_path):
                                                    "empo2-0.0003", "empo2-0.001"]
     spec = screening[1].spec
     assert (spec["split"], spec["seed"], spec["train_seconds"], spec["root"]) == ("dev", 100, 60.0, str(tmp_path / "screen"))
+    assert spec["train_until"] is None
     assert spec["overrides"] == {"eval_every": 0, "checkpoint_every": 1, "update.learning_rate": 1e-3, "iterations": 1000}
     [first, *_] = references = gpu_study.reference_pieces(plan, tmp_path)
     assert [piece.name for piece in references] == ["naive-s0", "naive-s1", "naive-s2"]
     assert [entry["root"] for entry in first.spec["evaluations"]] == [str(tmp_path / "main"), str(tmp_path / "reference-d0")]
     assert first.spec["evaluations"][1]["overrides"]["rollout.demonstrations"] == 0
-    compared = gpu_study.compared_pieces(plan, tmp_path, {"grpo": 1e-3, "gigpo": 3e-4, "empo2": 1e-3}, 12, 95.0)
+    chosen = {algo: {"update.learning_rate": value} for algo, value in (("grpo", 1e-3), ("gigpo", 3e-4), ("empo2", 1e-3))}
+    compared = gpu_study.compared_pieces(plan, tmp_path, chosen, 12, 95.0)
     assert [piece.name for piece in compared][:4] == ["grpo-s0", "grpo-s1", "grpo-s2", "gigpo-s0"]
     assert compared[3].spec["overrides"]["update.learning_rate"] == 3e-4 and compared[3].spec["split"] == "test"
     assert {piece.spec["overrides"]["iterations"] for piece in compared} == {12}
@@ -98,9 +100,11 @@ def test_the_choice_is_the_best_dev_return_with_ties_to_the_first_value(tmp_path
         run.append_eval({"split": "dev", "return_mean": result})
         run.append_eval({"split": "test", "return_mean": 99.0})  # never a choice
     choices = gpu_study.choose(plan, tmp_path)
-    assert choices["grpo"] == {"value": 1e-3, "dev_returns": {3e-4: 1.0, 1e-3: 5.0}, "screened": True}
+    assert choices["grpo"] == {"value": 1e-3, "overrides": {"update.learning_rate": 1e-3},
+                               "dev_returns": {3e-4: 1.0, 1e-3: 5.0}, "screened": True}
     assert choices["gigpo"]["value"] == 3e-4
-    assert choices["empo2"] == {"value": 3e-4, "dev_returns": {3e-4: None, 1e-3: None}, "screened": False}  # the preset's
+    assert choices["empo2"] == {"value": "preset", "overrides": {"update.learning_rate": 3e-4},  # the preset's
+                                "dev_returns": {3e-4: None, 1e-3: None}, "screened": False}
 
 
 def test_pieces_run_k_at_a_time_and_the_phase_end_kills_or_skips_the_rest(tmp_path, capsys):
@@ -177,13 +181,15 @@ def test_an_archive_too_large_to_come_back_whole_comes_back_in_parts(tmp_path):
     (tmp_path / "work" / "memory.jsonl").write_bytes(os.urandom(5_000))  # does not compress
     parts = gpu_study.pack(tmp_path / "work", tmp_path / "out", largest=2_000)
     assert len(parts) == 3 and all(path.stat().st_size <= 2_000 for path in parts)
-    assert not (tmp_path / "out" / gpu_study.ARCHIVE).exists()
+    assert not (tmp_path / "out" / "gpu-study.tgz").exists()
     joined = model_parts.join_parts([path.parent for path in parts], tmp_path / "gpu-study.tgz")
     with tarfile.open(joined) as packed:
         assert packed.extractfile("gpu-study/memory.jsonl").read() == (tmp_path / "work" / "memory.jsonl").read_bytes()
 
 
-def test_a_piece_the_clock_stops_ends_at_its_checkpoint_and_is_evaluated_there(tmp_path, monkeypatch):
+@pytest.mark.parametrize("train_seconds, until_in", [(0.5, None), (1000.0, 0.5)])  # its own clock, or the phase's
+def test_a_piece_the_clock_stops_ends_at_its_checkpoint_and_is_evaluated_there(tmp_path, monkeypatch, train_seconds,
+                                                                               until_in):
     import torch
 
     evaluated = []
@@ -203,7 +209,8 @@ def test_a_piece_the_clock_stops_ends_at_its_checkpoint_and_is_evaluated_there(t
     monkeypatch.setattr(study_piece.jobs, "train", slow_train)
     monkeypatch.setattr(study_piece.jobs, "final_evaluation", final_evaluation)
     spec = {"name": "grpo-0.001", "preset": "cpu-smoke", "task": "find-animal", "algo": "grpo", "seed": 100,
-            "split": "dev", "train_seconds": 0.5, "overrides": {"iterations": 1000}, "report": str(tmp_path / "r.json")}
+            "split": "dev", "train_seconds": train_seconds, "train_until": until_in and time.time() + until_in,
+            "overrides": {"iterations": 1000}, "report": str(tmp_path / "r.json")}
     with runs_under(tmp_path):
         report = study_piece.train_piece(spec, time.time())
     assert (report["cut"], report["iterations"], report["iteration_seconds"]) == (True, 1, [2.0])
@@ -211,3 +218,104 @@ def test_a_piece_the_clock_stops_ends_at_its_checkpoint_and_is_evaluated_there(t
     assert report["started"] <= report["trained"] <= report["evaluated"]
     written = json.loads((tmp_path / "r.json").read_text())  # before the evaluation: training's cost survives a kill
     assert written == {key: value for key, value in report.items() if key != "evaluated"}
+
+
+CPU_PLAN = Path(__file__).resolve().parents[1] / "benchmarks" / "cpu_study.yaml"
+
+
+def test_the_cpu_plan_screens_four_settings_with_grpo_for_fixed_iterations(tmp_path):
+    plan = gpu_study.read_plan(CPU_PLAN)
+    assert (plan.name, plan.preset, plan.task, plan.k, plan.iterations) == ("cpu-study", "cpu-learn", "find-animal", 2, 6)
+    screening = gpu_study.screening_pieces(plan, tmp_path, 500.0)
+    assert [piece.name for piece in screening] == ["grpo-preset", "grpo-lr3e-4", "grpo-d0", "grpo-g4x2"]
+    assert screening[3].spec["overrides"] == {"eval_every": 0, "checkpoint_every": 1, "group_size": 4,
+                                              "variations_per_iteration": 2, "iterations": 3}
+    assert {piece.spec["split"] for piece in screening} == {"dev"}
+    references = gpu_study.reference_pieces(plan, tmp_path, {"rollout.max_steps": 10, "rollout.demonstrations": 2})
+    main, without = references[0].spec["evaluations"]
+    assert main["overrides"]["rollout.max_steps"] == 10 and main["overrides"]["rollout.demonstrations"] == 2
+    assert without["overrides"]["rollout.max_steps"] == 10 and without["overrides"]["rollout.demonstrations"] == 0
+
+
+@pytest.mark.parametrize("screen, message", [
+    ({"candidates": {"a": {}}, "algos": ["grpo"], "seed": 1}, "without screen.shared every algorithm needs"),
+    ({"candidates": {"a": {}}, "algos": ["ppo"], "shared": True, "seed": 1}, "screen.algos: ppo is not in algos"),
+    ({"candidates": {"a": {"group_size": 0}}, "algos": ["grpo"], "shared": True, "seed": 1}, "group_size"),
+    ({"candidates": {}, "algos": ["grpo"], "shared": True, "seed": 1}, "give at least one value"),
+])
+def test_a_screening_that_cannot_run_is_refused_in_one_line(tmp_path, screen, message):
+    values = {**gpu_study.yaml.safe_load(CPU_PLAN.read_text()), "screen": screen}
+    path = tmp_path / "plan.yaml"
+    path.write_text(gpu_study.yaml.safe_dump(values))
+    with pytest.raises(ConfigError, match=message):
+        gpu_study.read_plan(path)
+
+
+def test_a_shared_choice_is_the_best_mean_dev_return_over_the_screening_algorithms(tmp_path):
+    plan = gpu_study.read_plan(CPU_PLAN)
+    plan.screen["algos"] = ["grpo", "gigpo"]
+    dev = {("grpo", "preset"): 4.0, ("gigpo", "preset"): 0.0, ("grpo", "d0"): 1.0, ("gigpo", "d0"): 2.0,
+           ("grpo", "g4x2"): 3.0}  # g4x2: 3.0 from grpo alone beats preset's mean 2.0 and d0's 1.5
+    for (algo, key), result in dev.items():
+        RunDir(tmp_path / gpu_study.screen_name(algo, key)).append_eval({"split": "dev", "return_mean": result})
+    choices = gpu_study.choose(plan, tmp_path)
+    assert set(choices) == {"empo2", "gigpo", "grpo"} and len({id(choice) for choice in choices.values()}) == 1
+    assert choices["empo2"]["value"] == "g4x2"
+    assert choices["empo2"]["overrides"] == {"group_size": 4, "variations_per_iteration": 2}
+    assert choices["empo2"]["dev_returns"] == {"preset": 2.0, "lr3e-4": None, "d0": 1.5, "g4x2": 3.0}
+
+
+FAKE_CPU_PIECE = textwrap.dedent("""
+    import json, sys, time
+    from empo2_lite.runs import RunDir, runs_under
+    spec = json.loads(sys.argv[1])
+    entries = ([(spec["root"], spec["overrides"])] if spec["kind"] == "train"
+               else [(entry["root"], entry["overrides"]) for entry in spec["evaluations"]])
+    for root, overrides in entries:
+        with runs_under(root):
+            run = RunDir.named(spec["name"])
+            run.path.mkdir(parents=True)
+            (run.path / "config.json").write_text(json.dumps(overrides))
+            score = 10.0 if overrides.get("rollout.demonstrations") == 0 else 1.0
+            run.append_eval({"split": spec.get("split", "test"), "return_mean": score})
+    now = time.time()
+    report = {"started": now - 3, "trained": now - 1, "evaluated": now, "iteration_seconds": [1.0]}
+    open(spec["report"], "w").write(json.dumps(report if spec["kind"] == "train" else {}))
+""")
+
+
+def test_a_shared_screening_runs_the_references_after_the_choice_with_its_settings(tmp_path, monkeypatch):
+    monkeypatch.setattr(gpu_study, "prepare", lambda plan: None)
+    plan = gpu_study.read_plan(CPU_PLAN, budget_s=40, k=4)
+    plan.pack_reserve_s, plan.eval_reserve_s = 2, 1
+    record: dict = {}
+    gpu_study.run_study(plan, tmp_path, time.time(), record,
+                        command=lambda piece: [sys.executable, "-c", FAKE_CPU_PIECE, json.dumps(piece.spec)])
+    assert sorted(record["phase1"]["pieces"]) == ["grpo-d0", "grpo-g4x2", "grpo-lr3e-4", "grpo-preset"]  # no reference
+    assert {algo: choice["value"] for algo, choice in record["choices"].items()} == dict.fromkeys(plan.algos, "d0")
+    assert record["phase2"]["iterations"] == 6  # fixed by the plan, not sized
+    assert sorted(record["phase2"]["pieces"]) == sorted([*(f"{algo}-s{seed}" for algo in plan.algos for seed in (0, 1, 2)),
+                                                          "naive-s0", "naive-s1", "naive-s2"])
+    assert all(piece["exit"] == 0 for piece in record["phase2"]["pieces"].values())
+    compared = json.loads((tmp_path / "main" / "gigpo-s1" / "config.json").read_text())
+    reference = json.loads((tmp_path / "main" / "naive-s1" / "config.json").read_text())
+    assert compared["rollout.demonstrations"] == reference["rollout.demonstrations"] == 0  # played as the runs are
+    assert compared["iterations"] == 6
+
+
+def test_a_study_started_again_plays_no_reference_twice(tmp_path, monkeypatch, capsys):
+    played = []
+
+    def baseline(kind, task, preset_name, **options):
+        played.append(options["name"])
+        RunDir.named(options["name"]).append_eval({"split": "test", "return_mean": 0.0})
+        return {"return_mean": 0.0}
+
+    monkeypatch.setattr(study_piece.jobs, "baseline", baseline)
+    spec = {"name": "naive-s0", "task": "find-animal", "preset": "cpu-learn", "seed": 0,
+            "evaluations": [{"root": str(tmp_path / "main"), "overrides": {}},
+                            {"root": str(tmp_path / "reference-d0"), "overrides": {"rollout.demonstrations": 0}}]}
+    study_piece.naive_piece(spec, time.time())
+    study_piece.naive_piece(spec, time.time())
+    assert played == ["naive-s0", "naive-s0"]  # once per folder, not again
+    assert capsys.readouterr().out.count("evaluated before") == 2

@@ -5,8 +5,10 @@
 * Notebooks run with ``notebooks/`` as their working directory; ``use_project_runs`` points them at
   the same ``runs/`` folder as ``make demo`` and the command line, unless ``EMPO2_RUNS`` says
   otherwise.
-* ``preset_for_this_machine``: a GPU preset asked for on a machine without CUDA would load a
-  multi-billion-parameter model on the CPU; the notebooks fall back to ``cpu-demo`` instead and say so.
+* ``preset_for_this_machine``: ``"auto"`` (the quickstart's and ``make demo``'s choice) is
+  ``gpu-learn`` where CUDA is present (the embedded 135M model in bf16: no download, minutes on any
+  card) and ``cpu-demo`` elsewhere; a GPU preset asked for on a machine without CUDA would load a
+  multi-billion-parameter model on the CPU, so the notebooks fall back to ``cpu-demo`` and say so.
 """
 
 from __future__ import annotations
@@ -18,6 +20,10 @@ from empo2_lite.runs import RUNS_VARIABLE, runs_root
 
 SMOKE_VARIABLE = "EMPO2_SMOKE"
 CPU_FALLBACK = "cpu-demo"
+AUTO_PRESET = "auto"
+GPU_DEFAULT = "gpu-learn"
+"""What ``auto`` means on a CUDA machine: the embedded model, so that no user waits for a 3B download
+(``gpu-24gb`` did this before; it is still one ``PRESET`` away)."""
 
 
 def smoke_mode() -> bool:
@@ -37,11 +43,14 @@ def use_project_runs() -> Path:
 
 
 def preset_for_this_machine(name: str, cuda_available: bool | None = None) -> str:
-    """``name``, or ``cpu-demo`` when ``name`` is a GPU preset and there is no CUDA GPU (printed)."""
+    """``auto``: ``gpu-learn`` with a CUDA GPU, else ``cpu-demo``. Any other ``name`` as given, but
+    ``cpu-demo`` when it is a GPU preset and there is no CUDA GPU (printed)."""
     if cuda_available is None:
         import torch
 
         cuda_available = torch.cuda.is_available()
+    if name == AUTO_PRESET:
+        return GPU_DEFAULT if cuda_available else CPU_FALLBACK
     if name.startswith("gpu") and not cuda_available:
         print(f"No CUDA GPU here: {name} would load a multi-billion-parameter model on the CPU; "
               f"using {CPU_FALLBACK} instead (set PRESET yourself to override).")
