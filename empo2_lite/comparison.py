@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 COMPARED = ("empo2", "grpo")
 """The algorithms this experiment trains by default: the paper's Table 1 pair. Any algorithms of the
 table can be given instead (``algos``); each trains into its own ``<algo>-s<seed>`` pieces."""
-TABLE_COLUMNS = ("algo", "runs", "test_return", "test_return_std", "gain_over_naive", "gain_se", "memory_iterations",
+TABLE_COLUMNS = ("algo", "runs", "test_return", "test_return_std", "gain_over_naive", "gain_se", "success_rate",
+                 "success_rate_std", "success_gain", "success_gain_se", "memory_iterations",
                  "memory_iterations_with_tips", "training_minutes")
 """The columns of ``comparison_table``, in order."""
 
@@ -165,7 +166,10 @@ def tabulate(evals: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     older kits evaluated nowhere else; dev rows score choices, not results). ``test_return``: the
     mean over runs (seeds), and ``test_return_std`` its std. ``gain_over_naive`` and ``gain_se``:
     ``paired_gain`` against the naive runs (where a side lacks ``per_variation``: the difference
-    of test returns, with no standard error). ``memory_iterations`` and
+    of test returns, with no standard error). ``success_rate`` (share of test episodes that
+    succeeded, as a fraction), its std over seeds, and ``success_gain`` with ``success_gain_se``:
+    the same pairing on each variation's success share (NaN where a row predates
+    ``per_variation_success``). ``memory_iterations`` and
     ``memory_iterations_with_tips``: summed over the runs (``results.memory_usage``; 0 where
     none). ``training_minutes``: per run, the iterations' phases summed (evaluation not counted)."""
     from empo2_lite.results import MEMORY_COLUMNS, memory_usage, test_rows
@@ -182,9 +186,13 @@ def tabulate(evals: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     for algo, group in final.groupby("algo", sort=False):
         returns = list(group["return_mean"])
         gain, error = _gain(group, naive)
+        successes = list(group["success_rate"]) if "success_rate" in group else [math.nan]
+        success_gain, success_error = _gain(group, naive, "per_variation_success")
         rows.append({"algo": algo, "runs": len(returns), "test_return": statistics.mean(returns),
                      "test_return_std": statistics.stdev(returns) if len(returns) > 1 else math.nan,
-                     "gain_over_naive": gain, "gain_se": error,
+                     "gain_over_naive": gain, "gain_se": error, "success_rate": statistics.mean(successes),
+                     "success_rate_std": statistics.stdev(successes) if len(successes) > 1 else math.nan,
+                     "success_gain": success_gain, "success_gain_se": success_error,
                      **{column: int(usage[column].get(algo, 0)) for column in MEMORY_COLUMNS},
                      "training_minutes": float(minutes.reindex(group["run"]).mean()) if len(minutes) else math.nan})
     order = {name: index for index, name in enumerate([*BASELINES, *ALGOS])}  # any ablation found: table order
@@ -192,14 +200,17 @@ def tabulate(evals: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
     return table.sort_values("algo", key=lambda column: column.map(order)).reset_index(drop=True)
 
 
-def _gain(group: pd.DataFrame, naive: pd.DataFrame) -> tuple[float, float]:
-    """``paired_gain`` of one algorithm's final eval rows over the naive ones, or, where a row has
-    no ``per_variation`` (an older memory-only row), the difference of mean returns and NaN."""
+def _gain(group: pd.DataFrame, naive: pd.DataFrame, column: str = "per_variation") -> tuple[float, float]:
+    """``paired_gain`` of one algorithm's final eval rows over the naive ones on ``column``
+    (returns, or success shares with ``per_variation_success``), or, where a row lacks it: for
+    returns (an older memory-only row) the difference of mean returns and NaN, for successes NaN."""
     if not len(naive):
         return math.nan, math.nan
-    sides = [list(group.get("per_variation", [])), list(naive.get("per_variation", []))]
+    sides = [list(group.get(column, [])), list(naive.get(column, []))]
     if all(len(side) and all(isinstance(row, Mapping) for row in side) for side in sides):
         return paired_gain(*sides)
+    if column != "per_variation":
+        return math.nan, math.nan
     return float(group["return_mean"].mean() - naive["return_mean"].mean()), math.nan
 
 

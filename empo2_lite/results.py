@@ -82,12 +82,14 @@ def load_metrics(runs: Iterable[str | Path]) -> pd.DataFrame:
 
 
 def load_evals(runs: Iterable[str | Path], *, per_variation: bool = False) -> pd.DataFrame:
-    """One row per (run, evaluation); with ``per_variation``, the row's ``per_variation`` dict
-    (variation id -> mean return) is kept as a column, for differences paired by variation
-    (``comparison.paired_gain``); otherwise it is left out, so the frame stays flat."""
+    """One row per (run, evaluation); with ``per_variation``, the row's ``per_variation`` and
+    ``per_variation_success`` dicts (variation id -> mean return, success share) are kept as
+    columns, for differences paired by variation (``comparison.paired_gain``); otherwise they are
+    left out, so the frame stays flat."""
+    nested = {"per_variation", "per_variation_success"}
     frames = []
     for run in map(RunDir, runs):
-        rows = [row if per_variation else {k: v for k, v in row.items() if k != "per_variation"}
+        rows = [row if per_variation else {k: v for k, v in row.items() if k not in nested}
                 for row in run.read_evals()]
         if rows:
             frames.append(pd.DataFrame(rows).assign(**_run_identity(run)))

@@ -41,6 +41,8 @@ class BatchSummary:
     success_official_rate: float
     per_variation: dict[str, float]
     """Mean return of each variation (keys are variation ids as strings, as in JSON)."""
+    per_variation_success: dict[str, float]
+    """Share of each variation's episodes that succeeded: what a success rate's gain is paired by."""
     steps_mean: float
     tips_shown_mean: float
     """Tips shown per step."""
@@ -72,7 +74,7 @@ class BatchSummary:
         return {"episodes": self.episodes, "env_failures": self.env_failures, "return_mean": self.return_mean,
                 "return_std": self.return_std, "return_se": self.return_se, "success_rate": self.success_rate,
                 "success_official_rate": self.success_official_rate, "per_variation": self.per_variation,
-                "end_reasons": self.end_reasons}
+                "per_variation_success": self.per_variation_success, "end_reasons": self.end_reasons}
 
 
 def summarize(trajectories: Sequence[Trajectory]) -> BatchSummary:
@@ -80,8 +82,9 @@ def summarize(trajectories: Sequence[Trajectory]) -> BatchSummary:
     scored = played(trajectories)
     scores = [t.score for t in scored]
     turns = [turn for t in scored for turn in t.turns]
+    variations = sorted({t.variation for t in scored})
     per_variation = {variation: statistics.mean([t.score for t in scored if t.variation == variation])
-                     for variation in sorted({t.variation for t in scored})}
+                     for variation in variations}
     means = list(per_variation.values())
     return BatchSummary(
         episodes=len(scored),
@@ -93,6 +96,9 @@ def summarize(trajectories: Sequence[Trajectory]) -> BatchSummary:
         success_rate=sum(t.success for t in scored) / max(len(scored), 1),
         success_official_rate=sum(t.success_official for t in scored) / max(len(scored), 1),
         per_variation={str(variation): mean for variation, mean in per_variation.items()},
+        per_variation_success={str(variation): statistics.mean([float(t.success) for t in scored
+                                                                if t.variation == variation])
+                               for variation in variations},
         steps_mean=statistics.mean([len(t.turns) for t in scored] or [0]),
         tips_shown_mean=statistics.mean([len(turn.tips) for turn in turns] or [0]),
         tip_block_share=sum(bool(turn.tips) for turn in turns) / max(len(turns), 1),

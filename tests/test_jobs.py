@@ -331,10 +331,14 @@ def test_the_table_pairs_eval_rows_by_variation_over_both_sides_seeds():
         return {"run": run, "algo": algo, "iteration": iteration, "per_variation": per_variation,
                 "return_mean": sum(per_variation.values()) / len(per_variation), **extra}
 
+    def solved(first, second):  # success shares of variations 1 and 2, and the success rate they make
+        return {"per_variation_success": {"1": first, "2": second}, "success_rate": (first + second) / 2}
+
     evals = pd.DataFrame([
-        row("naive-s0", "naive", 0, {"1": -100, "2": 8}), row("naive-s1", "naive", 0, {"1": 8, "2": 8}),
+        row("naive-s0", "naive", 0, {"1": -100, "2": 8}, **solved(0, 0)),
+        row("naive-s1", "naive", 0, {"1": 8, "2": 8}, **solved(0, 0.5)),
         row("grpo-s0", "grpo", 4, {"1": -100, "2": -100}),                      # an earlier evaluation: not counted
-        row("grpo-s0", "grpo", 8, {"1": 17, "2": 8}), row("grpo-s1", "grpo", 8, {"1": 25, "2": 17}),
+        row("grpo-s0", "grpo", 8, {"1": 17, "2": 8}, **solved(1, 0)), row("grpo-s1", "grpo", 8, {"1": 25, "2": 17}, **solved(1, 1)),
         row("grpo-s1", "grpo", 8, {"1": 99, "2": 99}, split="dev"),            # dev scores choices, not results
         {"run": "memory-only", "algo": "memory-only", "iteration": 0, "return_mean": -30.0},  # an older row
     ])
@@ -345,6 +349,11 @@ def test_the_table_pairs_eval_rows_by_variation_over_both_sides_seeds():
     assert table.loc["grpo", "gain_over_naive"] == pytest.approx(35.75)
     assert table.loc["grpo", "gain_se"] == pytest.approx(31.25)                    # std(67, 4.5) / sqrt(2)
     assert table.loc["grpo", "test_return"] == pytest.approx(16.75)
+    # success shares over seeds: grpo 1, 0.5 by variation; naive 0, 0.25: differences 1 and 0.25
+    assert table.loc["grpo", ["success_rate", "success_gain"]].tolist() == pytest.approx([0.75, 0.625])
+    assert table.loc["grpo", "success_rate_std"] == pytest.approx(0.5 ** 0.5 / 2)     # std(0.5, 1)
+    assert table.loc["grpo", "success_gain_se"] == pytest.approx(0.375)              # std(1, 0.25) / sqrt(2)
+    assert math.isnan(table.loc["memory-only", "success_gain"])                      # no per-variation successes
     assert table.loc["naive", ["runs", "gain_over_naive", "gain_se"]].tolist() == [2, 0, 0]
     assert table.loc["memory-only", "gain_over_naive"] == pytest.approx(-30 + 19)  # no per_variation: means, no SE
     assert math.isnan(table.loc["memory-only", "gain_se"])

@@ -30,6 +30,7 @@ def test_standard_error_is_over_per_variation_means():
     # sample variance is 19900/3 and the standard error sqrt(19900/3 / 3) = 47.0225 (not the
     # episodes' pstdev 72.7 / sqrt(6) = 29.7)
     assert summary.per_variation == {"6": 50, "7": -100, "8": 30}
+    assert summary.per_variation_success == {"6": 0.5, "7": 0, "8": 0}  # the env failure's 100 is not a success
     assert summary.return_se == pytest.approx(math.sqrt(19900 / 9)) == pytest.approx(47.0225, abs=1e-4)
     assert summary.return_mean == pytest.approx(-20 / 3) and summary.episodes == 6 and summary.return_max == 100
     assert summary.env_failures == 1 and summary.success_rate == pytest.approx(1 / 6)
@@ -55,7 +56,7 @@ def test_per_step_means_and_tokens_count_played_episodes_only():
 def test_the_evaluation_record_keeps_the_eval_jsonl_fields_in_order():
     record = summarize([episode(6, 100), episode(7, 0)]).evaluation_record()
     assert list(record) == ["episodes", "env_failures", "return_mean", "return_std", "return_se", "success_rate",
-                            "success_official_rate", "per_variation", "end_reasons"]
+                            "success_official_rate", "per_variation", "per_variation_success", "end_reasons"]
     assert record["return_std"] == 50 and record["per_variation"] == {"6": 100, "7": 0}
     assert sum(record["end_reasons"].values()) == record["episodes"] + record["env_failures"]
 
