@@ -320,24 +320,18 @@ def run_study(plan: Plan, work: Path, started_at: float, record: dict,
 
 
 def collect(plan: Plan, work: Path) -> dict:
-    """``compare``'s table against each reference (``comparison.tabulate``) with the lines saying how
+    """``compare``'s table against each reference (``comparison.study_tables``) with the lines saying how
     often EMPO²'s tips reached a prompt, by reference folder; the peak memory of one training
     process (what k was sized by); every figure of the compared runs in ``figures/``."""
     from empo2_lite import comparison, jobs, results
-    from empo2_lite.runs import RunDir
 
     if not (work / MAIN).is_dir():
         return {}
     metrics = results.load_metrics(results.find_runs(work))
     peaks = {column: float(metrics[column].max()) for column in PEAKS if column in metrics}
     compared = results.find_runs(work / MAIN)
-    trained = [run for run in compared if not RunDir(run).config().baseline]
-    tables = {}
-    for folder in plan.references:
-        found = results.find_runs(work / folder) if (work / folder).is_dir() else []
-        runs = [*trained, *(run for run in found if RunDir(run).config().baseline)]
-        table = comparison.tabulate(results.load_evals(runs, per_variation=True), results.load_metrics(runs))
-        tables[folder] = "\n".join([table.round(1).to_string(index=False), *comparison.tips_lines(table)])
+    tables = {folder: "\n".join([table.round(2).to_string(index=False), *comparison.tips_lines(table)])
+              for folder, table in comparison.study_tables(work, MAIN).items()}
     jobs.all_figures(compared, out=work / "figures")
     return {"tables": tables, "peaks": peaks}
 

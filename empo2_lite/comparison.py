@@ -214,6 +214,24 @@ def _gain(group: pd.DataFrame, naive: pd.DataFrame, column: str = "per_variation
     return float(group["return_mean"].mean() - naive["return_mean"].mean()), math.nan
 
 
+def study_tables(root: str | Path, main: str = "main") -> dict[str, pd.DataFrame]:
+    """A study's tables (``benchmarks/gpu_study.py`` lays a study out as ``<root>/main/``, the
+    compared runs beside their untrained reference, and ``<root>/<reference>/`` for each other
+    reference): per reference folder, ``tabulate`` of the compared runs of ``main`` and that
+    folder's untrained runs, so that every gain is paired against that reference."""
+    from empo2_lite.results import find_runs, load_evals, load_metrics
+
+    root = Path(root)
+    trained = [run for run in find_runs(root / main) if not RunDir(run).config().baseline]
+    tables = {}
+    for folder in sorted(path for path in root.iterdir() if path.is_dir()):
+        references = [run for run in find_runs(folder) if RunDir(run).config().baseline]
+        if references:
+            runs = [*trained, *references]
+            tables[folder.name] = tabulate(load_evals(runs, per_variation=True), load_metrics(runs))
+    return dict(sorted(tables.items(), key=lambda item: item[0] != main))
+
+
 def tips_lines(table: pd.DataFrame) -> list[str]:
     """'empo2: tips reached a prompt in 2 of 5 memory iterations', one line per algorithm that had
     memory iterations (printed under ``compare``'s table)."""

@@ -411,3 +411,23 @@ def test_the_cpu_learn_table_still_reads_the_single_unseeded_baselines():
     assert comparison.tips_lines(table.reset_index()) == ["empo2: tips reached a prompt in 2 of 5 memory iterations"]
     verdicts = {algo: comparison.meets_target(table.reset_index(), algo) for algo in ("empo2", "grpo")}
     assert verdicts == {"empo2": False, "grpo": True}  # empo2: 39.5 < 2 x 34.5, its std over seeds
+
+
+def test_a_studys_tables_pair_the_compared_runs_with_each_reference_folder(tmp_path):
+    from empo2_lite import comparison
+
+    def run(folder, name, values, **overrides):
+        directory = RunDir(tmp_path / folder / name)
+        directory.start(apply_overrides(preset("cpu-smoke"), {"name": name, **overrides}))
+        directory.append_eval({"iteration": 3, "split": "test", "return_mean": sum(values) / 2,
+                               "per_variation": {"1": values[0], "2": values[1]}, "success_rate": 0.0})
+
+    run("main", "grpo-s0", (10, 20), algo="grpo")
+    run("main", "naive-s0", (0, 0), baseline="naive")
+    run("reference-d0", "naive-s0", (10, 10), baseline="naive", **{"rollout.demonstrations": 0})
+    run("screen", "grpo-preset", (99, 99), algo="grpo")  # a screening run: in no table
+    (tmp_path / "logs").mkdir()
+    tables = comparison.study_tables(tmp_path)
+    assert list(tables) == ["main", "reference-d0"]  # main first
+    assert [table.set_index("algo").loc["grpo", "gain_over_naive"] for table in tables.values()] == [15, 5]
+    assert all(list(table["algo"]) == ["naive", "grpo"] for table in tables.values())
