@@ -304,3 +304,36 @@ def memory_markers(axes, metrics: pd.DataFrame, column: str = "charts/return_mea
         axes.scatter(metrics.loc[chosen, "iteration"], metrics.loc[chosen, column], marker=marker, s=size,
                      facecolors=face, edgecolors="black", zorder=3,
                      label=f"memory iteration, {what}: {int(chosen.sum())} of {total}")
+
+
+def screening(metrics: pd.DataFrame, evals: pd.DataFrame, chosen: str | None = None) -> Figure:
+    """A study's screening on the dev split (``benchmarks/gpu_study.py``): per screened setting (a
+    run of ``metrics``), its training return per iteration on the left and the dev return it was
+    chosen by on the right, the chosen one marked, so a reader sees whether the choice was clear or
+    a coin toss between settings within one standard error."""
+    figure = Figure(figsize=(11, 4.0))
+    curves, bars = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.6, 1]})
+    palette = colours(metrics["run"], by="run") if len(metrics) else {}
+    for run, group in metrics.groupby("run", sort=True):
+        group = group.sort_values("iteration")
+        curves.plot(group["iteration"], group["charts/return_mean"], marker="o", markersize=3, color=palette[run],
+                    linewidth=2.5 if run == chosen else 1.2, label=f"{run}{' (chosen)' if run == chosen else ''}")
+    if len(metrics):
+        _iteration_axis(curves, metrics["iteration"])
+    curves.set_ylabel(METRIC_LABELS["charts/return_mean"])
+    curves.set_title("screening runs: training episodes")
+    dev = evals[evals["split"] == "dev"] if "split" in evals else evals.iloc[:0]
+    dev = dev.sort_values("iteration").groupby("run").tail(1).sort_values("run")
+    if len(dev):
+        bars.bar(range(len(dev)), dev["return_mean"], yerr=dev.get("return_se"), capsize=3,
+                 color=[palette.get(run, GREY) for run in dev["run"]],
+                 edgecolor=["black" if run == chosen else "none" for run in dev["run"]], linewidth=2)
+        bars.set_xticks(range(len(dev)), dev["run"], rotation=20, fontsize=8)
+    bars.axhline(0, color="black", linewidth=0.5)
+    bars.set_ylabel("dev return after the last iteration (+- se)")
+    bars.set_title("the choice (dev split)")
+    for axes in (curves, bars):
+        axes.grid(alpha=0.3)
+    curves.legend(frameon=False, fontsize=8)
+    figure.tight_layout()
+    return figure

@@ -302,3 +302,21 @@ def test_the_report_and_the_paper_comparison_know_gigpo_has_no_scienceworld_numb
     assert [text.get_text() for text in axes.texts] == ["paper: GiGPO -, reported on WebShop only"]
     colours = plots.colours(["gigpo", "empo2+gigpo", "grpo"])
     assert len(set(colours.values())) == 3 and colours["grpo"] == plots.OKABE_ITO[1]
+
+
+def test_the_screening_figure_marks_the_chosen_setting_and_its_dev_return():
+    import pandas as pd
+
+    from empo2_lite import plots
+
+    metrics = pd.DataFrame({"run": ["grpo-preset"] * 2 + ["grpo-d0"] * 2, "iteration": [1, 2, 1, 2],
+                            "charts/return_mean": [-50.0, -20.0, 0.0, 5.0]})
+    evals = pd.DataFrame({"run": ["grpo-preset", "grpo-d0", "grpo-d0"], "iteration": [2, 1, 2],
+                          "split": ["dev", "dev", "dev"], "return_mean": [3.0, -9.0, 7.0], "return_se": [1.0, 1.0, 2.0]})
+    figure = plots.screening(metrics, evals, chosen="grpo-d0")
+    curves, bars = figure.axes
+    assert [line.get_label() for line in curves.get_lines()] == ["grpo-d0 (chosen)", "grpo-preset"]
+    heights = {label.get_text(): patch.get_height() for label, patch in zip(bars.get_xticklabels(), bars.patches)}
+    assert heights == {"grpo-d0": 7.0, "grpo-preset": 3.0}  # each run's last dev evaluation
+    assert [tuple(patch.get_edgecolor()) == (0, 0, 0, 1) for patch in bars.patches] == [True, False]  # chosen: outlined
+    assert len(plots.screening(metrics, evals.drop(columns="split")).axes[1].patches) == 0  # no dev rows: no bars
