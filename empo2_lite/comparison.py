@@ -253,3 +253,21 @@ def meets_target(table: pd.DataFrame, algo: str, gain: float = 20.0) -> bool:
     row = row.iloc[0]
     value = row["gain_over_naive"]
     return bool(value >= gain and value > 2 * row["test_return_std"] and value > 2 * row["gain_se"])
+
+
+def meets_success_target(tables: Mapping[str, pd.DataFrame], algo: str, points: float = 25.0) -> bool:
+    """The learning target of the study (issue "a learning curve that shows the agent solving
+    tasks"): against every untrained reference of ``tables`` (``study_tables``: with and without
+    the demonstration, so against the better of them), the mean test success rate over seeds gains
+    at least ``points`` percentage points, and more than twice its paired standard error. A missing
+    reference, row or standard error fails it."""
+    if not tables:
+        return False
+    for table in tables.values():
+        row = table.loc[table["algo"] == algo]
+        if row.empty or row.iloc[0]["runs"] < 2:
+            return False
+        gain, error = 100 * row.iloc[0]["success_gain"], 100 * row.iloc[0]["success_gain_se"]
+        if not (gain >= points and gain > 2 * error):  # NaN fails both
+            return False
+    return True

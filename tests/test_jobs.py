@@ -431,3 +431,20 @@ def test_a_studys_tables_pair_the_compared_runs_with_each_reference_folder(tmp_p
     assert list(tables) == ["main", "reference-d0"]  # main first
     assert [table.set_index("algo").loc["grpo", "gain_over_naive"] for table in tables.values()] == [15, 5]
     assert all(list(table["algo"]) == ["naive", "grpo"] for table in tables.values())
+
+
+def test_the_success_target_needs_the_gain_over_every_reference():
+    import pandas as pd
+
+    from empo2_lite.comparison import meets_success_target
+
+    def table(gain, error, runs=3):
+        return pd.DataFrame({"algo": ["naive", "grpo"], "runs": [3, runs], "success_gain": [0.0, gain],
+                             "success_gain_se": [0.0, error]})
+
+    assert meets_success_target({"main": table(0.30, 0.10), "reference-d0": table(0.25, 0.05)}, "grpo")
+    assert not meets_success_target({"main": table(0.30, 0.10), "reference-d0": table(0.20, 0.05)}, "grpo")  # < 25
+    assert not meets_success_target({"main": table(0.30, 0.15)}, "grpo")        # 30 = 2 x 15: not above it
+    assert not meets_success_target({"main": table(0.30, math.nan)}, "grpo")    # no standard error, no verdict
+    assert not meets_success_target({"main": table(0.30, 0.01, runs=1)}, "grpo")
+    assert not meets_success_target({"main": table(0.30, 0.01)}, "empo2") and not meets_success_target({}, "grpo")
