@@ -132,6 +132,24 @@ def memory_usage(metrics: pd.DataFrame) -> pd.DataFrame:
     return memory_flags(metrics).groupby(metrics["algo"]).sum().astype(int)
 
 
+def memory_use(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Per algorithm with memory iterations (the index), summed over its runs: what EMPO²'s memory
+    did. ``memory_iterations`` and ``with_tips`` (``memory_flags``); ``tips_per_step``: tips shown
+    per step, averaged over the iterations that showed some; ``off_policy_updates`` and
+    ``on_policy_updates``: updates made from rollouts that saw tips, tips stripped from the update's
+    prompts or kept (a memory iteration without tips is a plain update in effect)."""
+    flags = memory_flags(metrics)
+    shown = metrics[flags[MEMORY_COLUMNS[1]]]
+    rows = {}
+    for algo, group in metrics[flags[MEMORY_COLUMNS[0]]].groupby("algo"):
+        with_tips = shown[shown["algo"] == algo]
+        rows[algo] = {"memory_iterations": len(group), "with_tips": len(with_tips),
+                      "tips_per_step": float(with_tips["charts/tips_shown_mean"].mean()) if len(with_tips) else 0.0,
+                      "off_policy_updates": int((with_tips["mode"] == "off_policy").sum()),
+                      "on_policy_updates": int((with_tips["mode"] == "on_policy_with_tips").sum())}
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
 def _count_from_one(frame: pd.DataFrame) -> pd.DataFrame:
     """``frame`` with the files' 0-based ``iteration`` shown 1-based (see the module docstring)."""
     return frame.assign(iteration=frame["iteration"] + 1)

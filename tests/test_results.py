@@ -320,3 +320,13 @@ def test_the_screening_figure_marks_the_chosen_setting_and_its_dev_return():
     assert heights == {"grpo-d0": 7.0, "grpo-preset": 3.0}  # each run's last dev evaluation
     assert [tuple(patch.get_edgecolor()) == (0, 0, 0, 1) for patch in bars.patches] == [True, False]  # chosen: outlined
     assert len(plots.screening(metrics, evals.drop(columns="split")).axes[1].patches) == 0  # no dev rows: no bars
+
+
+def test_memory_use_counts_the_updates_that_saw_tips():
+    metrics = pd.DataFrame({"algo": ["empo2"] * 5 + ["grpo"],
+                            "mode": ["plain", "off_policy", "off_policy", "on_policy_with_tips", "off_policy", "plain"],
+                            "charts/tips_shown_mean": [0.0, 4.0, 0.0, 2.0, 6.0, 0.0]})
+    use = results.memory_use(metrics)
+    assert list(use.index) == ["empo2"]  # GRPO had no memory iteration
+    assert use.loc["empo2"].to_dict() == {"memory_iterations": 4, "with_tips": 3, "tips_per_step": 4.0,
+                                          "off_policy_updates": 2, "on_policy_updates": 1}
