@@ -33,7 +33,7 @@ from empo2_lite.runs import RunDir, runs_root
 if TYPE_CHECKING:
     from empo2_lite.env.adapter import EpisodeStart, StepResult
 
-DEFAULT_SAMPLE_RUNS = "cpu-learn"
+DEFAULT_SAMPLE_RUNS = "cpu-study/main"
 """The shipped sample-run group that ``plot`` and ``report`` show when no ``--runs`` is given."""
 RUNS_HELP = f"folder holding run folders, at any depth (default: data/sample_runs/{DEFAULT_SAMPLE_RUNS})"
 

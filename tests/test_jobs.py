@@ -448,3 +448,25 @@ def test_the_success_target_needs_the_gain_over_every_reference():
     assert not meets_success_target({"main": table(0.30, math.nan)}, "grpo")    # no standard error, no verdict
     assert not meets_success_target({"main": table(0.30, 0.01, runs=1)}, "grpo")
     assert not meets_success_target({"main": table(0.30, 0.01)}, "empo2") and not meets_success_target({}, "grpo")
+
+
+def test_the_shipped_study_states_the_results_documents_numbers():
+    from empo2_lite import comparison
+
+    study = results.sample_runs_dir("cpu-study")
+    tables = {folder: table.set_index("algo") for folder, table in comparison.study_tables(study).items()}
+    assert list(tables) == ["main", "reference-d0"]
+    # docs/results-cpu-study.md, "The result": gains paired by variation (se) against each reference
+    assert [f"{tables['main'].loc[algo, 'gain_over_naive']:+.1f} ({tables['main'].loc[algo, 'gain_se']:.1f})"
+            for algo in ("grpo", "gigpo", "empo2")] == ["+64.2 (6.0)", "+65.8 (5.9)", "+40.5 (8.4)"]
+    assert [f"{tables['reference-d0'].loc[algo, 'gain_over_naive']:+.1f}" for algo in ("grpo", "gigpo", "empo2")] == [
+        "+3.8", "+5.4", "-19.9"]
+    assert tables["reference-d0"].loc["naive", "test_return"] == pytest.approx(5.9)
+    assert (tables["main"]["success_rate"] == 0).all() and (tables["main"]["runs"] == 3).all()
+    plain = {folder: table.reset_index() for folder, table in tables.items()}
+    assert [comparison.meets_target(plain["main"], algo) for algo in ("grpo", "gigpo", "empo2")] == [True, True, False]
+    assert not any(comparison.meets_target(plain["reference-d0"], algo) for algo in ("grpo", "gigpo", "empo2"))
+    assert not any(comparison.meets_success_target(plain, algo) for algo in ("grpo", "gigpo", "empo2"))
+    use = results.memory_use(results.load_metrics(results.find_runs(study / "main"))).loc["empo2"]
+    assert (use["memory_iterations"], use["with_tips"], use["off_policy_updates"]) == (4, 3, 3)
+    assert use["tips_per_step"] == pytest.approx(6.45, abs=0.01)

@@ -88,6 +88,15 @@ CPU_LEARN_REPORT = [
     "| find-animal | naive | cpu-learn | embedded:smollm2-135m-instruct | 1 | -45.5 | 72.4 | - | 100.0 |",
 ]
 
+# README "Results today" and docs/results-cpu-study.md: the protocol study's compared runs and their untrained
+# reference (one demonstration), each over 3 seeds; what `report` prints by default.
+CPU_STUDY_REPORT = [
+    "| find-animal | empo2 | cpu-learn | embedded:smollm2-135m-instruct | 3 | -14.0 | 72.4 | - | 100.0 |",
+    "| find-animal | gigpo | cpu-learn | embedded:smollm2-135m-instruct | 3 | 11.3 | 72.4 | - | 100.0 |",
+    "| find-animal | grpo | cpu-learn | embedded:smollm2-135m-instruct | 3 | 9.7 | 72.4 | - | 100.0 |",
+    "| find-animal | naive | cpu-learn | embedded:smollm2-135m-instruct | 3 | -54.6 | 72.4 | - | 100.0 |",
+]
+
 
 def test_the_report_of_the_cpu_learn_runs_states_the_readmes_numbers():
     evals = results.load_evals(results.find_runs(results.sample_runs_dir("cpu-learn")))
@@ -130,8 +139,8 @@ def test_plot_and_report_commands(tmp_path):
                             text=True, timeout=120)
     assert report.returncode == 0 and "| find-animal | empo2 | cpu-smoke | tiny:byte | 2 |" in report.stdout
     default = subprocess.run([sys.executable, "-m", "empo2_lite", "report"], capture_output=True, text=True, timeout=120)
-    assert default.returncode == 0  # the cpu-learn comparison: both algorithms over 3 seeds, and the baselines
-    assert default.stdout.splitlines()[2:6] == CPU_LEARN_REPORT  # the README's numbers, from each run's last eval
+    assert default.returncode == 0  # the protocol study: three algorithms and the untrained model over 3 seeds
+    assert default.stdout.splitlines()[2:7] == [*CPU_STUDY_REPORT, ""]  # the README's numbers, each run's last eval
     missing = subprocess.run([sys.executable, "-m", "empo2_lite", "report", "--runs", str(tmp_path / "nope")],
                              capture_output=True, text=True, timeout=120)
     assert missing.returncode == 2 and "no runs folder" in missing.stderr
