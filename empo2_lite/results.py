@@ -4,9 +4,11 @@ Plots, reports and notebooks read results only through these functions, and thes
 files a run writes (``config.json``, ``metrics.jsonl``, ``eval.jsonl``, ``ood-<task>.jsonl``,
 through ``RunDir``), so every figure can be regenerated anywhere, without a GPU. Reading works on
 run folders of every config format (older ones are migrated to what ran) and changes no file.
-``data/sample_runs/`` ships two groups of runs: ``cpu-learn/`` (EMPO² vs GRPO over seeds with the
-untrained baselines, SmolLM2-135M on a 2-core CPU: docs/results-cpu.md) and ``cpu-smoke/`` (a tiny
-random model: they show the plumbing, not results).
+``data/sample_runs/`` ships three groups of runs: ``cpu-study/`` (the protocol study: GRPO, GiGPO
+and EMPO² over seeds, SmolLM2-135M on a 2-core CPU, its screening and untrained references:
+docs/results-cpu-study.md), ``cpu-learn/`` (the earlier EMPO² vs GRPO comparison, settings chosen
+on the test split: docs/results-cpu.md) and ``cpu-smoke/`` (a tiny random model: they show the
+plumbing, not results).
 
 Iterations count from 1 wherever a user sees them (tables, figures, printed lines): the first
 iteration is iteration 1, an evaluation after it is labelled 1 (``eval.jsonl`` already counts so),
@@ -29,7 +31,7 @@ RUN_COLUMNS = ("run", "task", "algo", "seed", "preset", "preset_model")
 
 
 def sample_runs_dir(group: str = "") -> Path:
-    """The shipped sample runs: all of them, or one group ("cpu-learn", "cpu-smoke")."""
+    """The shipped sample runs: all of them, or one group ("cpu-study", "cpu-learn", "cpu-smoke")."""
     return data_dir() / "sample_runs" / group if group else data_dir() / "sample_runs"
 
 

@@ -159,7 +159,7 @@ def test_every_shipped_run_config_reads_with_its_own_label():
         if config.format_version == FORMAT_VERSION:  # older ones are read for results only
             config.validate()
         labels.add(config.baseline or config.algo)
-    assert labels == {"empo2", "grpo", "naive", "memory-only"}
+    assert labels == {"empo2", "grpo", "gigpo", "naive", "memory-only"}
 
 
 def test_an_old_grpo_config_is_read_as_what_ran():
