@@ -36,6 +36,7 @@ import psutil
 from empo2_lite import jobs
 from empo2_lite.comparison import training_config
 from empo2_lite.config import apply_overrides
+from empo2_lite.evaluation import row_split
 from empo2_lite.runs import RunDir, runs_under
 
 
@@ -88,7 +89,7 @@ def evaluated(run: RunDir, split: str) -> bool:
     folder (``--work``) continues where it stopped instead of playing a reference twice (a trained
     piece resumes from its latest checkpoint or is skipped when done, ``jobs.train``, and its
     recorded evaluation is returned, ``jobs.final_evaluation``)."""
-    return any(row.get("split", "test") == split for row in run.read_evals())
+    return any(row_split(row) == split for row in run.read_evals())
 
 
 def write_report(spec: dict, report: dict) -> None:

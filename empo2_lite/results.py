@@ -140,16 +140,14 @@ def memory_use(metrics: pd.DataFrame) -> pd.DataFrame:
     per step, averaged over the iterations that showed some; ``off_policy_updates`` and
     ``on_policy_updates``: updates made from rollouts that saw tips, tips stripped from the update's
     prompts or kept (a memory iteration without tips is a plain update in effect)."""
-    flags = memory_flags(metrics)
-    shown = metrics[flags[MEMORY_COLUMNS[1]]]
-    rows = {}
-    for algo, group in metrics[flags[MEMORY_COLUMNS[0]]].groupby("algo"):
-        with_tips = shown[shown["algo"] == algo]
-        rows[algo] = {"memory_iterations": len(group), "with_tips": len(with_tips),
-                      "tips_per_step": float(with_tips["charts/tips_shown_mean"].mean()) if len(with_tips) else 0.0,
-                      "off_policy_updates": int((with_tips["mode"] == "off_policy").sum()),
-                      "on_policy_updates": int((with_tips["mode"] == "on_policy_with_tips").sum())}
-    return pd.DataFrame.from_dict(rows, orient="index")
+    counts = memory_usage(metrics)
+    counts = counts[counts[MEMORY_COLUMNS[0]] > 0].rename(columns={MEMORY_COLUMNS[1]: "with_tips"})
+    shown = metrics[memory_flags(metrics)[MEMORY_COLUMNS[1]]].groupby("algo")
+    counts["tips_per_step"] = shown["charts/tips_shown_mean"].mean().reindex(counts.index).fillna(0.0)
+    for column, mode in (("off_policy_updates", "off_policy"), ("on_policy_updates", "on_policy_with_tips")):
+        counts[column] = shown["mode"].agg(lambda modes, mode=mode: int((modes == mode).sum())).reindex(
+            counts.index).fillna(0).astype(int)
+    return counts
 
 
 def _count_from_one(frame: pd.DataFrame) -> pd.DataFrame:
