@@ -87,8 +87,8 @@ class RetrievalQuery:
 
 Retriever = Callable[[RetrievalQuery], Sequence[str]]
 NoveltyFn = Callable[[Sequence[tuple[str, int, str]]], list[float]]
-"""Maps the (task, variation, observation) of every episode at one step to its novelty reward
-(``Novelty`` is one: it scores them all against the counts from before the step)."""
+"""Maps the (task, variation, observation) of every episode's step t to its novelty reward
+(``Novelty`` is one: it scores them all against the counts from before step t; ``pay_novelty``)."""
 class _Episode:
     """The state of one running episode: its two chat views and its record."""
 
@@ -146,8 +146,7 @@ class _Episode:
         messages.append({"role": "user", "content": current})
         return self.tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=False)
 
-    def record(self, prompt_with: list[int], response: SampledResponse, result: StepResult, novelty: float,
-               computed: int) -> None:
+    def record(self, prompt_with: list[int], response: SampledResponse, result: StepResult, computed: int) -> None:
         """Store the step in both views and in the turn list."""
         step = len(self.trajectory.turns)
         if self.config.history_window is None:
@@ -164,8 +163,9 @@ class _Episode:
             user_message=self.pending_message, tips=self.pending_tips, response_ids=response.token_ids,
             logprobs=response.logprobs, response_text=response.text, raw_action=result.raw_action,
             action=result.action, reward=result.reward, score=result.score, finish=response.finish,
-            history=self.history_text, novelty=novelty, prompt_tokens=len(prompt_with),
-            prompt_tokens_computed=computed, tips_dropped=self.pending_dropped))
+            history=self.history_text, observation=result.observation, prompt_tokens=len(prompt_with),
+            prompt_tokens_computed=computed, tips_dropped=self.pending_dropped,
+            corrected=bool(result.info.get("corrected", False))))
         self.trajectory.score = result.score
         self.pending_message = prompts.step_user_message(result.observation)
         self.trajectory.final_observation = result.observation
@@ -228,7 +228,7 @@ def collect_rollouts(
     every optimiser step; tests pass scripted ones); by default one is built for this call, with
     the config's temperature, top-p and token limit, by the engine ``config.engine`` names
     (``policy/samplers.episode_sampler``). ``novelty`` scores the states each step
-    reaches (``Turn.novelty``). With ``tips``, the policy writes each played episode's tip
+    reaches (``Turn.novelty``) once every wave is played (``pay_novelty``). With ``tips``, the policy writes each played episode's tip
     (``Trajectory.tip``) once its wave is over, extending the episode's own cache, and only then
     are the wave's caches freed; the seconds spent go to ``timings["tips"]``.
     """
@@ -239,7 +239,7 @@ def collect_rollouts(
     bar = tqdm(total=len(specs), desc="rollouts", unit="episode", disable=not progress, leave=False)
     for first in range(0, len(specs), pool.size):
         wave = _play_wave(policy, pool, list(specs[first: first + pool.size]), first, config, retrieve, episodes,
-                          novelty, release_at_end=tips is None)
+                          release_at_end=tips is None)
         if tips is not None:
             began = time.perf_counter()
             finished = played(wave)
@@ -252,12 +252,35 @@ def collect_rollouts(
         trajectories += wave
         bar.update(len(wave))
     bar.close()
+    if novelty is not None:
+        pay_novelty(trajectories, novelty)
     return trajectories
 
 
+def pay_novelty(trajectories: Sequence[Trajectory], novelty: NoveltyFn) -> None:
+    """Set every turn's ``novelty``: step t of every episode (in ``rollout_id`` order) is scored
+    against the counts from before step t, for t = 0, 1, ...
+
+    Scored once, after the last wave, rather than wave by wave: with fewer environments than
+    episodes the waves run one after another, and a second wave scored after the first would be
+    paid less for the same states (eight identical episodes on four environments got sums of 3 and
+    0.6), which GRPO turns into advantages from wave position alone. Scored step index by step
+    index, every episode's step t counts as reached at the same moment, whichever wave played it,
+    so the rewards do not depend on ``n_envs``. Episodes that ended early, or were later lost to an
+    environment failure, still count the states they reached. Not part of the ``rewards`` phase:
+    that phase is pure (a notebook re-runs it), and scoring adds visits to the counts.
+    """
+    ordered = sorted(trajectories, key=lambda trajectory: trajectory.rollout_id)
+    for step in range(max((len(trajectory.turns) for trajectory in ordered), default=0)):
+        reached = [trajectory for trajectory in ordered if len(trajectory.turns) > step]
+        rewards = novelty([(trajectory.task, trajectory.variation, trajectory.turns[step].observation)
+                           for trajectory in reached])
+        for trajectory, reward in zip(reached, rewards):
+            trajectory.turns[step].novelty = reward
+
+
 def _play_wave(policy: Policy, pool: EpisodePool, wave: list[EpisodeSpec], first_id: int, config: RolloutConfig,
-               retrieve: Retriever | None, sampler: EpisodeSampler, novelty: NoveltyFn | None,
-               release_at_end: bool) -> list[Trajectory]:
+               retrieve: Retriever | None, sampler: EpisodeSampler, release_at_end: bool) -> list[Trajectory]:
     """One lock-step wave: every episode of ``wave`` on its own pool slot. An episode that ends
     frees its cache at once when ``release_at_end`` (else the caller does, after the tips)."""
     starts = pool.reset([(spec.task, spec.variation) for spec in wave], max_steps=config.max_steps)
@@ -295,15 +318,12 @@ def _play_wave(policy: Policy, pool: EpisodePool, wave: list[EpisodeSpec], first
         by_slot = dict(zip(order, responses))
         computed = {slot: sampler.last_computed.get(key, 0) for slot, key in zip(order, keys)}
         results = pool.step({slot: action_text(by_slot[slot], policy.tokenizer) for slot in order})
-        reached = [slot for slot, result in results.items() if not isinstance(result, EpisodeFailure)]
-        bonuses = dict(zip(reached, novelty([(running[slot].trajectory.task, running[slot].trajectory.variation,
-                                              results[slot].observation) for slot in reached]))) if novelty else {}
         for slot, result in results.items():
             episode = running[slot]
             if isinstance(result, EpisodeFailure):
                 end(slot, episode.finish("env_failure", error=result.error))
                 continue
-            episode.record(prompts_with[slot], by_slot[slot], result, bonuses.get(slot, 0.0), computed[slot])
+            episode.record(prompts_with[slot], by_slot[slot], result, computed[slot])
             if result.done:
                 end(slot, episode.finish(result.info["end_reason"], result))
     return [finished[slot] for slot in range(len(wave))]

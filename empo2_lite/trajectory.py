@@ -132,8 +132,11 @@ class Turn:
     history: str = ""
     """The episode so far as plain text when this step began (the memory's retrieval query and
     the key under which this step's tip is stored)."""
+    observation: str = ""
+    """The observation this step reached, as ScienceWorld gave it (what novelty scores)."""
     novelty: float = 0.0
-    """Intrinsic novelty reward of the state this step reached (1/n; 0 when not computed)."""
+    """Intrinsic novelty reward of the state this step reached (1/n; 0 when not computed; set by
+    ``rollout.pay_novelty`` after the last wave)."""
     prompt_tokens: int = 0
     """Length of the prompt the model was fed at this step (with tips), for token accounting."""
     prompt_tokens_computed: int = 0
@@ -141,6 +144,11 @@ class Turn:
     with it, only those its cache of the episode did not hold)."""
     tips_dropped: int = 0
     """Tips retrieved for this step that its block budget (``rollout.tip_block_tokens``) left out."""
+    corrected: bool = False
+    """Whether the action correction replaced the written line by the closest valid action
+    (``StepResult.info["corrected"]``); otherwise ScienceWorld executed it as written (after the
+    adapter's normalisation of whitespace, surrounding punctuation and case, and its answer to an
+    "Ambiguous request", which keeps the action the model named)."""
 
 
 @dataclass

@@ -184,6 +184,8 @@ sys.exit(code)
     (["train", "--algo", "grpo", "--set", "memory.novelty_coef=1"],
      "memory.novelty_coef: 1.0 is not allowed with algo 'grpo' (no novelty reward); use algo 'grpo+novelty'"),
     (["train", "--iterations", "0"], "iterations: 0 is not allowed"),
+    (["train", "--preset", "cpu-smoke", "--set", "policy.lora_dropout=0.1"],
+     "policy.lora_dropout: 0.1 is not allowed; it must be 0"),
     (["train", "--resume", "nope"], "--resume: no run named 'nope'"),
     (["train", "--resume", "nope", "--set", "p=0"], "--set: not with --resume"),
     (["eval", "--baseline", "naive", "--task", "find-animal", "--preset", "cpu-smoke", "--set", "update.lr=1"],

@@ -156,10 +156,18 @@ def test_every_shipped_run_config_reads_with_its_own_label():
     labels = set()
     for path in paths:
         config = TrainConfig.from_dict(json.loads(path.read_text()))
-        if config.format_version == FORMAT_VERSION:  # older ones are read for results only
+        if config.format_version >= 4:  # older ones are read for results only
             config.validate()
         labels.add(config.baseline or config.algo)
     assert labels == {"empo2", "grpo", "gigpo", "naive", "memory-only"}
+
+
+def test_a_version_4_config_keeps_novelty_in_gigpos_step_returns_as_it_ran():
+    stored = apply_overrides(preset("cpu-smoke"), {"algo": "empo2+gigpo"}).to_dict()
+    assert stored["format_version"] == FORMAT_VERSION == 5 and stored["update"]["gigpo_step_novelty"] is False
+    del stored["update"]["gigpo_step_novelty"]
+    stored["format_version"] = 4
+    assert TrainConfig.from_dict(json.loads(json.dumps(stored))).update.gigpo_step_novelty is True
 
 
 def test_an_old_grpo_config_is_read_as_what_ran():
@@ -264,6 +272,7 @@ def test_bad_rollout_config_names_the_field():
 @pytest.mark.parametrize("change, field", [
     ({"dtype": "int8"}, "policy.dtype"), ({"backend": "vllm"}, "policy.backend"),
     ({"lora_rank": -1}, "policy.lora_rank"), ({"lora_dropout": 1.5}, "policy.lora_dropout"),
+    ({"lora_dropout": 0.1}, "policy.lora_dropout: 0.1 is not allowed; it must be 0"),
     ({"device": "tpu"}, "policy.device"),
 ])
 def test_bad_policy_values_name_the_field(change, field):

@@ -160,14 +160,42 @@ def test_step_returns_are_discounted_and_stop_at_the_episode_end():
 
 
 @pytest.mark.parametrize("aggregation, novelty_term", [("sum", 1.5), ("mean", 0.75)])
-def test_step_rewards_carry_the_novelty_and_add_up_to_the_return(aggregation, novelty_term):
+def test_step_rewards_carry_the_novelty_when_switched_on_and_add_up_to_the_return(aggregation, novelty_term):
     config = apply_overrides(TrainConfig(), {"reward_scale": 0.5, "memory.novelty_coef": 2.0,
-                                             "memory.novelty_aggregation": aggregation})
+                                             "memory.novelty_aggregation": aggregation,
+                                             "update.gigpo_step_novelty": True})
     played = episode(0, [("go to kitchen", KITCHEN, 10), ("look around", "This room is called the kitchen.", 0)],
                      novelty=[1.0, 0.5])
     rewards = step_rewards(played, config)
     assert sum(rewards) == pytest.approx(0.5 * (played.score - played.start_score) + 2.0 * novelty_term)
     assert rewards[1] == pytest.approx(2.0 * 0.5 * (1.0 if aggregation == "sum" else 0.5))
+    off = apply_overrides(config, {"update.gigpo_step_novelty": False})
+    assert step_rewards(played, off) == [5.0, 0.0]  # the default: the score changes alone
+
+
+def test_by_default_novelty_does_not_split_identical_actions_at_the_step_level():
+    """Two episodes take the same action from the same state and reach the same kitchen; the first
+    was paid 1 for it, the second 1/2. With step novelty their step returns differ only by novelty
+    and "std" turns 0.5 into +-0.71; by default (novelty at the episode level) both get the same
+    step advantage. ``step_novelty_only_share`` counts such step groups either way."""
+    pair = [episode(0, [("go to kitchen", KITCHEN, 0)], novelty=[1.0]),
+            episode(1, [("go to kitchen", KITCHEN, 0)], novelty=[0.5])]
+    returns = torch.tensor([1.0, 0.5])
+    with_novelty = apply_overrides(TrainConfig(algo="empo2+gigpo"), {"algo": "empo2+gigpo",
+                                                                    "update.gigpo_step_novelty": True})
+    noisy = gigpo_action_advantages(pair, returns, with_novelty)
+    # episode term +-0.7071 (GRPO) plus a step term of +-0.7071 from novelty alone
+    assert rounded(noisy) == [[1.4142], [-1.4142]]
+    assert noisy.diagnostics["step_novelty_only_share"] == 1.0
+    default = gigpo_action_advantages(pair, returns, TrainConfig(algo="empo2+gigpo"))
+    assert TrainConfig().update.gigpo_step_novelty is False
+    assert rounded(default) == [[0.7071], [-0.7071]]  # the episode term alone
+    assert default.diagnostics["step_novelty_only_share"] == 1.0  # they differ only by novelty
+    scored = [episode(0, [("go to kitchen", KITCHEN, 0), ("pick up cat", "You pick up the cat.", 8)], novelty=[1.0, 1.0]),
+              episode(1, [("go to kitchen", KITCHEN, 0), ("look around", "This room is called the kitchen.", 0)],
+                      novelty=[0.5, 1.0])]
+    assert gigpo_action_advantages(scored, torch.tensor([10.0, 1.5]), with_novelty).diagnostics[
+        "step_novelty_only_share"] == 0.0  # the first step's returns differ by the cat's 8 points
 
 
 def test_the_estimator_reads_its_settings_from_the_config():
@@ -211,21 +239,28 @@ def test_gigpo_and_empo2_gigpo_train_end_to_end_on_replayed_transitions(tmp_path
     """Every action is "look around", so every step of a group starts from one state (share 1) and
     every score change is 0: GiGPO, like GRPO, has no gradient here. With EMPO²'s novelty reward
     (1, 1/3, 1/5, 1/7 over the steps, the same in both episodes of a group) the returns are still
-    equal (GRPO's episode term, all EMPO² has, is 0), but the step returns differ: empo2+gigpo learns."""
+    equal (GRPO's episode term, all EMPO² has, is 0); by default novelty stays out of the step
+    returns, so empo2+gigpo has no gradient either, and every step group would differ by novelty
+    alone (share 1). With ``update.gigpo_step_novelty`` the step returns differ and it learns."""
     monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
     rows = {}
-    for algo in ("gigpo", "empo2+gigpo"):
-        config = apply_overrides(preset("cpu-smoke"), {"algo": algo, "iterations": 1, "name": algo, "seed": 3,
+    for name, algo, step_novelty in (("gigpo", "gigpo", False), ("empo2+gigpo", "empo2+gigpo", False),
+                                     ("step-novelty", "empo2+gigpo", True)):
+        config = apply_overrides(preset("cpu-smoke"), {"algo": algo, "iterations": 1, "name": name, "seed": 3,
                                                        "policy.model": str(tiny_smollm2_model),
-                                                       "update.mask_granularity": "off"})
+                                                       "update.mask_granularity": "off",
+                                                       "update.gigpo_step_novelty": step_novelty})
         trainer = Trainer(config, RunDir.named(config.name))
         trainer.sampler = ScriptedSampler(trainer.policy, {"animal": ["look around"] * 1000})
-        [rows[algo]] = trainer.train(progress=False, pool=ReplayPool(config.n_envs))
-    gigpo, both = rows["gigpo"], rows["empo2+gigpo"]
+        [rows[name]] = trainer.train(progress=False, pool=ReplayPool(config.n_envs))
+    gigpo, both, step_novelty = rows["gigpo"], rows["empo2+gigpo"], rows["step-novelty"]
     assert gigpo["diagnostics/step_group_share"] == both["diagnostics/step_group_share"] == 1.0
     assert gigpo["diagnostics/equal_return_groups"] == both["diagnostics/equal_return_groups"] == 1.0
     assert gigpo["losses/loss"] == 0.0 and gigpo["losses/grad_norm"] == 0.0
-    assert both["losses/loss"] != 0.0 and both["losses/grad_norm"] > 0
+    assert both["losses/loss"] == 0.0 and both["losses/grad_norm"] == 0.0
+    assert step_novelty["losses/loss"] != 0.0 and step_novelty["losses/grad_norm"] > 0
+    assert gigpo["diagnostics/step_novelty_only_share"] == 0.0
+    assert both["diagnostics/step_novelty_only_share"] == step_novelty["diagnostics/step_novelty_only_share"] == 1.0
     assert gigpo["memory/entries"] == 0 and gigpo["charts/novelty_mean"] == 0
     assert both["memory/entries"] > 0 and both["charts/novelty_mean"] > 0
     stored = json.loads((tmp_path / "empo2+gigpo" / "config.json").read_text())
@@ -234,7 +269,7 @@ def test_gigpo_and_empo2_gigpo_train_end_to_end_on_replayed_transitions(tmp_path
     metrics = results.load_metrics(results.find_runs(tmp_path))
     assert "diagnostics/step_group_share" in jobs.CURVE_METRICS  # `plot` draws it where runs logged it
     curve = plots.learning_curves(metrics, metric="diagnostics/step_group_share").axes[0]
-    assert [line.get_label() for line in curve.get_lines()] == ["empo2+gigpo (1 run)", "gigpo (1 run)"]
+    assert [line.get_label() for line in curve.get_lines()] == ["empo2+gigpo (2 runs)", "gigpo (1 run)"]
     grpo_row = {key: value for key, value in gigpo.items() if key != "diagnostics/step_group_share"}
     curve = plots.learning_curves(pd.concat([metrics, pd.DataFrame([{**grpo_row, "run": "grpo", "algo": "grpo"}])]),
                                   metric="diagnostics/step_group_share").axes[0]

@@ -436,3 +436,24 @@ def test_the_rollout_scores_near_threshold_states_per_lock_step_and_counts_the_m
     assert [turn.novelty for turn in first.turns] == pytest.approx([1.0, 1 / 3, 1 / 4, 1 / 5])
     assert [turn.novelty for turn in second.turns] == pytest.approx([1.0, 1.0, 1 / 5, 1 / 3])
     assert novelty.distinct_states("find-animal", 0) == 2
+
+
+@pytest.mark.parametrize("n_envs", [2, 4])
+def test_novelty_does_not_depend_on_how_many_waves_play_the_episodes(byte_policy, n_envs):
+    """Eight identical episodes of one variation: on 8 environments they play as one wave, on 4 or
+    2 as two or four waves one after another. Each step index is scored once for all of them, so
+    every episode gets the same novelty whatever ``n_envs`` (scored wave by wave, the second wave of
+    four got sums of 0.6 against the first wave's 3: GRPO advantages of +-0.94 from position alone)."""
+    from empo2_lite.memory import Novelty
+
+    def novelty_by_episode(size: int) -> list[list[float]]:
+        sampler = ScriptedSampler(byte_policy, {"animal": ["look around"] * 3 * 8})  # one script, all episodes
+        specs = [EpisodeSpec("find-animal", 0, 0, seed=index) for index in range(8)]
+        with ReplayPool(size, unrecorded="fixed") as pool:
+            played = collect_rollouts(byte_policy, pool, specs, RolloutConfig(max_steps=3, demonstrations=0),
+                                      sampler=sampler, novelty=Novelty(), progress=False)
+        return [[turn.novelty for turn in trajectory.turns] for trajectory in played]
+
+    one_wave = novelty_by_episode(8)
+    assert one_wave == [one_wave[0]] * 8 and sum(one_wave[0]) > 0
+    assert novelty_by_episode(n_envs) == one_wave

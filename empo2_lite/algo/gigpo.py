@@ -54,13 +54,20 @@ What the paper leaves to an implementation, and what this one does:
   ``diagnostics/step_group_share``) says per iteration how far GiGPO went beyond that: it is never
   below episodes / actions (with groups of two or more), and a share at that floor means that no
   state repeated after the start.
-* **The novelty reward enters the step returns** with the weight and aggregation it has in the
-  episode's return (``step_rewards``): r_t = ``reward_scale`` x the score change of step t +
-  ``memory.novelty_coef`` x the novelty reward of the state step t reached (divided by the
-  episode's steps under ``memory.novelty_aggregation = "mean"``). So the rewards of an episode add up
-  to its return less the (scaled) start score, a constant within a group: the two levels rank the
-  same quantity. Under ``empo2+gigpo`` an action that reached a state new to the group therefore
-  scores above another from the same state that did not; under ``gigpo`` the coefficient is 0.
+* **The novelty reward stays at the episode level** by default (``step_rewards``): r_t =
+  ``reward_scale`` x the score change of step t, so the step term ranks actions by what they did to
+  the score. Why not novelty too: an action's novelty is 1/n for the n visits counted per variation
+  over the whole run, so the same action from the same state reaching the same next state is paid 1
+  by the episode that got there first and less by the others; with "std" normalisation any
+  difference within a step group of two becomes +-0.71, while score changes rarely differ within a
+  step group, so the step term would be mostly novelty noise (with "mean" aggregation, identical
+  last actions would still differ by the episodes' lengths). ``update.gigpo_step_novelty = true``
+  adds ``memory.novelty_coef`` x the novelty of the state step t reached (divided by the episode's
+  steps under ``memory.novelty_aggregation = "mean"``), so that an episode's rewards add up to its
+  return less its start score. ``diagnostics/step_novelty_only_share`` logs, whichever the switch,
+  the share of step groups of two or more whose step returns would differ only through novelty
+  (equal without it, different with it): the groups the switch would fill with novelty noise (0
+  under ``gigpo``, whose novelty coefficient is 0).
 * **After an episode's end nothing is counted.** An episode's steps end with its last action
   (completed, failed, step cap or context limit): no padding steps follow, and no value is
   bootstrapped (an ended ScienceWorld episode is terminal; one stopped by the step cap is treated as
@@ -146,11 +153,13 @@ def anchor_states(trajectory: Trajectory) -> list[Hashable]:
     return keys
 
 
-def step_rewards(trajectory: Trajectory, config: TrainConfig) -> list[float]:
-    """r_t of every step: the terms of the episode's return, step by step (see the module docstring)."""
+def step_rewards(trajectory: Trajectory, config: TrainConfig, with_novelty: bool | None = None) -> list[float]:
+    """r_t of every step (see the module docstring): the scaled score change, plus the step's share
+    of the novelty term when ``with_novelty`` (by default ``update.gigpo_step_novelty``)."""
+    with_novelty = config.update.gigpo_step_novelty if with_novelty is None else with_novelty
     novelty_share = 1.0 if config.memory.novelty_aggregation == "sum" else 1.0 / max(len(trajectory.turns), 1)
-    return [config.reward_scale * turn.reward + config.memory.novelty_coef * novelty_share * turn.novelty
-            for turn in trajectory.turns]
+    novelty_weight = config.memory.novelty_coef * novelty_share if with_novelty else 0.0
+    return [config.reward_scale * turn.reward + novelty_weight * turn.novelty for turn in trajectory.turns]
 
 
 def discounted_returns(rewards: Sequence[float], gamma: float) -> list[float]:
@@ -175,6 +184,21 @@ def step_group_share(groups: Sequence[StepGroup]) -> float:
     """The share of actions in step groups of two or more (0 when there is no action)."""
     actions = sum(len(group) for group in groups)
     return sum(len(group) for group in groups if len(group) > 1) / actions if actions else 0.0
+
+
+def novelty_only_share(groups: Sequence[StepGroup], step_returns: Sequence[Sequence[float]],
+                       score_returns: Sequence[Sequence[float]]) -> float:
+    """The share of step groups of two or more whose members' step returns differ while their
+    returns without novelty (``score_returns``) are all equal: groups whose step advantages are
+    novelty alone (0 when there is no such group)."""
+    compared = [group for group in groups if len(group) > 1]
+
+    def all_equal(returns: Sequence[Sequence[float]], group: StepGroup) -> bool:
+        values = [returns[index][step] for index, step in group]
+        return max(values) - min(values) <= EPSILON
+
+    novelty_only = [group for group in compared if all_equal(score_returns, group) and not all_equal(step_returns, group)]
+    return len(novelty_only) / len(compared) if compared else 0.0
 
 
 def relative(values: torch.Tensor, normalisation: str) -> torch.Tensor:
@@ -210,15 +234,23 @@ def step_advantages(groups: Sequence[StepGroup], step_returns: Sequence[Sequence
 
 
 def gigpo_advantages(trajectories: Sequence[Trajectory], returns: torch.Tensor, rewards: Sequence[Sequence[float]],
-                     *, gamma: float, omega: float, normalisation: str) -> ActionAdvantages:
+                     *, gamma: float, omega: float, normalisation: str,
+                     novelty_check: tuple[Sequence[Sequence[float]], Sequence[Sequence[float]]] | None = None
+                     ) -> ActionAdvantages:
     """A_episode + omega x A_step for every step of every trajectory, with the batch's
-    ``step_group_share`` as a diagnostic; ``rewards`` holds each trajectory's step rewards."""
+    ``step_group_share`` as a diagnostic; ``rewards`` holds each trajectory's step rewards. Given
+    ``novelty_check`` (the step rewards with novelty and without it), ``step_novelty_only_share``
+    is logged too."""
     groups = step_groups(trajectories)
-    steps = step_advantages(groups, [discounted_returns(r, gamma) for r in rewards], normalisation)
+    step_returns = [discounted_returns(r, gamma) for r in rewards]
+    steps = step_advantages(groups, step_returns, normalisation)
     episodes = episode_advantages(returns, group_ids(trajectories), normalisation)
+    diagnostics = {"step_group_share": step_group_share(groups)}
+    if novelty_check is not None:
+        with_novelty, without = ([discounted_returns(r, gamma) for r in check] for check in novelty_check)
+        diagnostics["step_novelty_only_share"] = novelty_only_share(groups, with_novelty, without)
     return ActionAdvantages([[float(episode) + omega * step for step in per_step]
-                             for episode, per_step in zip(episodes, steps)],
-                            {"step_group_share": step_group_share(groups)})
+                             for episode, per_step in zip(episodes, steps)], diagnostics)
 
 
 def gigpo_action_advantages(trajectories: Sequence[Trajectory], returns: torch.Tensor,
@@ -226,4 +258,6 @@ def gigpo_action_advantages(trajectories: Sequence[Trajectory], returns: torch.T
     """The estimator the algorithm table names "gigpo": ``gigpo_advantages`` with the run's settings."""
     return gigpo_advantages(trajectories, returns, [step_rewards(t, config) for t in trajectories],
                             gamma=config.update.gigpo_gamma, omega=config.update.gigpo_omega,
-                            normalisation=config.update.gigpo_normalisation)
+                            normalisation=config.update.gigpo_normalisation,
+                            novelty_check=([step_rewards(t, config, with_novelty=True) for t in trajectories],
+                                           [step_rewards(t, config, with_novelty=False) for t in trajectories]))

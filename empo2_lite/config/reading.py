@@ -23,7 +23,7 @@ from empo2_lite.config.sections import EnvConfig, MemoryConfig, PolicyConfig, Ro
 SECTIONS = {"env": EnvConfig, "policy": PolicyConfig, "rollout": RolloutConfig, "memory": MemoryConfig,
             "update": UpdateConfig}
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """Version 2 (2026-11-26): GRPO without novelty and tips (``write_tips``), mini-batches counted in
 actions (``update.mini_batch_actions``), ``eval_episodes_per_variation``; no ``update.temperature``.
 Version 3 (2026-12-04): tokens drawn from per-episode seeds, periodic evaluations on the dev
@@ -34,7 +34,11 @@ block shown at its own step only (version 2 kept blocks in the chat under
 relabelled on reading, and nothing else changed meaning.
 Version 4 (2026-12-05): ``rollout.engine`` replaces ``rollout.kv_cache`` (``migrate_to_engines``),
 sampling from merged LoRA weights (``policy.merge_for_sampling``), and the old log-probs
-recomputed by the update's forward in every mode (a resumed version-3 run recomputes them too)."""
+recomputed by the update's forward in every mode (a resumed version-3 run recomputes them too).
+Version 5 (2026-12-07): GiGPO's step returns leave novelty out unless ``update.gigpo_step_novelty``
+(version 4 added it: read as true); novelty is scored once all waves are played, so it no longer
+depends on ``n_envs`` (version-4 runs with more episodes than environments paid later waves less;
+no setting reproduces that, the one-wave presets are unchanged)."""
 
 
 def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -110,6 +114,8 @@ def read_config(config: Any, values: dict[str, Any]) -> Any:
         flat.pop("rollout.tip_episode_tokens", None)  # blocks stayed in the chat then
     if version <= 3:
         flat = migrate_to_engines(flat)
+    if version <= 4:
+        flat.setdefault("update.gigpo_step_novelty", True)
     assign(config, flat)
     config.algo = relabel_algorithm(config)
     return config

@@ -10,6 +10,7 @@ a setting is reported in well under a second.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from empo2_lite.config.checks import ConfigError, check_choice, check_fraction, check_integer, check_positive
 
@@ -87,7 +88,9 @@ class PolicyConfig:
     """LoRA scaling numerator (the update is scaled by alpha / r)."""
 
     lora_dropout: float = 0.0
-    """Dropout on the LoRA input; 0 keeps sampling and training log-probs identical."""
+    """Dropout on the LoRA input; only 0 is accepted. With dropout the old log-probs recomputed by
+    the update's forward are not repeatable and the update's current log-probs carry dropout noise
+    too, so the PPO ratio is noise (its first value averaged 22 at learning rate 0 with 0.5)."""
 
     lora_target_modules: tuple[str, ...] | None = None
     """Module names to adapt; None detects the attention and MLP projections of Llama/Qwen2-style
@@ -116,6 +119,12 @@ class PolicyConfig:
     training forward (``policy/merged.py``): the plain model decodes, without peft's extra
     matmuls. Off: sample through the adapter layers. Not with ``load_in_4bit`` (lossy merge)."""
 
+    init_adapter: str = ""
+    """A warm-start run folder (``python -m empo2_lite warm-start``; ``train --from NAME`` sets it)
+    whose adapter is merged into the base weights before this run's adapter is made: the run starts
+    from the warm start, which is also its reference policy (``policy/init_adapter.py``). "" starts
+    from the model as it is (the paper; every preset)."""
+
     def validate(self) -> None:
         """Raise ConfigError on the first unusable setting (no model is loaded here)."""
         if not isinstance(self.model, str) or not self.model.strip():
@@ -126,8 +135,16 @@ class PolicyConfig:
         if isinstance(self.lora_rank, bool) or not isinstance(self.lora_rank, int) or self.lora_rank < 0:
             raise ConfigError(f"policy.lora_rank: {self.lora_rank!r} is not allowed; it must be an integer >= 0")
         check_positive("policy.lora_alpha", self.lora_alpha)
-        if not 0.0 <= self.lora_dropout < 1.0:
-            raise ConfigError(f"policy.lora_dropout: {self.lora_dropout!r} is not allowed; it must be in [0, 1)")
+        if self.lora_dropout != 0.0:
+            raise ConfigError(f"policy.lora_dropout: {self.lora_dropout!r} is not allowed; it must be 0 (dropout makes "
+                              "the recomputed old log-probs and the current ones noisy, so the PPO ratio is noise)")
+        if not isinstance(self.init_adapter, str):
+            raise ConfigError(f"policy.init_adapter: {self.init_adapter!r} is not allowed; give a warm-start run folder or ''")
+        if self.init_adapter and (self.load_in_4bit or self.backend != "hf"):
+            raise ConfigError("policy.init_adapter: a warm start is merged into full-precision weights; it needs "
+                              "policy.backend 'hf' without policy.load_in_4bit")
+        if self.init_adapter and not (Path(self.init_adapter) / "config.json").is_file():
+            raise ConfigError(f"policy.init_adapter: no run folder at {self.init_adapter!r} (run `warm-start` first)")
         if self.load_in_4bit and self.merge_for_sampling:
             raise ConfigError("policy.merge_for_sampling: true is not allowed with policy.load_in_4bit (merging into "
                               "4-bit weights is lossy); set policy.merge_for_sampling=false")
@@ -330,6 +347,11 @@ class UpdateConfig:
     gigpo_normalisation: str = "std"
     """GiGPO's F_norm at both levels: "std" (the episode term is then exactly GRPO's) or "mean"
     (mean-centred only, advantages in return units: lower the learning rate or ``reward_scale``)."""
+    gigpo_step_novelty: bool = False
+    """GiGPO under ``empo2+gigpo``: whether the novelty reward also enters the step returns. Off by
+    default: novelty then counts at the episode level only. On, the same action from the same state
+    reaching the same next state scores differently when another episode got there first, and with
+    "std" a step group of two turns that into advantages of +-0.71 (``algo/gigpo.py``)."""
 
     def validate(self) -> None:
         """Raise ConfigError on the first unusable setting."""
@@ -349,3 +371,6 @@ class UpdateConfig:
         if isinstance(self.gigpo_omega, bool) or not isinstance(self.gigpo_omega, (int, float)) or self.gigpo_omega < 0:
             raise ConfigError(f"update.gigpo_omega: {self.gigpo_omega!r} is not allowed; it must be a number >= 0")
         check_choice("update.gigpo_normalisation", self.gigpo_normalisation, GIGPO_NORMALISATIONS)
+        if not isinstance(self.gigpo_step_novelty, bool):
+            raise ConfigError(f"update.gigpo_step_novelty: {self.gigpo_step_novelty!r} is not allowed; "
+                              "it must be true or false")

@@ -5,9 +5,11 @@ pays 1/n; a state unlike all others joins the list. Our measure of "similar": th
 the word sets of the two observations reaches ``MemoryConfig.novelty_threshold`` (0.8 by default).
 Each distinct state keeps a visit count (a visit counts towards the most similar state), and n is
 the total count of the states similar to this one, this visit included, so repeating a state pays
-1, 1/2, 1/3, ... and a new state pays 1. The observations reached in one lock-step step are all
-scored against the counts from before that step (``score_step``), so the order of the episodes in
-the batch cannot change anyone's reward.
+1, 1/2, 1/3, ... and a new state pays 1. Step t of every episode of an iteration is scored against
+the counts from before step t (``score_step``, called by ``rollout.pay_novelty`` once all waves are
+played), so neither the order of the episodes nor the number of environments (how many waves play
+them) can change anyone's reward. Counts carry over from one iteration to the next: "new" means new
+to this variation over the whole run, not new to the group.
 
 How the per-step rewards enter the return is a setting (``MemoryConfig.novelty_aggregation``):
 their sum (the paper: a return is the sum of its rewards) or their mean. The sum grows with the
@@ -44,7 +46,7 @@ class Novelty:
         return self.score_step([(task, variation, observation)])[0]
 
     def score_step(self, visits: Sequence[tuple[str, int, str]]) -> list[float]:
-        """1/n for every (task, variation, observation) reached in one lock-step step.
+        """1/n for every (task, variation, observation) reached at one step index.
 
         All of them are scored against the counts as they were before the step, and only then
         are the visits added. Scoring them one after another would pay 1, 1/2, ..., 1/8 to eight
