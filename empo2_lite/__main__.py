@@ -4,8 +4,9 @@ Commands: ``tasks`` (the paper's 18 tasks and the variation ids the protocol use
 episode from given actions or the gold sequence), ``train`` (EMPO² or GRPO from a preset, with
 overrides, or resumed), ``eval`` (a trained run or a baseline, naive or memory-only, on the test
 split), ``ood`` (a trained run adapting to a new task with memory only), ``ablate`` (a grid of runs,
-restartable), ``plot`` and ``report`` (figures and a table from saved runs) and ``demo`` (the main
-job: a short EMPO² training run, evaluated and plotted). Each command parses its arguments and calls
+restartable), ``plot`` and ``report`` (figures and a table from saved runs), ``warm-start``
+(behaviour cloning on a task's train gold paths, for small models) and ``demo`` (the main job: a
+short EMPO² training run, evaluated and plotted). Each command parses its arguments and calls
 one job of ``jobs.py``, the functions that ``make demo`` and the notebooks call too.
 
 Bad input exits with status 2 and one line naming the field and the valid choices. Every command
@@ -24,11 +25,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from empo2_lite import tasks as task_registry
-from empo2_lite.config import (ALGORITHMS, PRESETS, ConfigError, TrainConfig, apply_overrides, check_choice,
-                               check_integer, load_overrides_file, parse_set_arguments, preset, run_format_error)
+from empo2_lite.config import (ALGORITHMS, BASELINE_KINDS, PRESETS, WARM_START_BASELINE, ConfigError, TrainConfig,
+                               apply_overrides, check_choice, check_integer, load_overrides_file, parse_set_arguments,
+                               preset, run_format_error)
 from empo2_lite.errors import KitError
 from empo2_lite.tasks import OOD_PAIRS
 from empo2_lite.runs import RunDir, runs_root
+from empo2_lite.warm_start import WarmStartSettings
+
+WARM_DEFAULTS = WarmStartSettings()
 
 if TYPE_CHECKING:
     from empo2_lite.env.adapter import EpisodeStart, StepResult
@@ -139,6 +144,8 @@ def _training_config(args: argparse.Namespace) -> TrainConfig:
         if getattr(args, key) is not None:
             overrides[key] = getattr(args, key)
     overrides.update(parse_set_arguments(args.set))
+    if args.from_run:
+        overrides["policy.init_adapter"] = _warm_start_path(args.from_run)
     config = apply_overrides(preset(args.preset), overrides)
     config.validate()
     return config
@@ -148,7 +155,8 @@ def _check_resume(args: argparse.Namespace) -> None:
     """``train --resume``: the run exists, its config can be trained on, and nothing else is asked
     of it (a run resumes with its own settings; only ``--iterations`` may extend it)."""
     given = [flag for flag, value in (("--task", args.task), ("--algo", args.algo), ("--name", args.name),
-                                      ("--config", args.config), ("--set", args.set)) if value]
+                                      ("--config", args.config), ("--set", args.set), ("--from", args.from_run))
+             if value]
     if given:
         raise ConfigError(f"{'/'.join(given)}: not with --resume (a run resumes with its own settings; "
                           "only --iterations may change)")
@@ -161,6 +169,40 @@ def _check_resume(args: argparse.Namespace) -> None:
     if error is not None:
         raise error
     config.validate()
+
+
+def _warm_start_path(name: str) -> str:
+    """``--from NAME``: the folder of a finished warm start, checked torch-free."""
+    run = RunDir.existing(name, "--from")
+    if run.read_warm_start() is None or run.latest_checkpoint() is None:
+        raise ConfigError(f"--from: run {name!r} ({run.path}) is not a finished warm start (make one with `warm-start`)")
+    return str(run.path)
+
+
+def cmd_warm_start(args: argparse.Namespace) -> int:
+    """Behaviour cloning on the task's train gold paths into the preset's LoRA adapter (``warm_start/``)."""
+    from empo2_lite.warm_start import clone_variations
+
+    task = task_registry.get_task(args.task)
+    settings = WarmStartSettings(variations=args.variations, epochs=args.epochs, learning_rate=args.lr,
+                                 seed=args.seed)
+    settings.validate()
+    clone_variations(task, settings.variations)
+    check_choice("--preset", args.preset, PRESETS)
+    overrides = parse_set_arguments(args.set)
+    from empo2_lite.warm_start.job import warm_start_config
+
+    config = warm_start_config(args.preset, task.name, settings, args.name, overrides)
+    from empo2_lite import jobs
+
+    done = jobs.warm_start(args.preset, task.name, settings, name=config.name, overrides=overrides)
+    record = done.record
+    print(f"{done.run.path.name}: {done.outcome}; {len(record['cloned'])} gold episodes of train variations "
+          f"{[row['variation'] for row in record['cloned']]}, {record['action_tokens']} action tokens, "
+          f"{settings.epochs} epochs, final loss {record['final_loss']:.3f}, {record['minutes']:.1f} min")
+    print(f"run folder: {done.run.path}  (warm_start.json, metrics.jsonl: the loss, checkpoints/: the adapter); "
+          f"RL from it: train --from {done.run.path.name}; alone: eval --baseline warm-start --from {done.run.path.name}")
+    return 0
 
 
 def iterations_line(metrics: list[dict], iterations: int) -> str:
@@ -191,7 +233,14 @@ def cmd_eval(args: argparse.Namespace) -> int:
     on the test split (once per run) or the dev split; episodes per variation and temperature come
     from the run's or preset's config."""
     if bool(args.run) == bool(args.baseline):
-        raise ConfigError("eval: give either --run NAME or --baseline naive|memory-only (with --task and --preset)")
+        raise ConfigError("eval: give either --run NAME or --baseline naive|memory-only (with --task and --preset) "
+                          "or --baseline warm-start --from WARM_RUN")
+    if (args.baseline == WARM_START_BASELINE) != bool(args.from_run):
+        raise ConfigError(f"--from: give it with --baseline {WARM_START_BASELINE}, and only then (the warm start played)")
+    if args.from_run:
+        warm = RunDir.existing(args.from_run, "--from").config()
+        _warm_start_path(args.from_run)
+        args.task, args.preset = args.task or warm.task, args.preset or warm.preset
     if args.baseline and not args.task:
         raise ConfigError("--task: a baseline needs a task (see `tasks`)")
     if args.baseline and not args.preset:
@@ -219,7 +268,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from empo2_lite import jobs
 
         result = jobs.baseline(args.baseline, args.task, args.preset, trials=args.trials, name=args.name, seed=seed,
-                               overrides=overrides, **settings)
+                               overrides=overrides, from_run=args.from_run, **settings)
     else:
         run = RunDir.existing(args.run, "--run")
         from empo2_lite import jobs
@@ -364,11 +413,16 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                        help="override a setting, e.g. --set update.learning_rate=1e-5 (repeatable)")
     train.add_argument("--resume", metavar="RUN", help="continue the named run from its latest checkpoint")
+    train.add_argument("--from", dest="from_run", metavar="WARM_RUN",
+                       help="start from this warm start (sets policy.init_adapter; see `warm-start`)")
     train.set_defaults(handler=cmd_train)
 
     evaluation = commands.add_parser("eval", help="evaluate a trained run or a baseline on the test split")
     evaluation.add_argument("--run", help="run name (its latest checkpoint is evaluated)")
-    evaluation.add_argument("--baseline", choices=("naive", "memory-only"), help="the base model without training")
+    evaluation.add_argument("--baseline", choices=BASELINE_KINDS,
+                            help="the base model without training (warm-start: with the warm start of --from)")
+    evaluation.add_argument("--from", dest="from_run", metavar="WARM_RUN",
+                            help="--baseline warm-start: the warm-start run to play (task and preset default to its)")
     evaluation.add_argument("--task", help="baselines (required): the task to play")
     evaluation.add_argument("--preset", help="baselines (required): the preset whose model and settings they use: "
                             + ", ".join(PRESETS))
@@ -424,6 +478,21 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--only", nargs="+", help="play only these pieces (e.g. naive-s0 grpo-s1), for parallel "
                                                    "processes; a plain run afterwards collects")
     compare.set_defaults(handler=cmd_compare)
+
+    warm = commands.add_parser("warm-start", help="behaviour cloning on a task's train gold paths (small models)")
+    warm.add_argument("--preset", default="cpu-learn", help="the preset whose model, LoRA and prompt it uses: "
+                      + ", ".join(PRESETS))
+    warm.add_argument("--task", required=True, help="task name (see `tasks`)")
+    warm.add_argument("--variations", type=int, default=WARM_DEFAULTS.variations,
+                      help="train variations cloned: the first ones after those RL trains on (default %(default)s)")
+    warm.add_argument("--epochs", type=int, default=WARM_DEFAULTS.epochs, help="passes over them (default %(default)s)")
+    warm.add_argument("--lr", type=float, default=WARM_DEFAULTS.learning_rate,
+                      help="AdamW learning rate of the LoRA weights (default %(default)s)")
+    warm.add_argument("--seed", type=int, default=0, help="adapter initialisation and episode order")
+    warm.add_argument("--name", help="run folder name (default warm-start-<task>)")
+    warm.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="change a preset setting first (e.g. rollout.demonstrations=0)")
+    warm.set_defaults(handler=cmd_warm_start)
 
     demo = commands.add_parser("demo", help="the main job (make demo)")
     demo.set_defaults(handler=cmd_demo)

@@ -218,6 +218,7 @@ def chart_metrics(summary: BatchSummary) -> dict:
         "diagnostics/wrong_focus_share": summary.wrong_focus_share,
         "diagnostics/response_tokens_mean": summary.response_tokens_mean,
         "diagnostics/length_limit_share": summary.length_limit_share,
+        "diagnostics/actions_as_written": summary.actions_as_written,
     }
 
 

@@ -8,7 +8,9 @@ the same way (finished work is read back, not redone):
 * ``train``: start, resume or skip (when done) the run named in a config; ``resume`` by name.
 * ``train_runs``: several runs (an ablation grid, EMPO² against GRPO) one after another.
 * ``final_evaluation``: a run's test-split evaluation after its last iteration (``evaluation.py``).
-* ``baseline``: the naive or memory-only baseline of a preset's base model on a task.
+* ``baseline``: the naive or memory-only baseline of a preset's base model on a task, or a warm
+  start played without RL ("warm-start").
+* ``warm_start``: behaviour cloning on a task's train gold paths (``warm_start/``), a run folder.
 * ``adapt_ood``: a trained run adapting to another task with frozen weights, saved with the run.
 * ``all_figures``: every figure a set of runs supports, optionally saved as PNG + PDF.
 
@@ -26,8 +28,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from empo2_lite.config import (BASELINES, UNSCREENED_PRESETS, ConfigError, TrainConfig, apply_overrides, check_choice,
-                               config_json, preset, run_format_error)
+from empo2_lite.config import (BASELINE_KINDS, BASELINES, UNSCREENED_PRESETS, WARM_START_BASELINE, ConfigError,
+                               TrainConfig, apply_overrides, check_choice, config_json, preset, run_format_error)
 from empo2_lite.config.overrides import flatten
 from empo2_lite.env.pool import PoolFactory, open_pool
 from empo2_lite.evaluation import evaluation_settings, final_evaluation, row_split
@@ -35,6 +37,7 @@ from empo2_lite.experiments import run_status
 from empo2_lite.policy.loading import UNTESTED_WARNING
 from empo2_lite.runs import RunDir
 from empo2_lite.tasks import EVAL_SPLITS, get_task
+from empo2_lite.warm_start.job import warm_start, warm_start_folder
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -42,7 +45,7 @@ if TYPE_CHECKING:
     from empo2_lite.policy.loading import Policy
 
 __all__ = ["Trained", "adapt_ood", "all_figures", "baseline", "final_evaluation", "resume", "train",
-           "train_runs", "BASELINES"]
+           "train_runs", "warm_start", "BASELINES"]
 
 
 # -- training ----------------------------------------------------------------------------------
@@ -133,12 +136,14 @@ def train_runs(configs: Iterable[TrainConfig], *, progress: bool = True, make_po
 def baseline(kind: str, task_name: str, preset_name: str, *, trials: int = 3, temperature: float | None = None,
              episodes_per_variation: int | None = None, make_pool: PoolFactory | None = None,
              progress: bool = True, name: str | None = None, overrides: dict[str, Any] | None = None,
-             split: str = "test", seed: int = 0) -> dict[str, Any]:
+             split: str = "test", seed: int = 0, from_run: str | None = None) -> dict[str, Any]:
     """The paper's baselines with the preset's base model (no adapter), on ``task_name``'s
     ``split`` (test by default; dev for choices): "naive" plays it once; "memory-only" plays
     ``trials`` times with a growing tip memory (Reflexion-style; its row's return is the last
     trial's, every trial under ``trials``, together its one evaluation of the split). Tokens are
-    drawn from episode seeds of ``seed``, so seeds give independent evaluations.
+    drawn from episode seeds of ``seed``, so seeds give independent evaluations. "warm-start" plays
+    like "naive" with the warm start ``from_run`` (a run name) merged into the base model
+    (``policy.init_adapter``): what the warm start does before any RL.
 
     Saved in the run folder ``name`` (default ``baseline-<kind>-<task>``, ``-s<seed>`` appended for
     a seed other than 0): a ``config.json`` saying what was evaluated (the preset's config with
@@ -147,8 +152,12 @@ def baseline(kind: str, task_name: str, preset_name: str, *, trials: int = 3, te
     from empo2_lite.evaluation import evaluate, memory_adaptation
     from empo2_lite.policy import load_policy
 
-    check_choice("baseline", kind, BASELINES)
+    check_choice("baseline", kind, BASELINE_KINDS)
     check_choice("split", split, EVAL_SPLITS)
+    if (kind == WARM_START_BASELINE) != (from_run is not None):
+        raise ConfigError(f"from_run: the {WARM_START_BASELINE} baseline, and only it, needs the warm-start run it plays")
+    if from_run is not None:
+        overrides = {**(overrides or {}), "policy.init_adapter": warm_start_folder(from_run)}
     warn_if_unscreened(preset_name)
     task = get_task(task_name)
     run = RunDir.named(name or f"baseline-{kind}-{task.name}" + (f"-s{seed}" if seed else ""))

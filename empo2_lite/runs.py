@@ -19,6 +19,8 @@ returns and a line torn by a kill is handled in one place. Layout of ``runs/<nam
         state.json            iteration, RNG states, novelty states, and the sizes of
                               metrics.jsonl / eval.jsonl / memory.jsonl at this checkpoint
     checkpoints/latest        name of the newest complete checkpoint
+    warm_start.json     a warm start only (``warm_start/``): the variations and actions it
+                        cloned, its settings and minutes
 
 Nothing is lost or half-written: a checkpoint is assembled in a temporary folder and renamed into
 place, then ``latest`` is replaced atomically. Reading never changes a file (asking for a run's
@@ -55,6 +57,7 @@ CONFIG_FILE, METRICS_FILE, EVAL_FILE, MEMORY_FILE = "config.json", "metrics.json
 CHECKPOINT_FILES = (METRICS_FILE, EVAL_FILE, MEMORY_FILE)
 """The append-only files whose sizes a checkpoint records (and resuming rewinds to)."""
 OOD_PREFIX = "ood-"
+WARM_START_FILE = "warm_start.json"
 
 RUNS_VARIABLE = "EMPO2_RUNS"
 
@@ -160,6 +163,15 @@ class RunDir:
         trained_on = self.config().task
         rows = [{"trained_on": trained_on, "task": task, **row} for row in history]
         write_atomic(self.path / f"{OOD_PREFIX}{task}.jsonl", "".join(json.dumps(row) + "\n" for row in rows))
+
+    def write_warm_start(self, record: dict[str, Any]) -> None:
+        """What a warm start cloned and how (written once, when its adapter is saved)."""
+        write_atomic(self.path / WARM_START_FILE, json.dumps(record, indent=1))
+
+    def read_warm_start(self) -> dict[str, Any] | None:
+        """The warm start's record, or None when this folder is not a finished warm start."""
+        path = self.path / WARM_START_FILE
+        return json.loads(path.read_text()) if path.exists() else None
 
     def read_metrics(self) -> list[dict[str, Any]]:
         """Every iteration's metrics, in order ([] when none)."""

@@ -68,13 +68,18 @@ class BatchSummary:
     length_limit_share: float
     """Share of responses cut at ``max_new_tokens`` (no newline or end token): a high share means
     the model rambles and its actions are truncated."""
+    actions_as_written: float
+    """Share of steps whose action ScienceWorld executed as the model wrote it, not replaced by the
+    action correction (``Turn.corrected``): how much of the behaviour is the model's own. An
+    untrained small model's returns can come from the correction's choices; a warm start raises it."""
 
     def evaluation_record(self) -> dict[str, Any]:
         """The fields an evaluation row of ``eval.jsonl`` carries, in their order there."""
         return {"episodes": self.episodes, "env_failures": self.env_failures, "return_mean": self.return_mean,
                 "return_std": self.return_std, "return_se": self.return_se, "success_rate": self.success_rate,
                 "success_official_rate": self.success_official_rate, "per_variation": self.per_variation,
-                "per_variation_success": self.per_variation_success, "end_reasons": self.end_reasons}
+                "per_variation_success": self.per_variation_success, "end_reasons": self.end_reasons,
+                "actions_as_written": self.actions_as_written}
 
 
 def summarize(trajectories: Sequence[Trajectory]) -> BatchSummary:
@@ -112,6 +117,7 @@ def summarize(trajectories: Sequence[Trajectory]) -> BatchSummary:
         wrong_focus_share=sum(ended_by_wrong_focus(t) for t in scored) / max(len(scored), 1),
         response_tokens_mean=statistics.mean([len(turn.response_ids) for turn in turns] or [0]),
         length_limit_share=sum(turn.finish == "length" for turn in turns) / max(len(turns), 1),
+        actions_as_written=sum(not turn.corrected for turn in turns) / max(len(turns), 1),
     )
 
 

@@ -50,6 +50,10 @@ EPISODES: dict[tuple[str, int], list[list[str]]] = {
     # Evaluations of identify-life-stages-2 (dev variations 4-5, test variations 6-9), and its
     # training episodes in the comparison test (train variations 0-3), cpu-smoke's 4 steps each.
     **{("identify-life-stages-2", variation): [[LOOK] * 4] for variation in range(10)},
+    # The warm-start tests' gold paths (the actions ScienceWorld's gold sequences executed).
+    ("find-non-living-thing", 5): [["open door to hallway", "go to hallway", "open door to kitchen", "go to kitchen",
+                                    "look around", "focus on bowl", "move bowl to purple box"]],
+    ("find-non-living-thing", 8): [["look around", "focus on picture", "move picture to blue box"]],
 }
 """(task, variation) -> the action sequences the replaying tests play (scripted samplers' texts)."""
 

@@ -56,7 +56,8 @@ def test_per_step_means_and_tokens_count_played_episodes_only():
 def test_the_evaluation_record_keeps_the_eval_jsonl_fields_in_order():
     record = summarize([episode(6, 100), episode(7, 0)]).evaluation_record()
     assert list(record) == ["episodes", "env_failures", "return_mean", "return_std", "return_se", "success_rate",
-                            "success_official_rate", "per_variation", "per_variation_success", "end_reasons"]
+                            "success_official_rate", "per_variation", "per_variation_success", "end_reasons",
+                            "actions_as_written"]
     assert record["return_std"] == 50 and record["per_variation"] == {"6": 100, "7": 0}
     assert sum(record["end_reasons"].values()) == record["episodes"] + record["env_failures"]
 

@@ -36,6 +36,11 @@ ALGOS = tuple(ALGORITHMS)
 """The algorithms' names (the table's order)."""
 BASELINES = ("naive", "memory-only")
 """The paper's untrained baselines: the base model as is, and the base model with a growing tip memory."""
+WARM_START_BASELINE = "warm-start"
+"""The kit's own reference: a warm start (``warm_start/``) played without RL, so that a study
+separates what the warm start does from what RL adds (``eval --baseline warm-start --from RUN``)."""
+BASELINE_KINDS = (*BASELINES, WARM_START_BASELINE)
+"""Every kind of baseline folder (``TrainConfig.baseline``)."""
 OFF_POLICY_OLD_LOGPROBS = ("with_tips", "without_tips")
 MEMORY_DRAWS = ("filled", "uniform")
 
@@ -58,7 +63,7 @@ class TrainConfig:
     one (``--algo``, a grid, an override) sets what its entry implies (p, ``write_tips``,
     ``memory.novelty_coef``) and ``validate`` refuses settings that contradict it."""
     baseline: str = ""
-    """"" for a trained run. "naive" or "memory-only" marks a baseline folder (``eval --baseline``):
+    """"" for a trained run. "naive", "memory-only" or "warm-start" marks a baseline folder (``eval --baseline``):
     the preset's base model evaluated without training, this config saying with which settings;
     ``algo`` and the training settings then describe nothing that ran."""
     iterations: int = 10
@@ -123,7 +128,7 @@ class TrainConfig:
         """Raise ConfigError on the first unusable setting (nothing heavy is started)."""
         check_choice("algo", self.algo, ALGOS)
         if self.baseline:
-            check_choice("baseline", self.baseline, BASELINES)
+            check_choice("baseline", self.baseline, BASELINE_KINDS)
         try:
             get_task(self.task)
         except UnknownTaskError as error:

@@ -19,7 +19,9 @@ What is decided here and why:
 * **LoRA targets.** Detected from the module names of Llama/Qwen2-style models; a requested name
   that the model lacks is an error that lists what the model has.
 * **Reference policy.** The optional KL term needs pi_ref; with LoRA it is the same model with
-  the adapter disabled (``Policy.reference()``), so no second copy is held in memory.
+  the adapter disabled (``Policy.reference()``), so no second copy is held in memory. With a warm
+  start (``policy.init_adapter``) its adapter is merged into the base weights at load
+  (``init_adapter.py``), so the reference is the warm start.
 * **Context.** Given the run's ``RolloutConfig`` (and its ``MemoryConfig`` when tips are written),
   the longest sequence the run feeds the model must fit its ``max_position_embeddings``: an
   episode of ``rollout.max_context_tokens``, plus, for tip writing, the closing turn's reserve
@@ -42,6 +44,7 @@ from typing import Any
 
 from empo2_lite.config import DEFAULT_MODEL, ConfigError, MemoryConfig, PolicyConfig, RolloutConfig
 from empo2_lite.config.sections import TIP_CLOSING_TOKENS
+from empo2_lite.policy.init_adapter import merge_init_adapter
 
 LORA_CANDIDATES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 RANDOM_PREFIX = "random:"
@@ -318,6 +321,7 @@ def load_policy(config: PolicyConfig, rollout: RolloutConfig | None = None, tips
         model = build_random_model(Path(source), tokenizer, device, dtype)
     else:
         model, tokenizer = _load_pretrained(config, source, device, dtype)
+    model = merge_init_adapter(model, config, detect_lora_targets)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tokenizer.pad_token_id
     if config.gradient_checkpointing:
