@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The offline GPU check, run on the GPU machine from the repo root (after benchmarks/device_bundle.sh
+# The offline GPU check, run on the GPU machine from the repo root (after scripts/device_bundle.sh
 # here, carrying .device-bundle): installs the bundled wheels into /tmp/site, unpacks the bundled
 # Java runtime, then times one shortened iteration (+ a short evaluation) of each GPU preset with a
 # same-shape random-weight model under the memory cap of the card size it is meant for. Each preset
@@ -33,8 +33,8 @@ JRE="${PRESET_CHECK_JRE:-/tmp/jre}"
 mkdir -p "$OUT_DIR"
 SETUP_LOG="$OUT_DIR/setup.log"
 
-# shellcheck source=benchmarks/device_setup.sh
-source benchmarks/device_setup.sh
+# shellcheck source=scripts/device_setup.sh
+source scripts/device_setup.sh
 
 began=$SECONDS
 if [ "${PRESET_CHECK_SETUP:-run}" != skip ]; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The decoding engine's GPU measurement (issue "decode step as a CUDA graph"), one command on the GPU
-# machine from the repo root, carrying .device-bundle (benchmarks/device_bundle.sh): the setup of
+# machine from the repo root, carrying .device-bundle (scripts/device_bundle.sh): the setup of
 # benchmarks/device_check.sh, then
 #   1. benchmarks/decode_speed.py on the 3B shape with random weights (bf16, LoRA r=32): every engine's
 #      ms per decode step for 32 episodes at a 2,000-token context, the copy bandwidth and the bound,
@@ -30,8 +30,8 @@ mkdir -p "$OUT_DIR"
 
 began=$SECONDS
 if [ "${PRESET_CHECK_SETUP:-run}" != skip ]; then
-    # shellcheck source=benchmarks/device_setup.sh
-    source benchmarks/device_setup.sh
+    # shellcheck source=scripts/device_setup.sh
+    source scripts/device_setup.sh
     device_setup >"$OUT_DIR/setup.log" 2>&1 || { echo "engine check: setup failed (see $OUT_DIR/setup.log)"; exit 1; }
 fi
 

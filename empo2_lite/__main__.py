@@ -31,6 +31,7 @@ from empo2_lite.config import (ALGORITHMS, BASELINE_KINDS, PRESETS, WARM_START_B
 from empo2_lite.errors import KitError
 from empo2_lite.tasks import OOD_PAIRS
 from empo2_lite.runs import RunDir, runs_root
+from empo2_lite.study.cli import add_study_parser
 from empo2_lite.warm_start import WarmStartSettings
 
 WARM_DEFAULTS = WarmStartSettings()
@@ -340,16 +341,17 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     """The algorithms of --algos (EMPO² vs GRPO by default) over seeds plus the untrained baselines,
-    each seed of each (``comparison.py``), then the table (and how often tips reached a prompt) and
-    the figure under ``--out``."""
+    each seed of each: a study plan without a screening (``study/compare.py``), then the table (and
+    how often tips reached a prompt) and the figure under ``--out``."""
     from empo2_lite import comparison  # torch-free; run_comparison checks its settings before any model loads
+    from empo2_lite.study import compare
 
     check_choice("--preset", args.preset, PRESETS)
     if args.task:
         task_registry.get_task(args.task)
     root = Path(args.out) if args.out else runs_root() / args.preset
-    table = comparison.run_comparison(root, args.preset, args.seeds, task=args.task, only=args.only,
-                                      trials=args.trials, algos=args.algos or comparison.COMPARED)
+    table = compare.run_comparison(root, args.preset, args.seeds, task=args.task, only=args.only,
+                                   trials=args.trials, algos=args.algos or compare.COMPARED)
     if not args.only:
         from empo2_lite import plots, results
 
@@ -493,6 +495,8 @@ def build_parser() -> argparse.ArgumentParser:
     warm.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                       help="change a preset setting first (e.g. rollout.demonstrations=0)")
     warm.set_defaults(handler=cmd_warm_start)
+
+    add_study_parser(commands)
 
     demo = commands.add_parser("demo", help="the main job (make demo)")
     demo.set_defaults(handler=cmd_demo)

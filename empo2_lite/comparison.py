@@ -1,29 +1,27 @@
-"""Algorithms over seeds at one preset, beside the untrained baselines (EMPO² against GRPO unless
-``algos`` names others, e.g. ``compare --algos grpo gigpo empo2 empo2+gigpo``): the experiment that
-says whether training helps, and which algorithm helps more, at a scale one machine can run.
+"""The tables of an experiment: algorithms over seeds beside the untrained baselines, with their
+gains paired by test variation (what says whether training helps, and which algorithm helps more).
 
-Layout under ``root`` (one folder per piece, each a run folder with its own ``config.json``, so
-``results``, ``plot`` and ``report`` read them like any runs)::
+The experiments themselves run in ``empo2_lite.study``: ``python -m empo2_lite study --plan`` (a
+screening on dev, algorithms x seeds, references, the test split once) and ``compare`` (the same
+pieces without a screening, ``study/compare.py``). They lay their runs out as::
 
     <algo>-s<seed>/         a trained run: metrics.jsonl per iteration, eval.jsonl (periodic + final)
     naive-s<seed>/          the preset's base model, untrained, on the test split
     memory-only-s<seed>/    the base model with a growing tip memory, ``trials`` times (Reflexion-style)
 
-The baselines are played with the same seeds as the trained runs, so a gain carries the sampling
-noise of both sides. (``data/sample_runs/cpu-learn`` was made before: its single ``naive/`` and
-``memory-only/`` folders are read as one seed each.)
-
-Every piece is skipped when it is already done, so the experiment can be stopped and rerun, or
-split across processes (``pieces``: ``python -m empo2_lite compare --only grpo-s1`` in parallel,
-then a plain ``compare`` to collect). All test returns are measured the same way: the test split,
-no memory (but for ``memory-only``), the preset's evaluation temperature and episodes per variation.
+each a run folder with its own ``config.json``, so ``results``, ``plot`` and ``report`` read them
+like any runs. The baselines are played with the same seeds as the trained runs, so a gain carries
+the sampling noise of both sides. (``data/sample_runs/cpu-learn`` was made before: its single
+``naive/`` and ``memory-only/`` folders are read as one seed each.) All test returns are measured
+the same way: the test split, no memory (but for ``memory-only``), the preset's evaluation
+temperature and episodes per variation.
 
 Verdicts pair by variation (``paired_gain``): every piece plays the same test variations, so the
 gain over the untrained model is taken variation by variation, and its standard error comes from
 the spread of those differences. ``meets_target`` passes only a gain beyond both that error and the
 spread of the trained return over seeds.
 
-This module imports no torch: the command line checks its input here before any model loads.
+This module imports no torch.
 """
 
 from __future__ import annotations
@@ -32,20 +30,12 @@ import math
 import statistics
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from empo2_lite.config import (ALGOS, BASELINES, ConfigError, TrainConfig, apply_overrides, check_choice,
-                               check_integer, preset)
-from empo2_lite.runs import RunDir, runs_under
+from empo2_lite.config import ALGOS, BASELINES, TrainConfig, apply_overrides, preset
+from empo2_lite.runs import RunDir
 
-if TYPE_CHECKING:
-    from empo2_lite.evaluation import PoolFactory
-
-COMPARED = ("empo2", "grpo")
-"""The algorithms this experiment trains by default: the paper's Table 1 pair. Any algorithms of the
-table can be given instead (``algos``); each trains into its own ``<algo>-s<seed>`` pieces."""
 TABLE_COLUMNS = ("algo", "runs", "test_return", "test_return_std", "gain_over_naive", "gain_se", "success_rate",
                  "success_rate_std", "success_gain", "success_gain_se", "memory_iterations",
                  "memory_iterations_with_tips", "training_minutes")
@@ -57,72 +47,12 @@ def run_name(algo: str, seed: int) -> str:
     return f"{algo}-s{seed}"
 
 
-def pieces(seeds: Sequence[int], algos: Sequence[str] = COMPARED) -> list[str]:
-    """Every piece of the experiment by name: the baselines first, then the algorithms, each per seed."""
-    return [*(run_name(kind, seed) for seed in seeds for kind in BASELINES),
-            *(run_name(algo, seed) for seed in seeds for algo in algos)]
-
-
 def training_config(preset_name: str, algo: str, seed: int, task: str | None = None) -> TrainConfig:
     """The preset with ``algo`` and ``seed`` (and ``task`` when given), named after both."""
     overrides: dict = {"algo": algo, "seed": seed, "name": run_name(algo, seed)}
     if task:
         overrides["task"] = task
     return apply_overrides(preset(preset_name), overrides)
-
-
-def check_comparison(preset_name: str, seeds: Sequence[int], *, task: str | None = None,
-                     only: Sequence[str] | None = None, trials: int = 3,
-                     algos: Sequence[str] = COMPARED) -> dict[str, TrainConfig]:
-    """Refuse bad input (a preset, task, repeated seed or algorithm, unknown algorithm, piece name or
-    trial count) in one line, and return the trained pieces' validated configs by name; nothing heavy
-    is imported or started."""
-    for flag, noun, values in (("--seeds", "seed", seeds), ("--algos", "algorithm", algos)):
-        repeated = sorted({value for value in values if list(values).count(value) > 1})
-        if repeated:
-            raise ConfigError(f"{flag}: {', '.join(map(str, repeated))} given twice; give each {noun} once")
-    if not algos:
-        raise ConfigError(f"--algos: give at least one of: {', '.join(ALGOS)}")
-    for algo in algos:
-        check_choice("--algos", algo, ALGOS)
-    check_integer("--trials", trials, minimum=1)
-    names = pieces(seeds, algos)
-    unknown = sorted(set(only or ()) - set(names))
-    if unknown:
-        raise ConfigError(f"--only: {', '.join(unknown)} is not a piece of this experiment; choose from {', '.join(names)}")
-    configs = {run_name(algo, seed): training_config(preset_name, algo, seed, task)
-               for algo in algos for seed in seeds}
-    for config in configs.values():
-        config.validate()
-    return configs
-
-
-def run_comparison(root: str | Path, preset_name: str, seeds: Sequence[int], *, task: str | None = None,
-                   only: Sequence[str] | None = None, trials: int = 3, algos: Sequence[str] = COMPARED,
-                   progress: bool = True, make_pool: PoolFactory | None = None,
-                   trainer_class: type | None = None) -> pd.DataFrame:
-    """Play every piece not yet done (or those in ``only``), then return ``comparison_table(root)``.
-
-    Bad input is refused (``check_comparison``) before any model loads. ``make_pool`` and
-    ``trainer_class`` are passed to the jobs (tests replay recorded episodes).
-    """
-    configs = check_comparison(preset_name, seeds, task=task, only=only, trials=trials, algos=algos)
-    from empo2_lite import jobs
-
-    baselines = {run_name(kind, seed): (kind, seed) for seed in seeds for kind in BASELINES}
-    task_name = next(iter(configs.values())).task
-    Path(root).mkdir(parents=True, exist_ok=True)
-    with runs_under(root):
-        for name in only or pieces(seeds, algos):
-            if name in baselines:
-                kind, seed = baselines[name]
-                if not RunDir.named(name).read_evals():
-                    jobs.baseline(kind, task_name, preset_name, seed=seed, trials=trials, name=name, progress=progress,
-                                  make_pool=make_pool)
-            else:
-                trained = jobs.train(configs[name], progress=progress, make_pool=make_pool, trainer_class=trainer_class)
-                jobs.final_evaluation(trained.run.path, trained.policy, progress=progress, make_pool=make_pool)
-    return comparison_table(root)
 
 
 def paired_gain(trained: Sequence[Mapping], reference: Sequence[Mapping]) -> tuple[float, float]:
@@ -215,7 +145,7 @@ def _gain(group: pd.DataFrame, naive: pd.DataFrame, column: str = "per_variation
 
 
 def study_tables(root: str | Path, main: str = "main") -> dict[str, pd.DataFrame]:
-    """A study's tables (``benchmarks/gpu_study.py`` lays a study out as ``<root>/main/``, the
+    """A study's tables (``python -m empo2_lite study`` lays a study out as ``<root>/main/``, the
     compared runs beside their untrained reference, and ``<root>/<reference>/`` for each other
     reference): per reference folder, ``tabulate`` of the compared runs of ``main`` and that
     folder's untrained runs, so that every gain is paired against that reference."""

@@ -240,6 +240,7 @@ class ScriptedTrainer:
 
 def test_the_comparison_plays_each_piece_once_and_tabulates_algorithms_and_baselines(played, tmp_path, monkeypatch):
     from empo2_lite import comparison
+    from empo2_lite.study import compare
 
     # One iteration of one variation per run: the comparison's bookkeeping is under test, not training.
     monkeypatch.setattr(comparison, "preset", lambda name: apply_overrides(
@@ -248,11 +249,11 @@ def test_the_comparison_plays_each_piece_once_and_tabulates_algorithms_and_basel
     root = tmp_path / "compare"
     settings = {"task": TASK, "trials": 2, "progress": False, "make_pool": replay, "trainer_class": ScriptedTrainer}
     with pytest.raises(ConfigError, match="--only: grpo-s7 is not a piece of this experiment; choose from naive-s0"):
-        comparison.run_comparison(root, "cpu-smoke", [0, 1], only=["grpo-s7"], **settings)
-    comparison.run_comparison(root, "cpu-smoke", [0, 1], only=["grpo-s1"], **settings)
+        compare.run_comparison(root, "cpu-smoke", [0, 1], only=["grpo-s7"], **settings)
+    compare.run_comparison(root, "cpu-smoke", [0, 1], only=["grpo-s1"], **settings)
     assert [path.name for path in results.find_runs(root)] == ["grpo-s1"]
-    table = comparison.run_comparison(root, "cpu-smoke", [0, 1], **settings)
-    assert sorted(path.name for path in results.find_runs(root)) == sorted(comparison.pieces([0, 1]))
+    table = compare.run_comparison(root, "cpu-smoke", [0, 1], **settings)
+    assert sorted(path.name for path in results.find_runs(root)) == sorted(compare.pieces([0, 1]))
     assert list(table.columns) == list(comparison.TABLE_COLUMNS)
     assert list(table["algo"]) == ["naive", "memory-only", "empo2", "grpo"]
     rows = table.set_index("algo")
@@ -266,7 +267,7 @@ def test_the_comparison_plays_each_piece_once_and_tabulates_algorithms_and_basel
         [row] = RunDir(root / f"{kind}-s1").read_evals()
         assert (row["baseline"], row["seed"], RunDir(root / f"{kind}-s1").config().seed) == (kind, 1, 1)
     evaluations = len(played)
-    comparison.run_comparison(root, "cpu-smoke", [0, 1], **settings)  # everything done: nothing is played again
+    compare.run_comparison(root, "cpu-smoke", [0, 1], **settings)  # everything done: nothing is played again
     assert len(played) == evaluations
     # "look around" scores 0 at every recorded step of variations 6..9: every piece returns 0, so no gain.
     assert rows["test_return"].tolist() == [0.0] * 4 and rows["test_return_std"].tolist() == [0.0] * 4
@@ -281,7 +282,7 @@ def test_the_comparison_plays_each_piece_once_and_tabulates_algorithms_and_basel
 
 
 def test_the_comparison_refuses_a_repeated_seed_and_no_trials():
-    from empo2_lite.comparison import check_comparison
+    from empo2_lite.study.compare import check_comparison
 
     with pytest.raises(ConfigError, match="--seeds: 1 given twice"):
         check_comparison("cpu-smoke", [0, 1, 1])
@@ -291,7 +292,7 @@ def test_the_comparison_refuses_a_repeated_seed_and_no_trials():
 
 
 def test_the_comparison_trains_the_algorithms_it_is_given():
-    from empo2_lite.comparison import check_comparison, pieces
+    from empo2_lite.study.compare import check_comparison, pieces
 
     configs = check_comparison("cpu-smoke", [0, 1], algos=["grpo", "gigpo", "empo2+gigpo"])
     assert {name: config.algo for name, config in configs.items() if name.endswith("-s0")} == {

@@ -1,4 +1,4 @@
-"""benchmarks/parallel_runs.sh: each job on its own cores, CPU only, results and logs in one archive."""
+"""scripts/parallel_runs.sh: each job on its own cores, CPU only, results and logs in one archive."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).parents[1] / "benchmarks" / "parallel_runs.sh"
+SCRIPT = Path(__file__).parents[1] / "scripts" / "parallel_runs.sh"
 
 
 @pytest.mark.skipif(shutil.which("taskset") is None, reason="taskset (util-linux) is not installed")

@@ -29,6 +29,19 @@ def _episode_steps(config: TrainConfig) -> int:
     return config.rollout.max_steps or step_cap(config.task, config.env.default_max_steps)
 
 
+def scaled_seconds(config: TrainConfig, iterations: int, eval_episodes: int = 0) -> float | None:
+    """Seconds of ``iterations`` iterations of ``config`` and ``eval_episodes`` evaluation episodes,
+    scaled from its preset's cost by the episodes per iteration and their step cap (None: the
+    preset has no measured or estimated cost). The study's ``--estimate`` sums these per phase."""
+    cost = PRESET_COSTS.get(config.preset)
+    if cost is None:
+        return None
+    reference = preset(config.preset)
+    scale = (config.variations_per_iteration * config.group_size) / (reference.variations_per_iteration * reference.group_size)
+    steps = _episode_steps(config) / _episode_steps(reference)
+    return steps * (iterations * cost.iteration_seconds * scale + eval_episodes * cost.episode_seconds)
+
+
 def estimate(config: TrainConfig, iterations: int | None = None, eval_episodes: int = 0, runs: int = 1) -> str:
     """One line: the time and memory ``runs`` runs of ``config`` (``iterations`` each, default its
     own) plus ``eval_episodes`` evaluation episodes will need, scaled from the preset's cost by
@@ -36,11 +49,8 @@ def estimate(config: TrainConfig, iterations: int | None = None, eval_episodes: 
     cost = PRESET_COSTS.get(config.preset)
     if cost is None:
         return f"no estimate for preset {config.preset or 'custom'!r}: time one iteration first"
-    reference = preset(config.preset)
-    scale = (config.variations_per_iteration * config.group_size) / (reference.variations_per_iteration * reference.group_size)
-    steps = _episode_steps(config) / _episode_steps(reference)
     iterations = config.iterations if iterations is None else iterations
-    seconds = steps * (runs * iterations * cost.iteration_seconds * scale + eval_episodes * cost.episode_seconds)
+    seconds = scaled_seconds(config, runs * iterations, eval_episodes)
     memory = "GPU memory" if config.preset.startswith("gpu") else "RAM"
     return (f"{config.preset}: {_format_duration(seconds)} and ~{cost.peak_memory_gb:g} GB of {memory} "
             f"({cost.source})")

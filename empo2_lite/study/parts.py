@@ -8,10 +8,12 @@ machine (docs/gpu-study.md). Every part folder holds its part and the manifest (
 SHA-256 of the whole file and of each part), so that ``join`` says which part is missing or
 damaged, in one line, before anything is trained on a wrong model::
 
-    python benchmarks/model_parts.py split                 # the embedded GGUF -> .gguf-part-1/, .gguf-part-2/
-    python benchmarks/model_parts.py join .gguf-part-*     # -> $EMPO2_CACHE/downloads/<the GGUF>, verified
+    python -m empo2_lite.study.parts split                 # the embedded GGUF -> .gguf-part-1/, .gguf-part-2/
+    python -m empo2_lite.study.parts join .gguf-part-*     # -> $EMPO2_CACHE/downloads/<the GGUF>, verified
 
-Exit status 2 and one line on stderr for a missing, damaged or foreign part.
+Exit status 2 and one line on stderr for a missing, damaged or foreign part. The study packs its
+archive with the same split when it is larger than a call brings back (``report.pack``); the
+device machine's side of a study is ``scripts/device_study.sh``.
 """
 
 from __future__ import annotations
@@ -26,9 +28,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PREFIX = ROOT / ".gguf-part"
-"""Part folders are ``.gguf-part-1``, ``.gguf-part-2``, ... in the repo root (ignored by git)."""
+DEFAULT_PREFIX = Path(".gguf-part")
+"""Part folders are ``.gguf-part-1``, ``.gguf-part-2``, ... in the current folder (the repo root:
+ignored by git)."""
 DEFAULT_MAX_MIB = 47.0
 """Two parts of the 93.8 MiB GGUF, 46.9 MiB each: with the working tree, under a call's 64 MiB."""
 MANIFEST = "manifest.json"
@@ -82,10 +84,10 @@ def join_parts(folders: Sequence[Path], target: Path) -> Path:
     for folder in folders:
         path = Path(folder) / MANIFEST
         if not path.is_file():
-            raise PartsError(f"{folder}: no {MANIFEST}; give the folders written by `model_parts.py split`")
+            raise PartsError(f"{folder}: no {MANIFEST}; give the folders written by `python -m empo2_lite.study.parts split`")
         manifests[Path(folder)] = json.loads(path.read_text())
     if not manifests:
-        raise PartsError("no part folder given; give the folders written by `model_parts.py split`")
+        raise PartsError("no part folder given; give the folders written by `python -m empo2_lite.study.parts split`")
     manifest = next(iter(manifests.values()))
     foreign = [str(folder) for folder, other in manifests.items() if other["sha256"] != manifest["sha256"]]
     if foreign:
@@ -127,7 +129,7 @@ def embedded_gguf(fetch: bool) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """``split`` (the embedded GGUF by default) or ``join`` (into the kit's cache by default)."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m empo2_lite.study.parts", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     split = commands.add_parser("split", help="write a file as parts, each in its own folder")
     split.add_argument("file", nargs="?", help="the file (default: the embedded model's GGUF, fetched once if needed)")
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
             target = Path(args.to) if args.to else embedded_gguf(fetch=False)
             print(f"joined: {join_parts([Path(folder) for folder in args.folders], target)}")
     except PartsError as error:
-        print(f"model_parts: error: {error}", file=sys.stderr)
+        print(f"parts: error: {error}", file=sys.stderr)
         return 2
     return 0
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build .device-bundle/ for the offline GPU check (benchmarks/device_check.sh) and the GPU study
-# (benchmarks/gpu_study.sh): the wheels the GPU machine's image lacks, for Python 3.12 on x86-64
+# Build .device-bundle/ for the offline GPU check (benchmarks/device_check.sh) and a study on the GPU
+# (scripts/device_study.sh): the wheels the GPU machine's image lacks, for Python 3.12 on x86-64
 # Linux (gguf: the embedded model is rebuilt there from its GGUF), and a minimal Java runtime made
 # with jlink (ScienceWorld runs in a JVM; the image has no Java). Why a bundle: that machine reaches
 # no package registry. Everything else the trainer imports (torch, transformers, peft, accelerate,

@@ -3,7 +3,7 @@
 # own (the GPU machine's 16 cores = eight 2-core laptops; used to screen cpu-learn settings, see
 # docs/results-cpu.md). CPU only: CUDA is hidden and torch gets as many threads as the job has cores.
 #
-# Usage: bash benchmarks/parallel_runs.sh JOBS_FILE
+# Usage: bash scripts/parallel_runs.sh JOBS_FILE
 #   JOBS_FILE: one job per line, "name: shell command" (blank lines and # comments skipped); each
 #   command runs in the repo root with EMPO2_RUNS set, e.g.
 #     grpo-lr3e-4: timeout -s INT 420 python3 -m empo2_lite train --preset cpu-learn --name grpo-lr3e-4 ...
@@ -27,8 +27,8 @@ mkdir -p "$OUT_DIR" "$WORK/logs" "$EMPO2_RUNS"
 
 if [ "${PARALLEL_RUNS_DEVICE:-0}" = 1 ]; then
     BUNDLE=.device-bundle SITE=/tmp/site JRE=/tmp/jre
-    # shellcheck source=benchmarks/device_setup.sh
-    source benchmarks/device_setup.sh
+    # shellcheck source=scripts/device_setup.sh
+    source scripts/device_setup.sh
     device_setup > "$WORK/logs/setup.log" 2>&1 || { cat "$WORK/logs/setup.log"; exit 1; }
 fi
 # Build the embedded model once (from the GGUF in EMPO2_CACHE) before the jobs race to build it.
