@@ -205,3 +205,67 @@ def test_the_share_of_actions_executed_as_written(byte_policy):
         ("dance with the unicorn", "task", True), ("look around", "look around", False)]
     summary = summarize([trajectory])
     assert summary.actions_as_written == 0.5 and summary.evaluation_record()["actions_as_written"] == 0.5
+
+
+MAIN_THEN_LIST_HEAVY_IMPORTS = """
+import sys
+from empo2_lite.__main__ import main
+code = main(sys.argv[1:])
+print([name for name in ("torch", "transformers", "peft") if name in sys.modules])
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["warm-start", "--task", TASK, "--variations", "0"], "--variations: 0 is not allowed"),
+    (["warm-start", "--task", TASK, "--variations", "146"], "--variations: 146 is not allowed for find-non-living-thing"),
+    (["warm-start", "--task", TASK, "--lr", "-1"], "--lr: -1.0 is not allowed"),
+    (["warm-start", "--task", TASK, "--preset", "cpu-tiny"], "--preset: 'cpu-tiny' is not allowed"),
+    (["warm-start", "--task", TASK, "--set", "policy.lora_rank=0"], "policy.lora_rank: 0 is not allowed for a warm start"),
+    (["train", "--from", "nope"], "--from: no run named 'nope'"),
+    (["train", "--resume", "nope", "--from", "nope"], "--from: not with --resume"),
+    (["eval", "--baseline", "warm-start", "--task", TASK, "--preset", "cpu-smoke"], "--from: give it with --baseline warm-start"),
+    (["eval", "--baseline", "naive", "--from", "x", "--task", TASK, "--preset", "cpu-smoke"], "--from: give it with"),
+    (["eval", "--baseline", "warm-start", "--from", "nope"], "--from: no run named 'nope'"),
+])
+def test_bad_warm_start_settings_fail_in_one_line_before_torch_is_imported(args, expected, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", MAIN_THEN_LIST_HEAVY_IMPORTS, *args], capture_output=True, text=True,
+                         timeout=120, env={**os.environ, "EMPO2_RUNS": str(tmp_path)}, cwd=tmp_path)
+    assert out.returncode == 2, out.stderr
+    [line] = out.stderr.strip().splitlines()
+    assert line.startswith("empo2-lite: error: ") and expected in line
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def fake_warm_run(name: str = "warm") -> RunDir:
+    """A warm-start folder as the job leaves it, without a model (for the command line's checks)."""
+    run = RunDir.named(name)
+    run.start(apply_overrides(preset("cpu-smoke"), {"task": TASK, "name": name}))
+    run.save_checkpoint(1, {"w": torch.zeros(1)}, {}, {})
+    run.write_warm_start({"task": TASK})
+    return run
+
+
+def test_the_command_line_points_train_and_the_baseline_at_the_warm_start(monkeypatch):
+    from empo2_lite.__main__ import main
+
+    warm = fake_warm_run()
+    calls = []
+    def train(config):
+        calls.append(config)
+        RunDir.named(config.name).start(config)
+        return jobs.Trained(RunDir.named(config.name), "trained")
+
+    monkeypatch.setattr(jobs, "train", train)
+    monkeypatch.setattr(jobs, "baseline", lambda *args, **kwargs: calls.append((args, kwargs)) or {})
+    assert main(["train", "--preset", "cpu-smoke", "--task", "find-animal", "--from", "warm"]) == 0
+    assert calls[0].policy.init_adapter == str(warm.path)
+    assert main(["eval", "--baseline", "warm-start", "--from", "warm", "--split", "dev"]) == 0
+    (kind, task, preset_name), kwargs = calls[1]
+    assert (kind, task, preset_name, kwargs["from_run"], kwargs["split"]) == ("warm-start", TASK, "cpu-smoke", "warm", "dev")
+    RunDir.named("plain").start(preset("cpu-smoke"))
+    assert main(["train", "--from", "plain"]) == 2  # a run that is not a warm start
