@@ -32,7 +32,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from tqdm.auto import tqdm
 
 from empo2_lite import prompts
 from empo2_lite.config import ConfigError, MemoryConfig, RolloutConfig
@@ -43,6 +42,7 @@ from empo2_lite.policy.loading import Policy
 from empo2_lite.memory.tips import write_tips
 from empo2_lite.policy.samplers import EpisodeSampler, episode_sampler
 from empo2_lite.policy.sampling import SampledResponse
+from empo2_lite.progress import progress_bar
 from empo2_lite.seeding import episode_seed, step_seed
 from empo2_lite.tasks import step_cap
 from empo2_lite.trajectory import (ChatTokens, TokenSample, Trajectory, Turn, append_history, assistant_content,
@@ -236,7 +236,7 @@ def collect_rollouts(
     config.validate()
     episodes = sampler or episode_sampler(policy, config)
     trajectories: list[Trajectory] = []
-    bar = tqdm(total=len(specs), desc="rollouts", unit="episode", disable=not progress, leave=False)
+    bar = progress_bar(total=len(specs), desc="rollouts", unit="episode", disable=not progress, leave=False, inner=True)
     for first in range(0, len(specs), pool.size):
         wave = _play_wave(policy, pool, list(specs[first: first + pool.size]), first, config, retrieve, episodes,
                           release_at_end=tips is None)

@@ -24,7 +24,6 @@ from contextlib import nullcontext
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from empo2_lite import iteration as phases
 from empo2_lite.config import ConfigError, MemoryConfig, TrainConfig, run_format_error
@@ -34,6 +33,7 @@ from empo2_lite.evaluation import evaluate
 from empo2_lite.memory import Novelty, TipMemory
 from empo2_lite.policy import load_policy
 from empo2_lite.policy.samplers import EpisodeSampler, episode_sampler
+from empo2_lite.progress import progress_bar
 from empo2_lite.rollout import check_tip_block_fits, warn_if_context_is_short
 from empo2_lite.runs import RunDir
 from empo2_lite.tasks import get_task
@@ -103,7 +103,7 @@ class Trainer:
         history = []
         opened = nullcontext(pool) if pool is not None else open_pool(None, self.config.n_envs, self.config.env)
         with opened as pool:
-            bar = tqdm(range(self.iteration, self.config.iterations), desc=self.config.algo,
+            bar = progress_bar(range(self.iteration, self.config.iterations), desc=self.config.algo,
                        unit="iter", disable=not progress, initial=self.iteration, total=self.config.iterations)
             for _ in bar:
                 metrics = self.run_iteration(pool)
