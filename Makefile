@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PIP_FLAGS ?= --disable-pip-version-check --progress-bar off
 
-.PHONY: setup java test test-notebooks strip-notebooks demo lab clean
+.PHONY: setup java test test-notebooks strip-notebooks demo study lab clean
 
 setup: java $(STAMP)
 
@@ -55,6 +55,12 @@ strip-notebooks: setup
 
 demo: setup
 	$(PY) -m empo2_lite demo
+
+# A study from a plan (`python -m empo2_lite study`): `make study PLAN=cpu WORK=runs/cpu-study`,
+# `make study PLAN=gpu STUDY_ARGS=--estimate`; run again with the same WORK, it continues.
+PLAN ?= gpu
+study: setup
+	$(PY) -m empo2_lite study --plan $(PLAN) $(if $(WORK),--work $(WORK)) $(STUDY_ARGS)
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks $$( [ "$$(id -u)" = 0 ] && echo --allow-root )

@@ -436,22 +436,23 @@ def test_an_interrupted_study_ends_every_piece_it_started(tmp_path, how):
 def test_a_compared_run_the_clock_cut_is_trained_on_and_tested_after_a_resume(tmp_path, monkeypatch):
     import torch
 
-    tested = []
+    tested, calls = [], []
 
     def train(config, progress, **options):  # checkpoints each iteration; the first call outlasts its clock
+        calls.append(config.iterations)
         run = RunDir.named(config.name)
         if not run.exists():
             run.start(config)
         for iteration in range(run.iterations_done(), config.iterations):
             run.append_metrics({"iteration": iteration, "time/rollout": 1.0})
             run.save_checkpoint(iteration + 1, {"w": torch.zeros(1)}, {}, {})
-            if iteration == 1 and len(tested) == 0 and not getattr(train, "resumed", False):
+            if iteration == 1 and len(calls) == 1:
                 time.sleep(10)
         return jobs.Trained(run, "trained")
 
     def final_evaluation(path, policy, progress=False, *, split, **options):
         tested.append((RunDir(path).config().iterations, split))
-        return jobs.evaluation.final_evaluation.__wrapped__ if False else {"return_mean": 1.0}
+        return {"return_mean": 1.0}
 
     monkeypatch.setattr(jobs, "train", train)
     monkeypatch.setattr(jobs, "final_evaluation", final_evaluation)
@@ -462,7 +463,6 @@ def test_a_compared_run_the_clock_cut_is_trained_on_and_tested_after_a_resume(tm
     run = RunDir(tmp_path / "grpo-s0")
     assert (first["cut"], first["iterations"], tested) == (True, 2, [])  # not tested at the cut
     assert run.config().iterations == 4 and not pieces.PIECE_KINDS["train"].done(spec)  # still a run of 4
-    train.resumed = True
     second = pieces.train_piece({**spec, "train_seconds": 60.0}, time.time())
     assert (second["cut"], second["iterations"], tested) == (False, 4, [(4, "test")])
     assert [row["iteration"] for row in run.read_metrics()] == [0, 1, 2, 3]
@@ -503,6 +503,18 @@ def test_compare_is_a_plan_without_a_screening_whose_pieces_are_the_studys(tmp_p
     assert {entry["root"] for piece in references for entry in piece.spec["evaluations"]} == {str(tmp_path)}
     assert compared[0].spec["root"] == str(tmp_path) and "iterations" not in compared[0].spec["overrides"]
     assert phases.choose(plan, tmp_path)["grpo"]["overrides"] == {}
+
+
+def test_the_plans_ship_as_package_data_and_are_found_by_name(tmp_path):
+    import tomllib
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert declared["empo2_lite.study"] == ["plans/*.yaml"]
+    assert sorted(path.name for path in PLANS.glob("*.yaml")) == ["cpu.yaml", "gpu.yaml"]
+    assert read_plan("cpu").name == "cpu-study" and read_plan(str(CPU_PLAN)).name == "cpu-study"
+    with pytest.raises(ConfigError, match="^--plan: 'gpux' is neither a file nor a shipped plan; give a YAML file "
+                                          "or one of: cpu, gpu$"):
+        read_plan("gpux")
 
 
 @pytest.mark.slow

@@ -24,8 +24,8 @@
   for sampling.
   **Unscreened: these settings have never run** (no GPU was lent when it was written; choosing it
   warns). Its learning rate is one of the two that the study's fixed, declared screening compares
-  on the dev split (``benchmarks/gpu_study.yaml``, docs/gpu-study.md); the study trains with the
-  one it chooses, not necessarily this one.
+  on the dev split (the plan ``gpu``, ``empo2_lite/study/plans/gpu.yaml``; docs/gpu-study.md); the
+  study trains with the one it chooses, not necessarily this one.
 
 The cost of each preset lives next to it (``PRESET_COSTS``) so that a change of a preset and of
 what it costs are made together; the notebooks turn it into an estimate before heavy cells.

@@ -59,6 +59,7 @@ def screening_pieces(plan: Plan, root: Path, train_seconds: float, train_until: 
         "kind": "train", "root": str(root / SCREEN), "name": screen_name(algo, key), "preset": plan.preset,
         "task": plan.task, "algo": algo, "seed": plan.screen["seed"], "split": "dev",
         "train_seconds": _seconds(train_seconds), "train_until": train_until and _seconds(train_until),
+        "until_the_clock": not plan.screen.get("iterations"),
         "overrides": {**plan.overrides, **overrides, "iterations": iterations}})
         for algo in screening_algos(plan) for key, overrides in candidates(plan)]
 
@@ -242,12 +243,12 @@ def _phase2(plan: Plan, work: Path, started_at: float, end: float, record: dict,
     else:
         train_s = training_seconds(end - plan.pack_reserve_s - now, pieces + len(references), plan.k, evaluation_s)
         iterations = iterations_for(train_s, costs["overhead_s"], costs["iteration_s"])
-    record["phase2"] = {**record.get("phase2", {}), "train_seconds": train_s, "iterations": iterations}
     if iterations < 1:
         raise ConfigError(f"phase 2: {train_s:.0f} s per run leave no iteration after {costs['overhead_s']:.0f} s of "
                           f"start at {costs['iteration_s']:.1f} s each; raise --budget (docs/gpu-study.md)")
     if train_s <= 0:
         raise ConfigError(f"budget_s: {plan.budget_s} leaves phase 2 no training time; raise --budget")
+    record["phase2"] = {**record.get("phase2", {}), "train_seconds": train_s, "iterations": iterations}
     speed = f" ({costs['iteration_s']:.1f} s each in phase 1)" if costs else ""
     print(f"{clock(started_at)} phase 2: {pieces} runs of {iterations} iterations{speed}"
           f"{f' and {len(references)} reference pieces' if references else ''}, {plan.k} at once", flush=True)

@@ -144,8 +144,9 @@ def reference_done(spec: dict) -> bool:
 
 
 def train_progress(spec: dict) -> tuple[int, int | None]:
-    """Iterations finished (lines of ``metrics.jsonl``) and planned."""
-    return len(RunDir(Path(spec["root"]) / spec["name"]).read_metrics()), spec["overrides"].get("iterations")
+    """Iterations finished (lines of ``metrics.jsonl``) and planned (None: it trains until the clock)."""
+    planned = None if spec.get("until_the_clock") else spec["overrides"].get("iterations")
+    return len(RunDir(Path(spec["root"]) / spec["name"]).read_metrics()), planned
 
 
 def reference_progress(spec: dict) -> tuple[int, int | None]:

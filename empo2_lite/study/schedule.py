@@ -18,6 +18,7 @@ imports nothing heavy, so the orchestrator stays light until a model is needed.
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -171,8 +172,11 @@ def _print_progress(piece: Piece, started: float, phase: str, began: float, show
         return
     shown[piece.name] = (done, planned)
     elapsed = time.time() - started
-    left = f", ETA {minutes(elapsed / done * (planned - done))}" if planned and done else ""
-    of = f"/{planned}" if planned else ""
+    clock_ends = min(started + (piece.spec.get("train_seconds") or math.inf), piece.spec.get("train_until") or math.inf)
+    pace = elapsed / done * (planned - done) if planned and done else math.inf
+    eta = min(pace, clock_ends - time.time())
+    left = f", ETA {minutes(max(eta, 0))}" if math.isfinite(eta) else ""
+    of = f"/{planned}" if planned else " (until the clock)" if piece.spec.get("until_the_clock") else ""
     print(f"{clock(began)} {phase} {piece.name}: {kind.unit} {done}{of}, {minutes(elapsed)} elapsed{left}", flush=True)
 
 
