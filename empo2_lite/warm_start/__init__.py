@@ -21,7 +21,7 @@ What it does (``job.warm_start``)::
    sample is rendered exactly as a rollout renders an episode: the same system prompt, first
    message with its demonstrations, step messages, packed token ids and action mask.
 3. ``cloning.clone``: cross-entropy on the action tokens only (the rollout's action mask), one
-   optimiser step per episode, the LoRA adapter alone trained, a tqdm bar over the steps.
+   optimiser step per episode, the LoRA adapter alone trained, a progress bar over the steps.
 4. The run folder (``RunDir``): ``config.json`` (the preset's config; ``iterations`` = epochs,
    ``update.learning_rate`` = the warm start's), ``metrics.jsonl`` (the loss curve, one row per
    epoch), ``checkpoints/`` (the adapter) and ``warm_start.json`` (the variations and actions seen,

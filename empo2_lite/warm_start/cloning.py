@@ -5,7 +5,7 @@ action mask; every prompt, observation and template token is context only), comp
 update's own scorer (``algo.update.action_logprobs``, at temperature 1), so the tokens the warm
 start learns are scored exactly as the RL update will score them. One optimiser step per episode
 (its samples' losses averaged), gradients clipped to norm 1 as in the RL update, the episodes
-shuffled in every epoch by the seed.
+shuffled in every epoch by the seed; a text progress bar over the steps (``progress.py``).
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ import statistics
 from collections.abc import Sequence
 
 import torch
-from tqdm.auto import tqdm
-
 from empo2_lite.algo.update import action_logprobs
 from empo2_lite.policy.loading import Policy
+from empo2_lite.progress import progress_bar
 from empo2_lite.trajectory import TokenSample
 
 GRAD_CLIP = 1.0
@@ -44,7 +43,7 @@ def clone(policy: Policy, episodes: Sequence[Sequence[TokenSample]], *, epochs: 
     optimizer = torch.optim.AdamW(policy.trainable_parameters(), lr=learning_rate)
     order = random.Random(seed)
     rows = []
-    bar = tqdm(total=epochs * len(episodes), desc="warm start", unit="episode", disable=not progress)
+    bar = progress_bar(total=epochs * len(episodes), desc="warm start", unit="episode", disable=not progress)
     for epoch in range(epochs):
         indices = list(range(len(episodes)))
         order.shuffle(indices)
