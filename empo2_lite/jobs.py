@@ -168,6 +168,10 @@ def baseline(kind: str, task_name: str, preset_name: str, *, trials: int = 3, te
         raise ConfigError(f"name: {run.path} already holds a run that is not a {kind} baseline of seed {seed}; "
                           "choose another name")
     settings = evaluation_settings(config, temperature, episodes_per_variation)
+    if run.exists():
+        recorded = recorded_baseline(run, config, split, settings.row(), trials if kind == "memory-only" else None)
+        if recorded is not None:
+            return recorded
     policy = load_policy(replace(config.policy, lora_rank=0), config.rollout,
                          tips=config.memory if kind == "memory-only" else None)
     with open_pool(make_pool, config.n_envs, config.env) as pool:
@@ -190,13 +194,43 @@ def baseline(kind: str, task_name: str, preset_name: str, *, trials: int = 3, te
     return result
 
 
+def recorded_baseline(run: RunDir, config: TrainConfig, split: str, settings: dict[str, Any],
+                      trials: int | None) -> dict[str, Any] | None:
+    """The row ``run`` recorded for ``split`` with ``settings`` (and ``trials`` for memory-only),
+    else None when the split may still be played. Refused in one line, naming the folder and what
+    differs: other settings of the baseline's config (the folder says what was evaluated), or the
+    test split asked again under other evaluation settings (a baseline plays it once, like a run)."""
+    differing = _settings_changed(run.config(), config)
+    if differing:
+        raise ConfigError(f"name: {run.path} holds this baseline under other settings ({'; '.join(differing)}); "
+                          "choose another name")
+
+    def played_with(row: dict[str, Any]) -> dict[str, Any]:
+        return {**{key: row.get(key) for key in settings},
+                **({"trials": len(row.get("trials", []))} if trials is not None else {})}
+
+    wanted = {**settings, **({"trials": trials} if trials is not None else {})}
+    rows = [row for row in run.read_evals() if row_split(row) == split]
+    for row in rows:
+        if played_with(row) == wanted:
+            return {key: value for key, value in row.items() if key not in ("iteration", "kind")}
+    if split == "test" and rows:
+        played = played_with(rows[-1])
+        differs = "; ".join(f"{key}: {played[key]!r} -> {wanted[key]!r}" for key in wanted if played[key] != wanted[key])
+        raise ConfigError(f"split: {run.path} played the test split already under other settings ({differs}); "
+                          "a test split is played once: evaluate other settings on 'dev'")
+    return None
+
+
 def adapt_ood(name: str, task_name: str, iterations: int, *, temperature: float | None = None,
               episodes_per_variation: int | None = None, make_pool: PoolFactory | None = None,
               progress: bool = True, split: str = "test") -> list[dict[str, Any]]:
     """The run ``name`` (trained on task A) adapting to ``task_name``'s ``split`` with frozen
     weights and a growing memory (the paper's OOD protocol; its iterations together are the one
     evaluation of that split), saved as the run's ``ood-<task>.jsonl`` and returned; an adaptation
-    already saved with the same settings is read back instead (rows without a split are test)."""
+    already saved with the same settings is read back instead (rows without a split are test), and
+    one saved under other settings is refused in one line: the file holds one adaptation per task,
+    and replacing a test adaptation would play that test split twice."""
     from empo2_lite.evaluation import load_trained_policy, memory_adaptation
 
     run = RunDir.existing(name, "--run")
@@ -205,9 +239,15 @@ def adapt_ood(name: str, task_name: str, iterations: int, *, temperature: float 
     check_choice("split", split, EVAL_SPLITS)
     settings = evaluation_settings(config, temperature, episodes_per_variation).row()
     saved = run.read_ood().get(task.name, [])
-    if (len(saved) == iterations and all({key: row.get(key) for key in settings} == settings for row in saved)
-            and all(row_split(row) == split for row in saved)):
-        return saved
+    if saved:
+        played = {"split": row_split(saved[0]), "iterations": len(saved), **{key: saved[0].get(key) for key in settings}}
+        wanted = {"split": split, "iterations": iterations, **settings}
+        if played == wanted:
+            return saved
+        differs = "; ".join(f"{key}: {played[key]!r} -> {wanted[key]!r}" for key in wanted if played[key] != wanted[key])
+        raise ConfigError(f"--task: {run.path} holds an adaptation to {task.name} under other settings ({differs}); "
+                          "an adaptation is its split's one evaluation and is never replaced"
+                          + (" (delete its ood file to replace a dev adaptation)" if played["split"] == "dev" else ""))
     policy, config = load_trained_policy(run.path)
     with open_pool(make_pool, config.n_envs, config.env) as pool:
         history = memory_adaptation(policy, pool, task, config.rollout, config.memory, iterations, progress=progress,

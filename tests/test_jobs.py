@@ -209,6 +209,30 @@ def test_ood_adaptation_is_saved_with_the_run_and_read_back(trained_run, played)
     assert list(results.load_ood([trained_run.path])["iteration"]) == [1, 2]  # shown 1-based
     with pytest.raises(ConfigError, match="--run: no run named 'nope'"):
         jobs.adapt_ood("nope", TASK, 2, make_pool=replay)
+    for other, differs in (({"split": "dev"}, "split: 'test' -> 'dev'"), ({"temperature": 1.0}, "temperature: 0.4 -> 1.0"),
+                           ({"iterations": 3}, "iterations: 2 -> 3")):
+        settings = {"iterations": 2, **other}
+        with pytest.raises(ConfigError, match=rf"--task: .*trained holds an adaptation to {TASK} under other settings "
+                                              rf"\({differs}\); an adaptation is its split's one evaluation"):
+            jobs.adapt_ood("trained", TASK, settings.pop("iterations"), make_pool=replay, **settings)
+    assert trained_run.read_ood()[TASK] == rows and len(played) == 2  # the test adaptation stays, played once
+
+
+def test_a_baseline_reads_back_what_it_played_and_plays_its_test_split_once(played):
+    first = jobs.baseline("naive", TASK, "cpu-smoke", episodes_per_variation=1, make_pool=replay, progress=False)
+    again = jobs.baseline("naive", TASK, "cpu-smoke", episodes_per_variation=1, make_pool=replay, progress=False)
+    assert again == first and len(played) == 1
+    run = RunDir.named(f"baseline-naive-{TASK}")
+    with pytest.raises(ConfigError, match=rf"name: .*{run.path.name} holds this baseline under other settings "
+                                          r"\(rollout.max_steps: 4 -> 2\); choose another name"):
+        jobs.baseline("naive", TASK, "cpu-smoke", episodes_per_variation=1, make_pool=replay,
+                      overrides={"rollout.max_steps": 2})
+    with pytest.raises(ConfigError, match=r"split: .* played the test split already under other settings "
+                                          r"\(temperature: 0.4 -> 1.0\); a test split is played once"):
+        jobs.baseline("naive", TASK, "cpu-smoke", episodes_per_variation=1, temperature=1.0, make_pool=replay)
+    dev = jobs.baseline("naive", TASK, "cpu-smoke", episodes_per_variation=1, temperature=1.0, split="dev",
+                        make_pool=replay, progress=False)
+    assert dev["split"] == "dev" and len(played) == 2 and len(run.read_evals()) == 2
 
 
 def test_all_figures_of_the_sample_runs_are_drawn_and_saved(tmp_path):
