@@ -139,7 +139,7 @@ FAKE_PIECE = textwrap.dedent("""
     for root in roots:
         with runs_under(root):
             run = RunDir.named(spec["name"])
-            run.path.mkdir(parents=True)
+            run.path.mkdir(parents=True, exist_ok=True)
             (run.path / "config.json").write_text("{}")
             score = 10.0 * spec["overrides"]["update.learning_rate"] if spec["kind"] == "train" else 0.0
             run.append_eval({"split": spec.get("split", "test"), "return_mean": score})
@@ -274,7 +274,7 @@ FAKE_CPU_PIECE = textwrap.dedent("""
     for root, overrides in entries:
         with runs_under(root):
             run = RunDir.named(spec["name"])
-            run.path.mkdir(parents=True)
+            run.path.mkdir(parents=True, exist_ok=True)
             (run.path / "config.json").write_text(json.dumps(overrides))
             score = 10.0 if overrides.get("rollout.demonstrations") == 0 else 1.0
             run.append_eval({"split": spec.get("split", "test"), "return_mean": score})
@@ -357,6 +357,13 @@ def test_a_plan_that_cannot_run_is_refused_in_one_line_before_anything_runs(tmp_
     assert not (tmp_path / "work").exists()  # nothing ran, nothing was written
 
 
+def test_the_kit_lists_the_study_and_compare_stays_a_command():
+    from empo2_lite.__main__ import build_parser
+
+    text = build_parser().format_help()
+    assert "study" in text and "compare" in text
+
+
 def test_the_estimate_prints_each_phase_and_runs_nothing(tmp_path):
     out = run_cli("study", "--plan", "cpu", "--estimate", "--work", str(tmp_path / "work"))
     assert out.returncode == 0, out.stderr
@@ -433,6 +440,23 @@ def test_an_interrupted_study_ends_every_piece_it_started(tmp_path, how):
     assert sorted(path.name for path in pids.iterdir()) == ["a", "b"]  # c never started
 
 
+def test_pieces_a_killed_study_left_running_are_ended_by_the_next_one(tmp_path):
+    sleeper = [sys.executable, "-c", "import time; time.sleep(60)"]
+    piece = subprocess.Popen([*sleeper, "empo2_lite.study.pieces"], start_new_session=True)  # a piece, by its command
+    other = subprocess.Popen(sleeper, start_new_session=True)  # a process that took a piece's old pid since
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    (logs / f"grpo-s0{schedule.PID_SUFFIX}").write_text(str(piece.pid))
+    (logs / f"grpo-s1{schedule.PID_SUFFIX}").write_text(str(other.pid))
+    try:
+        assert schedule.end_leftover_pieces(logs) == [piece.pid]
+        assert piece.wait(timeout=10) == -signal.SIGKILL and other.poll() is None
+        assert not list(logs.glob("*.pid"))
+    finally:
+        other.kill()
+        other.wait()
+
+
 def test_a_compared_run_the_clock_cut_is_trained_on_and_tested_after_a_resume(tmp_path, monkeypatch):
     import torch
 
@@ -489,6 +513,28 @@ def test_a_study_run_again_continues_where_it_stopped(tmp_path, monkeypatch, cap
     assert len(again["calls"]) == 2 and again["choices"] == record["choices"]
     assert again["phase2"]["pieces"] == record["phase2"]["pieces"]  # the first call's timings kept
     assert "phase 1: done before" in capsys.readouterr().out
+
+
+def test_a_reference_that_phase_1_did_not_finish_is_played_after_a_resume(tmp_path, monkeypatch):
+    import shutil
+
+    monkeypatch.setattr(phases, "prepare", lambda plan: None)
+    monkeypatch.setattr(runner, "collect", lambda plan, work: {"tables": {}})
+    plan = read_plan(GPU_PLAN, budget_s=20)
+    plan.pack_reserve_s, plan.eval_reserve_s = 2, 1
+    started = []
+
+    def command(piece):
+        started.append(piece.name)
+        return fake(FAKE_PIECE)(piece)
+
+    runner.run(plan, tmp_path, command=command, check_estimate=False)
+    assert "naive-s1" in started and "phase 1" not in started
+    shutil.rmtree(tmp_path / "reference-d0" / "naive-s1")  # as if phase 1's end had killed it there
+    started.clear()
+    runner.run(plan, tmp_path, command=command, check_estimate=False)
+    assert started == ["naive-s1"]  # phase 1 is not run again; its unfinished reference is
+    assert pieces.PIECE_KINDS["reference"].done(phases.reference_pieces(plan, tmp_path)[1].spec)
 
 
 def test_compare_is_a_plan_without_a_screening_whose_pieces_are_the_studys(tmp_path):

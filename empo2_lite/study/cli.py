@@ -57,7 +57,12 @@ def cmd_study(args: argparse.Namespace) -> int:
         return 0
     work = args.work or runs_root() / (plan.name + ("-rehearsal" if args.rehearse else ""))
     print(f"study folder: {work}", flush=True)
-    record = run(plan, work, out=args.out, started_at=args.started_at, check_estimate=False)
+    try:
+        record = run(plan, work, out=args.out, started_at=args.started_at, check_estimate=False)
+    except KeyboardInterrupt:
+        print(f"study: interrupted (Ctrl-C or SIGTERM); every piece it started was ended; the same command with "
+              f"--work {work} continues it", file=sys.stderr)
+        return 130
     for folder, table in record.get("tables", {}).items():
         print(f"\n== against the untrained model in {folder}/ (test split)\n{table}")
     if record.get("peaks"):

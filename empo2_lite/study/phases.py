@@ -30,7 +30,7 @@ from pathlib import Path
 from empo2_lite.comparison import run_name
 from empo2_lite.config import ConfigError, preset
 from empo2_lite.study.plan import SCREEN, Plan, candidates, plan_from_dict, preset_values, screening_algos
-from empo2_lite.study.schedule import Piece, clock, piece_command, run_pieces
+from empo2_lite.study.schedule import Piece, clock, done_before, piece_command, run_pieces
 
 SCREEN_ITERATIONS = 1000
 """Iteration cap of a screening run without fixed iterations: the clock ends it long before."""
@@ -230,7 +230,10 @@ def _phase2(plan: Plan, work: Path, started_at: float, end: float, record: dict,
     """The compared runs (and the references: after a shared choice, or without a screening)."""
     now = time.time()
     chosen = {algo: choice["overrides"] for algo, choice in record["choices"].items()}
-    references = reference_pieces(plan, work, chosen[plan.algos[0]]) if shared or plan.screen is None else []
+    if shared or plan.screen is None:
+        references = reference_pieces(plan, work, chosen[plan.algos[0]])
+    else:  # played in phase 1; here only what its end (or an interrupt) stopped
+        references = [piece for piece in reference_pieces(plan, work) if not done_before(piece)]
     pieces = len(plan.algos) * len(plan.seeds)
     costs = record.get("costs")
     evaluation_s = costs["evaluation_s"] * MARGIN if costs else plan.eval_reserve_s

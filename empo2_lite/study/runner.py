@@ -25,7 +25,7 @@ from empo2_lite.study.estimate import check_budget, estimate
 from empo2_lite.study.phases import run_study
 from empo2_lite.study.plan import Plan, read_plan
 from empo2_lite.study.report import RECORD, collect, pack, write_record
-from empo2_lite.study.schedule import Piece, piece_command
+from empo2_lite.study.schedule import Piece, end_leftover_pieces, piece_command
 
 LOCK = ".study.lock"
 """The lock file in a study's folder (held with ``flock`` while a study runs there: the kernel lets
@@ -84,6 +84,8 @@ def run(plan: Plan | str | Path, work: str | Path, *, out: str | Path | None = N
     work = Path(work).resolve()
     started_at = time.time() if started_at is None else started_at
     with locked(work), interrupted_by_sigterm():
+        for pid in end_leftover_pieces(work / "logs"):
+            print(f"ended piece process {pid}, left running by an earlier study in {work}", flush=True)
         path = work / RECORD
         record: dict = json.loads(path.read_text()) if path.exists() else {}
         try:

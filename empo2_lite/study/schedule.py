@@ -7,7 +7,9 @@ synchronise (their own CUDA context, JVMs and interpreter), a piece that hangs o
 memory is ended alone, and ending its process group ends its JVMs with it, by its id. The other
 side of a session of its own: Ctrl-C at the terminal reaches the study, not its pieces, so
 ``run_pieces`` ends every group it started whatever way it leaves (an interrupt, SIGTERM turned
-into one by ``phases.run``, an error), and a resumed study never races the pieces of the last.
+into one by ``runner.run``, an error); a study killed outright (SIGKILL) leaves pid files that the
+next study in its folder reads to end what it left (``end_leftover_pieces``), so that a resumed
+study never races the pieces of the last.
 
 A piece whose results are on disk already is not started again (``PieceKind.done``). While pieces
 run, one line per piece says how far it got whenever that changes: its name, the phase, its
@@ -36,6 +38,8 @@ KIT = Path(__file__).resolve().parents[2]
 piece runs this kit, installed or not."""
 PROGRESS_EVERY_S = 5.0
 """How often the running pieces' progress is read."""
+PID_SUFFIX = ".pid"
+"""``logs/<piece>.pid`` while a piece runs (``end_leftover_pieces``)."""
 
 
 @dataclass
@@ -103,6 +107,7 @@ def run_pieces(pieces: list[Piece], k: int, stop_at: float, logs: Path, *,
                 log = open(logs / f"{piece.name}.log", "w")
                 process = subprocess.Popen(command(Piece(piece.name, spec)), stdout=log, stderr=subprocess.STDOUT,
                                            env=environment, start_new_session=True)
+                (logs / f"{piece.name}{PID_SUFFIX}").write_text(str(process.pid))
                 running[piece.name] = (piece, process, log, time.time())
             stopping = time.time() >= stop_at
             if time.time() >= read_at:
@@ -114,7 +119,7 @@ def run_pieces(pieces: list[Piece], k: int, stop_at: float, logs: Path, *,
                     continue
                 if process.poll() is None:
                     print(f"{clock(began)} {phase} {name}: killed at the phase's end", flush=True)
-                _end_group(process)
+                _end_group(process, logs / f"{name}{PID_SUFFIX}")
                 log.close()
                 report_path = logs / f"{name}.json"
                 report = json.loads(report_path.read_text()) if report_path.exists() else {}
@@ -129,8 +134,8 @@ def run_pieces(pieces: list[Piece], k: int, stop_at: float, logs: Path, *,
                 waiting = []
             time.sleep(0.2 if running else 0)
     finally:
-        for _, process, log, _ in running.values():  # an interrupt: no piece outlives the study
-            _end_group(process)
+        for name, (_, process, log, _) in running.items():  # an interrupt: no piece outlives the study
+            _end_group(process, logs / f"{name}{PID_SUFFIX}")
             log.close()
     return outcomes
 
@@ -148,14 +153,34 @@ def run_inline(pieces: list[Piece], *, progress: bool = True, **job_options: Any
     return outcomes
 
 
-def _end_group(process: subprocess.Popen) -> None:
+def _end_group(process: subprocess.Popen, pid_file: Path) -> None:
     """Kill what is left of a piece's process group (the piece itself when it is still running; a
-    JVM of a piece that crashed), then reap the piece."""
+    JVM of a piece that crashed), then reap the piece and forget its pid file."""
     try:
         os.killpg(process.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     process.wait()
+    pid_file.unlink(missing_ok=True)
+
+
+def end_leftover_pieces(logs: Path) -> list[int]:
+    """Kill the process groups of pieces that a study killed outright (SIGKILL leaves no time to end
+    them) left running, from their pid files in ``logs``: a piece process of this kit only, so that
+    a pid the system gave to another process since is left alone. Returns the pids ended."""
+    import psutil
+
+    ended = []
+    for path in sorted(logs.glob(f"*{PID_SUFFIX}")) if logs.is_dir() else []:
+        pid = int(path.read_text() or 0)
+        try:
+            if pid and "empo2_lite.study.pieces" in psutil.Process(pid).cmdline():
+                os.killpg(pid, signal.SIGKILL)
+                ended.append(pid)
+        except (psutil.Error, ProcessLookupError, PermissionError):
+            pass
+        path.unlink(missing_ok=True)
+    return ended
 
 
 def _print_progress(piece: Piece, started: float, phase: str, began: float, shown: dict[str, tuple]) -> None:
