@@ -7,7 +7,7 @@ missing one, a value of the wrong type, an algorithm or preset the kit lacks, a 
 candidate, and any piece's config that would not validate. Nothing here imports torch: a bad plan
 costs well under a second.
 
-``compare`` is a plan without a screening (``comparison.run_comparison`` builds one): its pieces,
+``compare`` is a plan without a screening (``compare.run_comparison`` builds one): its pieces,
 their kinds and its tables are the study's.
 """
 
