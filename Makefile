@@ -50,8 +50,9 @@ test-notebooks: setup
 	status=$$?; rm -rf $$runs; exit $$status
 
 # Notebooks are committed without outputs.
+# Outputs cleared and the kernel's own metadata set, so JupyterLab does not mark them modified on open.
 strip-notebooks: setup
-	$(VENV)/bin/jupyter nbconvert --clear-output --inplace --log-level WARN notebooks/*.ipynb
+	$(PY) -m empo2_lite.lab.notebook_files notebooks/*.ipynb
 
 demo: setup
 	$(PY) -m empo2_lite demo
