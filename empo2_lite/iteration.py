@@ -25,7 +25,7 @@ import torch
 from empo2_lite.algo.advantages import ActionAdvantages, trajectory_returns
 from empo2_lite.algo.algorithms import algorithm
 from empo2_lite.algo.estimators import ESTIMATORS
-from empo2_lite.algo.modes import Mode, draw_mode, update_views
+from empo2_lite.algo.modes import Mode, UpdateViews, draw_mode, update_views
 from empo2_lite.algo.update import TrainSample, copy_old_logprobs, recompute_old_logprobs, update_policy
 from empo2_lite.config import TrainConfig
 from empo2_lite.env.protocol import EpisodePool
@@ -35,7 +35,7 @@ from empo2_lite.policy.samplers import EpisodeSampler
 from empo2_lite.rollout import collect_rollouts, episode_specs
 from empo2_lite.summary import BatchSummary, summarize
 from empo2_lite.tasks import Task
-from empo2_lite.trajectory import Trajectory, played
+from empo2_lite.trajectory import TokenSample, Trajectory, played
 
 
 @dataclass
@@ -54,8 +54,14 @@ class IterationBatch:
     """One return per played trajectory (``rewards``)."""
     advantages: list[list[float]] = field(default_factory=list)
     """Per played trajectory, one advantage per step (``advantages``)."""
+    views: UpdateViews | None = None
+    """Which view the update reads and which one its old log-probs are computed on: derived from
+    the mode once, by ``training_samples``, and read by ``old_logprobs``."""
     samples: list[TrainSample] = field(default_factory=list)
-    """The token samples the update reads, each with one advantage per response."""
+    """The token samples the update reads, each with one advantage per response: copies of the
+    trajectories' samples of the update's view, whose old log-probs ``old_logprobs`` fills."""
+    sample_episodes: list[int] = field(default_factory=list)
+    """For each of ``samples``, the index of its episode in ``played``."""
     update: dict[str, float] = field(default_factory=dict)
     """The update's metrics (empty when nothing was played)."""
     logprob_gap: float | None = None
@@ -150,11 +156,15 @@ def advantages(batch: IterationBatch, config: TrainConfig) -> None:
 
 
 def training_samples(batch: IterationBatch, config: TrainConfig) -> None:
-    """The samples of the view the mode's update reads, each response with its step's advantage."""
-    with_tips = update_views(batch.mode, config.off_policy_old_logprob).current_with_tips
-    batch.samples = [TrainSample(sample, tuple(steps[step] for step in sample.steps))
-                     for trajectory, steps in zip(batch.played, batch.advantages)
-                     for sample in trajectory.view(with_tips)]
+    """The samples of the view the mode's update reads (``batch.views``, derived here once), each
+    response with its step's advantage. Copies: the trajectories keep their records, and the batch's
+    samples get their old log-probs from ``old_logprobs`` explicitly."""
+    batch.views = update_views(batch.mode, config.off_policy_old_logprob)
+    owned = [(episode, sample) for episode, trajectory in enumerate(batch.played)
+             for sample in trajectory.view(batch.views.current_with_tips)]
+    batch.samples = [TrainSample(sample.copy(), tuple(batch.advantages[episode][step] for step in sample.steps))
+                     for episode, sample in owned]
+    batch.sample_episodes = [episode for episode, _ in owned]
 
 
 def old_logprobs(batch: IterationBatch, policy: Policy, config: TrainConfig) -> None:
@@ -163,14 +173,23 @@ def old_logprobs(batch: IterationBatch, policy: Policy, config: TrainConfig) -> 
     the sampler's numerics never enter the PPO ratio. The mean distance from the recorded values
     is ``diagnostics/logprob_gap`` where that view is the one the tokens were sampled with (not in
     off-policy iterations with the tip-free old log-probs: there the tips' effect would be counted
-    too); the time is ``time/old_logprobs``."""
+    too); the time is ``time/old_logprobs``. The values are written into the records of that view
+    (and copied by episode step into the other view's where the two differ), then explicitly into
+    the batch's samples, which the update reads."""
+    if batch.views is None:
+        raise RuntimeError("old_logprobs: run the training_samples phase first (it fixes the batch's views)")
     began = time.perf_counter()
-    views = update_views(batch.mode, config.off_policy_old_logprob)
+    views = batch.views
     scored = [sample for trajectory in batch.played for sample in trajectory.view(views.old_with_tips)]
     gaps = recompute_old_logprobs(policy, scored, config.update, temperature=config.logprob_temperature)
     if views.old_with_tips != views.current_with_tips:
         for trajectory in batch.played:
             copy_old_logprobs(trajectory.view(views.old_with_tips), trajectory.view(views.current_with_tips))
+    by_episode: dict[int, list[TokenSample]] = {}
+    for item, episode in zip(batch.samples, batch.sample_episodes):
+        by_episode.setdefault(episode, []).append(item.sample)
+    for episode, samples in by_episode.items():
+        copy_old_logprobs(batch.played[episode].view(views.old_with_tips), samples)
     sampled_view = views.old_with_tips or not batch.mode.uses_memory
     batch.logprob_gap = sum(gaps) / len(gaps) if gaps and sampled_view else None
     batch.times["old_logprobs"] = time.perf_counter() - began

@@ -46,11 +46,16 @@ class TokenSample:
     action_mask: list[int] = field(default_factory=list)
     """1 on tokens the policy produced (they get a loss), 0 on everything else."""
     old_logprobs: list[float] = field(default_factory=list)
-    """Log-prob of each action token when it was sampled (0.0 elsewhere)."""
+    """Log-prob of each action token (0.0 elsewhere): as the sampler recorded it, until the
+    ``old_logprobs`` phase of an iteration replaces it by the update's own forward pass."""
     steps: list[int] = field(default_factory=list)
     """The episode step of each response (run of action tokens) in order: a packed episode holds
     steps 0..n-1, a with-tips sample its own step. Advantages are given per step (one per action),
     and this is how a sample's responses find theirs."""
+
+    def copy(self) -> "TokenSample":
+        """An independent copy (its lists are new)."""
+        return TokenSample(list(self.input_ids), list(self.action_mask), list(self.old_logprobs), list(self.steps))
 
     def action_ids(self) -> list[int]:
         """The action tokens in order."""

@@ -123,3 +123,24 @@ def test_old_log_probs_cross_views_by_episode_step():
     tip_free.input_ids[-1] = 8  # another token at step 2: the views do not hold the same responses
     with pytest.raises(ValueError, match="step 2"):
         copy_old_logprobs(tip_view, [tip_free])
+
+
+def test_the_batch_owns_its_samples_and_old_logprobs_fills_them_explicitly(trainer_with_tips):
+    """The update reads the batch's own copies, not the trajectories' records through a shared
+    reference; ``old_logprobs`` writes the recomputed values into them, by episode step."""
+    trainer, pool, variations = trainer_with_tips
+    trainer.config.off_policy_old_logprob = "with_tips"
+    batch = batch_ready_to_update(trainer, pool, variations, Mode.OFF_POLICY)
+    records = {id(sample) for trajectory in batch.played for sample in trajectory.with_tips + trajectory.without_tips}
+    assert batch.views == phases.update_views(Mode.OFF_POLICY, "with_tips")
+    assert not records & {id(item.sample) for item in batch.samples}
+    assert len(batch.sample_episodes) == len(batch.samples)
+    for item in batch.samples:  # poison the copies: only an explicit fill can mend them
+        item.sample.old_logprobs = [value + 5.0 if keep else value
+                                    for value, keep in zip(item.sample.old_logprobs, item.sample.action_mask)]
+    phases.old_logprobs(batch, trainer.policy, trainer.config)
+    for episode, trajectory in enumerate(batch.played):
+        mine = [item.sample for item, owner in zip(batch.samples, batch.sample_episodes) if owner == episode]
+        assert by_step(mine) == by_step(trajectory.with_tips)  # the with-tips forward's values, by step
+    with pytest.raises(RuntimeError, match="run the training_samples phase first"):
+        phases.old_logprobs(IterationBatch(2, Mode.PLAIN, variations, [0]), trainer.policy, trainer.config)
