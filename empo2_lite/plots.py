@@ -1,30 +1,41 @@
-"""Figures from saved run files: learning curves, the paper comparison, phase times, memory growth.
+"""Figures from saved run files: learning curves, test results, the paper comparison, phase times,
+memory growth.
 
-Every function takes DataFrames from ``results.py`` (iterations counted from 1) and returns a matplotlib ``Figure`` built
-without pyplot, so it renders headless (CI, servers) and still shows inline in Jupyter.
-``save_figure`` writes PNG and PDF. Colours are the Okabe-Ito palette, readable with the common
-forms of colour blindness. Each algorithm of the algorithm table (and each untrained baseline) keeps
-one colour in every figure (``colours``): an ablation such as "grpo+novelty" is a label of its own,
-never drawn in the colour of "grpo" and never pooled with it.
+Every function takes DataFrames from ``results.py`` (iterations counted from 1) and returns a
+matplotlib ``Figure`` built without pyplot, so it renders headless (CI, servers) and still shows
+inline in Jupyter. ``save_figure`` writes PNG and PDF.
+
+Every figure takes its colours, markers, line styles, names and order of algorithms from one
+table (``palette.py``: ``STYLES``), so an algorithm or baseline looks the same in all of them and
+its seeds are shades of its colour.
+
+What a figure cannot show, it says in a line under its title (``_note``): a curve of one iteration,
+a share that stayed at 0, the algorithms a metric does not apply to (left out, never drawn as a
+flat line at 0).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import statistics
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from empo2_lite.config import ALGOS, BASELINES
-from empo2_lite.results import counted, memory_flags
+from empo2_lite.algo.algorithms import ALGORITHMS
+from empo2_lite.config import ALGOS
+from empo2_lite.palette import (GREY, OKABE_ITO, PAPER_METHODS, STYLES, UNTRAINED, Style, colours,  # noqa: F401
+                                display_name, order, shades, style)  # (the palette's names read as plots.* too)
+from empo2_lite.results import counted, memory_flags, model_name, test_rows
 
-OKABE_ITO = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
-GREY = "#999999"
-"""The colour of labels beyond the palette's eight (``colours``)."""
-PAPER_METHODS = ("Naive", "Reflexion", "GRPO", "EMPO2")
-PHASES = ("rollout", "tips", "memory", "update")
+PHASES = {"rollout": "rollouts", "tips": "writing tips", "memory": "memory", "old_logprobs": "old log-probs",
+          "update": "update"}
+"""The timed phases of an iteration (``time/<phase>``) in the order they run, with their labels."""
+PHASE_COLOURS = ("#3B3B3B", "#7A7A7A", "#A8A8A8", "#CFCFCF", "#EDEDED")
+"""Greys for phases: a phase is not an algorithm, so it takes none of the algorithms' colours."""
 
 
 def _label(value) -> str:
@@ -32,26 +43,28 @@ def _label(value) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
-def colours(labels: Iterable, by: str = "algo") -> dict:
-    """A colour per label. By ``algo``: the table's algorithms, then the baselines, each at its own
-    place in the palette whichever of them a figure holds; other labels (and other settings, in
-    their sorted order) take the colours left, in turn, then grey (the table and the baselines fill
-    the palette's eight)."""
-    labels = set(labels)
-    try:
-        labels = sorted(labels)
-    except TypeError:  # mixed types: an order all the same
-        labels = sorted(labels, key=str)
-    fixed = {name: colour for name, colour in zip([*ALGOS, *BASELINES], OKABE_ITO)} if by == "algo" else {}
-    spare = [colour for colour in (*OKABE_ITO, GREY) if colour not in fixed.values()]
-    others = [label for label in labels if label not in fixed]
-    return {**{label: fixed[label] for label in labels if label in fixed},
-            **{label: spare[index % len(spare)] for index, label in enumerate(others)}}
-
-
 def _runs(count: int) -> str:
     """'1 run', '3 runs': legends count the seeds behind each line or bar."""
     return counted(count, "run")
+
+
+def _names(names: Iterable[str]) -> str:
+    """'GRPO and GiGPO', 'GRPO, GiGPO and EMPO²'."""
+    names = [display_name(name) for name in order(names)]
+    return names[0] if len(names) == 1 else f"{', '.join(names[:-1])} and {names[-1]}"
+
+
+def _size(index: int) -> float:
+    """Marker size of the ``index``-th line of a panel: each smaller than the one before, so that lines
+    lying exactly on top of each other (GRPO's and GiGPO's clip fraction at 0) still show every marker."""
+    return max(3.0, 8.0 - 1.6 * index)
+
+
+def _note(axes, lines: list[str]) -> None:
+    """Say under a single-panel figure's title what it cannot show (the figure's own title is its
+    suptitle then): set as the axes' title, so the layout keeps it clear of everything else."""
+    if lines:
+        axes.set_title("\n".join(lines), fontsize=8, color="dimgrey")
 
 
 def _iteration_axis(axes, iterations: pd.Series, label: str = "iteration") -> None:
@@ -67,9 +80,41 @@ def _iteration_axis(axes, iterations: pd.Series, label: str = "iteration") -> No
 
 METRIC_LABELS = {
     "charts/return_mean": "training return (mean per iteration)",
-    "charts/success_rate": "training success rate",
+    "charts/success_rate": "training success rate (share of episodes solved)",
+    "charts/novelty_mean": "novelty reward (mean per step)",
+    "charts/steps_mean": "steps per episode",
+    "charts/tips_shown_mean": "tips shown per step",
+    "losses/masked_fraction": "share of tokens masked in the update",
+    "losses/clip_fraction": "share of tokens clipped (PPO ratio)",
+    "diagnostics/step_group_share": "share of actions in step groups > 1",
+    "memory/entries": "entries in the tip memory",
 }
-"""Axis labels for the metrics people plot most; any other metric is labelled by its name."""
+"""Axis labels for the metrics people plot; any other metric is labelled by its name."""
+SHARES = ("_rate", "_share", "_fraction")
+"""Metric names ending so are shares: drawn on [0, 1], bands clipped to it."""
+APPLIES = {
+    "charts/novelty_mean": ("no novelty reward", lambda entry: entry.novelty),
+    "charts/tips_shown_mean": ("no memory rollouts", lambda entry: entry.memory_rollouts),
+    "memory/entries": ("no tip memory", lambda entry: entry.write_tips),
+    "diagnostics/step_group_share": ("no step groups", lambda entry: entry.advantage == "gigpo"),
+}
+"""Metrics that mean something only for some algorithms of the table (why not, and which): the
+others are left out of the figure and named under its title, not drawn as a flat line at 0."""
+BY_LABELS = {"algo": "algorithm", "p": "p (share of memory rollouts)", "q": "q (share of off-policy updates)",
+             "novelty_coef": "novelty coefficient", "mask_granularity": "masking granularity"}
+"""Settings named in words on axes and titles."""
+
+
+def metric_label(metric: str) -> str:
+    """A metric in words (``METRIC_LABELS``, else its name without prefix and underscores)."""
+    return METRIC_LABELS.get(metric, metric.split("/")[-1].replace("_", " "))
+
+
+def _applies(metric: str, algo: str) -> bool:
+    """Whether ``metric`` means something for ``algo`` (``APPLIES``; names outside the table: yes)."""
+    if metric not in APPLIES or algo not in ALGORITHMS:
+        return True
+    return bool(APPLIES[metric][1](ALGORITHMS[algo]))
 
 
 def save_figure(figure: Figure, path: str | Path) -> list[Path]:
@@ -87,106 +132,178 @@ def save_figure(figure: Figure, path: str | Path) -> list[Path]:
 def learning_curves(metrics: pd.DataFrame, metric: str = "charts/return_mean", hue: str = "algo",
                     title: str | None = None) -> Figure:
     """Mean of ``metric`` over runs (seeds) per iteration, one line per ``hue`` value, with a
-    band of +-1 std across runs; runs that did not log ``metric`` get no line (GRPO has no
-    step-group share)."""
+    band of +-1 std across runs (clipped to [0, 1] for a share, at 0 for a metric that cannot be
+    negative). Runs that did not log ``metric`` get no line (GRPO has no step-group share), nor do
+    algorithms it does not apply to (``APPLIES``: named under the title). A curve of one iteration,
+    or a share at 0 throughout, says so under the title."""
     if len(metrics) and metric in metrics:
         metrics = metrics[metrics[metric].notna()]
-    figure = Figure(figsize=(6.4, 4.0))
+    left_out = sorted({algo for algo in metrics.get("algo", []) if not _applies(metric, algo)})
+    if left_out:
+        metrics = metrics[~metrics["algo"].isin(left_out)]
+    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
     axes = figure.subplots()
-    palette = colours(metrics[hue], hue) if len(metrics) else {}
-    for name, group in metrics.groupby(hue, sort=True):
-        colour = palette[name]
-        stats = group.groupby("iteration")[metric].agg(["mean", "std", "count"]).reset_index()
-        axes.plot(stats["iteration"], stats["mean"], color=colour, marker="o", markersize=3,
-                  label=f"{_label(name)} ({_runs(group['run'].nunique())})")
+    share = metric.endswith(SHARES)
+    palette = colours(metrics[hue], hue, _one_algo(metrics)) if len(metrics) else {}
+    names = order(metrics[hue]) if hue == "algo" else sorted(set(metrics[hue]), key=str)
+    for index, name in enumerate(names):
+        group = metrics[metrics[hue] == name]
+        look = style(name) if hue == "algo" else Style(palette[name], "osD^vP*X"[index % 8], "-", _label(name))
+        stats = group.groupby("iteration")[metric].agg(["mean", "std"]).reset_index()
+        axes.plot(stats["iteration"], stats["mean"], color=look.colour, marker=look.marker, markersize=_size(index),
+                  linestyle=look.linestyle, label=f"{look.label} ({_runs(group['run'].nunique())})")
         spread = stats["std"].fillna(0.0)
-        axes.fill_between(stats["iteration"], stats["mean"] - spread, stats["mean"] + spread, color=colour, alpha=0.2)
+        low, high = stats["mean"] - spread, stats["mean"] + spread
+        if share or group[metric].min() >= 0:
+            low = low.clip(lower=0.0)
+        if share:
+            high = high.clip(upper=1.0)
+        axes.fill_between(stats["iteration"], low, high, color=look.colour, alpha=0.15)
     _iteration_axis(axes, metrics["iteration"])
-    axes.set_ylabel(METRIC_LABELS.get(metric, metric.split("/")[-1].replace("_", " ")))
-    axes.set_title(title or f"{metric.split('/')[-1].replace('_', ' ')} by {hue}")
+    if share:
+        axes.set_ylim(-0.03, 1.03)
+    axes.set_ylabel(metric_label(metric))
+    figure.suptitle(title or f"{metric_label(metric)}, by {BY_LABELS.get(hue, hue)}")
+    notes = []
+    if len(metrics) and metrics["iteration"].nunique() == 1:
+        notes.append("one iteration so far: a single point per line, no curve yet")
+    if len(metrics) and share and not metrics[metric].any():
+        notes.append("0 in every iteration of every run")
+    if left_out:
+        notes.append(f"not drawn: {_names(left_out)} ({APPLIES[metric][0]})")
+    _note(axes, notes)
     axes.grid(alpha=0.3)
-    axes.legend(frameon=False)
+    if len(metrics):
+        axes.legend(frameon=False, fontsize=8, loc="best")
     return figure
 
 
 def paper_comparison(paper: pd.DataFrame, kit_evals: pd.DataFrame | None = None, tasks: list[str] | None = None) -> Figure:
     """Per-task bars of the paper's Naive, Reflexion, GRPO and EMPO² returns, with the kit's latest
-    evaluation per algorithm beside them (labelled with the model that produced them)."""
+    test evaluation per algorithm beside them (hatched, labelled with the model that produced
+    them); each in the colour of its algorithm (``PAPER_METHODS``)."""
     tasks = tasks or sorted(paper["task"].unique())
-    series: list[tuple[str, dict]] = []
-    for method in PAPER_METHODS:
+    series: list[tuple[str, str, dict]] = []
+    for method, kit_name in PAPER_METHODS.items():
         rows = paper[paper["method"] == method].set_index("task")
-        series.append((f"paper: {method}", {t: (rows.at[t, "mean"], rows.at[t, "std"]) for t in tasks if t in rows.index}))
+        series.append((f"paper: {display_name(kit_name) if kit_name in ALGOS else method}", kit_name,
+                       {t: (rows.at[t, "mean"], rows.at[t, "std"]) for t in tasks if t in rows.index}))
+    kit_evals = test_rows(kit_evals) if kit_evals is not None and len(kit_evals) else None
     if kit_evals is not None and len(kit_evals):
         latest = kit_evals.sort_values("iteration").groupby("run").tail(1)
-        for (algo, model), group in latest.groupby(["algo", "preset_model"]):
-            by_task = group.groupby("task")["return_mean"].agg(["mean", "std"])
-            series.append((f"kit: {algo} ({model})", {t: (row["mean"], row["std"]) for t, row in by_task.iterrows()}))
-    figure = Figure(figsize=(7.5, 0.45 * len(tasks) * len(series) / 3 + 1.8))
+        for algo in order(latest["algo"]):
+            for model, group in latest[latest["algo"] == algo].groupby("preset_model"):
+                by_task = group.groupby("task")["return_mean"].agg(["mean", "std"])
+                series.append((f"kit: {display_name(algo)} ({model_name(model)})", algo,
+                               {t: (row["mean"], row["std"]) for t, row in by_task.iterrows()}))
+    figure = Figure(figsize=(7.5, 0.45 * len(tasks) * len(series) / 3 + 2.0 + 0.18 * len(series)), layout="constrained")
     axes = figure.subplots()
     height = 0.8 / len(series)
-    for index, (colour, (label, values)) in enumerate(zip(OKABE_ITO, series)):
+    for index, (label, name, values) in enumerate(series):
         positions = [i + index * height for i, task in enumerate(tasks) if task in values]
         means = [values[task][0] for task in tasks if task in values]
         errors = [0.0 if pd.isna(values[task][1]) else values[task][1] for task in tasks if task in values]
-        axes.barh(positions, means, height=height, xerr=errors, color=colour, label=label,
-                  hatch="//" if label.startswith("kit") else None, error_kw={"elinewidth": 0.8})
+        kit = label.startswith("kit")
+        axes.barh(positions, means, height=height, xerr=errors, color=style(name).colour, label=label,
+                  alpha=1.0 if kit else 0.55, hatch="//" if kit else None, edgecolor="white" if kit else None,
+                  error_kw={"elinewidth": 0.8})
     axes.set_yticks([i + 0.4 - height / 2 for i in range(len(tasks))], tasks, fontsize=8)
     axes.invert_yaxis()
     axes.axvline(0, color="black", linewidth=0.6)
     axes.set_xlim(-100, 100)
-    axes.set_xlabel("mean test return (score, -100..100)")
-    axes.set_title("ScienceWorld: the paper's Table 1 and the kit's runs")
-    axes.legend(frameon=False, fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5))
-    if any(label.startswith("kit: ") and "gigpo" in label for label, _ in series):
-        axes.text(0.0, -0.12, "paper: GiGPO -, reported on WebShop only", transform=axes.transAxes, fontsize=8)
+    footnote = ""
+    if any(name in ("gigpo", "empo2+gigpo") for _, name, _ in series[len(PAPER_METHODS):]):
+        footnote = "\nthe paper reports GiGPO on WebShop only: no paper bar for it here"
+    axes.set_xlabel("mean test return (score, -100 to 100)" + footnote)
+    figure.suptitle("ScienceWorld: the paper's Table 1 (light bars) and the kit's runs (hatched)")
+    figure.legend(frameon=False, fontsize=8, loc="outside lower center", ncols=2)
     return figure
 
 
 def phase_breakdown(metrics: pd.DataFrame) -> Figure:
-    """Mean seconds per iteration spent in each phase, one stacked bar per run."""
+    """Mean seconds per iteration spent in each phase, one stacked bar per run (runs in the palette's
+    order, labelled in their algorithm's colour). Phases under 1% of the time are left out and named."""
     columns = [f"time/{phase}" for phase in PHASES if f"time/{phase}" in metrics]
-    means = metrics.groupby("run")[columns].mean()
-    figure = Figure(figsize=(6.4, 0.5 * len(means) + 1.5))
+    runs = metrics.drop_duplicates("run").set_index("run")
+    names = sorted(runs.index, key=lambda run: (order(runs["algo"]).index(runs.at[run, "algo"]), run))[::-1]
+    means = metrics.groupby("run")[columns].mean().reindex(names).fillna(0.0)
+    total = means.to_numpy().sum()
+    small = [column for column in columns if total and means[column].sum() < 0.01 * total]
+    columns = [column for column in columns if column not in small]
+    figure = Figure(figsize=(6.4, 0.38 * len(means) + 2.0), layout="constrained")
     axes = figure.subplots()
     left = pd.Series(0.0, index=means.index)
-    for colour, column in zip(OKABE_ITO, columns):
-        axes.barh(means.index, means[column], left=left, color=colour, label=column.split("/")[1])
+    for colour, column in zip(PHASE_COLOURS, columns):
+        axes.barh(means.index, means[column], left=left, color=colour, edgecolor="black", linewidth=0.5,
+                  label=PHASES[column.split("/")[1]])
         left += means[column]
-    axes.set_xlabel("seconds per iteration")
-    axes.set_title("where an iteration's time goes")
-    axes.legend(frameon=False, ncols=len(columns), loc="upper center", bbox_to_anchor=(0.5, -0.25))
+    for label in axes.get_yticklabels():
+        label.set_color(style(runs.at[label.get_text(), "algo"]).colour if label.get_text() in runs.index else "black")
+    axes.set_xlabel("seconds per iteration (mean over the run's iterations)")
+    figure.suptitle("where an iteration's time goes")
+    _note(axes, [f"left out (under 1% of the time): {', '.join(PHASES[c.split('/')[1]] for c in small)}"] if small else [])
+    if columns:
+        figure.legend(frameon=False, ncols=len(columns), loc="outside lower center", fontsize=8)
     return figure
 
 
+def _one_algo(frame: pd.DataFrame) -> str | None:
+    """The algorithm of every run of ``frame``, or None when they are of several (or unnamed)."""
+    algos = set(frame["algo"]) if "algo" in frame else set()
+    return next(iter(algos)) if len(algos) == 1 else None
+
+
+def _run_colours(frame: pd.DataFrame) -> dict[str, str]:
+    """A colour per run: the shades of its algorithm's colour, one per run of that algorithm."""
+    found = {}
+    for algo, group in frame.groupby("algo"):
+        runs = sorted(group["run"].unique())
+        found.update(zip(runs, shades(style(algo).colour, len(runs))))
+    return found
+
+
 def memory_growth(metrics: pd.DataFrame) -> Figure:
-    """Tip-memory entries after each iteration, one line per run."""
-    figure = Figure(figsize=(6.4, 4.0))
+    """Tip-memory entries after each iteration, one line per run of an algorithm that writes tips
+    (its seeds in shades of its colour); algorithms without a tip memory are named, not drawn."""
+    left_out = sorted({algo for algo in metrics.get("algo", []) if not _applies("memory/entries", algo)})
+    metrics = metrics[~metrics["algo"].isin(left_out)] if left_out else metrics
+    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
     axes = figure.subplots()
-    for colour, (run, group) in zip(OKABE_ITO * 4, metrics.groupby("run")):
-        axes.plot(group["iteration"], group["memory/entries"], color=colour, label=run, marker="o", markersize=3)
+    palette = _run_colours(metrics) if len(metrics) else {}
+    for algo in order(metrics["algo"]) if len(metrics) else []:
+        for run, group in metrics[metrics["algo"] == algo].groupby("run"):
+            look = style(algo)
+            axes.plot(group["iteration"], group["memory/entries"], color=palette[run], marker=look.marker,
+                      markersize=4, linestyle=look.linestyle, label=f"{look.label}: {run}")
     _iteration_axis(axes, metrics["iteration"])
-    axes.set_ylabel("entries in the tip memory")
-    axes.set_title("memory growth")
+    axes.set_ylabel(metric_label("memory/entries"))
+    figure.suptitle("how the tip memory grows")
+    notes = [f"not drawn: {_names(left_out)} ({APPLIES['memory/entries'][0]})"] if left_out else []
+    if not len(metrics):
+        notes.append("no run here keeps a tip memory")
+    _note(axes, notes)
     axes.grid(alpha=0.3)
-    axes.legend(frameon=False, fontsize=8)
+    if len(metrics):
+        axes.legend(frameon=False, fontsize=8, loc="upper left")
     return figure
 
 
 def ood_curves(ood: pd.DataFrame) -> Figure:
-    """Return per adaptation iteration on the new task, one line per (trained run, new task);
-    iteration 1 plays without memory."""
-    figure = Figure(figsize=(6.4, 4.0))
+    """Return per adaptation iteration on the new task, one line per (trained run, new task), in the
+    shades of the run's algorithm; iteration 1 plays without memory."""
+    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
     axes = figure.subplots()
-    for colour, ((run, task), group) in zip(OKABE_ITO * 4, ood.groupby(["run", "task"])):
+    palette = _run_colours(ood) if len(ood) and "algo" in ood else {}
+    for (run, task), group in ood.groupby(["run", "task"]):
         group = group.sort_values("iteration")
-        axes.plot(group["iteration"], group["return_mean"], color=colour, marker="o", markersize=3,
-                  label=f"{group['trained_on'].iloc[0]} -> {task} ({run})")
+        look = style(group["algo"].iloc[0]) if "algo" in group else style(run)
+        axes.plot(group["iteration"], group["return_mean"], color=palette.get(run, look.colour), marker=look.marker,
+                  markersize=4, label=f"{group['trained_on'].iloc[0]} -> {task} ({look.label}: {run})")
     axes.axvline(1.5, color="grey", linewidth=0.8, linestyle=":")
     axes.text(1.55, 0.02, "memory on", transform=axes.get_xaxis_transform(), fontsize=8, color="grey")
     _iteration_axis(axes, ood["iteration"], "adaptation iteration (weights frozen)")
     axes.set_ylabel("mean return on the new task")
-    axes.set_title("OOD adaptation with memory only")
+    figure.suptitle("adapting to a new task with memory only")
     axes.grid(alpha=0.3)
     axes.legend(frameon=False, fontsize=8)
     return figure
@@ -194,19 +311,93 @@ def ood_curves(ood: pd.DataFrame) -> Figure:
 
 def ablation_bars(evals: pd.DataFrame, by: str) -> Figure:
     """Latest test return per run, averaged over runs (seeds) that share the setting ``by``,
-    with +-1 std across them."""
+    with +-1 std across them (error bars) and each run as a dot."""
+    evals = test_rows(evals)
     latest = evals.sort_values("iteration").groupby("run").tail(1)
-    stats = latest.groupby(by)["return_mean"].agg(["mean", "std", "count"]).reset_index()
-    figure = Figure(figsize=(6.4, 4.0))
+    values = order(latest[by]) if by == "algo" else sorted(set(latest[by]), key=lambda v: (str(type(v)), v))
+    stats = latest.groupby(by)["return_mean"].agg(["mean", "std", "count"]).reindex(values)
+    figure = Figure(figsize=(6.4, 4.2), layout="constrained")
     axes = figure.subplots()
-    labels = [f"{_label(value)}\n({_runs(count)})" for value, count in zip(stats[by], stats["count"])]
-    palette = colours(stats[by], by)
-    axes.bar(labels, stats["mean"], yerr=stats["std"].fillna(0.0), color=[palette[value] for value in stats[by]],
-             capsize=4)
+    names = [display_name(value) if by == "algo" else _label(value) for value in values]
+    labels = [f"{name}\n({_runs(count)})" for name, count in zip(names, stats["count"])]
+    palette = colours(values, by, _one_algo(latest))
+    axes.bar(labels, stats["mean"], yerr=stats["std"].fillna(0.0), color=[palette[value] for value in values],
+             capsize=4, alpha=0.85)
+    for position, value in enumerate(values):
+        points = latest.loc[latest[by] == value, "return_mean"]
+        axes.scatter([position] * len(points), points, color="black", s=10, zorder=3)
     axes.axhline(0, color="black", linewidth=0.6)
-    axes.set_xlabel(by)
-    axes.set_ylabel("latest test return")
-    axes.set_title(f"ablation: {by}")
+    axes.set_xlabel(BY_LABELS.get(by, by))
+    axes.set_ylabel("test return after the last iteration")
+    figure.suptitle(f"test return by {BY_LABELS.get(by, by)} (mean over runs, +- std; dots: runs)")
+    return figure
+
+
+def final_test_rows(evals: pd.DataFrame) -> pd.DataFrame:
+    """Each trained run's last test-split evaluation (references left out)."""
+    rows = test_rows(evals)
+    rows = rows[~rows["algo"].isin(UNTRAINED)] if len(rows) else rows
+    return rows.sort_values("iteration", kind="stable").groupby("run").tail(1) if len(rows) else rows
+
+
+def reference_rows(evals: pd.DataFrame, references: Mapping[str, pd.DataFrame] | None = None) -> dict[str, pd.DataFrame]:
+    """The untrained references by label: ``references`` as given (label -> its evaluation rows,
+    e.g. a study's references with and without the demonstration), else the baselines found in
+    ``evals`` under their display names; test rows only."""
+    if references is not None:
+        return {label: test_rows(rows) for label, rows in references.items() if len(test_rows(rows))}
+    rows = test_rows(evals)
+    rows = rows[rows["algo"].isin(UNTRAINED)] if len(rows) else rows
+    return {display_name(algo): rows[rows["algo"] == algo] for algo in order(rows["algo"])} if len(rows) else {}
+
+
+def _test_panel(axes, finals: pd.DataFrame, references: Mapping[str, pd.DataFrame], column: str = "return_mean",
+                scale: float = 1.0) -> None:
+    """One column per algorithm: its runs as dots (shades of its colour), their mean with +-1 std over
+    runs as an error bar; each reference as a horizontal line (its mean over runs)."""
+    algos = order(finals["algo"]) if len(finals) else []
+    for position, algo in enumerate(algos):
+        values = finals.loc[finals["algo"] == algo, column].astype(float) * scale
+        look = style(algo)
+        spread = np.linspace(-0.1, 0.1, len(values)) if len(values) > 1 else np.zeros(1)
+        axes.scatter(position + 0.22 + spread, values, color=shades(look.colour, len(values)), s=16, marker=look.marker,
+                     zorder=3)
+        mean, std = statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
+        axes.errorbar([position], [mean], yerr=[std], color=look.colour, marker=look.marker, markersize=9,
+                      capsize=6, linewidth=2, zorder=4, label=f"{look.label} ({_runs(len(values))}): {mean:.1f} ± {std:.1f}")
+    for (label, rows), linestyle in zip(references.items(), ("--", ":", "-.", (0, (5, 1, 1, 1)))):
+        value = statistics.mean(rows[column].astype(float)) * scale
+        colour = style(rows["algo"].iloc[0]).colour
+        axes.axhline(value, color=colour, linestyle=linestyle, linewidth=1.3,
+                     label=f"{label} ({_runs(rows['run'].nunique())}): {value:.1f}")
+        axes.annotate(label, (1.0, value), xycoords=("axes fraction", "data"), xytext=(-3, -3), textcoords="offset points",
+                      ha="right", va="top", fontsize=7, color=colour)
+    axes.set_xticks(range(len(algos)), [display_name(algo) for algo in algos])
+    axes.set_xlim(-0.6, max(len(algos), 1) - 0.3)
+    axes.grid(alpha=0.3, axis="y")
+
+
+def final_results(evals: pd.DataFrame, references: Mapping[str, pd.DataFrame] | None = None) -> Figure:
+    """The headline: each trained algorithm's test return (runs as dots, mean +- std over runs)
+    against every untrained reference (lines; ``reference_rows``), and its test success rate beside
+    it when any episode succeeded (when none did, the figure says so instead of a panel at 0)."""
+    finals, refs = final_test_rows(evals), reference_rows(evals, references)
+    successes = [frame["success_rate"] for frame in (finals, *refs.values()) if "success_rate" in frame]
+    solved = any(series.fillna(0).gt(0).any() for series in successes)
+    figure = Figure(figsize=(10 if solved else 7.0, 4.8), layout="constrained")
+    panels = figure.subplots(1, 2 if solved else 1, squeeze=False)[0]
+    _test_panel(panels[0], finals, refs)
+    panels[0].set_ylabel("test return (score: -100 failed, 100 solved)")
+    if solved:
+        _test_panel(panels[1], finals, refs, "success_rate", 100.0)
+        panels[1].set_ylabel("test success rate (% of episodes solved)")
+        panels[1].set_ylim(-3, 103)
+    elif successes:
+        _note(panels[0], ["success rate 0 for every run and reference: no test episode was solved"])
+    figure.suptitle("the test split: trained runs against the untrained model")
+    handles, labels = panels[0].get_legend_handles_labels()
+    if labels:
+        figure.legend(handles, labels, frameon=False, fontsize=8, loc="outside lower center", ncols=2)
     return figure
 
 
@@ -222,29 +413,32 @@ step-group share where runs of a GiGPO algorithm log it: near its floor, episode
 the first actions were compared and GiGPO did little beyond GRPO)."""
 
 
-def learning_comparison(metrics: pd.DataFrame, evals: pd.DataFrame) -> Figure:
-    """Algorithms side by side over seeds: training return per iteration and evaluation return at
-    each evaluation (thin lines: seeds; thick: their mean; dashed: the dev split of periodic
-    evaluations, solid: the test split), the untrained baselines as horizontal lines, and below them
-    the diagnostics of every iteration (``DIAGNOSTICS``), so a flat curve comes with its reason: no
-    gradient (equal-return groups), the agent still ends episodes with a wrong ``focus on``, it
-    rambles into the token limit, or (GiGPO) few actions shared a state with another episode's, so
-    its step term had little to compare. On the training curves, EMPO²'s memory iterations are marked
+def learning_comparison(metrics: pd.DataFrame, evals: pd.DataFrame,
+                        references: Mapping[str, pd.DataFrame] | None = None) -> Figure:
+    """Algorithms side by side over seeds: training return per iteration (thin lines: seeds; thick:
+    their mean) and the evaluation return, the untrained references as horizontal lines
+    (``reference_rows``), and below them the diagnostics of every iteration (``DIAGNOSTICS``), so a
+    flat curve comes with its reason: no gradient (equal-return groups), the agent still ends
+    episodes with a wrong ``focus on``, it rambles into the token limit, or (GiGPO) few actions
+    shared a state with another episode's. Evaluations played once, on the test split at the end,
+    are drawn per algorithm with +-1 std over seeds (``final_results``'s panel); periodic ones as
+    curves (dashed: dev, solid: test). On the training curves, EMPO²'s memory iterations are marked
     (``memory_markers``): a curve says something about tips only where they reached a prompt."""
-    trained = metrics[~metrics["algo"].isin(("naive", "memory-only"))] if len(metrics) else metrics
+    trained = metrics[~metrics["algo"].isin(UNTRAINED)] if len(metrics) else metrics
     diagnostics = [column for column in DIAGNOSTICS if column in trained]
-    figure = Figure(figsize=(11, 7.2 if diagnostics else 4.0))
+    figure = Figure(figsize=(11, 7.6 if diagnostics else 4.4), layout="constrained")
     grid = figure.add_gridspec(2 if diagnostics else 1, max(len(diagnostics), 2), height_ratios=[1.6, 1] if diagnostics else None)
-    palette = colours(trained["algo"]) if len(trained) else {}
 
-    def per_algo(axes, frame: pd.DataFrame, column: str, note: str = "", style: str = "-") -> None:
-        for algo, group in frame.groupby("algo", sort=True):
+    def per_algo(axes, frame: pd.DataFrame, column: str, note: str = "", dashed: bool = False) -> None:
+        for index, algo in enumerate(order(frame["algo"])):
+            group, look = frame[frame["algo"] == algo], style(algo)
+            linestyle = "--" if dashed else look.linestyle
             for _, run in group.groupby("run"):
                 run = run.sort_values("iteration")
-                axes.plot(run["iteration"], run[column], color=palette[algo], alpha=0.3, linewidth=0.8, linestyle=style)
+                axes.plot(run["iteration"], run[column], color=look.colour, alpha=0.3, linewidth=0.8, linestyle=linestyle)
             mean = group.groupby("iteration")[column].mean()
-            axes.plot(mean.index, mean.values, color=palette[algo], linewidth=2, linestyle=style, marker="o",
-                      markersize=3, label=f"{algo}{note} ({_runs(group['run'].nunique())})")
+            axes.plot(mean.index, mean.values, color=look.colour, linewidth=2, linestyle=linestyle, marker=look.marker,
+                      markersize=_size(index), label=f"{look.label}{note} ({_runs(group['run'].nunique())})")
 
     top_width = grid.ncols // 2
     train_axes = figure.add_subplot(grid[0, :top_width])
@@ -255,26 +449,31 @@ def learning_comparison(metrics: pd.DataFrame, evals: pd.DataFrame) -> Figure:
     train_axes.set_ylabel("training return (mean per iteration)")
     train_axes.set_title("training episodes")
     test_axes = figure.add_subplot(grid[0, top_width:], sharey=train_axes)
-    trained_evals = evals[~evals["algo"].isin(("naive", "memory-only"))] if len(evals) else evals
+    refs = reference_rows(evals, references)
+    trained_evals = evals[~evals["algo"].isin(UNTRAINED)] if len(evals) else evals
     split = (trained_evals["split"].fillna("test") if "split" in trained_evals
              else pd.Series("test", index=trained_evals.index))
-    dev = trained_evals[split == "dev"]
-    if len(dev):
-        per_algo(test_axes, dev, "return_mean", " on dev", "--")
-    if len(trained_evals[split == "test"]):
-        per_algo(test_axes, trained_evals[split == "test"], "return_mean", " on test" if len(dev) else "")
-    if len(trained_evals):
+    dev, test = trained_evals[split == "dev"], trained_evals[split == "test"]
+    if not len(dev) and (not len(test) or test.groupby("run").size().max() == 1):
+        _test_panel(test_axes, final_test_rows(evals), refs)
+        test_axes.set_ylabel("test return (no memory; mean ± std over runs)")
+        test_axes.set_title("test episodes, played once after training")
+    else:
+        if len(dev):
+            per_algo(test_axes, dev, "return_mean", " on dev", dashed=True)
+        if len(test):
+            per_algo(test_axes, test, "return_mean", " on test" if len(dev) else "")
         _iteration_axis(test_axes, trained_evals["iteration"], "iteration (evaluated after it)")
-    baselines = evals[evals["algo"].isin(("naive", "memory-only"))] if len(evals) else evals
-    for (algo, group), style in zip(baselines.groupby("algo", sort=False), ("--", ":")):
-        value = group["return_mean"].mean()
-        test_axes.axhline(value, color="black", linestyle=style, linewidth=1,
-                          label=f"{algo} (untrained, {_runs(group['run'].nunique())}): {value:.1f}")
-    test_axes.set_ylabel("evaluation return (no memory)" if len(dev) else "test return (test split, no memory)")
-    test_axes.set_title("evaluation episodes" if len(dev) else "test episodes")
+        for (label, rows), linestyle in zip(refs.items(), ("--", ":", "-.")):
+            value = rows["return_mean"].mean()
+            test_axes.axhline(value, color=style(rows["algo"].iloc[0]).colour, linestyle=linestyle, linewidth=1,
+                              label=f"{label} ({_runs(rows['run'].nunique())}): {value:.1f}")
+        test_axes.set_ylabel("evaluation return (no memory)")
+        test_axes.set_title("evaluation episodes")
     for axes in (train_axes, test_axes):
         axes.grid(alpha=0.3)
-        axes.legend(frameon=False, fontsize=8)
+        if axes.get_legend_handles_labels()[1]:
+            axes.legend(frameon=False, fontsize=7, loc="best")
     for index, column in enumerate(diagnostics):
         axes = figure.add_subplot(grid[1, index])
         per_algo(axes, trained[trained[column].notna()], column)  # GRPO logs no step-group share
@@ -284,9 +483,8 @@ def learning_comparison(metrics: pd.DataFrame, evals: pd.DataFrame) -> Figure:
             axes.set_ylim(-0.05, 1.05)
         axes.grid(alpha=0.3)
     present = set(trained["algo"]) if len(trained) else set()
-    names = " vs ".join([*(name for name in ALGOS if name in present), *sorted(present - set(ALGOS))])
-    figure.suptitle(f"{names or 'no trained run'} over seeds, with the untrained baselines")
-    figure.tight_layout()
+    figure.suptitle(f"{_names(present) if present else 'no trained run'}: training and test, "
+                    "against the untrained model")
     return figure
 
 
@@ -307,21 +505,23 @@ def memory_markers(axes, metrics: pd.DataFrame, column: str = "charts/return_mea
 
 
 def screening(metrics: pd.DataFrame, evals: pd.DataFrame, chosen: str | None = None) -> Figure:
-    """A study's screening on the dev split (``benchmarks/gpu_study.py``): per screened setting (a
-    run of ``metrics``), its training return per iteration on the left and the dev return it was
-    chosen by on the right, the chosen one marked, so a reader sees whether the choice was clear or
-    a coin toss between settings within one standard error."""
-    figure = Figure(figsize=(11, 4.0))
-    curves, bars = figure.subplots(1, 2, gridspec_kw={"width_ratios": [1.6, 1]})
-    palette = colours(metrics["run"], by="run") if len(metrics) else {}
+    """A study's screening on the dev split: per screened setting (a run of ``metrics``), its
+    training return per iteration on the left and the dev return it was chosen by on the right,
+    the chosen one marked, so a reader sees whether the choice was clear or a coin toss between
+    settings within one standard error. Settings take the settings' colours, not an algorithm's."""
+    figure = Figure(figsize=(11, 4.4), layout="constrained")
+    curves, bars = figure.subplots(1, 2, width_ratios=[1.6, 1])
+    palette = colours(metrics["run"], "run", _one_algo(metrics)) if len(metrics) else {}
+    markers = dict(zip(sorted(palette), "osD^vP*X"))
     for run, group in metrics.groupby("run", sort=True):
         group = group.sort_values("iteration")
-        curves.plot(group["iteration"], group["charts/return_mean"], marker="o", markersize=3, color=palette[run],
-                    linewidth=2.5 if run == chosen else 1.2, label=f"{run}{' (chosen)' if run == chosen else ''}")
+        curves.plot(group["iteration"], group["charts/return_mean"], marker=markers[run], markersize=5,
+                    color=palette[run], linewidth=2.8 if run == chosen else 1.2,
+                    label=f"{run}{' (chosen)' if run == chosen else ''}")
     if len(metrics):
         _iteration_axis(curves, metrics["iteration"])
     curves.set_ylabel(METRIC_LABELS["charts/return_mean"])
-    curves.set_title("screening runs: training episodes")
+    curves.set_title("screened settings: training episodes")
     dev = evals[evals["split"] == "dev"] if "split" in evals else evals.iloc[:0]
     dev = dev.sort_values("iteration").groupby("run").tail(1).sort_values("run")
     if len(dev):
@@ -330,10 +530,11 @@ def screening(metrics: pd.DataFrame, evals: pd.DataFrame, chosen: str | None = N
                  edgecolor=["black" if run == chosen else "none" for run in dev["run"]], linewidth=2)
         bars.set_xticks(range(len(dev)), dev["run"], rotation=20, fontsize=8)
     bars.axhline(0, color="black", linewidth=0.5)
-    bars.set_ylabel("dev return after the last iteration (+- se)")
-    bars.set_title("the choice (dev split)")
+    bars.set_ylabel("dev return after the last iteration (± se)")
+    bars.set_title("the choice: dev return (outlined: chosen)")
     for axes in (curves, bars):
         axes.grid(alpha=0.3)
-    curves.legend(frameon=False, fontsize=8)
-    figure.tight_layout()
+    if len(metrics):
+        curves.legend(frameon=False, fontsize=8)
+    figure.suptitle("screening on the dev split: which setting the compared runs use")
     return figure

@@ -177,6 +177,26 @@ def metrics_table(metrics: pd.DataFrame) -> pd.DataFrame:
         ["run", "iteration"] if columns[0] == "run" else "iteration")
 
 
+MODEL_NAMES = {"embedded:smollm2-135m-instruct": "SmolLM2-135M-Instruct", "tiny:byte": "a tiny random model",
+               "tiny:smollm2": "a tiny random model"}
+"""The kit's own model names, as people write the model; any other name is a hub id or a folder."""
+
+
+def model_name(model: str) -> str:
+    """A run's ``policy.model`` as people write it: "embedded:smollm2-135m-instruct" ->
+    "SmolLM2-135M-Instruct", "Qwen/Qwen2.5-7B-Instruct" -> "Qwen2.5-7B-Instruct" (a local folder:
+    its name)."""
+    return MODEL_NAMES.get(model, str(model).rstrip("/").split("/")[-1])
+
+
+def study_record(folder: str | Path) -> dict | None:
+    """A study folder's ``study.json`` (the plan as run, the choice on dev and what it was made
+    from), or None where the folder holds none. Read as stored: figures and tables take only what
+    they show from it."""
+    path = Path(folder) / "study.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def paper_results() -> dict:
     """``data/paper_results.json``: the paper's tables, OOD pairs and ablation settings."""
     return json.loads((data_dir() / "paper_results.json").read_text())

@@ -57,12 +57,12 @@ def test_every_figure_renders_from_the_sample_runs(sample, tmp_path, name):
 def test_learning_curves_draw_one_band_per_algorithm(sample):
     _, metrics, _ = sample
     axes = plots.learning_curves(metrics).axes[0]
-    assert [line.get_label() for line in axes.get_lines()] == ["empo2 (2 runs)", "grpo (2 runs)"]
+    assert [line.get_label() for line in axes.get_lines()] == ["EMPO² (2 runs)", "GRPO (2 runs)"]
     assert len(axes.collections) == 2
     assert axes.get_ylabel() == "training return (mean per iteration)"
     one_run = metrics[metrics["run"] == metrics["run"].iloc[0]]
     assert [line.get_label() for line in plots.learning_curves(one_run).axes[0].get_lines()] == [
-        f"{one_run['algo'].iloc[0]} (1 run)"]
+        f"{plots.display_name(one_run['algo'].iloc[0])} (1 run)"]
 
 
 def test_ood_rows_load_with_the_trained_task(sample):
@@ -198,12 +198,14 @@ def test_the_learning_comparison_figure_shows_curves_baselines_and_diagnostics()
                             for seed in (0, 1))])
     figure = plots.learning_comparison(metrics, evals)
     assert len(figure.axes) == 2 + 5
-    assert figure.get_suptitle() == "empo2 vs grpo vs gigpo over seeds, with the untrained baselines"
+    assert figure.get_suptitle() == "EMPO², GRPO and GiGPO: training and test, against the untrained model"
     train, test = figure.axes[:2]
-    assert {text.get_text() for text in train.get_legend().get_texts()} == {"empo2 (2 runs)", "grpo (2 runs)",
-                                                                           "gigpo (2 runs)"}
+    assert {text.get_text() for text in train.get_legend().get_texts()} == {"EMPO² (2 runs)", "GRPO (2 runs)",
+                                                                           "GiGPO (2 runs)"}
+    # tested once at the end: one column per algorithm, mean +- std over seeds, not a lone point on an iteration axis
     assert {text.get_text() for text in test.get_legend().get_texts()} == {
-        "grpo (2 runs)", "naive (untrained, 1 run): -50.0", "memory-only (untrained, 1 run): -40.0"}
+        "GRPO (2 runs): 2.5 ± 3.5", "untrained (1 run): -50.0", "untrained + memory (1 run): -40.0"}
+    assert [label.get_text() for label in test.get_xticklabels()] == ["GRPO"]
     assert [axes.get_title() for axes in figure.axes[2:]] == list(plots.DIAGNOSTICS.values())
     share = figure.axes[-1]  # GiGPO's step-group share: a line for the runs that logged it, none for the others
     assert [list(line.get_ydata()) for line in share.get_lines() if line.get_linewidth() == 2] == [
@@ -220,7 +222,7 @@ def test_the_learning_comparison_tells_periodic_dev_from_final_test_evaluations(
                           {"run": "naive-s0", "algo": "naive", "iteration": 0, "split": "test", "return_mean": -5.0}])
     test = plots.learning_comparison(metrics, evals).axes[1]
     assert [text.get_text() for text in test.get_legend().get_texts()] == [
-        "grpo on dev (1 run)", "grpo on test (1 run)", "naive (untrained, 1 run): -5.0"]
+        "GRPO on dev (1 run)", "GRPO on test (1 run)", "untrained (1 run): -5.0"]
     assert test.get_ylabel() == "evaluation return (no memory)"
 
 
@@ -246,7 +248,7 @@ def test_the_learning_comparison_marks_memory_iterations_with_and_without_tips()
     runs = results.find_runs(results.sample_runs_dir("cpu-learn"))
     train = plots.learning_comparison(results.load_metrics(runs), results.load_evals(runs)).axes[0]
     labels = [text.get_text() for text in train.get_legend().get_texts()]
-    assert labels == ["empo2 (3 runs)", "grpo (3 runs)", "memory iteration, tips shown: 2 of 5",
+    assert labels == ["EMPO² (3 runs)", "GRPO (3 runs)", "memory iteration, tips shown: 2 of 5",
                       "memory iteration, no tip shown: 3 of 5"]
     stars, circles = train.collections
     assert sorted(map(tuple, stars.get_offsets().tolist())) == [(2.0, -56.125), (4.0, 15.75)]
@@ -282,10 +284,10 @@ def test_an_ablation_is_grouped_apart_from_the_algorithm_it_ablates(tmp_path):
     assert report[2:4] == ["| find-animal | grpo | cpu-smoke | tiny:byte | 2 | 11.0 | 72.4 | - | 100.0 |",
                            "| find-animal | grpo+novelty | cpu-smoke | tiny:byte | 2 | 31.0 | 72.4 | - | 100.0 |"]
     curves = plots.learning_curves(metrics).axes[0]
-    assert [line.get_label() for line in curves.get_lines()] == ["grpo (2 runs)", "grpo+novelty (2 runs)"]
+    assert [line.get_label() for line in curves.get_lines()] == ["GRPO (2 runs)", "GRPO + novelty (2 runs)"]
     assert len({line.get_color() for line in curves.get_lines()}) == 2
     bars = plots.ablation_bars(evals, "algo").axes[0]
-    assert [label.get_text() for label in bars.get_xticklabels()] == ["grpo\n(2 runs)", "grpo+novelty\n(2 runs)"]
+    assert [label.get_text() for label in bars.get_xticklabels()] == ["GRPO\n(2 runs)", "GRPO + novelty\n(2 runs)"]
 
 
 def test_each_algorithm_keeps_its_colour_whichever_others_a_figure_holds():
@@ -293,9 +295,12 @@ def test_each_algorithm_keeps_its_colour_whichever_others_a_figure_holds():
 
     alone = plots.colours(["grpo+novelty"])
     together = plots.colours([*ALGOS, "naive", "memory-only", "made-up"])
-    assert alone["grpo+novelty"] == together["grpo+novelty"] == plots.OKABE_ITO[2]
+    assert alone["grpo+novelty"] == together["grpo+novelty"] == plots.STYLES["grpo+novelty"].colour
     assert len(set(together.values())) == len(together)
-    assert plots.colours([0.25, 0.1], by="p") == {0.1: plots.OKABE_ITO[0], 0.25: plots.OKABE_ITO[1]}
+    # settings of one algorithm (p of EMPO²): shades of its colour, in the settings' order, never another's colour
+    empo2 = plots.shades(plots.STYLES["empo2"].colour, 2)
+    assert plots.colours([0.25, 0.1], by="p", algo="empo2") == {0.1: empo2[0], 0.25: empo2[1]}
+    assert not set(empo2) & {entry.colour for name, entry in plots.STYLES.items() if name != "empo2"}
 
 
 def test_the_report_and_the_paper_comparison_know_gigpo_has_no_scienceworld_number():
@@ -308,9 +313,9 @@ def test_the_report_and_the_paper_comparison_know_gigpo_has_no_scienceworld_numb
                            "| find-animal | gigpo | p | m | 1 | 3.0 | 72.4 | - | 100.0 |"]
     assert "GiGPO on WebShop only (score 86.2; GRPO 79.3, EMPO² 88.3)" in report[-1]
     axes = plots.paper_comparison(results.paper_table(), evals, tasks=["find-animal"]).axes[0]
-    assert [text.get_text() for text in axes.texts] == ["paper: GiGPO -, reported on WebShop only"]
+    assert axes.get_xlabel().endswith("the paper reports GiGPO on WebShop only: no paper bar for it here")
     colours = plots.colours(["gigpo", "empo2+gigpo", "grpo"])
-    assert len(set(colours.values())) == 3 and colours["grpo"] == plots.OKABE_ITO[1]
+    assert len(set(colours.values())) == 3 and colours["grpo"] == plots.STYLES["grpo"].colour
 
 
 def test_the_screening_figure_marks_the_chosen_setting_and_its_dev_return():
