@@ -135,7 +135,7 @@ def learning_curves(metrics: pd.DataFrame, metric: str = "charts/return_mean", h
     band of +-1 std across runs (clipped to [0, 1] for a share, at 0 for a metric that cannot be
     negative). Runs that did not log ``metric`` get no line (GRPO has no step-group share), nor do
     algorithms it does not apply to (``APPLIES``: named under the title). A curve of one iteration,
-    or a share at 0 throughout, says so under the title."""
+    or a metric with one value throughout (success at 0, steps at the cap), says so under the title."""
     if len(metrics) and metric in metrics:
         metrics = metrics[metrics[metric].notna()]
     left_out = sorted({algo for algo in metrics.get("algo", []) if not _applies(metric, algo)})
@@ -167,8 +167,8 @@ def learning_curves(metrics: pd.DataFrame, metric: str = "charts/return_mean", h
     notes = []
     if len(metrics) and metrics["iteration"].nunique() == 1:
         notes.append("one iteration so far: a single point per line, no curve yet")
-    if len(metrics) and share and not metrics[metric].any():
-        notes.append("0 in every iteration of every run")
+    if len(metrics) and metrics[metric].nunique() == 1 and metrics["iteration"].nunique() > 1:
+        notes.append(f"{metrics[metric].iloc[0]:g} in every iteration of every run")
     if left_out:
         notes.append(f"not drawn: {_names(left_out)} ({APPLIES[metric][0]})")
     _note(axes, notes)
