@@ -168,7 +168,7 @@ def test_init_adapter_merges_the_warm_start_which_is_the_reference_and_a_resumed
     expected = logits_of(warm_policy.model, ids)
     bare = load_policy(replace(warm.config().policy, lora_rank=0))
     assert not torch.allclose(logits_of(bare.model, ids), expected, atol=1e-4)  # the warm start moved it
-    config = apply_overrides(preset("cpu-smoke"), {"task": "identify-life-stages-2", "name": "rl", "iterations": 1,
+    config = apply_overrides(preset("cpu-smoke"), {"task": "identify-life-stages-2", "name": "rl", "iterations": 1, "algo": "grpo",
                                                    "policy.init_adapter": str(warm.path)})
     trained = jobs.train(config, progress=False, make_pool=free_replay)
     assert trained.outcome == "trained"
