@@ -64,7 +64,10 @@ def warm_start(preset_name: str, task_name: str, settings: WarmStartSettings | N
                variations: Sequence[int] | None = None, paths: Mapping[int, Sequence[str]] | None = None,
                make_pool: PoolFactory | None = None, progress: bool = True) -> WarmStarted:
     """Clone the gold paths of ``task_name``'s train variations into the preset's LoRA adapter and
-    save the run folder ``name`` (default ``warm-start-<task>``).
+    save the run folder ``name`` (default ``warm-start-<task>``). Its ``warm_start.json`` lists the
+    variations asked for, those cloned (with their actions, score and token counts) and those whose
+    path did not solve its variation when played through the rollout; a variation whose gold path
+    does not solve it in ScienceWorld itself is in neither list (``record.gold_paths`` warns).
 
     The variations are ``variations`` when given, else ``clone_variations`` of ``settings.variations``;
     dev and test variations are refused. ``paths`` (variation -> actions) replaces ScienceWorld's
@@ -73,8 +76,12 @@ def warm_start(preset_name: str, task_name: str, settings: WarmStartSettings | N
     settings = settings or WarmStartSettings()
     config = warm_start_config(preset_name, task_name, settings, name, overrides)
     task = get_task(task_name)
-    ids = tuple(paths) if paths is not None else tuple(variations) if variations is not None \
-        else clone_variations(task, settings.variations)
+    if paths is not None:
+        ids = tuple(paths)
+    elif variations is not None:
+        ids = tuple(variations)
+    else:
+        ids = clone_variations(task, settings.variations)
     check_train_only(task, ids)
     run = RunDir.named(config.name)
     wanted = {"task": task.name, "preset": preset_name, "settings": settings.row(), "variations_asked": list(ids)}
