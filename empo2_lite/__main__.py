@@ -2,8 +2,8 @@
 
 Commands: ``tasks`` (the paper's 18 tasks and the variation ids the protocol uses), ``play`` (an
 episode from given actions or the gold sequence), ``train`` (EMPO² or GRPO from a preset, with
-overrides, or resumed), ``eval`` (a trained run or a baseline, naive or memory-only, on the test
-split), ``ood`` (a trained run adapting to a new task with memory only), ``ablate`` (a grid of runs,
+overrides, or resumed), ``eval`` (a trained run or a baseline, naive, memory-only or reflexion, on
+the test split), ``ood`` (a trained run adapting to a new task with memory only), ``ablate`` (a grid of runs,
 restartable), ``plot`` and ``report`` (figures and a table from saved runs), ``warm-start``
 (behaviour cloning on a task's train gold paths, for small models) and ``demo`` (the main job: a
 short EMPO² training run, evaluated and plotted). Each command parses its arguments and calls
@@ -230,11 +230,14 @@ def _check_temperature(temperature: float | None) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    """Evaluation of a trained run, or of a baseline (naive / memory-only) of a preset's base model,
+    """Evaluation of a trained run, or of a baseline (naive / memory-only / reflexion) of a preset's base model,
     on the test split (once per run) or the dev split; episodes per variation and temperature come
     from the run's or preset's config."""
+    if args.baseline is not None:
+        check_choice("--baseline", args.baseline, BASELINE_KINDS)
     if bool(args.run) == bool(args.baseline):
-        raise ConfigError("eval: give either --run NAME or --baseline naive|memory-only (with --task and --preset) "
+        raise ConfigError("eval: give either --run NAME or --baseline naive|memory-only|reflexion (with --task and "
+                          "--preset) "
                           "or --baseline warm-start --from WARM_RUN")
     if (args.baseline == WARM_START_BASELINE) != bool(args.from_run):
         raise ConfigError(f"--from: give it with --baseline {WARM_START_BASELINE}, and only then (the warm start played)")
@@ -421,14 +424,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluation = commands.add_parser("eval", help="evaluate a trained run or a baseline on the test split")
     evaluation.add_argument("--run", help="run name (its latest checkpoint is evaluated)")
-    evaluation.add_argument("--baseline", choices=BASELINE_KINDS,
-                            help="the base model without training (warm-start: with the warm start of --from)")
+    evaluation.add_argument("--baseline", metavar="KIND",
+                            help="the base model without training: " + ", ".join(BASELINE_KINDS)
+                                 + " (warm-start: with the warm start of --from)")
     evaluation.add_argument("--from", dest="from_run", metavar="WARM_RUN",
                             help="--baseline warm-start: the warm-start run to play (task and preset default to its)")
     evaluation.add_argument("--task", help="baselines (required): the task to play")
     evaluation.add_argument("--preset", help="baselines (required): the preset whose model and settings they use: "
                             + ", ".join(PRESETS))
-    evaluation.add_argument("--trials", type=int, default=3, help="memory-only: trials (memory iterations)")
+    evaluation.add_argument("--trials", type=int, default=3,
+                            help="memory-only: trials (memory iterations); reflexion: attempts per test variation, "
+                                 "fewer once one scores 100 (default 3; the paper does not say its number)")
     evaluation.add_argument("--seed", type=int, default=None,
                             help="baselines: the seed their episodes draw from (default 0; `compare` plays one per "
                                  "training seed)")

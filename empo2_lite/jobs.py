@@ -8,8 +8,8 @@ the same way (finished work is read back, not redone):
 * ``train``: start, resume or skip (when done) the run named in a config; ``resume`` by name.
 * ``train_runs``: several runs (an ablation grid, EMPO² against GRPO) one after another.
 * ``final_evaluation``: a run's test-split evaluation after its last iteration (``evaluation.py``).
-* ``baseline``: the naive or memory-only baseline of a preset's base model on a task, or a warm
-  start played without RL ("warm-start").
+* ``baseline``: the naive, memory-only or Reflexion baseline of a preset's base model on a task, or
+  a warm start played without RL ("warm-start").
 * ``warm_start``: behaviour cloning on a task's train gold paths (``warm_start/``), a run folder.
 * ``adapt_ood``: a trained run adapting to another task with frozen weights, saved with the run.
 * ``all_figures``: every figure a set of runs supports, optionally saved as PNG + PDF.
@@ -28,9 +28,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from empo2_lite.config import (BASELINE_KINDS, BASELINES, UNSCREENED_PRESETS, WARM_START_BASELINE, ConfigError,
+from empo2_lite.config import (BASELINE_KINDS, BASELINES, REFLEXION_BASELINE, UNSCREENED_PRESETS, WARM_START_BASELINE,
+                               ConfigError,
                                TrainConfig, apply_overrides, check_choice, config_json, preset, run_format_error)
 from empo2_lite.config.overrides import flatten
+from empo2_lite.baselines import ReflexionSettings
 from empo2_lite.env.pool import PoolFactory, open_pool
 from empo2_lite.evaluation import evaluation_settings, final_evaluation, row_split
 from empo2_lite.experiments import run_status
@@ -139,8 +141,11 @@ def baseline(kind: str, task_name: str, preset_name: str, *, trials: int = 3, te
              split: str = "test", seed: int = 0, from_run: str | None = None) -> dict[str, Any]:
     """The paper's baselines with the preset's base model (no adapter), on ``task_name``'s
     ``split`` (test by default; dev for choices): "naive" plays it once; "memory-only" plays
-    ``trials`` times with a growing tip memory (Reflexion-style; its row's return is the last
-    trial's, every trial under ``trials``, together its one evaluation of the split). Tokens are
+    ``trials`` times with EMPO²'s growing tip memory and no training (its row's return is the last
+    trial's, every trial under ``trials``, together its one evaluation of the split); "reflexion"
+    plays up to ``trials`` attempts per variation with written reflections, and the same attempts
+    without them as its control (``baselines/reflexion.py``; its row's return is the best of the
+    trials, labelled ``measure``). Tokens are
     drawn from episode seeds of ``seed``, so seeds give independent evaluations. "warm-start" plays
     like "naive" with the warm start ``from_run`` (a run name) merged into the base model
     (``policy.init_adapter``): what the warm start does before any RL.
@@ -168,14 +173,24 @@ def baseline(kind: str, task_name: str, preset_name: str, *, trials: int = 3, te
         raise ConfigError(f"name: {run.path} already holds a run that is not a {kind} baseline of seed {seed}; "
                           "choose another name")
     settings = evaluation_settings(config, temperature, episodes_per_variation)
+    reflexion_settings = ReflexionSettings(trials=trials)
+    if kind == REFLEXION_BASELINE:
+        reflexion_settings.validate()
+    played_as = {**settings.row(), **(reflexion_settings.row() if kind == REFLEXION_BASELINE else {})}
     if run.exists():
-        recorded = recorded_baseline(run, config, split, settings.row(), trials if kind == "memory-only" else None)
+        recorded = recorded_baseline(run, config, split, played_as,
+                                     trials if kind in ("memory-only", REFLEXION_BASELINE) else None)
         if recorded is not None:
             return recorded
     policy = load_policy(replace(config.policy, lora_rank=0), config.rollout,
                          tips=config.memory if kind == "memory-only" else None)
     with open_pool(make_pool, config.n_envs, config.env) as pool:
-        if kind == "memory-only":
+        if kind == REFLEXION_BASELINE:
+            from empo2_lite.baselines.reflexion import reflexion
+
+            result = reflexion(policy, pool, task, config.rollout, reflexion_settings, split=split, seed=seed,
+                               progress=progress, **settings.row())
+        elif kind == "memory-only":
             history = memory_adaptation(policy, pool, task, config.rollout, config.memory, trials, split=split,
                                         seed=seed, progress=progress, **settings.row())
             last = history[-1]

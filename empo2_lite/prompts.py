@@ -7,7 +7,10 @@ step (the action). The first user message also carries the task, the inventory, 
 
 Tips from memory are placed in a delimited block at the top of the user message of the step at
 which they were retrieved; each shows the note, the action the earlier attempt took at that point
-and that attempt's final score (``format_tip``), as the paper's App. E.2 and the official code do. The rollout engine renders every chat twice, with and without those
+and that attempt's final score (``format_tip``), as the paper's App. E.2 and the official code do. The Reflexion
+baseline (``baselines/reflexion.py``) asks for a reflection after a failed trial
+(``reflection_message``) and shows a chain's newest reflections in its next trial's first message
+(``reflection_block``). The rollout engine renders every chat twice, with and without those
 blocks; nothing here is ever stripped out of a string afterwards.
 """
 
@@ -48,6 +51,16 @@ TIP_WRITING_REQUEST = (
 )
 
 
+REFLECTIONS_HEADING = "[your own notes from earlier failed attempts at this very task; use them to do better]"
+"""Heads the block of reflections in a Reflexion trial's first message (``reflection_block``)."""
+
+REFLECTION_REQUEST = (
+    "You did not finish this task, and you will try it again from the start. Do not retell what you saw. "
+    "On one line, say which of your commands went wrong or were missing, then write 'Plan:' and the "
+    "commands you will type next time, separated by ';'."
+)
+
+
 def format_demonstration(index: int, demo: Demonstration) -> str:
     """One solved example as text."""
     steps = "\n".join(f"  > {action}" for action in demo.actions)
@@ -73,12 +86,16 @@ def first_user_message(
     inventory: str,
     observation: str,
     demonstrations: Sequence[Demonstration],
+    reflections: Sequence[tuple[int, str]] = (),
 ) -> str:
-    """The opening user message, before any tips: task, rules, examples, first observation."""
+    """The opening user message, before any tips: task, rules, examples, the reflections of earlier
+    trials (Reflexion only: ``reflection_block``), first observation."""
     parts = [f"Your task: {task_description.strip()}", FOCUS_RULE, inventory.strip()]
     if demonstrations:
         examples = "\n\n".join(format_demonstration(i + 1, demo) for i, demo in enumerate(demonstrations))
         parts.append("Solved examples of similar tasks (other rooms and objects may differ):\n\n" + examples)
+    if reflections:
+        parts.append(reflection_block(reflections))
     parts += [f"You are here now:\n{observation.strip()}", STEP_REQUEST]
     return "\n\n".join(parts)
 
@@ -91,3 +108,24 @@ def step_user_message(observation: str) -> str:
 def with_tips(message: str, tips: Sequence[str]) -> str:
     """``message`` with the tip block in front (unchanged when there are no tips)."""
     return tip_block(tips) + message
+
+
+def reflection_block(reflections: Sequence[tuple[int, str]]) -> str:
+    """The reflections a Reflexion trial is shown, as (trial number, text), oldest first, under
+    ``REFLECTIONS_HEADING``: one "Trial #i:" line each."""
+    lines = "\n".join(f"Trial #{trial}: {text}" for trial, text in reflections)
+    return f"{REFLECTIONS_HEADING}\n{lines}"
+
+
+def reflection_message(task_description: str, transcript: str, score: int,
+                       earlier: Sequence[tuple[int, str]]) -> str:
+    """The one user message asking for a reflection: the task, the failed trial's transcript (plain
+    text, already cut to fit), its final score, the chain's earlier reflections and the request."""
+    parts = [f"Your task was: {task_description.strip()}",
+             f"What happened in your attempt (your commands start with '>'):\n{transcript.strip()}",
+             f"The attempt ended with a score of {score} out of 100."]
+    if earlier:
+        parts.append("Your notes from the attempts before it:\n"
+                     + "\n".join(f"Trial #{trial}: {text}" for trial, text in earlier))
+    parts.append(REFLECTION_REQUEST)
+    return "\n\n".join(parts)

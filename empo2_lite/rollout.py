@@ -62,6 +62,9 @@ class EpisodeSpec:
     seed: int
     """``seeding.episode_seed`` of what the episode is for; its steps and tip draw from seeds derived
     from it, so it samples the same tokens whichever wave, slot or batch plays it."""
+    reflections: tuple[tuple[int, str], ...] = ()
+    """(trial number, text) of the reflections its first message shows (Reflexion's later trials,
+    ``baselines/reflexion.py``; ``prompts.reflection_block``); none in every other episode."""
 
 
 def episode_specs(task: str, variations: Sequence[int], episodes_per_variation: int, *, run_seed: int, purpose: str,
@@ -98,7 +101,9 @@ class _Episode:
         self.trajectory = Trajectory(spec.task, spec.variation, spec.group_id, rollout_id, seed=spec.seed,
                                      start_score=start.score, score=start.score)
         demos = demonstrations_for(spec.task, spec.variation, config.demonstrations) if config.demonstrations else []
-        self.pending_message = prompts.first_user_message(start.task_description, start.inventory, start.observation, demos)
+        self.pending_message = prompts.first_user_message(start.task_description, start.inventory, start.observation, demos,
+                                                          spec.reflections)
+        self.trajectory.task_description = start.task_description
         self.pending_tips: tuple[str, ...] = ()
         self.pending_dropped = 0
         self.history_text = start.observation.strip()

@@ -10,7 +10,10 @@ function of that seed and the token's index only, so an episode gets the same to
 batch, in any wave or pool slot, on one device and dtype.
 
 Purposes in use: ``train`` (training rollouts), ``eval-dev`` / ``eval-test`` (evaluations of a
-split), ``memory-dev`` / ``memory-test`` (the frozen-weight memory loop: memory-only baseline, OOD).
+split), ``memory-dev`` / ``memory-test`` (the frozen-weight memory loop: memory-only baseline, OOD),
+``reflexion-dev`` / ``reflexion-test`` (the Reflexion baseline's trials, the trial number in place of
+the iteration; its control without reflections plays the same seeds, so that trial 1 is the same
+episode in both and every later difference comes from the reflections shown).
 """
 
 from __future__ import annotations
@@ -45,3 +48,9 @@ def step_seed(episode: int, step: int) -> int:
 def tip_seed(episode: int) -> int:
     """The seed of the call that writes the episode's tip."""
     return derive_seed(episode, "tip")
+
+
+def reflection_seed(episode: int) -> int:
+    """The seed of the call that writes a Reflexion reflection after the episode (greedy by
+    default, so it only matters at a temperature above 0)."""
+    return derive_seed(episode, "reflection")

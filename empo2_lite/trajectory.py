@@ -186,6 +186,8 @@ class Trajectory:
     """The observation after the last step, as the next user message would have shown it."""
     final_observation: str = ""
     """The observation after the last step, as ScienceWorld gave it (the tip prompt shows it)."""
+    task_description: str = ""
+    """The task as ScienceWorld stated it at the start (a Reflexion reflection prompt shows it)."""
     tip: str | None = None
     """The tip the policy wrote after this episode (None when no tip was asked for)."""
     tip_finish: str | None = None

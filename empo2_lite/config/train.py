@@ -35,11 +35,16 @@ from empo2_lite.tasks import UnknownTaskError, get_task
 ALGOS = tuple(ALGORITHMS)
 """The algorithms' names (the table's order)."""
 BASELINES = ("naive", "memory-only")
-"""The paper's untrained baselines: the base model as is, and the base model with a growing tip memory."""
+"""The untrained baselines ``compare`` plays by default: the base model as is (the paper's Naive), and
+the base model with EMPO²'s growing tip memory and no training (the kit's own, not Reflexion)."""
 WARM_START_BASELINE = "warm-start"
 """The kit's own reference: a warm start (``warm_start/``) played without RL, so that a study
 separates what the warm start does from what RL adds (``eval --baseline warm-start --from RUN``)."""
-BASELINE_KINDS = (*BASELINES, WARM_START_BASELINE)
+REFLEXION_BASELINE = "reflexion"
+"""Reflexion (Shinn et al., 2023) as the ScienceWorld literature plays it: frozen weights, K trials
+per test variation, a written reflection after each failed one (``baselines/reflexion.py``). Not in
+``BASELINES``, which ``compare`` plays by default: it costs up to 2K episodes per variation."""
+BASELINE_KINDS = (*BASELINES, REFLEXION_BASELINE, WARM_START_BASELINE)
 """Every kind of baseline folder (``TrainConfig.baseline``)."""
 OFF_POLICY_OLD_LOGPROBS = ("with_tips", "without_tips")
 MEMORY_DRAWS = ("filled", "uniform")
@@ -63,7 +68,7 @@ class TrainConfig:
     one (``--algo``, a grid, an override) sets what its entry implies (p, ``write_tips``,
     ``memory.novelty_coef``) and ``validate`` refuses settings that contradict it."""
     baseline: str = ""
-    """"" for a trained run. "naive", "memory-only" or "warm-start" marks a baseline folder (``eval --baseline``):
+    """"" for a trained run. "naive", "memory-only", "reflexion" or "warm-start" marks a baseline folder (``eval --baseline``):
     the preset's base model evaluated without training, this config saying with which settings;
     ``algo`` and the training settings then describe nothing that ran."""
     iterations: int = 10
