@@ -7,7 +7,7 @@ pieces without a screening, ``study/compare.py``). They lay their runs out as::
 
     <algo>-s<seed>/         a trained run: metrics.jsonl per iteration, eval.jsonl (periodic + final)
     naive-s<seed>/          the preset's base model, untrained, on the test split
-    memory-only-s<seed>/    the base model with a growing tip memory, ``trials`` times (Reflexion-style)
+    memory-only-s<seed>/    the base model with EMPO²'s growing tip memory, ``trials`` times, no training (not Reflexion)
 
 each a run folder with its own ``config.json``, so ``results``, ``plot`` and ``report`` read them
 like any runs. The baselines are played with the same seeds as the trained runs, so a gain carries

@@ -13,7 +13,9 @@ from episode seeds of its own purpose (``seeding.py``), so evaluating does not c
   too).
 * ``memory_adaptation``: weights frozen, tips written after every iteration and retrieved in the
   next; iteration 0 has no memory. It is the paper's OOD adaptation protocol (a model trained on
-  task A adapting to task B) and the memory-only, Reflexion-style baseline (K trials).
+  task A adapting to task B) and the memory-only baseline (K trials): EMPO²'s memory without its
+  training, not Reflexion (which writes a reflection per failed trial of one variation and shows the
+  newest three: ``baselines/reflexion.py``).
 * ``load_trained_policy``: a run's policy with its latest adapter.
 * ``final_evaluation``: a run's evaluation after its last iteration, played once per split and
   setting (temperature, episodes per variation) and then read back from ``eval.jsonl`` (so
@@ -159,7 +161,7 @@ def memory_adaptation(policy: Policy, pool: EpisodePool, task: Task, rollout: Ro
                       progress: bool = False) -> list[dict]:
     """Frozen weights, growing memory: iteration 0 plays the variations of ``split`` without tips,
     every later iteration retrieves the tips written after the earlier ones (the OOD protocol, and
-    the memory-only Reflexion-style baseline). No weight is ever updated. On test, the iterations
+    the memory-only baseline: EMPO²'s memory without training). No weight is ever updated. On test, the iterations
     together are the one test evaluation of what is evaluated. Each row records its split, seed and
     the end reasons of its episodes."""
     check_choice("split", split, EVAL_SPLITS)

@@ -8,7 +8,7 @@ layout, every piece in one folder (the plan's ``main`` is '.')::
 
     <algo>-s<seed>/         a trained run: metrics.jsonl per iteration, eval.jsonl (periodic + final)
     naive-s<seed>/          the preset's base model, untrained, on the test split
-    memory-only-s<seed>/    the base model with a growing tip memory, ``trials`` times (Reflexion-style)
+    memory-only-s<seed>/    the base model with EMPO²'s growing tip memory, ``trials`` times, no training (not Reflexion)
 
 Every piece is skipped when it is already done, so the experiment can be stopped and rerun, or
 split across processes (``python -m empo2_lite compare --only grpo-s1`` in parallel, then a plain
