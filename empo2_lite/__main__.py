@@ -28,6 +28,7 @@ from empo2_lite import tasks as task_registry
 from empo2_lite.config import (ALGORITHMS, BASELINE_KINDS, PRESETS, WARM_START_BASELINE, ConfigError, TrainConfig,
                                apply_overrides, check_choice, check_integer, load_overrides_file, parse_set_arguments,
                                preset, run_format_error)
+from empo2_lite.distributed import refuse_other_commands
 from empo2_lite.errors import KitError
 from empo2_lite.tasks import OOD_PAIRS
 from empo2_lite.runs import RunDir, runs_root
@@ -121,17 +122,25 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    """Train with a preset (plus overrides), or resume a run; every setting is checked first."""
+    """Train with a preset (plus overrides), or resume a run; every setting is checked first.
+    Under ``torchrun --nproc_per_node N`` each rank joins the process group first (distributed.py)
+    and rank 0 alone prints."""
+    from empo2_lite.distributed import close_world, init_world
+
     if args.resume:
         _check_resume(args)
-        from empo2_lite import jobs
-
-        trained = jobs.resume(args.resume, args.iterations)
+        config = RunDir.existing(args.resume, "--resume").config()
     else:
         config = _training_config(args)
+    world = init_world(config.policy.device)
+    try:
         from empo2_lite import jobs
 
-        trained = jobs.train(config)
+        trained = jobs.resume(args.resume, args.iterations) if args.resume else jobs.train(config)
+    finally:
+        close_world(world)
+    if not world.writes:
+        return 0
     metrics = trained.run.read_metrics()
     print(f"{trained.run.path.name}: {trained.outcome}, {iterations_line(metrics, trained.run.config().iterations)}")
     print(f"run folder: {trained.run.path}  (metrics.jsonl, memory.jsonl, checkpoints/, tensorboard/)")
@@ -513,6 +522,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; user errors print one line and return 2."""
     args = build_parser().parse_args(argv)
     try:
+        refuse_other_commands(args.command)
         return args.handler(args)
     except (task_registry.UnknownTaskError, KitError, FileNotFoundError) as error:
         print(f"empo2-lite: error: {error}", file=sys.stderr)

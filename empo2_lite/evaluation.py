@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from empo2_lite.config import ConfigError, MemoryConfig, RolloutConfig, TrainConfig, check_choice
+from empo2_lite.distributed import SINGLE, World
 from empo2_lite.env.pool import PoolFactory, open_pool
 from empo2_lite.env.protocol import EpisodePool
 from empo2_lite.memory import TipMemory
@@ -88,17 +89,21 @@ def evaluation_specs(task: Task, episodes_per_variation: int, *, split: str, see
 
 def evaluate(policy: Policy, pool: EpisodePool, task: Task, rollout: RolloutConfig, *, split: str, seed: int,
              iteration: int, temperature: float, episodes_per_variation: int, progress: bool = False,
-             warn_short_context: bool = True) -> dict:
+             warn_short_context: bool = True, world: World = SINGLE) -> dict:
     """Results of ``policy`` on ``split`` of ``task`` (no memory is ever consulted), drawn from the
     episode seeds of (``seed``, ``eval-<split>``, ``iteration``). The trainer, which has said
-    already whether its context is short, passes ``warn_short_context=False``."""
+    already whether its context is short, passes ``warn_short_context=False``. Data-parallel, each
+    rank plays its block of the episodes and every rank gets the row of all of them (episodes are
+    seeded by what they are, so the row is the one-process row)."""
     check_choice("split", split, EVAL_SPLITS)
     if warn_short_context:
         warn_if_context_is_short(policy.tokenizer, task.name, rollout, with_tips=False)
     specs = evaluation_specs(task, episodes_per_variation, split=split, seed=seed, purpose=f"eval-{split}",
                              iteration=iteration)
-    trajectories = collect_rollouts(policy, pool, specs, replace(rollout, temperature=temperature), retrieve=None,
-                                    progress=progress)
+    share = world.block(len(specs))
+    trajectories = world.gather(collect_rollouts(policy, pool, specs[share.start: share.stop],
+                                                 replace(rollout, temperature=temperature), retrieve=None,
+                                                 progress=progress), f"the {split} evaluation")
     return {"task": task.name, "split": split, "seed": seed, "episodes_per_variation": episodes_per_variation,
             **summarize(trajectories).evaluation_record()}
 

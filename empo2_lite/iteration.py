@@ -10,6 +10,11 @@ chains them and adds what belongs to a run: writing metrics, periodic evaluation
 What the phases need is passed in (policy, pool, memory, novelty counts, sampler, generator), so
 each can be changed or replaced on its own: a new advantage estimator is a function in
 ``algo/estimators.py``'s table and an algorithm-table entry, and no phase changes.
+
+Data-parallel training (``distributed.py``) passes a ``World`` to ``collect``, ``old_logprobs``,
+``update`` and ``learn``: a rank plays its block of groups, everything after the gather runs on the
+global batch, and only a rank's own episodes get log-probs and gradients. The default world is the
+single process, for which nothing changes.
 """
 
 from __future__ import annotations
@@ -28,11 +33,12 @@ from empo2_lite.algo.estimators import ESTIMATORS
 from empo2_lite.algo.modes import Mode, UpdateViews, draw_mode, update_views
 from empo2_lite.algo.update import TrainSample, copy_old_logprobs, recompute_old_logprobs, update_policy
 from empo2_lite.config import TrainConfig
+from empo2_lite.distributed import SINGLE, World
 from empo2_lite.env.protocol import EpisodePool
 from empo2_lite.memory import Novelty, TipMemory
 from empo2_lite.policy.loading import Policy
 from empo2_lite.policy.samplers import EpisodeSampler
-from empo2_lite.rollout import collect_rollouts, episode_specs
+from empo2_lite.rollout import collect_rollouts, episode_specs, pay_novelty
 from empo2_lite.summary import BatchSummary, summarize
 from empo2_lite.tasks import Task
 from empo2_lite.trajectory import TokenSample, Trajectory, played
@@ -69,6 +75,13 @@ class IterationBatch:
     where not measured)."""
     times: dict[str, float] = field(default_factory=lambda: dict.fromkeys(
         ("rollout", "tips", "memory", "old_logprobs", "update"), 0.0))
+    own_rollouts: range | None = None
+    """The rollout ids this process played (``collect``): all of them in one process, one rank's
+    block of groups under data parallelism, where the others' episodes arrive gathered."""
+
+    def owned(self) -> list[bool]:
+        """For each played trajectory, whether this process computes its log-probs and gradients."""
+        return [self.own_rollouts is None or trajectory.rollout_id in self.own_rollouts for trajectory in self.played]
 
     @property
     def played(self) -> list[Trajectory]:
@@ -100,12 +113,20 @@ def draw_variations(rng: random.Random, config: TrainConfig, memory: TipMemory, 
 
 
 def collect(batch: IterationBatch, policy: Policy, pool: EpisodePool, config: TrainConfig, task: Task,
-            memory: TipMemory, novelty: Novelty, sampler: EpisodeSampler) -> None:
+            memory: TipMemory, novelty: Novelty, sampler: EpisodeSampler, world: World = SINGLE) -> None:
     """Play ``group_size`` seeded episodes of each variation: with tips retrieved in memory modes,
     novelty scored when it is paid, each episode's tip written after its wave when tips are kept.
-    Retrieval time is counted as memory time, tip writing as tips time, the rest as rollout time."""
+    Retrieval time is counted as memory time, tip writing as tips time, the rest as rollout time.
+
+    Data-parallel, this rank plays its block of the groups (``World.block``) and the trajectories
+    of all ranks are then gathered in global episode order; novelty is paid after the gather, over
+    all of them, so every rank's visit counts (and rewards) are the one-process ones."""
     specs = episode_specs(task.name, batch.variations, config.group_size, run_seed=config.seed, purpose="train",
                           iteration=batch.iteration)
+    groups = world.block(len(batch.variations))
+    own = [spec for spec in specs if spec.group_id in groups]
+    first = groups.start * config.group_size
+    batch.own_rollouts = range(first, first + len(own))
 
     def retrieve(query):
         began = time.perf_counter()
@@ -114,11 +135,14 @@ def collect(batch: IterationBatch, policy: Policy, pool: EpisodePool, config: Tr
         return tips
 
     began = time.perf_counter()
-    batch.trajectories = collect_rollouts(policy, pool, specs, config.rollout,
-                                          retrieve=retrieve if batch.mode.uses_memory else None,
-                                          novelty=novelty if config.memory.novelty_coef > 0 else None,
-                                          progress=False, sampler=sampler,
-                                          tips=config.memory if config.write_tips else None, timings=batch.times)
+    mine = collect_rollouts(policy, pool, own, config.rollout, retrieve=retrieve if batch.mode.uses_memory else None,
+                            progress=False, sampler=sampler, tips=config.memory if config.write_tips else None,
+                            timings=batch.times)
+    for trajectory in mine:
+        trajectory.rollout_id += first  # numbered in the global batch
+    batch.trajectories = world.gather(mine, "the rollout phase")
+    if config.memory.novelty_coef > 0:
+        pay_novelty(batch.trajectories, novelty)
     batch.times["rollout"] = time.perf_counter() - began - batch.times["tips"] - batch.times["memory"]
 
 
@@ -167,7 +191,7 @@ def training_samples(batch: IterationBatch, config: TrainConfig) -> None:
     batch.sample_episodes = [episode for episode, _ in owned]
 
 
-def old_logprobs(batch: IterationBatch, policy: Policy, config: TrainConfig) -> None:
+def old_logprobs(batch: IterationBatch, policy: Policy, config: TrainConfig, world: World = SINGLE) -> None:
     """Recompute the old log-prob of every sampled token with the update's own forward pass, on the
     view the mode defines them on (``modes.update_views``), before the first optimiser step, so
     the sampler's numerics never enter the PPO ratio. The mean distance from the recorded values
@@ -175,38 +199,51 @@ def old_logprobs(batch: IterationBatch, policy: Policy, config: TrainConfig) -> 
     off-policy iterations with the tip-free old log-probs: there the tips' effect would be counted
     too); the time is ``time/old_logprobs``. The values are written into the records of that view
     (and copied by episode step into the other view's where the two differ), then explicitly into
-    the batch's samples, which the update reads."""
+    the batch's samples, which the update reads. Data-parallel, a rank recomputes (and fills) those
+    of its own episodes only, the ones it computes gradients for."""
     if batch.views is None:
         raise RuntimeError("old_logprobs: run the training_samples phase first (it fixes the batch's views)")
     began = time.perf_counter()
     views = batch.views
-    scored = [sample for trajectory in batch.played for sample in trajectory.view(views.old_with_tips)]
+    owned = batch.owned()
+    mine = [trajectory for trajectory, own in zip(batch.played, owned) if own]
+    scored = [sample for trajectory in mine for sample in trajectory.view(views.old_with_tips)]
     gaps = recompute_old_logprobs(policy, scored, config.update, temperature=config.logprob_temperature)
     if views.old_with_tips != views.current_with_tips:
-        for trajectory in batch.played:
+        for trajectory in mine:
             copy_old_logprobs(trajectory.view(views.old_with_tips), trajectory.view(views.current_with_tips))
     by_episode: dict[int, list[TokenSample]] = {}
     for item, episode in zip(batch.samples, batch.sample_episodes):
-        by_episode.setdefault(episode, []).append(item.sample)
+        if owned[episode]:
+            by_episode.setdefault(episode, []).append(item.sample)
     for episode, samples in by_episode.items():
         copy_old_logprobs(batch.played[episode].view(views.old_with_tips), samples)
     sampled_view = views.old_with_tips or not batch.mode.uses_memory
-    batch.logprob_gap = sum(gaps) / len(gaps) if gaps and sampled_view else None
+    if world.size > 1:  # the mean over every rank's tokens
+        total, count = world.sum_(torch.tensor([sum(gaps), len(gaps)], dtype=torch.float64, device=policy.device),
+                                  "the old log-probs").tolist()
+        batch.logprob_gap = total / count if count and sampled_view else None
+    else:
+        batch.logprob_gap = sum(gaps) / len(gaps) if gaps and sampled_view else None
     batch.times["old_logprobs"] = time.perf_counter() - began
 
 
 def update(batch: IterationBatch, policy: Policy, optimizer: torch.optim.Optimizer, config: TrainConfig,
-           on_step: Callable[[], None] | None = None) -> None:
+           on_step: Callable[[], None] | None = None, world: World = SINGLE) -> None:
     """The PPO update over the batch's samples, shuffled by a generator seeded by (run seed,
-    iteration); ``on_step`` is called after every optimiser step (the sampler's weights hook)."""
+    iteration); ``on_step`` is called after every optimiser step (the sampler's weights hook).
+    Data-parallel, every rank cuts the same mini-batches of the global batch and computes its own
+    samples' gradients (``update_policy``)."""
+    owned = batch.owned()
     batch.update = update_policy(policy, optimizer, batch.samples, config.update,
                                  temperature=config.logprob_temperature,
                                  generator=torch.Generator().manual_seed(config.seed * 100_003 + batch.iteration),
-                                 on_step=on_step)
+                                 on_step=on_step, world=world,
+                                 owned=[owned[episode] for episode in batch.sample_episodes] if world.size > 1 else None)
 
 
 def learn(batch: IterationBatch, policy: Policy, optimizer: torch.optim.Optimizer, config: TrainConfig,
-          on_step: Callable[[], None] | None = None) -> None:
+          on_step: Callable[[], None] | None = None, world: World = SINGLE) -> None:
     """rewards -> advantages -> training samples -> old log-probs -> update, timed as the update
     (the old log-probs' recompute apart); nothing to learn when every episode was lost to the environment."""
     began = time.perf_counter()
@@ -214,8 +251,8 @@ def learn(batch: IterationBatch, policy: Policy, optimizer: torch.optim.Optimize
         rewards(batch, config)
         advantages(batch, config)
         training_samples(batch, config)
-        old_logprobs(batch, policy, config)
-        update(batch, policy, optimizer, config, on_step)
+        old_logprobs(batch, policy, config, world)
+        update(batch, policy, optimizer, config, on_step, world)
     batch.times["update"] = time.perf_counter() - began - batch.times["old_logprobs"]
 
 

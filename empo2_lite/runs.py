@@ -238,6 +238,10 @@ class RunDir:
         path = self.checkpoints / pointer.read_text().strip()
         return path if (path / "state.json").exists() else None
 
+    def checkpoint_state(self, checkpoint: Path) -> dict[str, Any]:
+        """``state.json`` of ``checkpoint`` (iteration, random streams, ranks, file sizes)."""
+        return _checkpoint_state(checkpoint)
+
     def iterations_done(self) -> int:
         """Iterations the latest checkpoint holds (0 without one)."""
         checkpoint = self.latest_checkpoint()

@@ -19,6 +19,9 @@ Mechanics:
   logits for its ~100 action tokens, not a 7k x vocabulary tensor.
 * Log-probs use the rollout temperature (logits / T), as the sampler recorded them.
 * Gradients are clipped to norm ``grad_clip``; a non-finite loss skips the step with a warning.
+* Data-parallel: every rank holds the global batch and cuts the same mini-batches; it computes
+  its own samples' share and the gradients are summed over ranks once per step, before clipping
+  (``distributed.py``).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ import torch
 
 from empo2_lite.algo.losses import low_probability_mask, ppo_loss
 from empo2_lite.config import UpdateConfig
+from empo2_lite.distributed import SINGLE, World, sum_gradients
 from empo2_lite.policy.loading import Policy, causal_lm
 from empo2_lite.trajectory import TokenSample
 
@@ -239,14 +243,18 @@ def _positions_by_step(sample: TokenSample) -> dict[int, list[int]]:
 
 
 def accumulate_gradients(policy: Policy, mini: Sequence[TrainSample], config: UpdateConfig, *,
-                         temperature: float) -> tuple[float, list]:
+                         temperature: float, action_total: int | None = None) -> tuple[float, list]:
     """Backward pass of one mini-batch, micro-batch by micro-batch; return its loss and each
     micro-batch's (weight, loss output) for the metrics.
 
     The loss is the sum of the per-token losses of kept tokens divided by all action tokens of the
-    mini-batch, so it does not depend on how the mini-batch was cut into micro-batches.
+    mini-batch, so it does not depend on how the mini-batch was cut into micro-batches. Under
+    data parallelism ``mini`` is this rank's share and ``action_total`` the whole mini-batch's
+    action tokens, so the ranks' losses (and gradients) add up to the one-process ones.
     """
-    action_total = sum(sum(m.sample.action_mask[1:]) for m in mini) or 1
+    if action_total is None:
+        action_total = sum(sum(m.sample.action_mask[1:]) for m in mini)
+    action_total = action_total or 1
     step_loss, parts = 0.0, []
     for group in micro_batches(mini, config.micro_batch_tokens):
         logprobs, entropies = action_logprobs(policy, [g.sample for g in group], temperature, with_entropy=True)
@@ -272,12 +280,20 @@ def accumulate_gradients(policy: Policy, mini: Sequence[TrainSample], config: Up
 
 def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, batch: Sequence[TrainSample],
                   config: UpdateConfig, *, temperature: float, generator: torch.Generator | None = None,
-                  on_step: Callable[[], None] | None = None) -> dict[str, float]:
+                  on_step: Callable[[], None] | None = None, owned: Sequence[bool] | None = None,
+                  world: World = SINGLE) -> dict[str, float]:
     """Run ``config.epochs`` passes of PPO steps, one per mini-batch of ``mini_batch_actions``
     actions, over ``batch``; return mean metrics plus ``tokens`` (summed), ``optimizer_steps`` and
     ``skipped_steps`` (non-finite losses). ``temperature`` is the one the rollouts sampled at
     (``TrainConfig.logprob_temperature``): the old log-probs were recorded with it. ``on_step`` is
-    called after every optimiser step: the weights changed (``EpisodeSampler.weights_changed``)."""
+    called after every optimiser step: the weights changed (``EpisodeSampler.weights_changed``).
+
+    Data-parallel (``world.size > 1``): ``batch`` is the global batch, identical on every rank, and
+    ``owned`` says which of its samples this rank computes; mini-batches are cut over the whole
+    batch, and the gradients are summed over ranks once per step, before clipping
+    (``distributed.py``)."""
+    if world.size > 1 and (owned is None or len(owned) != len(batch)):
+        raise ValueError("owned: give one flag per sample of the batch under data parallelism")
     policy.model.train()
     trainable = policy.trainable_parameters()
     totals: dict[str, list[float]] = {name: [] for name in ("loss", "clip_fraction", "masked_fraction", "ratio_mean",
@@ -289,7 +305,12 @@ def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, batch: Seque
         for indices in mini_batches_by_actions(actions, order, config.mini_batch_actions):
             mini = [batch[i] for i in indices]
             optimizer.zero_grad(set_to_none=True)
-            step_loss, parts = accumulate_gradients(policy, mini, config, temperature=temperature)
+            if world.size == 1:
+                step_loss, parts = accumulate_gradients(policy, mini, config, temperature=temperature)
+                summed = [sum(weight * getattr(out, name) for weight, out in parts) for name in STEP_METRICS]
+            else:
+                step_loss, summed = _accumulate_share(policy, mini, [i for i in indices if owned[i]], batch, config,
+                                                      temperature, trainable, world)
             if not math.isfinite(step_loss):
                 logger.warning("non-finite loss (%s): skipping this optimiser step", step_loss)
                 optimizer.zero_grad(set_to_none=True)
@@ -302,11 +323,30 @@ def update_policy(policy: Policy, optimizer: torch.optim.Optimizer, batch: Seque
             totals["loss"].append(step_loss)
             totals["grad_norm"].append(float(grad_norm))
             totals["tokens"].append(float(sum(len(m.sample.input_ids) for m in mini)))
-            for name in ("clip_fraction", "masked_fraction", "ratio_mean", "entropy", "kl"):
-                totals[name].append(sum(weight * getattr(out, name) for weight, out in parts))
+            for name, value in zip(STEP_METRICS, summed):
+                totals[name].append(value)
     metrics = {name: (sum(values) / len(values) if values else float("nan")) for name, values in totals.items()
                if name != "tokens"}
     metrics["tokens"] = sum(totals["tokens"])
     metrics["optimizer_steps"] = float(len(totals["loss"]))
     metrics["skipped_steps"] = float(skipped)
     return metrics
+
+
+STEP_METRICS = ("clip_fraction", "masked_fraction", "ratio_mean", "entropy", "kl")
+"""An optimiser step's metrics: means over the mini-batch's action tokens (micro-batch means
+weighted by their share of those tokens)."""
+
+
+def _accumulate_share(policy: Policy, mini: Sequence[TrainSample], own: Sequence[int], batch: Sequence[TrainSample],
+                      config: UpdateConfig, temperature: float, trainable, world: World) -> tuple[float, list[float]]:
+    """This rank's share (``own``: indices into ``batch``) of one mini-batch's backward pass, scaled by
+    the whole mini-batch's action tokens, then the gradients and the step's loss and metric sums
+    summed over ranks in one all-reduce. Returns the summed loss and metrics, alike on every rank:
+    a non-finite loss on any rank makes the sum non-finite, so every rank skips the step."""
+    action_total = sum(sum(m.sample.action_mask[1:]) for m in mini)
+    step_loss, parts = accumulate_gradients(policy, [batch[i] for i in own], config, temperature=temperature,
+                                            action_total=action_total)
+    local = [step_loss] + [sum(weight * getattr(out, name) for weight, out in parts) for name in STEP_METRICS]
+    total = sum_gradients(world, trainable, local)
+    return total[0], total[1:]
