@@ -109,10 +109,12 @@ def test_the_choice_is_the_best_dev_return_with_ties_to_the_first_value(tmp_path
         run.append_eval({"split": "test", "return_mean": 99.0})  # never a choice
     choices = phases.choose(plan, tmp_path)
     assert choices["grpo"] == {"value": 1e-3, "overrides": {"update.learning_rate": 1e-3},
-                               "dev_returns": {3e-4: 1.0, 1e-3: 5.0}, "screened": True}
+                               "dev_returns": {3e-4: 1.0, 1e-3: 5.0}, "dev_success": {3e-4: None, 1e-3: None},
+                               "screened": True}
     assert choices["gigpo"]["value"] == 3e-4
     assert choices["empo2"] == {"value": "preset", "overrides": {"update.learning_rate": 3e-4},  # the preset's
-                                "dev_returns": {3e-4: None, 1e-3: None}, "screened": False}
+                                "dev_returns": {3e-4: None, 1e-3: None}, "dev_success": {3e-4: None, 1e-3: None},
+                                "screened": False}
 
 
 def test_pieces_run_k_at_a_time_and_the_phase_end_kills_or_skips_the_rest(tmp_path, capsys):
@@ -556,10 +558,10 @@ def test_the_plans_ship_as_package_data_and_are_found_by_name(tmp_path):
 
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert declared["empo2_lite.study"] == ["plans/*.yaml"]
-    assert sorted(path.name for path in PLANS.glob("*.yaml")) == ["cpu.yaml", "gpu.yaml"]
+    assert sorted(path.name for path in PLANS.glob("*.yaml")) == ["cpu-solve.yaml", "cpu.yaml", "gpu.yaml"]
     assert read_plan("cpu").name == "cpu-study" and read_plan(str(CPU_PLAN)).name == "cpu-study"
     with pytest.raises(ConfigError, match="^--plan: 'gpux' is neither a file nor a shipped plan; give a YAML file "
-                                          "or one of: cpu, gpu$"):
+                                          "or one of: cpu, cpu-solve, gpu$"):
         read_plan("gpux")
 
 

@@ -8,6 +8,11 @@
   5-step episodes): the preset of ``python -m empo2_lite compare`` and data/sample_runs/cpu-learn
   (docs/results-cpu.md says how it was chosen and what it reached). It keeps the 5-step episodes
   those results were measured with; ``--set rollout.max_steps=10`` is the longer variant.
+* ``cpu-solve``: the family of settings the plan ``cpu-solve`` (issue #36) screens and trains on a
+  2-core CPU: the embedded model on find-non-living-thing (the probe may pick a lifespan task and
+  another step cap instead) in 10-step episodes, 2 variations x group 4 per iteration (8 episodes,
+  135 s an iteration in the issue's pre-check), cpu-learn's learning rate. The study's screening
+  chooses the warm start, the training temperature and the learning rate (docs/cpu-solve-plan.md).
 * ``gpu-24gb`` and ``gpu-48gb``: Qwen2.5-3B- and Qwen2.5-7B-Instruct with LoRA in bf16 and
   paper-like settings (group 8, full history, 32-token actions). **Unverified until measured on
   such a GPU** with real weights: one offline check on an H200 with same-shape random weights
@@ -83,6 +88,19 @@ def _cpu_learn() -> TrainConfig:
     )
 
 
+def _cpu_solve() -> TrainConfig:
+    return TrainConfig(
+        preset="cpu-solve", name="solve", task="find-non-living-thing", iterations=5, variations_per_iteration=2,
+        group_size=4, n_envs=8, eval_every=0,
+        policy=PolicyConfig(lora_rank=8, lora_alpha=16, gradient_checkpointing=True),
+        # 10 steps: find-non-living-thing's gold paths take 3-9 actions on train and dev variations.
+        rollout=RolloutConfig(max_steps=10, max_new_tokens=16, demonstrations=1, max_context_tokens=4096,
+                              tip_block_tokens=800),
+        memory=MemoryConfig(tip_max_new_tokens=32),
+        update=UpdateConfig(learning_rate=1e-3, mini_batch_actions=40, micro_batch_tokens=2048),
+    )
+
+
 def _gpu_24gb() -> TrainConfig:
     return TrainConfig(
         preset="gpu-24gb", name="gpu24", iterations=100, variations_per_iteration=4, group_size=8, n_envs=32, eval_every=10,
@@ -124,7 +142,7 @@ def _gpu_learn() -> TrainConfig:
 
 PRESET_BUILDERS: dict[str, Callable[[], TrainConfig]] = {
     "cpu-smoke": _cpu_smoke, "cpu-demo": _cpu_demo, "cpu-learn": _cpu_learn, "gpu-24gb": _gpu_24gb, "gpu-48gb": _gpu_48gb,
-    "gpu-learn": _gpu_learn,
+    "gpu-learn": _gpu_learn, "cpu-solve": _cpu_solve,
 }
 PRESETS = tuple(PRESET_BUILDERS)
 UNSCREENED_PRESETS = ("gpu-learn",)
@@ -162,6 +180,9 @@ class PresetCost:
 # gpu-learn: a guess, never run: 16 episodes of <= 20 steps decoded together, ~12 tokens per action
 # at ~20 ms per token step (a 135M model is launch-bound on a GPU), a few seconds of update; GPU
 # memory: the context, the bf16 weights, the slots' keys and values, and the update's logits.
+# cpu-solve: issue #36's pre-check on the 2-core VM, alone on it (GRPO, find-non-living-thing, 10-step
+# cap, 2 variations x group 4: 135 s an iteration; 20 evaluation episodes ~2.3 min, ~7 s each;
+# cpu-learn's 4.8 GB RSS plus 8 JVMs).
 PRESET_COSTS = {
     "cpu-smoke": PresetCost(15.0, 1.5, 3.0, "measured on a 2-core CPU, see docs/hardware.md"),
     "cpu-demo": PresetCost(60.0, 7.0, 4.5, "measured on a 2-core CPU, see docs/hardware.md"),
@@ -169,4 +190,5 @@ PRESET_COSTS = {
     "gpu-24gb": PresetCost(480.0, 5.4, 22.0, "estimate scaled from a 3-step iteration on an H200 (random weights), docs/hardware.md"),
     "gpu-48gb": PresetCost(1200.0, 30.0, 44.0, "estimate: not yet measured on a GPU"),
     "gpu-learn": PresetCost(10.0, 0.4, 6.0, "estimate: never run, unscreened (docs/gpu-study.md)"),
+    "cpu-solve": PresetCost(135.0, 7.0, 7.0, "measured on a 2-core CPU alone, issue #36's pre-check"),
 }

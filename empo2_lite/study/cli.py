@@ -4,6 +4,7 @@
     python -m empo2_lite study --plan gpu --estimate                     # each phase's minutes; runs nothing
     python -m empo2_lite study --rehearse                                # the GPU plan's rehearsal on a CPU
     python -m empo2_lite study --plan gpu --budget 310 --out "$OUT"      # a time box; the archive in $OUT
+    python -m empo2_lite study --plan cpu-solve --part 1                 # one part of a plan in parts
 
 Run again with the same ``--work``, a study continues where it stopped. The parser is built here
 without importing anything heavy; the handler imports the study when it runs.
@@ -24,7 +25,8 @@ def add_study_parser(commands: argparse._SubParsersAction) -> None:
     """The ``study`` command and its flags."""
     study = commands.add_parser("study", help="a study from a plan: screening on dev, algorithms x seeds, untrained "
                                               "references, the test split once, tables, figures, archive")
-    study.add_argument("--plan", default="gpu", help="a plan file (YAML) or a shipped plan: gpu (default), cpu")
+    study.add_argument("--plan", default="gpu", help="a plan file (YAML) or a shipped plan: gpu (default), cpu, "
+                                                       "cpu-solve")
     study.add_argument("--work", type=Path, help="the study's folder; run again on it, a study continues (default: "
                                                  "<runs root>/<plan name>, -rehearsal appended with --rehearse)")
     study.add_argument("--estimate", action="store_true", help="print each phase's minutes and stop")
@@ -37,6 +39,8 @@ def add_study_parser(commands: argparse._SubParsersAction) -> None:
     study.add_argument("--out", type=Path, default=os.environ.get("OUT") or None,
                        help="where the archive goes (default $OUT; none without)")
     study.add_argument("--started-at", type=float, help="epoch seconds the budget counts from (default: now)")
+    study.add_argument("--part", type=int, help="run only this part of a plan in parts (1, 2, ...; its stages, "
+                                                "under the plan's part_limit_s); default: everything")
     study.set_defaults(handler=cmd_study)
 
 
@@ -45,10 +49,11 @@ def cmd_study(args: argparse.Namespace) -> int:
     print its tables."""
     from empo2_lite.runs import runs_root
     from empo2_lite.study.estimate import check_budget, estimate
-    from empo2_lite.study.plan import read_plan
+    from empo2_lite.study.plan import part_stages, read_plan
     from empo2_lite.study.runner import run
 
     plan = read_plan(args.plan, args.rehearse, parse_set_arguments(args.set), budget_s=args.budget_s, k=args.k)
+    part_stages(plan, args.part)  # a part the plan lacks is refused before anything runs
     found = estimate(plan)
     for line in found.lines(plan) if found else [f"{plan.name}: {plan.preset} has no measured cost; no estimate"]:
         print(line)
@@ -58,7 +63,7 @@ def cmd_study(args: argparse.Namespace) -> int:
     work = args.work or runs_root() / (plan.name + ("-rehearsal" if args.rehearse else ""))
     print(f"study folder: {work}", flush=True)
     try:
-        record = run(plan, work, out=args.out, started_at=args.started_at, check_estimate=False)
+        record = run(plan, work, out=args.out, started_at=args.started_at, check_estimate=False, part=args.part)
     except KeyboardInterrupt:
         print(f"study: interrupted (Ctrl-C or SIGTERM); every piece it started was ended; the same command with "
               f"--work {work} continues it", file=sys.stderr)

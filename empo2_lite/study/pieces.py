@@ -8,12 +8,17 @@ disk (a resumed study skips it) and how far it got (the progress line).
   scored there on dev, which may be played again. A compared run is left at its checkpoint,
   untested: every compared run trains the plan's iterations before its test split is played
   once, so a resumed study trains it on and tests it then.
-* ``reference``: the untrained model (``jobs.baseline``: naive or memory-only) on the test split,
-  once per entry of ``evaluations`` (a runs root and the overrides it is played with: with and
-  without the preset's demonstration).
+* ``reference``: an untrained reference (``jobs.baseline``: naive, memory-only, or warm-start, the
+  warm start ``from_run`` without RL) on the test split, once per entry of ``evaluations`` (a runs
+  root and the overrides it is played with: with and without the preset's demonstration).
+* ``probe``: the untrained model on the dev split with a task, step cap and demonstrations, one
+  episode per variation (``probe.py`` picks the study's task from these).
+* ``warm-start``: behaviour cloning of ``variations`` train variations (``warm_start.job``); the
+  runs of a candidate with that warm start start from it (``policy.init_adapter``).
+* ``ood``: a compared run adapting to a sibling task with frozen weights and a growing memory
+  (``jobs.adapt_ood``), its test split played once.
 
-Adding a kind (a probe, a warm-start reference, an OOD adaptation) is one ``PieceKind`` entry in
-``PIECE_KINDS`` and a builder of its specs in ``phases.py``.
+Adding a kind is one ``PieceKind`` entry in ``PIECE_KINDS`` and a builder of its specs in ``phases.py``.
 
 A piece runs in a process of its own (``schedule.py`` says why): ``python -m empo2_lite.study.pieces
 '<spec as JSON>'`` writes its timings as JSON to ``spec["report"]`` (started, trained and evaluated
@@ -128,8 +133,49 @@ def reference_piece(spec: dict, started: float, progress: bool = False, **job_op
                 continue
             row = jobs.baseline(spec["baseline"], spec["task"], spec["preset"], seed=spec["seed"], name=spec["name"],
                                 trials=spec.get("trials", 3), overrides=evaluation["overrides"], progress=progress,
-                                make_pool=job_options.get("make_pool"))
+                                make_pool=job_options.get("make_pool"), from_run=spec.get("from_run"))
         print(f"{evaluation['root']}/{spec['name']}: test return {row['return_mean']:.1f}", flush=True)
+    return {"started": started, "trained": started, "evaluated": time.time()}
+
+
+def probe_piece(spec: dict, started: float, progress: bool = False, **job_options: Any) -> dict:
+    """The untrained model (naive) on ``spec["task"]``'s dev split, one episode per variation, at
+    ``spec["temperature"]`` (None: the preset's evaluation temperature); a row recorded before with
+    the same settings is read back, not played again."""
+    from empo2_lite import jobs
+
+    with runs_under(spec["root"]):
+        row = jobs.baseline("naive", spec["task"], spec["preset"], seed=spec["seed"], name=spec["name"], split="dev",
+                            temperature=spec.get("temperature"), episodes_per_variation=1,
+                            overrides=spec["overrides"], progress=progress, make_pool=job_options.get("make_pool"))
+    print(f"{spec['name']}: dev return {row['return_mean']:.1f}, success {row['success_rate']:.0%}", flush=True)
+    return {"started": started, "trained": started, "evaluated": time.time()}
+
+
+def warm_start_piece(spec: dict, started: float, progress: bool = False, **job_options: Any) -> dict:
+    """A warm start cloning ``spec["variations"]`` train variations of ``spec["task"]``, saved as
+    ``spec["root"]/spec["name"]``; a finished one of the same settings is read back."""
+    from empo2_lite.warm_start import WarmStartSettings
+    from empo2_lite.warm_start.job import warm_start
+
+    with runs_under(spec["root"]):
+        done = warm_start(spec["preset"], spec["task"], WarmStartSettings(variations=spec["variations"]),
+                          name=spec["name"], overrides=spec["overrides"], make_pool=job_options.get("make_pool"),
+                          progress=progress)
+    print(f"{spec['name']}: {done.outcome}, {len(done.record['cloned'])} variation(s) cloned", flush=True)
+    return {"started": started, "trained": time.time(), "evaluated": time.time()}
+
+
+def ood_piece(spec: dict, started: float, progress: bool = False, **job_options: Any) -> dict:
+    """The compared run ``spec["name"]`` adapting to ``spec["sibling"]`` for ``spec["iterations"]``
+    memory iterations on its test split (``jobs.adapt_ood``: one saved with the same settings is
+    read back)."""
+    from empo2_lite import jobs
+
+    with runs_under(spec["root"]):
+        rows = jobs.adapt_ood(spec["name"], spec["sibling"], spec["iterations"], progress=progress,
+                              make_pool=job_options.get("make_pool"))
+    print(f"{spec['name']} on {spec['sibling']}: returns {[round(row['return_mean'], 1) for row in rows]}", flush=True)
     return {"started": started, "trained": started, "evaluated": time.time()}
 
 
@@ -141,6 +187,28 @@ def train_done(spec: dict) -> bool:
 def reference_done(spec: dict) -> bool:
     """A reference piece is done once every folder holds its test evaluation."""
     return all(evaluated(RunDir(Path(entry["root"]) / spec["name"]), "test") for entry in spec["evaluations"])
+
+
+def probe_done(spec: dict) -> bool:
+    """A probe is done once its folder holds a dev evaluation."""
+    return evaluated(RunDir(Path(spec["root"]) / spec["name"]), "dev")
+
+
+def warm_start_done(spec: dict) -> bool:
+    """A warm start is done once its record and adapter are saved."""
+    run = RunDir(Path(spec["root"]) / spec["name"])
+    return run.exists() and run.read_warm_start() is not None and run.latest_checkpoint() is not None
+
+
+def ood_done(spec: dict) -> bool:
+    """An adaptation is done once the run holds all its iterations on the sibling task."""
+    run = RunDir(Path(spec["root"]) / spec["name"])
+    return run.exists() and len(run.read_ood().get(spec["sibling"], [])) == spec["iterations"]
+
+
+def one_step(done: Callable[[dict], bool]) -> Callable[[dict], tuple[int, int | None]]:
+    """The progress of a piece that is one step: done or not."""
+    return lambda spec: (int(done(spec)), 1)
 
 
 def train_progress(spec: dict) -> tuple[int, int | None]:
@@ -172,6 +240,9 @@ class PieceKind:
 PIECE_KINDS: dict[str, PieceKind] = {
     "train": PieceKind(train_piece, train_done, train_progress, "iteration"),
     "reference": PieceKind(reference_piece, reference_done, reference_progress, "folder"),
+    "probe": PieceKind(probe_piece, probe_done, one_step(probe_done), "evaluation"),
+    "warm-start": PieceKind(warm_start_piece, warm_start_done, one_step(warm_start_done), "warm start"),
+    "ood": PieceKind(ood_piece, ood_done, one_step(ood_done), "adaptation"),
 }
 
 

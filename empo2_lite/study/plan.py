@@ -9,6 +9,14 @@ costs well under a second.
 
 ``compare`` is a plan without a screening (``compare.run_comparison`` builds one): its pieces,
 their kinds and its tables are the study's.
+
+A plan may also declare (issue #36, the plan ``cpu-solve``): a ``probe`` that picks the task, its
+step cap and demonstrations by a numeric rule before anything trains (``probe.py``); screening
+candidates with a warm start (the key ``warm_start``: train variations cloned first, 0 for none);
+the ``warm-start`` reference beside ``naive`` and ``memory-only``, each in the reference folders
+``baseline_folders`` names; an ``ood`` adaptation of trained runs to a sibling task; and ``parts``,
+the stages (``stages``) that each call of ``study --part N`` runs, so that a study of hours runs in
+parts of at most ``part_limit_s`` on whichever machine is free.
 """
 
 from __future__ import annotations
@@ -20,16 +28,27 @@ from typing import Any
 
 import yaml
 
-from empo2_lite.config import (ALGOS, BASELINES, ConfigError, apply_overrides, check_choice, check_integer,
-                               preset)
+from empo2_lite.config import (ALGOS, BASELINES, WARM_START_BASELINE, ConfigError, apply_overrides, check_choice,
+                               check_integer, preset)
 from empo2_lite.config.overrides import flatten
+from empo2_lite.tasks import get_task
 
 PLANS = Path(__file__).resolve().parent / "plans"
 """The plans that ship with the kit (package data): ``--plan gpu`` reads ``plans/gpu.yaml``."""
 SCREEN, MAIN = "screen", "main"
 """Folders of a study: the screening runs; the compared runs beside their untrained reference."""
+PROBE_STAGE, OOD_STAGE = "probe", "ood"
+"""Stages without a seed (``stages``); the probe's runs go in the folder ``probe``."""
 SCREEN_KEYS = ("setting", "values", "candidates", "algos", "shared", "iterations", "seed")
 """The keys of a plan's ``screen`` block."""
+WARM_START_KEY = "warm_start"
+"""A screening candidate's own key (not a config setting): how many train variations the warm start
+it trains from clones (0: none). The study builds each warm start once (``phases.warm_start_pieces``)
+and points the candidate's runs at it with ``policy.init_adapter``."""
+OOD_KEYS = ("siblings", "algos", "seeds", "iterations")
+"""The keys of a plan's ``ood`` block."""
+STUDY_BASELINES = (*BASELINES, WARM_START_BASELINE)
+"""The references a plan may play: the untrained model, with EMPO²'s memory alone, the warm start alone."""
 
 
 @dataclass
@@ -74,6 +93,20 @@ class Plan:
     """The folder of the compared runs ('.': the study's folder itself, ``compare``'s layout)."""
     name: str = "gpu-study"
     """The study's archive (``<name>.tgz``) and the top folder in it."""
+    probe: dict | None = None
+    """The probe before the screening (``probe.py``): ``candidates`` (name -> ``task`` and overrides,
+    in order of preference), the ``rule`` that picks one, its ``seed`` and ``temperature``; the
+    choice's task and overrides then hold for every later piece. None: the plan's task as it is."""
+    ood: dict | None = None
+    """OOD adaptation after the compared runs: ``siblings`` (task -> the sibling adapted to), the
+    ``algos`` and ``seeds`` whose runs adapt, its ``iterations`` (memory-only, frozen weights)."""
+    baseline_folders: dict = field(default_factory=dict)
+    """Baseline -> the reference folders it plays in (default: every folder of ``references``)."""
+    parts: list | None = None
+    """The study in parts: a list of parts, each a list of stages (``stages``) that one call of
+    ``study --part N`` runs; None: one call runs everything."""
+    part_limit_s: float = math.inf
+    """Seconds of one part (its clock when run with ``--part``; ``--estimate`` refuses a longer part)."""
 
     @property
     def sized(self) -> bool:
@@ -86,7 +119,9 @@ KINDS: dict[str, tuple[type, ...]] = {
     "preset": (str,), "algos": (list,), "seeds": (list,), "references": (dict,), "budget_s": (int, float),
     "task": (str, type(None)), "screen": (dict, type(None)), "screen_share": (int, float), "k": (int,),
     "pack_reserve_s": (int, float), "eval_reserve_s": (int, float), "overrides": (dict,),
-    "iterations": (int, type(None)), "baselines": (list,), "trials": (int,), "main": (str,), "name": (str,)}
+    "iterations": (int, type(None)), "baselines": (list,), "trials": (int,), "main": (str,), "name": (str,),
+    "probe": (dict, type(None)), "ood": (dict, type(None)), "baseline_folders": (dict,), "parts": (list, type(None)),
+    "part_limit_s": (int, float)}
 """The YAML types each key accepts."""
 
 
@@ -148,7 +183,7 @@ def check_plan(plan: Plan) -> None:
     candidate; ConfigError in one line naming the field otherwise."""
     base = preset(plan.preset)
     _check_list("algos", plan.algos, "algorithm", ALGOS)
-    _check_list("baselines", plan.baselines, "baseline", BASELINES)
+    _check_list("baselines", plan.baselines, "baseline", STUDY_BASELINES)
     if not plan.seeds or not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in plan.seeds):
         raise ConfigError(f"seeds: {plan.seeds!r} is not allowed; give one or more integer seeds")
     _check_list("seeds", plan.seeds, "seed", None)
@@ -156,6 +191,20 @@ def check_plan(plan: Plan) -> None:
         raise ConfigError(f"references: needs {plan.main!r}, the folder of the compared runs and their reference")
     if plan.screen is not None:
         _check_screen(plan)
+    if WARM_START_BASELINE in plan.baselines and not any(warm_start_of(overrides)[0] for _, overrides in candidates(plan)):
+        raise ConfigError("baselines: warm-start plays the chosen warm start; no screening candidate has one "
+                          f"(give a candidate {WARM_START_KEY}: N)")
+    if WARM_START_BASELINE in plan.baselines and not plan.screen.get("shared"):
+        raise ConfigError("baselines: warm-start plays the one chosen warm start; it needs screen.shared: true")
+    _check_baseline_folders(plan)
+    if plan.probe is not None:
+        from empo2_lite.study.probe import check_probe
+
+        check_probe(plan)
+    if plan.ood is not None:
+        _check_ood(plan)
+    if plan.parts is not None:
+        _check_parts(plan)
     for algo in plan.algos:
         apply_overrides(base, {**plan.overrides, "algo": algo, **({"task": plan.task} if plan.task else {})}).validate()
     for overrides in plan.references.values():
@@ -173,6 +222,111 @@ def check_plan(plan: Plan) -> None:
     for key in ("pack_reserve_s", "eval_reserve_s"):
         if getattr(plan, key) < 0:
             raise ConfigError(f"{key}: {getattr(plan, key)} is not allowed; it must be >= 0")
+    if not plan.part_limit_s > 0 or math.isnan(plan.part_limit_s):
+        raise ConfigError(f"part_limit_s: {plan.part_limit_s} is not allowed; it must be a number of seconds > 0")
+
+
+def warm_start_of(overrides: dict) -> tuple[int, dict]:
+    """A candidate's warm start (train variations; 0: none) and its config overrides without it."""
+    rest = {key: value for key, value in overrides.items() if key != WARM_START_KEY}
+    return overrides.get(WARM_START_KEY) or 0, rest
+
+
+def baseline_folders(plan: Plan, baseline: str) -> list[str]:
+    """The reference folders ``baseline`` plays in (``baseline_folders``; default all)."""
+    return list(plan.baseline_folders.get(baseline) or plan.references)
+
+
+def stages(plan: Plan) -> list[str]:
+    """The study's stages in the order they run: ``probe``, ``screen`` (with its warm starts), one
+    ``seed N`` per seed (that seed's compared runs and references), ``ood``; the plan's parts are
+    lists of these."""
+    return ([PROBE_STAGE] if plan.probe is not None else []) + ([SCREEN] if plan.screen is not None else []) + \
+        [seed_stage(seed) for seed in plan.seeds] + ([OOD_STAGE] if plan.ood is not None else [])
+
+
+def seed_stage(seed: int) -> str:
+    """The stage of one seed's compared runs and references."""
+    return f"seed {seed}"
+
+
+def part_stages(plan: Plan, part: int | None) -> list[str]:
+    """The stages that ``study --part part`` runs (1-based; None: all of them)."""
+    if part is None:
+        return stages(plan)
+    if plan.parts is None:
+        raise ConfigError(f"--part: {part} is not allowed; the plan {plan.name} declares no parts, so run it whole")
+    check_integer("--part", part, minimum=1)
+    if part > len(plan.parts):
+        raise ConfigError(f"--part: {part} is not allowed; the plan {plan.name} has parts 1..{len(plan.parts)}")
+    return list(plan.parts[part - 1])
+
+
+def _check_baseline_folders(plan: Plan) -> None:
+    """Each baseline named is played, each folder named is a reference folder."""
+    for baseline, folders in plan.baseline_folders.items():
+        if baseline not in plan.baselines:
+            raise ConfigError(f"baseline_folders: {baseline!r} is not in baselines ({', '.join(plan.baselines)})")
+        if not isinstance(folders, list) or not folders or any(folder not in plan.references for folder in folders):
+            raise ConfigError(f"baseline_folders.{baseline}: {folders!r} is not allowed; give a list of reference "
+                              f"folders of: {', '.join(plan.references)}")
+
+
+def _check_ood(plan: Plan) -> None:
+    """The OOD block's keys, its runs among the compared ones, its sibling tasks known."""
+    ood = plan.ood
+    unknown = sorted(set(ood) - set(OOD_KEYS))
+    if unknown:
+        raise ConfigError(f"ood.{unknown[0]}: not a key of an ood block; the keys are: {', '.join(OOD_KEYS)}")
+    missing = [key for key in OOD_KEYS if key not in ood]
+    if missing:
+        raise ConfigError(f"ood.{missing[0]}: missing; an ood block needs {', '.join(OOD_KEYS)}")
+    check_integer("ood.iterations", ood["iterations"], minimum=1)
+    for key, among in (("algos", plan.algos), ("seeds", plan.seeds)):
+        if not isinstance(ood[key], list) or not ood[key] or any(value not in among for value in ood[key]):
+            raise ConfigError(f"ood.{key}: {ood[key]!r} is not allowed; give a list of the plan's {key}: "
+                              f"{', '.join(map(str, among))}")
+    if not isinstance(ood["siblings"], dict) or not ood["siblings"]:
+        raise ConfigError("ood.siblings: give a mapping of task -> the sibling task its runs adapt to")
+    from empo2_lite.study.probe import probe_candidates
+
+    tasks = [task for _, task, _ in probe_candidates(plan)] or [plan.task or preset(plan.preset).task]
+    unmatched = sorted(set(tasks) - set(ood["siblings"] if isinstance(ood["siblings"], dict) else ()))
+    if unmatched:
+        raise ConfigError(f"ood.siblings: {unmatched[0]} has no sibling; give one for every task the study may choose")
+    for task, sibling in ood["siblings"].items():
+        for name in (task, sibling):
+            get_task(name)
+        if task == sibling:
+            raise ConfigError(f"ood.siblings: {task} -> {sibling} is not allowed; a sibling is another task")
+
+
+def _check_parts(plan: Plan) -> None:
+    """Every stage in exactly one part, none before what it needs, the compared runs' iterations
+    fixed (a part's runs must not be sized by a clock other parts do not share)."""
+    if plan.iterations is None or (plan.screen is not None and not plan.screen.get("iterations")):
+        raise ConfigError("parts: a study in parts fixes its iterations (iterations and screen.iterations); "
+                          "give both, or no parts")
+    wanted = stages(plan)
+    given = [stage for part in plan.parts for stage in (part if isinstance(part, list) else [part])]
+    if not all(isinstance(part, list) and part for part in plan.parts):
+        raise ConfigError(f"parts: {plan.parts!r} is not allowed; give a list of parts, each a list of stages of: "
+                          f"{', '.join(wanted)}")
+    for stage in given:
+        if stage not in wanted or given.count(stage) > 1:
+            raise ConfigError(f"parts: {stage!r} is not allowed; each stage once, of: {', '.join(wanted)}")
+    if len(given) != len(wanted):
+        raise ConfigError(f"parts: {', '.join(stage for stage in wanted if stage not in given)} in no part; "
+                          "every stage needs a part")
+    where = {stage: index for index, part in enumerate(plan.parts) for stage in part}
+    seeds = [seed_stage(seed) for seed in plan.seeds]
+    needs = {SCREEN: [PROBE_STAGE], **{stage: [PROBE_STAGE, SCREEN] for stage in seeds},
+             OOD_STAGE: [seed_stage(seed) for seed in (plan.ood or {}).get("seeds", [])]}
+    for stage, before in needs.items():
+        for need in before:
+            if stage in where and need in where and where[need] > where[stage]:
+                raise ConfigError(f"parts: {stage!r} is in part {where[stage] + 1}, before {need!r} (part "
+                                  f"{where[need] + 1}), which it needs")
 
 
 def _check_list(key: str, values: list, noun: str, allowed: tuple | None) -> None:
@@ -211,9 +365,14 @@ def _check_screen(plan: Plan) -> None:
     if not candidates(plan):
         raise ConfigError("screen: give at least one value (values) or candidate (candidates)")
     base = preset(plan.preset)
+    for name, overrides in candidates(plan):
+        variations, _ = warm_start_of(overrides)
+        if isinstance(variations, bool) or not isinstance(variations, int) or variations < 0:
+            raise ConfigError(f"screen.candidates.{name}.{WARM_START_KEY}: {variations!r} is not allowed; give the "
+                              "train variations its warm start clones (an integer >= 0; 0: none)")
     for algo in screened:
         for _, overrides in candidates(plan):
-            apply_overrides(base, {**plan.overrides, **overrides, "algo": algo}).validate()
+            apply_overrides(base, {**plan.overrides, **warm_start_of(overrides)[1], "algo": algo}).validate()
 
 
 def candidates(plan: Plan) -> list[tuple[object, dict]]:
@@ -240,4 +399,4 @@ def preset_values(plan: Plan) -> dict:
     """The preset's own values of the settings the first candidate changes (the fallback choice
     when no screening run was evaluated)."""
     flat = flatten(preset(plan.preset).to_dict())
-    return {setting: flat[setting] for _, overrides in candidates(plan)[:1] for setting in overrides}
+    return {setting: flat[setting] for _, overrides in candidates(plan)[:1] for setting in warm_start_of(overrides)[1]}

@@ -73,11 +73,12 @@ def interrupted_by_sigterm() -> Iterator[None]:
 
 def run(plan: Plan | str | Path, work: str | Path, *, out: str | Path | None = None,
         started_at: float | None = None, command: Callable[[Piece], list[str]] = piece_command,
-        check_estimate: bool = True) -> dict:
+        check_estimate: bool = True, part: int | None = None) -> dict:
     """Run the study of ``plan`` (a ``Plan``, a plan file or a shipped plan's name) in ``work``,
     continuing what an earlier call there left; return its record (``study.json``). ``out``: where
     the archive goes (none without). ``started_at``: the epoch second the budget counts from
-    (default now; the device wrapper passes its own start, so that the machine's setup counts)."""
+    (default now; the device wrapper passes its own start, so that the machine's setup counts).
+    ``part``: only the stages of that part of the plan (``Plan.parts``), under its own clock."""
     plan = plan if isinstance(plan, Plan) else read_plan(plan)
     if check_estimate:
         check_budget(plan, estimate(plan))
@@ -89,7 +90,7 @@ def run(plan: Plan | str | Path, work: str | Path, *, out: str | Path | None = N
         path = work / RECORD
         record: dict = json.loads(path.read_text()) if path.exists() else {}
         try:
-            run_study(plan, work, started_at, record, command=command)
+            run_study(plan, work, started_at, record, command=command, part=part)
             record.update(collect(plan, work))
         finally:
             write_record(work, record)
