@@ -48,12 +48,17 @@ STYLES: dict[str, Style] = {
     "naive": Style("#000000", "x", "--", "untrained"),
     "memory-only": Style("#7F7F7F", "+", ":", "untrained + memory"),
     "warm-start": Style("#8C6D31", "*", "-.", "warm start"),
+    "reflexion": Style("#6A3D9A", "h", "--", "Reflexion"),
+    "retrospex": Style("#882255", "p", ":", "Retrospex"),
 }
 """The one palette: algorithm or baseline name -> colour, marker, line style, display name. Every
 algorithm of the table and every baseline has an entry (a test checks it)."""
-PAPER_METHODS = {"Naive": "naive", "Reflexion": "memory-only", "GRPO": "grpo", "EMPO2": "empo2"}
-"""The paper's ScienceWorld methods drawn beside the kit's runs, and the kit's name each takes its style from."""
-UNTRAINED = (*BASELINES, "warm-start")
+PAPER_METHODS = {"Naive": "naive", "Reflexion": "reflexion", "Retrospex": "retrospex", "GRPO": "grpo",
+                 "EMPO2": "empo2"}
+"""The paper's ScienceWorld methods drawn beside the kit's runs, and the kit's name each takes its style
+from: the kit's run of the same method, so a paper bar and the kit's bar of one method share a colour
+("retrospex" has no kit run yet). The memory-only baseline is the kit's own and has no paper column."""
+UNTRAINED = (*BASELINES, "reflexion", "warm-start")
 """The ``algo`` of runs that are references, not trained runs (baselines and a warm start alone)."""
 SETTINGS_GREY = "#555555"
 """The base colour of settings whose runs are of several algorithms (``colours``)."""

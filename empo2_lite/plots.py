@@ -179,7 +179,7 @@ def learning_curves(metrics: pd.DataFrame, metric: str = "charts/return_mean", h
 
 
 def paper_comparison(paper: pd.DataFrame, kit_evals: pd.DataFrame | None = None, tasks: list[str] | None = None) -> Figure:
-    """Per-task bars of the paper's Naive, Reflexion, GRPO and EMPO² returns, with the kit's latest
+    """Per-task bars of the paper's Naive, Reflexion, Retrospex, GRPO and EMPO² returns, with the kit's latest
     test evaluation per algorithm beside them (hatched, labelled with the model that produced
     them); each in the colour of its algorithm (``PAPER_METHODS``)."""
     tasks = tasks or sorted(paper["task"].unique())

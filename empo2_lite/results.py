@@ -225,21 +225,25 @@ PAPER_GIGPO_SCIENCEWORLD = "-"
 
 def report_markdown(evals: pd.DataFrame, paper: pd.DataFrame) -> str:
     """A Markdown table: for each task with kit runs, the kit's latest test-split return per
-    algorithm (each ablation of the algorithm table on a row of its own; mean over runs, with the
-    model that produced it) beside the paper's GRPO, GiGPO ("-": not reported on ScienceWorld) and
-    EMPO² numbers. Runs evaluated on dev only have no row."""
+    algorithm or baseline (each ablation of the algorithm table on a row of its own; mean over runs,
+    with the model that produced it; a row that says what its return measures, Reflexion's best of
+    K, says so beside the name) beside the paper's GRPO, GiGPO ("-": not reported on ScienceWorld),
+    EMPO², Naive, Reflexion and Retrospex numbers. Runs evaluated on dev only have no row."""
     lines = ["| task | kit algo | kit preset | kit model | kit runs | kit test return | paper GRPO | paper GiGPO | "
-             "paper EMPO2 |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "paper EMPO2 | paper Naive | paper Reflexion | paper Retrospex |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     evals = test_rows(evals)
     if len(evals):
         latest = evals.sort_values("iteration", kind="stable").groupby("run").tail(1)
         reference = paper.set_index(["task", "method"])["mean"]
         for (task, algo, preset, model), group in latest.groupby(["task", "algo", "preset", "preset_model"]):
-            grpo = reference.get((task, "GRPO"), float("nan"))
-            empo2 = reference.get((task, "EMPO2"), float("nan"))
-            lines.append(f"| {task} | {algo} | {preset} | {model} | {group['run'].nunique()} | "
-                         f"{group['return_mean'].mean():.1f} | {grpo:.1f} | {PAPER_GIGPO_SCIENCEWORLD} | {empo2:.1f} |")
+            grpo, empo2, naive, reflexion, retrospex = (reference.get((task, method), float("nan")) for method in
+                                                        ("GRPO", "EMPO2", "Naive", "Reflexion", "Retrospex"))
+            measures = set(group["measure"].dropna()) if "measure" in group else set()
+            label = f"{algo} ({', '.join(sorted(measures))})" if measures else algo
+            lines.append(f"| {task} | {label} | {preset} | {model} | {group['run'].nunique()} | "
+                         f"{group['return_mean'].mean():.1f} | {grpo:.1f} | {PAPER_GIGPO_SCIENCEWORLD} | {empo2:.1f} | "
+                         f"{naive:.1f} | {reflexion:.1f} | {retrospex:.1f} |")
     webshop = paper_results()["webshop"]
     lines.append("")
     lines.append("Kit numbers come from the runs' own eval.jsonl (the preset and model columns say what produced them); "

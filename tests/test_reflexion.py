@@ -246,3 +246,21 @@ def test_the_reflexion_baseline_job_saves_its_row_reads_it_back_and_refuses_othe
         jobs.baseline("reflexion", task, "cpu-smoke", trials=3, episodes_per_variation=1, make_pool=pool)
     with pytest.raises(ConfigError, match="reflexion.trials: 0 is not allowed"):
         jobs.baseline("reflexion", task, "cpu-smoke", trials=0, name="other", make_pool=pool)
+
+    # the report and the paper figure: Reflexion under its own label, beside the paper's columns
+    from empo2_lite import plots, results
+
+    evals = results.load_evals(results.find_runs(tmp_path))
+    report = results.report_markdown(evals, results.paper_table())
+    assert "paper Naive | paper Reflexion | paper Retrospex |" in report
+    [line] = [line for line in report.splitlines() if line.startswith(f"| {task} | reflexion")]
+    assert line.startswith(f"| {task} | reflexion (best of 2 trials) | cpu-smoke |")
+    assert line.endswith("| -50.7 | 33.8 | 11.0 |")  # the paper's Naive, Reflexion, Retrospex for this task
+    axes = plots.paper_comparison(results.paper_table(), evals, tasks=[task]).axes[0]
+    bars = {container.get_label(): container.patches[0].get_facecolor() for container in axes.containers
+            if hasattr(container, "patches")}
+    assert {"paper: Reflexion", "paper: Retrospex", "paper: Naive", "kit: Reflexion (a tiny random model)"} <= set(bars)
+    from matplotlib.colors import to_hex
+
+    assert to_hex(bars["paper: Reflexion"]) == to_hex(bars["kit: Reflexion (a tiny random model)"]) == plots.STYLES["reflexion"].colour.lower()
+    assert plots.STYLES["reflexion"].colour != plots.STYLES["memory-only"].colour

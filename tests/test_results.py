@@ -76,25 +76,25 @@ def test_report_cites_the_paper_numbers_and_names_the_model(sample):
     _, _, evals = sample
     report = results.report_markdown(evals, results.paper_table())
     rows = [line for line in report.splitlines() if line.startswith("| find-animal")]
-    assert len(rows) == 2 and all("| cpu-smoke | tiny:byte |" in row and "| 72.4 | - | 100.0 |" in row for row in rows)
+    assert len(rows) == 2 and all("| cpu-smoke | tiny:byte |" in row and "| 72.4 | - | 100.0 | -58.2 | 39.5 | 25.9 |" in row for row in rows)
 
 
 # README "Results today": test return (mean over seeds) of the shipped cpu-learn runs, each run's LAST evaluation
 # (their first, after iteration 4, would give GRPO 10.0 and EMPO2 -3.3).
 CPU_LEARN_REPORT = [
-    "| find-animal | empo2 | cpu-learn | embedded:smollm2-135m-instruct | 3 | -6.0 | 72.4 | - | 100.0 |",
-    "| find-animal | grpo | cpu-learn | embedded:smollm2-135m-instruct | 3 | 13.4 | 72.4 | - | 100.0 |",
-    "| find-animal | memory-only | cpu-learn | embedded:smollm2-135m-instruct | 1 | -61.8 | 72.4 | - | 100.0 |",
-    "| find-animal | naive | cpu-learn | embedded:smollm2-135m-instruct | 1 | -45.5 | 72.4 | - | 100.0 |",
+    "| find-animal | empo2 | cpu-learn | embedded:smollm2-135m-instruct | 3 | -6.0 | 72.4 | - | 100.0 | -58.2 | 39.5 | 25.9 |",
+    "| find-animal | grpo | cpu-learn | embedded:smollm2-135m-instruct | 3 | 13.4 | 72.4 | - | 100.0 | -58.2 | 39.5 | 25.9 |",
+    "| find-animal | memory-only | cpu-learn | embedded:smollm2-135m-instruct | 1 | -61.8 | 72.4 | - | 100.0 | -58.2 | 39.5 | 25.9 |",
+    "| find-animal | naive | cpu-learn | embedded:smollm2-135m-instruct | 1 | -45.5 | 72.4 | - | 100.0 | -58.2 | 39.5 | 25.9 |",
 ]
 
 # README "Results today" and docs/results-cpu-study.md: the protocol study's compared runs and their untrained
 # reference (one demonstration), each over 3 seeds; what `report` prints by default.
 CPU_STUDY_REPORT = [
-    "| find-animal | empo2 | cpu-learn | embedded:smollm2-135m-instruct | 3 | -14.0 | 72.4 | - | 100.0 |",
-    "| find-animal | gigpo | cpu-learn | embedded:smollm2-135m-instruct | 3 | 11.3 | 72.4 | - | 100.0 |",
-    "| find-animal | grpo | cpu-learn | embedded:smollm2-135m-instruct | 3 | 9.7 | 72.4 | - | 100.0 |",
-    "| find-animal | naive | cpu-learn | embedded:smollm2-135m-instruct | 3 | -54.6 | 72.4 | - | 100.0 |",
+    "| find-animal | empo2 | cpu-learn | embedded:smollm2-135m-instruct | 3 | -14.0 | 72.4 | - | 100.0 | -58.2 | 39.5 | 25.9 |",
+    "| find-animal | gigpo | cpu-learn | embedded:smollm2-135m-instruct | 3 | 11.3 | 72.4 | - | 100.0 | -58.2 | 39.5 | 25.9 |",
+    "| find-animal | grpo | cpu-learn | embedded:smollm2-135m-instruct | 3 | 9.7 | 72.4 | - | 100.0 | -58.2 | 39.5 | 25.9 |",
+    "| find-animal | naive | cpu-learn | embedded:smollm2-135m-instruct | 3 | -54.6 | 72.4 | - | 100.0 | -58.2 | 39.5 | 25.9 |",
 ]
 
 
@@ -112,9 +112,9 @@ def test_the_report_averages_each_runs_latest_evaluation_over_runs():
     evals = pd.DataFrame([row("a", "grpo", 8, 30.0), row("a", "grpo", 4, -100.0), row("b", "grpo", 2, 50.0),
                           row("b", "grpo", 6, 10.0), row("c", "empo2", 3, -7.25), row("d", "grpo", 1, 1.0, "made-up")])
     report = results.report_markdown(evals, results.paper_table())
-    assert report.splitlines()[2:5] == ["| find-animal | empo2 | p | m | 1 | -7.2 | 72.4 | - | 100.0 |",
-                                        "| find-animal | grpo | p | m | 2 | 20.0 | 72.4 | - | 100.0 |",
-                                        "| made-up | grpo | p | m | 1 | 1.0 | nan | - | nan |"]
+    assert report.splitlines()[2:5] == ["| find-animal | empo2 | p | m | 1 | -7.2 | 72.4 | - | 100.0 | -58.2 | 39.5 | 25.9 |",
+                                        "| find-animal | grpo | p | m | 2 | 20.0 | 72.4 | - | 100.0 | -58.2 | 39.5 | 25.9 |",
+                                        "| made-up | grpo | p | m | 1 | 1.0 | nan | - | nan | nan | nan | nan |"]
     empty = results.report_markdown(pd.DataFrame(columns=["run", "iteration", "return_mean"]), results.paper_table())
     assert empty.splitlines()[2] == ""  # a header and the note, no row
 
@@ -125,7 +125,7 @@ def test_the_report_shows_the_test_return_not_a_later_dev_evaluation():
          "split": "test", "kind": "final", "return_mean": 12.0},
         {"run": "a", "task": "find-animal", "algo": "grpo", "preset": "p", "preset_model": "m", "iteration": 12,
          "split": "dev", "kind": "periodic", "return_mean": 99.0}])
-    assert "| find-animal | grpo | p | m | 1 | 12.0 | 72.4 | - | 100.0 |" in results.report_markdown(evals, results.paper_table())
+    assert "| find-animal | grpo | p | m | 1 | 12.0 | 72.4 | - | 100.0 | -58.2 | 39.5 | 25.9 |" in results.report_markdown(evals, results.paper_table())
 
 
 def test_plot_and_report_commands(tmp_path):
@@ -281,8 +281,8 @@ def test_an_ablation_is_grouped_apart_from_the_algorithm_it_ablates(tmp_path):
     metrics, evals = results.load_metrics(runs), results.load_evals(runs)
     assert metrics.groupby("algo")["run"].nunique().to_dict() == {"grpo": 2, "grpo+novelty": 2}
     report = results.report_markdown(evals, results.paper_table()).splitlines()
-    assert report[2:4] == ["| find-animal | grpo | cpu-smoke | tiny:byte | 2 | 11.0 | 72.4 | - | 100.0 |",
-                           "| find-animal | grpo+novelty | cpu-smoke | tiny:byte | 2 | 31.0 | 72.4 | - | 100.0 |"]
+    assert report[2:4] == ["| find-animal | grpo | cpu-smoke | tiny:byte | 2 | 11.0 | 72.4 | - | 100.0 | -58.2 | 39.5 | 25.9 |",
+                           "| find-animal | grpo+novelty | cpu-smoke | tiny:byte | 2 | 31.0 | 72.4 | - | 100.0 | -58.2 | 39.5 | 25.9 |"]
     curves = plots.learning_curves(metrics).axes[0]
     assert [line.get_label() for line in curves.get_lines()] == ["GRPO (2 runs)", "GRPO + novelty (2 runs)"]
     assert len({line.get_color() for line in curves.get_lines()}) == 2
@@ -308,9 +308,9 @@ def test_the_report_and_the_paper_comparison_know_gigpo_has_no_scienceworld_numb
                            "iteration": 4, "split": "test", "return_mean": value}
                           for algo, value in (("gigpo", 3.0), ("empo2+gigpo", -2.0))])
     report = results.report_markdown(evals, results.paper_table()).splitlines()
-    assert report[0].endswith("| paper GRPO | paper GiGPO | paper EMPO2 |")
-    assert report[2:4] == ["| find-animal | empo2+gigpo | p | m | 1 | -2.0 | 72.4 | - | 100.0 |",
-                           "| find-animal | gigpo | p | m | 1 | 3.0 | 72.4 | - | 100.0 |"]
+    assert report[0].endswith("| paper GRPO | paper GiGPO | paper EMPO2 | paper Naive | paper Reflexion | paper Retrospex |")
+    assert report[2:4] == ["| find-animal | empo2+gigpo | p | m | 1 | -2.0 | 72.4 | - | 100.0 | -58.2 | 39.5 | 25.9 |",
+                           "| find-animal | gigpo | p | m | 1 | 3.0 | 72.4 | - | 100.0 | -58.2 | 39.5 | 25.9 |"]
     assert "GiGPO on WebShop only (score 86.2; GRPO 79.3, EMPO² 88.3)" in report[-1]
     axes = plots.paper_comparison(results.paper_table(), evals, tasks=["find-animal"]).axes[0]
     assert axes.get_xlabel().endswith("the paper reports GiGPO on WebShop only: no paper bar for it here")
