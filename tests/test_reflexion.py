@@ -264,3 +264,25 @@ def test_the_reflexion_baseline_job_saves_its_row_reads_it_back_and_refuses_othe
 
     assert to_hex(bars["paper: Reflexion"]) == to_hex(bars["kit: Reflexion (a tiny random model)"]) == plots.STYLES["reflexion"].colour.lower()
     assert plots.STYLES["reflexion"].colour != plots.STYLES["memory-only"].colour
+
+
+def test_reflexion_runs_through_the_default_engine_token_exactly(policy):
+    """The tiny model's own episodes and reflections through ``rollout.engine`` (the slot cache):
+    reflections are keyed apart from episodes and released, and trial 1 is the same episode,
+    token for token, in the arm with reflections and in the control (the same seeds)."""
+    from empo2_lite.policy.samplers import episode_sampler
+
+    rollout = RolloutConfig(max_steps=2, max_new_tokens=6, demonstrations=0, temperature=1.0)
+    settings = {"trials": 2, "reflection_tokens": 8}
+    arms = {}
+    for reflect in (True, False):
+        sampler = episode_sampler(policy, rollout)
+        assert type(sampler).__name__ == "SlotCacheSampler"
+        arms[reflect] = play_chains(policy, ReplayPool(2, unrecorded="fixed"), TASK, (5, 8), rollout,
+                                    ReflexionSettings(**settings), seed=3, purpose="reflexion-dev",
+                                    episodes_per_variation=1, reflect=reflect, sampler=sampler)
+        assert not sampler._episodes  # every episode and reflection released
+    for with_notes, without in zip(*arms.values()):
+        assert [turn.response_ids for turn in with_notes.trials[0].turns] == \
+            [turn.response_ids for turn in without.trials[0].turns]
+        assert [reflection.finish for reflection in with_notes.reflections] in (["newline"], ["eos"], ["length"])
