@@ -31,7 +31,7 @@ import yaml
 from empo2_lite.config import (ALGOS, BASELINES, WARM_START_BASELINE, ConfigError, apply_overrides, check_choice,
                                check_integer, preset)
 from empo2_lite.config.overrides import flatten
-from empo2_lite.tasks import get_task
+from empo2_lite.tasks import UnknownTaskError, get_task
 
 PLANS = Path(__file__).resolve().parent / "plans"
 """The plans that ship with the kit (package data): ``--plan gpu`` reads ``plans/gpu.yaml``."""
@@ -262,6 +262,14 @@ def part_stages(plan: Plan, part: int | None) -> list[str]:
     return list(plan.parts[part - 1])
 
 
+def known_task(key: str, name: object) -> None:
+    """Refuse, naming ``key``, a task the kit does not know."""
+    try:
+        get_task(name)
+    except (UnknownTaskError, TypeError) as error:
+        raise ConfigError(f"{key}: {error}") from None
+
+
 def _check_baseline_folders(plan: Plan) -> None:
     """Each baseline named is played, each folder named is a reference folder."""
     for baseline, folders in plan.baseline_folders.items():
@@ -296,7 +304,7 @@ def _check_ood(plan: Plan) -> None:
         raise ConfigError(f"ood.siblings: {unmatched[0]} has no sibling; give one for every task the study may choose")
     for task, sibling in ood["siblings"].items():
         for name in (task, sibling):
-            get_task(name)
+            known_task("ood.siblings", name)
         if task == sibling:
             raise ConfigError(f"ood.siblings: {task} -> {sibling} is not allowed; a sibling is another task")
 

@@ -29,9 +29,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from empo2_lite.config import ConfigError, apply_overrides, check_integer, preset
-from empo2_lite.study.plan import PROBE_STAGE, Plan
+from empo2_lite.study.plan import PROBE_STAGE, Plan, known_task
 from empo2_lite.study.schedule import Piece
-from empo2_lite.tasks import get_task
 
 PROBE_KEYS = ("candidates", "rule", "seed", "temperature")
 """The keys of a plan's ``probe`` block (``temperature`` optional: default the preset's evaluation one)."""
@@ -71,7 +70,7 @@ def check_probe(plan: Plan) -> None:
     for name, entry in probe["candidates"].items():
         if not isinstance(entry, dict) or "task" not in entry:
             raise ConfigError(f"probe.candidates.{name}: {entry!r} is not allowed; give task: TASK and overrides")
-        get_task(entry["task"])
+        known_task(f"probe.candidates.{name}.task", entry["task"])
         overrides = {key: value for key, value in entry.items() if key != "task"}
         config = apply_overrides(base, {**plan.overrides, **overrides, "task": entry["task"], "baseline": "naive"})
         if "temperature" in probe:
