@@ -154,10 +154,12 @@ def test_evaluate_plays_each_test_variation_k_times_without_memory(byte_policy, 
     assert result == {"task": TASK.name, "split": "test", "seed": 0, "episodes_per_variation": 2, "episodes": 8,
                       "env_failures": 0, "return_mean": 0.0, "return_std": 0.0, "return_se": 0.0, "success_rate": 0.0,
                       "success_official_rate": 0.0, "per_variation": {"6": 0.0, "7": 0.0, "8": 0.0, "9": 0.0},
-                      "per_variation_success": {"6": 0.0, "7": 0.0, "8": 0.0, "9": 0.0}, "end_reasons": {"max_steps": 8}}
+                      "per_variation_success": {"6": 0.0, "7": 0.0, "8": 0.0, "9": 0.0}, "end_reasons": {"max_steps": 8},
+                      "actions_as_written": 1.0}
     assert list(result) == ["task", "split", "seed", "episodes_per_variation", "episodes", "env_failures",
                             "return_mean", "return_std", "return_se", "success_rate", "success_official_rate",
-                            "per_variation", "per_variation_success", "end_reasons"]  # the order eval.jsonl rows are written in
+                            "per_variation", "per_variation_success", "end_reasons",
+                            "actions_as_written"]  # the order eval.jsonl rows are written in
 
 
 def test_memory_adaptation_never_updates_weights_and_starts_without_memory(byte_policy, pool, recorded_calls):
