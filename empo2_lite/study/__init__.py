@@ -5,9 +5,12 @@ plays the untrained references, evaluates the test split once, tabulates the gai
 paired standard errors, draws the figures and packs the runs (issue #27's protocol). Its parts:
 
 * ``plan``: the plan, a typed ``Plan`` read from YAML and checked before any torch import;
-  ``plans/*.yaml`` ship with the kit (``gpu``, ``cpu``).
-* ``phases``: phase 1 (screening), the choice on dev, phase 2 (compared runs and references).
-* ``pieces``: the kinds of piece, as a table (train, reference), and the piece process.
+  ``plans/*.yaml`` ship with the kit (``gpu``, ``cpu``, ``cpu-solve``: issue #36, in parts).
+* ``probe``: the untrained model on dev under declared tasks and settings; the plan's rule picks one.
+* ``phases``: the probe, phase 1 (warm starts, screening), the choice on dev, phase 2 (compared runs
+  and references), OOD; a plan in parts runs one part's stages per call (``--part``).
+* ``pieces``: the kinds of piece, as a table (train, reference, probe, warm-start, ood), and the
+  piece process.
 * ``schedule``: k piece processes at a time, each in its own process group, ended with the study.
 * ``estimate``: each phase's minutes from the preset's costs; a plan over budget is refused.
 * ``report``: ``study.json``, tables and figures, the archive; ``parts``: files split to travel.
