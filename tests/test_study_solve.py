@@ -7,7 +7,6 @@ real pieces write."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import textwrap

@@ -28,7 +28,7 @@ from empo2_lite.study.phases import MARGIN, SCREEN_ITERATIONS, iterations_for, t
 from empo2_lite.study.plan import (OOD_STAGE, PROBE_STAGE, SCREEN, Plan, baseline_folders, candidates, screening_algos,
                                    seed_stage, warm_start_of)
 from empo2_lite.study.probe import probe_candidates, probed
-from empo2_lite.tasks import get_task
+from empo2_lite.tasks import get_task, step_cap
 
 START_S = 20.0
 """A piece's start (interpreter, kit, model, JVMs): 15-20 s measured on the CPU VM (docs/gpu-study.md)."""
@@ -89,9 +89,12 @@ def _costliest_probe(plan: Plan) -> Plan:
     """The plan as the probe's costliest candidate (the longest step cap) would leave it."""
     if plan.probe is None:
         return plan
-    steps = {name: apply_overrides(preset(plan.preset), {**plan.overrides, **overrides, "task": task}).rollout.max_steps
-             for name, task, overrides in probe_candidates(plan)}
-    name, task, overrides = next(entry for entry in probe_candidates(plan) if entry[0] == max(steps, key=steps.get))
+    def steps(entry: tuple[str, str, dict]) -> int:
+        _, task, overrides = entry
+        config = apply_overrides(preset(plan.preset), {**plan.overrides, **overrides, "task": task})
+        return config.rollout.max_steps or step_cap(task, config.env.default_max_steps)
+
+    _, task, overrides = max(probe_candidates(plan), key=steps)
     return probed(plan, {"task": task, "overrides": overrides})
 
 
