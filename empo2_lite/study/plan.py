@@ -397,7 +397,8 @@ def candidates(plan: Plan) -> list[tuple[object, dict]]:
 
 def screening_algos(plan: Plan) -> list[str]:
     """The algorithms that screen (``screen.algos``; default all). Fewer than all only with
-    ``screen.shared``: then one choice, the best mean dev return over them, serves every algorithm."""
+    ``screen.shared``: then one choice, the best mean dev success rate (then return) over them, serves every
+    algorithm."""
     if plan.screen is None:
         return []
     return list(plan.screen.get("algos") or plan.algos)
