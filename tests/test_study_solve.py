@@ -6,6 +6,7 @@ real pieces write."""
 
 from __future__ import annotations
 
+import inspect
 import json
 import subprocess
 import sys
@@ -218,9 +219,20 @@ def test_each_new_kind_has_its_pieces(tmp_path):
         ("ood-empo2-s0", "empo2-s0", "find-living-thing"), ("ood-grpo-s0", "grpo-s0", "find-living-thing")]
 
 
+def callable_as(real):
+    """A stand-in's decorator: every call must also bind to the real job's signature."""
+    def wrap(fake):
+        def checked(*args, **kwargs):
+            inspect.signature(real).bind(*args, **kwargs)
+            return fake(*args, **kwargs)
+        return checked
+    return wrap
+
+
 def test_the_new_kinds_play_their_jobs_and_know_when_they_are_done(tmp_path, monkeypatch):
     calls = []
 
+    @callable_as(jobs.baseline)
     def baseline(kind, task, preset_name, **options):
         calls.append((kind, task, options["split"] if "split" in options else "test", options.get("from_run"),
                       options.get("episodes_per_variation"), options.get("temperature")))
@@ -228,6 +240,7 @@ def test_the_new_kinds_play_their_jobs_and_know_when_they_are_done(tmp_path, mon
                                                    "success_rate": 0.0})
         return {"return_mean": 1.0, "success_rate": 0.0}
 
+    @callable_as(jobs.adapt_ood)
     def adapt_ood(name, task, iterations, **options):
         calls.append(("ood", name, task, iterations))
         RunDir.named(name).write_ood(task, [{"return_mean": 2.0}] * iterations)
@@ -262,6 +275,7 @@ def test_a_warm_start_piece_is_done_once_its_record_and_adapter_are_saved(tmp_pa
 
     asked = []
 
+    @callable_as(job.warm_start)
     def warm_start(preset_name, task, settings, *, name, overrides, make_pool=None, progress=True):
         asked.append((preset_name, task, settings.variations, name, overrides))
         run = RunDir.named(name)
