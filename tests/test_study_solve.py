@@ -154,6 +154,10 @@ def test_the_cpu_solve_estimate_prints_each_phase_and_part_without_torch(tmp_pat
     refused = run_cli("study", "--plan", "cpu-solve", "--part", "5", "--work", str(tmp_path / "work"))
     assert refused.returncode == 2 and "--part: 5 is not allowed; the plan cpu-solve has parts 1..4" in refused.stderr
     assert not (tmp_path / "work").exists()
+    early = run_cli("study", "--plan", "cpu-solve", "--part", "3", "--work", str(tmp_path / "work"))
+    assert early.returncode == 2, early.stdout + early.stderr
+    [line] = early.stderr.strip().splitlines()
+    assert line.startswith("empo2-lite: error: --part: part 3 needs the probe stage done first")
 
 
 @pytest.mark.parametrize("change, message", [

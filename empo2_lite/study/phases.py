@@ -259,14 +259,17 @@ def run_study(plan: Plan, work: Path, started_at: float, record: dict,
     record.setdefault("calls", []).append({"started_at": started_at, "budget_s": budget_s, "part": part,
                                            "stages": wanted, "load": list(os.getloadavg())})
     shared = bool(plan.screen and plan.screen.get("shared"))
+    probing = plan.probe is not None and not record.get("probe", {}).get("done")
+    screening = plan.screen is not None and not record.get("phase1", {}).get("done")
+    for stage, pending in ((PROBE_STAGE, probing), (SCREEN, screening)):
+        if pending:  # refused before the model is prepared: a part out of order costs nothing
+            _needs(stage, wanted, part)
     prepare(plan)
+    if probing:
+        _probe(plan, work, started_at, end, record, command)
     if plan.probe is not None:
-        if not record.get("probe", {}).get("done"):
-            _needs(PROBE_STAGE, wanted, part)
-            _probe(plan, work, started_at, end, record, command)
         plan = probed(plan, record["probe"]["choice"])
-    if plan.screen is not None and not record.get("phase1", {}).get("done"):
-        _needs(SCREEN, wanted, part)
+    if screening:
         _phase1(plan, work, started_at, end, record, command, shared)
     elif plan.screen is None:
         record["choices"] = choose(plan, work / SCREEN)
