@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import sys
 import tempfile
 import time
 from dataclasses import replace
@@ -91,8 +92,11 @@ def main() -> None:
 
     untrained = play_dev(load_policy(replace(config.policy, lora_rank=0), config.rollout), config, task, dev_count,
                          args.episodes)
+    print(f"untrained on dev: {json.dumps(untrained)}", file=sys.stderr, flush=True)  # each phase as it ends
     with tempfile.TemporaryDirectory() as scratch, runs_under(args.out or scratch):
         done = jobs.warm_start(args.preset, task.name, settings, overrides=overrides)
+        print(f"warm start: {done.record['minutes']:.1f} min, final loss {done.record['final_loss']:.3f}",
+              file=sys.stderr, flush=True)
         warm_policy = load_policy(replace(config.policy, lora_rank=0, init_adapter=str(done.run.path.resolve())),
                                   config.rollout)
         warm = play_dev(warm_policy, config, task, dev_count, args.episodes)
