@@ -393,3 +393,24 @@ def test_a_study_in_parts_probes_screens_then_trains_each_seed_and_adapts(tmp_pa
     assert all(piece["exit"] == 0 for phase in ("probe", "phase1", "phase2", "ood", "warm_starts")
                for piece in record[phase]["pieces"].values())
     assert json.loads((tmp_path / "study.json").read_text())["probe"]["done"]
+
+
+def test_the_studys_tables_are_against_its_reference_folders_not_the_probe(tmp_path, monkeypatch):
+    from empo2_lite.config import apply_overrides, preset
+    from empo2_lite.study import report
+
+    monkeypatch.setattr(jobs, "all_figures", lambda runs, out=None: {})
+    plan = read_plan("cpu-solve")
+
+    def run(folder: str, name: str, split: str, value: float, **settings) -> None:
+        path = RunDir(tmp_path / folder / name)
+        path.start(apply_overrides(preset("cpu-solve"), {"name": name, **settings}))
+        path.append_eval({"iteration": 0, "split": split, "return_mean": value, "success_rate": 0.0,
+                          "per_variation": {"0": value, "1": value}, "per_variation_success": {"0": 0.0, "1": 0.0}})
+
+    run("main", "grpo-s0", "test", 40.0, algo="grpo")
+    run("main", "naive-s0", "test", 10.0, baseline="naive")
+    run("reference-d0", "naive-s0", "test", 20.0, baseline="naive")
+    run("probe", "probe-fnlt-10-d1", "dev", 30.0, baseline="naive")
+    tables = report.collect(plan, tmp_path)["tables"]
+    assert list(tables) == ["main", "reference-d0"]  # no table of the probe's dev-only runs

@@ -41,7 +41,8 @@ def write_record(work: Path, record: dict) -> None:
 
 
 def collect(plan: Plan, work: Path) -> dict:
-    """``compare``'s table against each reference (``comparison.study_tables``) with the lines saying
+    """``compare``'s table against each reference folder of the plan (``comparison.study_tables``;
+    not ``probe/``, whose untrained runs played dev only) with the lines saying
     how often EMPO²'s tips reached a prompt, by reference folder; the peak memory of one training
     process (what k was sized by); every figure of the compared runs in ``figures/``."""
     from empo2_lite import comparison, jobs, results
@@ -53,6 +54,7 @@ def collect(plan: Plan, work: Path) -> dict:
     metrics = results.load_metrics(results.find_runs(work))
     peaks = {column: float(metrics[column].max()) for column in PEAKS if column in metrics}
     found = comparison.study_tables(work, plan.main) if plan.main != "." else {".": comparison.comparison_table(work)}
+    found = {folder: table for folder, table in found.items() if folder in plan.references or folder == "."}
     tables = {folder: "\n".join([table.round(2).to_string(index=False), *comparison.tips_lines(table)])
               for folder, table in found.items()}
     jobs.all_figures(compared, out=work / "figures")
