@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 from pathlib import Path
@@ -525,7 +526,9 @@ def main(argv: list[str] | None = None) -> int:
         refuse_other_commands(args.command)
         return args.handler(args)
     except (task_registry.UnknownTaskError, KitError, FileNotFoundError) as error:
-        print(f"empo2-lite: error: {error}", file=sys.stderr)
+        # Under torchrun every rank runs the same checks: rank 0 alone says what they found.
+        if not isinstance(error, ConfigError) or os.environ.get("RANK", "0") == "0":
+            print(f"empo2-lite: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("empo2-lite: interrupted; a run keeps its files up to its last checkpoint "
