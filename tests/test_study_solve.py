@@ -414,3 +414,13 @@ def test_the_studys_tables_are_against_its_reference_folders_not_the_probe(tmp_p
     run("probe", "probe-fnlt-10-d1", "dev", 30.0, baseline="naive")
     tables = report.collect(plan, tmp_path)["tables"]
     assert list(tables) == ["main", "reference-d0"]  # no table of the probe's dev-only runs
+
+
+def test_the_cpu_solve_rehearsal_keeps_every_stage_on_the_tiny_model():
+    rehearsal = read_plan("cpu-solve", rehearse=True)
+    assert (rehearsal.preset, rehearsal.seeds, rehearsal.baselines) == ("cpu-smoke", [0],
+                                                                        ["naive", "memory-only", "warm-start"])
+    assert stages(rehearsal) == ["probe", "screen", "seed 0", "ood"] and len(rehearsal.parts) == 2
+    found = estimate.estimate(rehearsal)
+    estimate.check_budget(rehearsal, found)
+    assert max(found.parts) <= rehearsal.part_limit_s
