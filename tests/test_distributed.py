@@ -1,8 +1,10 @@
 """Data-parallel training (``distributed.py``) on the CPU: 2 gloo ranks against 1 process.
 
 Two spawned processes join one process group through a FileStore and train the golden EMPO² run
-(cpu-smoke, seed 15: a plain iteration, then one with tips from memory; novelty on; a dev
-evaluation after the second) on replayed transitions, each rank playing one of the two groups.
+(cpu-smoke, seed 15) on replayed transitions, each rank playing one of the two groups: one plain
+iteration with tips written and novelty paid, then a dev evaluation split across the ranks. One
+iteration keeps the suite fast; the next would start from the memory and novelty counts the test
+shows to be identical on both ranks and to one process's.
 Plain SGD with a small clipping norm stands in for AdamW, which would hide a gradient scale error:
 the gradients each step applies (after the all-reduce and the clipping) must be those of one
 process on the same episodes, and so must the pre-clip gradient norms, the metrics, the memory
@@ -26,7 +28,7 @@ import torch
 from golden_runs import RUNS, VOLATILE_PREFIXES, _stable, varying_pool
 from test_golden_runs import same
 
-SETTINGS = {**RUNS["empo2"], "iterations": 2, "eval_every": 2, "task": "identify-life-stages-2",
+SETTINGS = {**RUNS["empo2"], "iterations": 1, "eval_every": 1, "task": "identify-life-stages-2",
             "update.grad_clip": 0.05}
 LEARNING_RATE = 0.1
 
@@ -138,7 +140,7 @@ def test_two_ranks_hold_one_memory_and_the_same_weights(runs_compared):
 @pytest.mark.slow
 def test_two_ranks_apply_the_one_process_gradients(runs_compared):
     root, single, ranks = runs_compared
-    assert len(ranks[0]["applied"]) == len(single["applied"]) >= 2
+    assert len(ranks[0]["applied"]) == len(single["applied"]) >= 1
     for step, (parallel, alone) in enumerate(zip(ranks[0]["applied"], single["applied"])):
         for a, b in zip(parallel, alone):
             assert torch.allclose(a, b, rtol=1e-4, atol=1e-7), f"step {step}: gradients differ"
