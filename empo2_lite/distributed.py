@@ -144,6 +144,17 @@ class World:
         self._collective(phase, lambda: dist.broadcast_object_list(holder, src=0))
         return holder[0]
 
+    def broadcast_tensors(self, tensors: Sequence[torch.Tensor], phase: str) -> None:
+        """Overwrite ``tensors`` with rank 0's, in place."""
+        if self.size == 1:
+            return
+        import torch
+        import torch.distributed as dist
+
+        with torch.no_grad():
+            for tensor in tensors:
+                self._collective(phase, lambda tensor=tensor: dist.broadcast(tensor.data, src=0))
+
     def sum_(self, tensor: torch.Tensor, phase: str) -> torch.Tensor:
         """Sum ``tensor`` over ranks, in place (one ``all_reduce``)."""
         if self.size > 1:

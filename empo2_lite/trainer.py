@@ -95,6 +95,9 @@ class Trainer:
         self.policy = load_policy(config.policy, config.rollout, tips=config.memory if config.write_tips else None)
         if not self.policy.has_adapter:
             raise ConfigError("policy.lora_rank: 0 is not allowed for training; the kit trains a LoRA adapter (> 0)")
+        # The same seed draws the same adapter on every rank; rank 0's is sent anyway, so that ranks
+        # on unlike devices (whose random kernels may differ) start from one set of weights.
+        world.broadcast_tensors(self.policy.trainable_parameters(), "the adapter's first weights")
         if config.p > 0:
             check_tip_block_fits(self.policy.tokenizer, config.task, config.rollout)
         warn_if_context_is_short(self.policy.tokenizer, config.task, config.rollout, with_tips=config.p > 0)
