@@ -15,6 +15,7 @@ weights, and only rank 0 may write. A rank that dies mid-collective ends the oth
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 import multiprocessing
 import os
@@ -229,3 +230,94 @@ def test_other_commands_and_bad_worlds_are_refused(monkeypatch, capsys):
     with pytest.raises(ConfigError, match="^EMPO2_DIST_TIMEOUT: 'soon' is not allowed"):
         timeout_from_environment()
     assert [list(World(rank=r, size=2).block(3)) for r in range(2)] == [[0, 1], [2]]
+
+
+class ThreadWorld:
+    """Two ranks as two threads of this process: ``sum_`` adds both threads' tensors (the update's
+    only collective), and counts the calls, so the update's data-parallel path runs in milliseconds."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.barrier = threading.Barrier(2)
+        self.slots: list[torch.Tensor | None] = [None, None]
+        self.calls = [0, 0]
+
+    def rank(self, rank: int):
+        from empo2_lite.distributed import World
+
+        exchange = self
+
+        class Rank(World):
+            def sum_(self, tensor, phase):
+                exchange.slots[self.rank] = tensor.clone()
+                exchange.barrier.wait(timeout=60)
+                total = exchange.slots[0] + exchange.slots[1]
+                exchange.barrier.wait(timeout=60)
+                exchange.calls[self.rank] += 1
+                return tensor.copy_(total)
+
+        return Rank(rank=rank, size=2)
+
+
+def varied_samples() -> list:
+    """Five packed episodes of 1-3 steps with responses of their own."""
+    from empo2_lite.trajectory import TokenSample
+
+    samples = []
+    for index, steps in enumerate((3, 1, 2, 3, 2)):
+        sample = TokenSample()
+        for step in range(steps):
+            sample.extend([65 + index] * 4, is_action=False)
+            sample.extend([70 + step, 80 + index, 10], is_action=True, logprobs=[-5.5] * 3)
+        samples.append(sample)
+    return samples
+
+
+@pytest.mark.parametrize("advantages, rank_1_owns", [
+    ((1.0, -1.0, 0.5, -0.5, 0.25), (False, True, True, False, True)),
+    ((1.0, -1.0, 0.5, -0.5, 0.25), (False,) * 5),  # rank 1 computes nothing, yet joins every step
+    ((1.0, -1.0, 0.5, float("nan"), 0.25), (False, False, False, True, False)),  # rank 1's loss is nan
+], ids=["shared", "one rank idle", "nan on one rank"])
+def test_two_shares_of_an_update_add_up_to_the_one_process_update(tiny_byte_model, advantages, rank_1_owns):
+    import threading
+
+    from empo2_lite.algo.update import TrainSample, update_policy
+    from empo2_lite.config import PolicyConfig, UpdateConfig
+    from empo2_lite.policy import load_policy
+
+    policies = [load_policy(PolicyConfig(model=str(tiny_byte_model), lora_rank=4, lora_alpha=8)) for _ in range(3)]
+    torch.manual_seed(1)
+    for name, p in policies[0].model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.02)  # as after some training, so gradients reach lora_A too
+    for twin in policies[1:]:
+        twin.model.load_state_dict(policies[0].model.state_dict())
+    batch = [TrainSample.whole(sample, advantage) for sample, advantage in zip(varied_samples(), advantages)]
+    config = UpdateConfig(mini_batch_actions=4, mask_granularity="off", grad_clip=0.01)  # clipping active
+
+    def run(policy, **parallel):
+        optimizer = torch.optim.SGD(policy.trainable_parameters(), lr=0.1)
+        return update_policy(policy, optimizer, batch, config, temperature=1.0,
+                             generator=torch.Generator().manual_seed(0), **parallel)
+
+    alone = run(policies[0])
+    world, results = ThreadWorld(), [None, None]
+    owns = [[not own for own in rank_1_owns], list(rank_1_owns)]
+    threads = [threading.Thread(target=lambda r=r: results.__setitem__(r, run(policies[1 + r], owned=owns[r],
+                                                                                world=world.rank(r))))
+               for r in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    steps = alone["optimizer_steps"] + alone["skipped_steps"]
+    assert steps >= 2 and world.calls == [steps, steps]  # one all-reduce per step on each rank, idle or not
+    assert results[0] == results[1] or all(math.isnan(a) and math.isnan(b) for a, b in
+                                           zip(results[0].values(), results[1].values()) if a != b)
+    assert results[0]["skipped_steps"] == alone["skipped_steps"] == (1 if any(map(math.isnan, advantages)) else 0)
+    assert results[0]["grad_norm"] == pytest.approx(alone["grad_norm"], rel=1e-5, nan_ok=True)
+    assert alone["grad_norm"] > config.grad_clip or math.isnan(alone["grad_norm"])
+    weights = [{n: p.detach() for n, p in policy.model.named_parameters() if p.requires_grad} for policy in policies]
+    assert all(torch.equal(weights[1][n], weights[2][n]) for n in weights[0])
+    assert all(torch.allclose(weights[0][n], weights[1][n], rtol=1e-5, atol=1e-7) for n in weights[0])
