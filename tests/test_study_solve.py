@@ -179,6 +179,7 @@ def test_the_cpu_solve_estimate_prints_each_phase_and_part_without_torch(tmp_pat
      "^parts: 'ood' is in part 1, before 'seed 0' \\(part 2\\)"),
     ({"parts": [["probe", "screen", "seed 7"]]}, "^parts: 'seed 7' is not allowed"),
     ({"iterations": None}, "^parts: a study in parts fixes its iterations"),
+    ({"task": "find-animal"}, "^task: 'find-animal' is not allowed with a probe"),
 ])
 def test_a_cpu_solve_plan_that_cannot_run_is_refused_in_one_line(tmp_path, change, message):
     values = {**yaml.safe_load(SOLVE_PLAN.read_text()), **change}

@@ -200,6 +200,8 @@ def check_plan(plan: Plan) -> None:
     if plan.probe is not None:
         from empo2_lite.study.probe import check_probe
 
+        if plan.task is not None:
+            raise ConfigError(f"task: {plan.task!r} is not allowed with a probe, which chooses the task; give null")
         check_probe(plan)
     if plan.ood is not None:
         _check_ood(plan)
