@@ -209,7 +209,17 @@ def test_the_reflexion_row_reports_best_of_k_trial_1_the_last_trial_and_the_cont
     assert (row["reflexion_shown"], row["reflexion_reflection_tokens"], row["split"]) == (3, 128, "dev")
     assert (row["reflections"]["asked"], row["reflections"]["written"]) == (4, 4)  # 2 dev variations x trials 1, 2
     assert row["episodes_played"] == row["control"]["episodes_played"] == 6 and row["per_variation"].keys() == {"4", "5"}
+    assert len(sampler.first_messages) == 2 * 3 + 2 * 2  # the control shares trial 1 (the same episodes)
+    assert row["control"]["trial_1"] == row["trial_1"]
     json.dumps(row)  # a row of eval.jsonl
+
+
+def test_the_control_takes_trial_1_only_from_the_same_chains(policy):
+    chains = chains_of(policy, ReflectingSampler(policy.tokenizer), variations=(5, 8))
+    with pytest.raises(ValueError, match="first_trials: not the trial-1 episodes of these chains"):
+        play_chains(policy, ReplayPool(2, unrecorded="fixed"), TASK, (5, 8), FAST, ReflexionSettings(), seed=8,
+                    purpose="reflexion-dev", episodes_per_variation=1, reflect=False,
+                    sampler=ReflectingSampler(policy.tokenizer), first_trials=[chain.trials[0] for chain in chains])
 
 
 def test_best_of_k_takes_each_chains_best_trial(policy):

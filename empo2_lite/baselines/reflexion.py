@@ -17,7 +17,8 @@ Reflexion script), in the kit's own words and harness:
   between variations;
 * the **control** plays the same chains with the reflections withheld (no reflection is written);
   both arms draw trial k of a chain from the same episode seed (purpose ``reflexion-<split>``), so
-  trial 1 is the same episode in both and best-of-K sampling is not taken for reflection.
+  trial 1 is the same episode in both (played once, shared) and best-of-K sampling is not taken
+  for reflection.
 
 Reported per arm (``arm_record``): the best trial of each chain (what Reflexion reports; the row's
 return, labelled "best of K"), trial 1 and each chain's last trial, each with success rate,
@@ -200,11 +201,14 @@ def write_reflections(policy: Policy, sampler: EpisodeSampler, chains: Sequence[
 
 def play_chains(policy: Policy, pool: EpisodePool, task: str, variations: Sequence[int], rollout: RolloutConfig,
                 settings: ReflexionSettings, *, seed: int, purpose: str, episodes_per_variation: int, reflect: bool,
-                sampler: EpisodeSampler | None = None, progress: bool = False) -> list[Chain]:
+                sampler: EpisodeSampler | None = None, progress: bool = False,
+                first_trials: Sequence[Trajectory] | None = None) -> list[Chain]:
     """The chains of ``variations`` (``episodes_per_variation`` each), trial by trial at
     ``rollout``'s temperature: trial k of chain (v, i) is drawn from ``episode_seed(seed, purpose,
     k, v, i)``; with ``reflect``, each failed trial but the last gets a reflection that the chain's
-    later trials are shown (the newest ``settings.shown``); without, none is written (the control)."""
+    later trials are shown (the newest ``settings.shown``); without, none is written (the control).
+    ``first_trials`` (one per chain, in order) stand for trial 1 instead of playing it: the control
+    takes the other arm's, which are the same episodes (no reflection yet, the same seeds; checked)."""
     settings.validate()
     sampler = sampler or episode_sampler(policy, rollout)
     cap = reflection_cap(policy.tokenizer, task, rollout, settings) if reflect else settings.reflection_tokens
@@ -218,8 +222,13 @@ def play_chains(policy: Policy, pool: EpisodePool, task: str, variations: Sequen
                              seed=episode_seed(seed, purpose, trial, chain.variation, chain.index),
                              reflections=chain.shown(settings.shown) if reflect else ())
                  for chain in playing]
-        for chain, trajectory in zip(playing, collect_rollouts(policy, pool, specs, rollout, progress=progress,
-                                                               sampler=sampler)):
+        if trial == 1 and first_trials is not None:
+            if [trajectory.seed for trajectory in first_trials] != [spec.seed for spec in specs]:
+                raise ValueError("first_trials: not the trial-1 episodes of these chains (other seeds)")
+            played = list(first_trials)
+        else:
+            played = collect_rollouts(policy, pool, specs, rollout, progress=progress, sampler=sampler)
+        for chain, trajectory in zip(playing, played):
             chain.trials.append(trajectory)
         failed = [chain for chain in playing if not chain.solved]
         if reflect and trial < settings.trials and failed:
@@ -281,7 +290,8 @@ def reflexion(policy: Policy, pool: EpisodePool, task: Task, rollout: RolloutCon
            "measure": f"best of {settings.trials} trials", **arm.pop("best_of_k"), **arm,
            "reflections": reflection_counts(chains), **settings.row()}
     if control:
-        withheld = play_chains(policy, pool, task.name, variations, config, settings, reflect=False, **common)
+        withheld = play_chains(policy, pool, task.name, variations, config, settings, reflect=False,
+                               first_trials=[chain.trials[0] for chain in chains], **common)
         row["control"] = {"measure": f"best of {settings.trials} trials, reflections withheld",
                           **arm_record(withheld, settings.trials)}
     return row

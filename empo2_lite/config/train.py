@@ -43,7 +43,8 @@ separates what the warm start does from what RL adds (``eval --baseline warm-sta
 REFLEXION_BASELINE = "reflexion"
 """Reflexion (Shinn et al., 2023) as the ScienceWorld literature plays it: frozen weights, K trials
 per test variation, a written reflection after each failed one (``baselines/reflexion.py``). Not in
-``BASELINES``, which ``compare`` plays by default: it costs up to 2K episodes per variation."""
+``BASELINES``, which ``compare`` plays by default: with its control it costs up to 2K - 1 episodes
+per variation and episode index."""
 BASELINE_KINDS = (*BASELINES, REFLEXION_BASELINE, WARM_START_BASELINE)
 """Every kind of baseline folder (``TrainConfig.baseline``)."""
 OFF_POLICY_OLD_LOGPROBS = ("with_tips", "without_tips")
