@@ -10,16 +10,17 @@ the gradients each step applies (after the all-reduce and the clipping) must be 
 process on the same episodes, and so must the pre-clip gradient norms, the metrics, the memory
 file and the evaluation row. Both ranks must hold the same memory, novelty counts and LoRA
 weights, and only rank 0 may write. A rank that dies mid-collective ends the other with one line.
+The update's collective logic is also run in two threads of one process (``ThreadWorld``), which
+takes milliseconds per step: an idle rank, a nan loss on one rank, clipping after the sum.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import json
+import math
 import multiprocessing
 import os
-import sys
 from datetime import timedelta
 from pathlib import Path
 
