@@ -103,7 +103,8 @@ class TrainConfig:
     reward_scale: float = 1.0
     """Multiplies the extrinsic return (scores are in [-100, 100])."""
     n_envs: int = 8
-    """ScienceWorld JVMs in the pool (episodes played at once)."""
+    """ScienceWorld JVMs in the pool (episodes played at once); per rank under torchrun, where
+    each rank opens its own pool for its share of the groups (``distributed.py``)."""
     # -- evaluation --
     eval_every: int = 0
     """Evaluate on the dev variations (no memory, at ``eval_temperature``) every k iterations; 0 = off.
