@@ -85,8 +85,9 @@ class GoldSampler:
 
 
 @dataclass(frozen=True)
-class Demonstration:
-    """One gold path as recorded through the rollout."""
+class GoldEpisode:
+    """One gold path as recorded through the rollout (not to be confused with the prompt's
+    ``demonstrations.Demonstration``, a solved example shown in the first message)."""
 
     variation: int
     actions: tuple[str, ...]
@@ -107,7 +108,7 @@ class Demonstration:
 
 
 def record_demonstrations(policy: Policy, pool: EpisodePool, task: Task, paths: Mapping[int, Sequence[str]],
-                          rollout: RolloutConfig) -> list[Demonstration]:
+                          rollout: RolloutConfig) -> list[GoldEpisode]:
     """Each path played through the rollout as its episode's actions (see the module docstring), in
     the order of ``paths``. One episode at a time, capped at its path's length, so that a path is
     never cut short and an episode never outlives its path; tips are never shown; every other
@@ -120,5 +121,5 @@ def record_demonstrations(policy: Policy, pool: EpisodePool, task: Task, paths: 
         settings = replace(rollout, max_steps=len(path))
         [trajectory] = collect_rollouts(policy, pool, [spec], settings, retrieve=None, progress=False,
                                         sampler=GoldSampler(policy.tokenizer, {0: path}))
-        demonstrations.append(Demonstration(variation, tuple(path), trajectory))
+        demonstrations.append(GoldEpisode(variation, tuple(path), trajectory))
     return demonstrations
