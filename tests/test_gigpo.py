@@ -269,7 +269,7 @@ def test_gigpo_and_empo2_gigpo_train_end_to_end_on_replayed_transitions(tmp_path
     metrics = results.load_metrics(results.find_runs(tmp_path))
     assert "diagnostics/step_group_share" in jobs.CURVE_METRICS  # `plot` draws it where runs logged it
     curve = plots.learning_curves(metrics, metric="diagnostics/step_group_share").axes[0]
-    assert [line.get_label() for line in curve.get_lines()] == ["empo2+gigpo (2 runs)", "gigpo (1 run)"]
+    assert [line.get_label() for line in curve.get_lines()] == ["GiGPO (1 run)", "EMPO² + GiGPO (2 runs)"]
     grpo_row = {key: value for key, value in gigpo.items() if key != "diagnostics/step_group_share"}
     curve = plots.learning_curves(pd.concat([metrics, pd.DataFrame([{**grpo_row, "run": "grpo", "algo": "grpo"}])]),
                                   metric="diagnostics/step_group_share").axes[0]

@@ -370,13 +370,13 @@ def test_the_trainer_leaves_an_env_failure_out_of_the_update(tmp_path, monkeypat
         played.extend(collect_rollouts(*args, **kwargs))
         return played
 
-    def updating(policy, optimizer, batch, *args, **kwargs):
-        batches.append(list(batch))
-        return update(policy, optimizer, batch, *args, **kwargs)
+    def updating(batch, *args, **kwargs):
+        batches.append(batch)
+        return update(batch, *args, **kwargs)
 
-    update = phases.update_policy
+    update = phases.update
     monkeypatch.setattr(phases, "collect_rollouts", collecting)
-    monkeypatch.setattr(phases, "update_policy", updating)
+    monkeypatch.setattr(phases, "update", updating)
     config = apply_overrides(preset("cpu-smoke"), {"iterations": 1, "name": "failing", "p": 1.0, "q": 1.0,
                                                    "rollout.max_steps": 2,
                                                    "policy.model": str(tiny_smollm2_model)})
@@ -388,11 +388,8 @@ def test_the_trainer_leaves_an_env_failure_out_of_the_update(tmp_path, monkeypat
     assert [t.end_reason for t in played] == ["max_steps", "env_failure", "max_steps", "max_steps"]
     assert metrics["charts/env_failures"] == 1 and played[1].turns and played[1].with_tips
     [batch] = batches
-    failed = [id(sample) for sample in played[1].with_tips + played[1].without_tips]
-    assert not any(id(item.sample) in failed for item in batch)
-    owner = {id(sample): index for index, t in enumerate(played) if index != 1
-             for sample in t.with_tips + t.without_tips}
-    assert {owner[id(item.sample)] for item in batch} == {0, 2, 3}  # every played episode, nothing else
+    assert batch.played == [played[0], played[2], played[3]]
+    assert set(batch.sample_episodes) == {0, 1, 2}  # every played episode's samples, nothing else
 
 
 class _RewordingPool(ReplayPool):

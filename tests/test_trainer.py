@@ -357,8 +357,8 @@ def test_chart_metrics_from_the_shared_summary_are_the_trainers_own_numbers():
         charts = chart_metrics(summarize(batch))
         diagnostics = {key: charts.pop(key) for key in list(charts) if key.startswith("diagnostics/")}
         assert json.dumps(charts) == json.dumps(charts_as_the_trainer_first_computed_them(batch)), name
-        assert sorted(diagnostics) == ["diagnostics/length_limit_share", "diagnostics/response_tokens_mean",
-                                       "diagnostics/wrong_focus_share"], name  # their values: test_summary.py
+        assert sorted(diagnostics) == ["diagnostics/actions_as_written", "diagnostics/length_limit_share",
+                                       "diagnostics/response_tokens_mean", "diagnostics/wrong_focus_share"], name  # their values: test_summary.py
 
 
 def _turn(novelty: float = 0.0) -> Turn:
