@@ -31,7 +31,7 @@ import yaml
 from empo2_lite.config import (ALGOS, BASELINES, WARM_START_BASELINE, ConfigError, apply_overrides, check_choice,
                                check_integer, preset)
 from empo2_lite.config.overrides import flatten
-from empo2_lite.tasks import UnknownTaskError, get_task
+from empo2_lite.study.probe_rules import check_probe, known_task, probe_candidates
 
 PLANS = Path(__file__).resolve().parent / "plans"
 """The plans that ship with the kit (package data): ``--plan gpu`` reads ``plans/gpu.yaml``."""
@@ -198,11 +198,9 @@ def check_plan(plan: Plan) -> None:
         raise ConfigError("baselines: warm-start plays the one chosen warm start; it needs screen.shared: true")
     _check_baseline_folders(plan)
     if plan.probe is not None:
-        from empo2_lite.study.probe import check_probe
-
         if plan.task is not None:
             raise ConfigError(f"task: {plan.task!r} is not allowed with a probe, which chooses the task; give null")
-        check_probe(plan)
+        check_probe(plan.probe, plan.preset, plan.overrides)
     if plan.ood is not None:
         _check_ood(plan)
     if plan.parts is not None:
@@ -264,14 +262,6 @@ def part_stages(plan: Plan, part: int | None) -> list[str]:
     return list(plan.parts[part - 1])
 
 
-def known_task(key: str, name: object) -> None:
-    """Refuse, naming ``key``, a task the kit does not know."""
-    try:
-        get_task(name)
-    except (UnknownTaskError, TypeError) as error:
-        raise ConfigError(f"{key}: {error}") from None
-
-
 def _check_baseline_folders(plan: Plan) -> None:
     """Each baseline named is played, each folder named is a reference folder."""
     for baseline, folders in plan.baseline_folders.items():
@@ -298,9 +288,7 @@ def _check_ood(plan: Plan) -> None:
                               f"{', '.join(map(str, among))}")
     if not isinstance(ood["siblings"], dict) or not ood["siblings"]:
         raise ConfigError("ood.siblings: give a mapping of task -> the sibling task its runs adapt to")
-    from empo2_lite.study.probe import probe_candidates
-
-    tasks = [task for _, task, _ in probe_candidates(plan)] or [plan.task or preset(plan.preset).task]
+    tasks = [task for _, task, _ in probe_candidates(plan.probe)] or [plan.task or preset(plan.preset).task]
     unmatched = sorted(set(tasks) - set(ood["siblings"] if isinstance(ood["siblings"], dict) else ()))
     if unmatched:
         raise ConfigError(f"ood.siblings: {unmatched[0]} has no sibling; give one for every task the study may choose")

@@ -20,7 +20,7 @@ the first listed), recorded with ``rule_met: false``, so that the study goes on 
 chosen task and overrides then hold for every later piece (``probed``).
 
 Counted per variation (``per_variation`` of the evaluation row): with one episode per variation,
-that is per episode. Torch-free: the plan is checked with it before anything loads.
+that is per episode. Torch-free; what the plan may say of the probe is checked in ``probe_rules.py``.
 """
 
 from __future__ import annotations
@@ -28,54 +28,14 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
-from empo2_lite.config import ConfigError, apply_overrides, check_integer, preset
-from empo2_lite.study.plan import PROBE_STAGE, Plan, known_task
+from empo2_lite.config import ConfigError
+from empo2_lite.study.plan import PROBE_STAGE, Plan
+from empo2_lite.study.probe_rules import probe_candidates as candidates_of
 from empo2_lite.study.schedule import Piece
-
-PROBE_KEYS = ("candidates", "rule", "seed", "temperature")
-"""The keys of a plan's ``probe`` block (``temperature`` optional: default the preset's evaluation one)."""
-RULE_KEYS = ("points", "at_least", "success_below")
-"""The rule: at least ``at_least`` episodes at ``points`` or more, success rate below ``success_below``."""
-
 
 def probe_candidates(plan: Plan) -> list[tuple[str, str, dict]]:
     """The probed settings as (name, task, overrides without the task), in the plan's order."""
-    return [(str(name), entry["task"], {key: value for key, value in entry.items() if key != "task"})
-            for name, entry in (plan.probe or {}).get("candidates", {}).items()]
-
-
-def check_probe(plan: Plan) -> None:
-    """The probe's keys, rule and candidates (each a known task and a config that validates);
-    ConfigError in one line naming the key otherwise."""
-    probe = plan.probe
-    unknown = sorted(set(probe) - set(PROBE_KEYS))
-    if unknown:
-        raise ConfigError(f"probe.{unknown[0]}: not a key of a probe; the keys are: {', '.join(PROBE_KEYS)}")
-    for key in ("candidates", "rule", "seed"):
-        if key not in probe:
-            raise ConfigError(f"probe.{key}: missing; a probe needs candidates, rule and seed")
-    check_integer("probe.seed", probe["seed"], minimum=0)
-    rule = probe["rule"]
-    if not isinstance(rule, dict) or sorted(rule) != sorted(RULE_KEYS):
-        raise ConfigError(f"probe.rule: {rule!r} is not allowed; give {', '.join(RULE_KEYS)}")
-    check_integer("probe.rule.at_least", rule["at_least"], minimum=1)
-    for key in ("points", "success_below"):
-        if isinstance(rule[key], bool) or not isinstance(rule[key], (int, float)):
-            raise ConfigError(f"probe.rule.{key}: {rule[key]!r} is not allowed; give a number")
-    if not 0 < rule["success_below"] <= 1:
-        raise ConfigError(f"probe.rule.success_below: {rule['success_below']} is not allowed; it must be in (0, 1]")
-    if not isinstance(probe["candidates"], dict) or not probe["candidates"]:
-        raise ConfigError("probe.candidates: give a mapping of name -> task and overrides (at least one)")
-    base = preset(plan.preset)
-    for name, entry in probe["candidates"].items():
-        if not isinstance(entry, dict) or "task" not in entry:
-            raise ConfigError(f"probe.candidates.{name}: {entry!r} is not allowed; give task: TASK and overrides")
-        known_task(f"probe.candidates.{name}.task", entry["task"])
-        overrides = {key: value for key, value in entry.items() if key != "task"}
-        config = apply_overrides(base, {**plan.overrides, **overrides, "task": entry["task"], "baseline": "naive"})
-        if "temperature" in probe:
-            config.eval_temperature = probe["temperature"]
-        config.validate()
+    return candidates_of(plan.probe)
 
 
 def probe_pieces(plan: Plan, root: Path) -> list[Piece]:
