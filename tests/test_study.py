@@ -576,3 +576,20 @@ def test_the_rehearsal(tmp_path):
     record = report.read_record(tmp_path / "work")
     assert record["phase1"]["done"] and record["phase2"]["iterations"] >= 1
     assert (tmp_path / "work" / "main" / "empo2-s0").is_dir() and (tmp_path / "out" / "gpu-study.tgz").exists()
+
+
+def test_a_figure_that_fails_costs_one_line_not_the_study(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    work = tmp_path / "cpu-study"
+    shutil.copytree(ROOT / "data" / "sample_runs" / "cpu-study", work, ignore=shutil.ignore_patterns("figures"))
+
+    def broken(*args, **kwargs):
+        raise ValueError("a plot that cannot be drawn")
+
+    monkeypatch.setattr(jobs, "all_figures", broken)
+    collected = report.collect(read_plan("cpu"), work)
+    assert set(collected["tables"]) == {"main", "reference-d0"}
+    [line] = capsys.readouterr().err.strip().splitlines()
+    assert line == ("study: the figures were not drawn (ValueError: a plot that cannot be drawn); draw them later "
+                    f"with: python -m empo2_lite plot --runs {work / 'main'}")

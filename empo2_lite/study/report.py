@@ -10,6 +10,7 @@ shipped ``data/sample_runs/cpu-study``, lack keys added since: they take their d
 from __future__ import annotations
 
 import json
+import sys
 import tarfile
 from pathlib import Path
 
@@ -57,7 +58,11 @@ def collect(plan: Plan, work: Path) -> dict:
     found = {folder: table for folder, table in found.items() if folder in plan.references or folder == "."}
     tables = {folder: "\n".join([table.round(2).to_string(index=False), *comparison.tips_lines(table)])
               for folder, table in found.items()}
-    jobs.all_figures(compared, out=work / "figures")
+    try:
+        jobs.all_figures(compared, out=work / "figures")
+    except Exception as error:  # a figure is not worth the study's record: say so and go on
+        print(f"study: the figures were not drawn ({type(error).__name__}: {error}); "
+              f"draw them later with: python -m empo2_lite plot --runs {main}", file=sys.stderr)
     return {"tables": tables, "peaks": peaks}
 
 
