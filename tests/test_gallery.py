@@ -227,3 +227,14 @@ def test_legends_name_only_drawn_series_and_no_text_sits_over_the_ticks(study):
     assert paper.axes[0].get_xlabel().endswith("no paper bar for it here")
     bars = plots.ablation_bars(study.evals, "algo")
     assert bars.get_suptitle().startswith("test return by algorithm")
+
+
+def test_each_baseline_kind_is_named_by_what_it_plays():
+    from empo2_lite.config import apply_overrides, preset
+    from empo2_lite.lab.gallery import reference_label
+
+    named = {kind: reference_label(apply_overrides(preset("cpu-learn"), {"baseline": kind, "rollout.demonstrations": 1}))
+             for kind in ("naive", "memory-only", "reflexion", "warm-start")}
+    assert named == {"naive": "untrained, 1 demonstration", "memory-only": "untrained + memory, 1 demonstration",
+                     "reflexion": "untrained + reflections, 1 demonstration",
+                     "warm-start": "warm start, no RL, 1 demonstration"}

@@ -87,8 +87,10 @@ def the_model_with(label: str) -> str:
 
 
 def reference_label(config) -> str:
-    """An untrained reference as people say it, from its run's config: "untrained, 1 demonstration"."""
-    kind = "untrained + memory" if config.baseline == "memory-only" else "untrained"
+    """An untrained reference as people say it, from its run's config: "untrained, 1 demonstration"
+    (each baseline kind under its own words: memory, reflections, the warm start)."""
+    kind = {"memory-only": "untrained + memory", "reflexion": "untrained + reflections",
+            "warm-start": "warm start, no RL"}.get(config.baseline, "untrained")
     return f"{kind}, {demonstrations_phrase(config.rollout.demonstrations)}"
 
 
