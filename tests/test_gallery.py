@@ -238,3 +238,18 @@ def test_each_baseline_kind_is_named_by_what_it_plays():
     assert named == {"naive": "untrained, 1 demonstration", "memory-only": "untrained + memory, 1 demonstration",
                      "reflexion": "untrained + reflections, 1 demonstration",
                      "warm-start": "warm start, no RL, 1 demonstration"}
+
+
+def test_the_choice_sentence_says_what_the_screening_chose_by():
+    import copy
+    import json
+
+    from empo2_lite import results
+    from empo2_lite.lab.gallery import choice_sentence
+
+    record = json.loads((results.sample_runs_dir("cpu-study") / "study.json").read_text())
+    assert "the best dev return of the 4 settings" in choice_sentence(record)  # chosen before success came first
+    newer = copy.deepcopy(record)
+    for choice in newer["choices"].values():
+        choice["dev_success"] = {name: 0.0 for name in choice.get("dev_returns", {})}
+    assert "the best dev success rate, then dev return, of the 4 settings" in choice_sentence(newer)

@@ -334,7 +334,8 @@ def choice_sentence(record: dict | None) -> str:
         screened = _names(screen.get("algos", [])) if screen.get("algos") else "the algorithms"
         sentences.append(
             f"The setting **{value}** ({setting_words(choice.get('overrides', {}))}) was chosen for {_names(algos)} on "
-            f"the dev split: the best dev return of the {len(returns)} settings {screened} was screened with"
+            f"the dev split: the best {'dev success rate, then dev return,' if 'dev_success' in choice else 'dev return'}"
+            f" of the {len(returns)} settings {screened} was screened with"
             + (f" ({results.counted(screen['iterations'], 'iteration')} each, seed {screen['seed']})"
                if "iterations" in screen and "seed" in screen else "") + f": {listed}.")
     return " ".join(sentences)
