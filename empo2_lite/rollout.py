@@ -223,7 +223,6 @@ def collect_rollouts(
     retrieve: Retriever | None = None,
     progress: bool = True,
     sampler: EpisodeSampler | None = None,
-    novelty: NoveltyFn | None = None,
     tips: MemoryConfig | None = None,
     timings: dict[str, float] | None = None,
 ) -> list[Trajectory]:
@@ -232,9 +231,8 @@ def collect_rollouts(
     ``sampler`` samples the actions and tips (the trainer passes the one it keeps and tells of
     every optimiser step; tests pass scripted ones); by default one is built for this call, with
     the config's temperature, top-p and token limit, by the engine ``config.engine`` names
-    (``policy/samplers.episode_sampler``). ``novelty`` scores the states each step reaches
-    (``Turn.novelty``) once every wave is played (``pay_novelty``; the trainer pays it itself, after
-    gathering every rank's episodes). With ``tips``, the policy writes each played episode's tip
+    (``policy/samplers.episode_sampler``). Novelty is not paid here: ``pay_novelty`` pays it once
+every episode of an iteration is played (the trainer, after gathering every rank's). With ``tips``, the policy writes each played episode's tip
     (``Trajectory.tip``) once its wave is over, extending the episode's own cache, and only then
     are the wave's caches freed; the seconds spent go to ``timings["tips"]``.
     """
@@ -258,8 +256,6 @@ def collect_rollouts(
         trajectories += wave
         bar.update(len(wave))
     bar.close()
-    if novelty is not None:
-        pay_novelty(trajectories, novelty)
     return trajectories
 
 

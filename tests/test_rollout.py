@@ -19,7 +19,8 @@ from empo2_lite import prompts
 from empo2_lite.env.adapter import EpisodeStart
 from empo2_lite.env.pool import EnvPool
 from empo2_lite.policy.sampling import SampledResponse
-from empo2_lite.rollout import EpisodeSpec, RetrievalQuery, _Episode, action_text, collect_rollouts, worst_case_prompt_tokens
+from empo2_lite.rollout import (EpisodeSpec, RetrievalQuery, _Episode, action_text, collect_rollouts, pay_novelty,
+                                worst_case_prompt_tokens)
 from empo2_lite.config import PRESETS, RolloutConfig, preset
 from empo2_lite.tasks import all_tasks, get_task
 from empo2_lite.trajectory import ChatTokens, TemplateError
@@ -226,7 +227,8 @@ def test_memory_tips_reach_the_with_tips_view_only_and_novelty_is_recorded(byte_
     memory.add([TipEntry("find-animal", 0, "the animal waits outside", "go to outside", 80, start.observation.strip())])
     sampler = ScriptedSampler(byte_policy, {"animal": ["look around", "look around", "inventory"]})
     [trajectory] = collect_rollouts(byte_policy, pool, [ANIMAL], RolloutConfig(max_steps=3, demonstrations=0),
-                                    retrieve=memory.tips_for, sampler=sampler, novelty=Novelty(), progress=False)
+                                    retrieve=memory.tips_for, sampler=sampler, progress=False)
+    pay_novelty([trajectory], Novelty())
     decode = byte_policy.tokenizer.decode
     shown = "the animal waits outside (that attempt did 'go to outside' here and ended with score 80/100)"
     assert trajectory.turns[0].tips == (shown,)
@@ -424,7 +426,8 @@ def test_the_rollout_scores_near_threshold_states_per_lock_step_and_counts_the_m
     novelty = Novelty(threshold=0.8)
     first, second = collect_rollouts(byte_policy, _RewordingPool(2, observations), episodes,
                                      RolloutConfig(max_steps=4, demonstrations=0), sampler=sampler,
-                                     novelty=novelty, progress=False)
+                                     progress=False)
+    pay_novelty([first, second], novelty)
     # Step 1: both reach base, scored against the counts from before the step: 1 and 1 (not 1/2).
     # Step 2: ``at`` joins base's 2 visits (1/3); ``below`` starts a state (1).
     # Step 3: base (3 visits) -> 1/4; ``between`` is similar to base (3) and ``below`` (1) -> 1/5.
@@ -448,7 +451,8 @@ def test_novelty_does_not_depend_on_how_many_waves_play_the_episodes(byte_policy
         specs = [EpisodeSpec("find-animal", 0, 0, seed=index) for index in range(8)]
         with ReplayPool(size, unrecorded="fixed") as pool:
             played = collect_rollouts(byte_policy, pool, specs, RolloutConfig(max_steps=3, demonstrations=0),
-                                      sampler=sampler, novelty=Novelty(), progress=False)
+                                      sampler=sampler, progress=False)
+            pay_novelty(played, Novelty())
         return [[turn.novelty for turn in trajectory.turns] for trajectory in played]
 
     one_wave = novelty_by_episode(8)
