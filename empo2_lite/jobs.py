@@ -69,8 +69,12 @@ def _settings_changed(saved: TrainConfig, wanted: TrainConfig) -> list[str]:
     config a run was started with, as ``key: old -> new``."""
     old = flatten(json.loads(config_json(replace(saved, iterations=wanted.iterations))))
     new = flatten(json.loads(config_json(wanted)))
-    return [f"{key}: {old.get(key)!r} -> {new.get(key)!r}" for key in sorted(set(old) | set(new))
-            if old.get(key) != new.get(key)]
+    return _changes(old, new, sorted(set(old) | set(new)))
+
+
+def _changes(old: dict[str, Any], new: dict[str, Any], keys: Iterable[str]) -> list[str]:
+    """Each of ``keys`` whose value differs between ``old`` and ``new``, as ``key: old -> new``."""
+    return [f"{key}: {old.get(key)!r} -> {new.get(key)!r}" for key in keys if old.get(key) != new.get(key)]
 
 
 def _check_same_run(run: RunDir, config: TrainConfig) -> None:
@@ -231,7 +235,7 @@ def recorded_baseline(run: RunDir, config: TrainConfig, split: str, settings: di
             return {key: value for key, value in row.items() if key not in ("iteration", "kind")}
     if split == "test" and rows:
         played = played_with(rows[-1])
-        differs = "; ".join(f"{key}: {played[key]!r} -> {wanted[key]!r}" for key in wanted if played[key] != wanted[key])
+        differs = "; ".join(_changes(played, wanted, wanted))
         raise ConfigError(f"split: {run.path} played the test split already under other settings ({differs}); "
                           "a test split is played once: evaluate other settings on 'dev'")
     return None
@@ -259,7 +263,7 @@ def adapt_ood(name: str, task_name: str, iterations: int, *, temperature: float 
         wanted = {"split": split, "iterations": iterations, **settings}
         if played == wanted:
             return saved
-        differs = "; ".join(f"{key}: {played[key]!r} -> {wanted[key]!r}" for key in wanted if played[key] != wanted[key])
+        differs = "; ".join(_changes(played, wanted, wanted))
         raise ConfigError(f"--task: {run.path} holds an adaptation to {task.name} under other settings ({differs}); "
                           "an adaptation is its split's one evaluation and is never replaced"
                           + (" (delete its ood file to replace a dev adaptation)" if played["split"] == "dev" else ""))
