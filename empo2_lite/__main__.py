@@ -2,8 +2,8 @@
 
 Commands: ``tasks`` (the paper's 18 tasks and the variation ids the protocol uses), ``play`` (an
 episode from given actions or the gold sequence), ``train`` (EMPO² or GRPO from a preset, with
-overrides, or resumed), ``eval`` (a trained run or a baseline, naive, memory-only or reflexion, on
-the test split), ``ood`` (a trained run adapting to a new task with memory only), ``ablate`` (a grid of runs,
+overrides, or resumed), ``eval`` (a trained run or a baseline, naive, memory-only, reflexion or
+retrospex, on the test split), ``critic`` (Retrospex's offline critic for a task), ``ood`` (a trained run adapting to a new task with memory only), ``ablate`` (a grid of runs,
 restartable), ``plot`` and ``report`` (figures and a table from saved runs), ``warm-start``
 (behaviour cloning on a task's train gold paths, for small models) and ``demo`` (the main job: a
 short EMPO² training run, evaluated and plotted). Each command parses its arguments and calls
@@ -26,7 +26,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from empo2_lite import tasks as task_registry
-from empo2_lite.config import (ALGORITHMS, BASELINE_KINDS, PRESETS, WARM_START_BASELINE, ConfigError, TrainConfig,
+from empo2_lite.baselines import CriticSettings
+from empo2_lite.config import (ALGORITHMS, BASELINE_KINDS, PRESETS, RETROSPEX_BASELINE, WARM_START_BASELINE, ConfigError,
+                               TrainConfig,
                                apply_overrides, check_choice, check_integer, load_overrides_file, parse_set_arguments,
                                preset, run_format_error)
 from empo2_lite.distributed import refuse_other_commands
@@ -37,6 +39,7 @@ from empo2_lite.study.cli import add_study_parser
 from empo2_lite.warm_start import WarmStartSettings
 
 WARM_DEFAULTS = WarmStartSettings()
+CRITIC_DEFAULTS = CriticSettings()
 
 if TYPE_CHECKING:
     from empo2_lite.env.adapter import EpisodeStart, StepResult
@@ -126,13 +129,16 @@ def cmd_train(args: argparse.Namespace) -> int:
     """Train with a preset (plus overrides), or resume a run; every setting is checked first.
     Under ``torchrun --nproc_per_node N`` each rank joins the process group first (distributed.py)
     and rank 0 alone prints."""
-    from empo2_lite.distributed import close_world, init_world
+    from empo2_lite.distributed import check_world_fits, close_world, init_world, world_size_from_environment
 
     if args.resume:
         _check_resume(args)
         config = RunDir.existing(args.resume, "--resume").config()
     else:
         config = _training_config(args)
+    if world_size_from_environment() > 1:  # before any rank joins a process group or loads a model
+        check_world_fits(config.variations_per_iteration, config.group_size, config.n_envs,
+                         world_size_from_environment())
     world = init_world(config.policy.device)
     try:
         from empo2_lite import jobs
@@ -216,6 +222,27 @@ def cmd_warm_start(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_critic(args: argparse.Namespace) -> int:
+    """Retrospex's IQL critic for a task, from its train split (and a run's rollouts with --from)."""
+    task = task_registry.get_task(args.task)
+    check_choice("--preset", args.preset, PRESETS)
+    settings = CriticSettings(gold_variations=args.gold_variations, untrained_episodes=args.untrained_episodes,
+                              max_minutes=args.max_minutes, max_updates=args.max_updates, seed=args.seed)
+    settings.validate()
+    if args.from_run:
+        RunDir.existing(args.from_run, "--from")
+    from empo2_lite import jobs
+
+    record = jobs.make_critic(args.preset, task.name, settings, from_run=args.from_run, name=args.name)
+    name = args.name or f"critic-{task.name}"
+    data = ", ".join(f"{source}: {row['episodes']} episodes, {row['steps']} steps" for source, row in record["data"].items())
+    print(f"{name}: {record['updates']} IQL updates in {record['minutes']['training']:.1f} min "
+          f"(data {record['minutes']['data']:.1f} min; {data}); final Q loss {record['curve'][-1]['q_loss']:.4f}")
+    print(f"critic folder: {runs_root() / name}  (critic.json, critic.safetensors, steps.jsonl, figures/critic_curve.png); "
+          f"play it: eval --baseline retrospex --critic {name} --task {task.name} --preset {args.preset}")
+    return 0
+
+
 def iterations_line(metrics: list[dict], iterations: int) -> str:
     """'iteration 3/3: return 4.0, success 0.00, mode plain' (1-based, as every table and figure)."""
     if not metrics:
@@ -247,8 +274,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         check_choice("--baseline", args.baseline, BASELINE_KINDS)
     if bool(args.run) == bool(args.baseline):
         raise ConfigError("eval: give either --run NAME or --baseline naive|memory-only|reflexion (with --task and "
-                          "--preset) "
-                          "or --baseline warm-start --from WARM_RUN")
+                          "--preset), --baseline retrospex --critic FOLDER, or --baseline warm-start --from WARM_RUN")
+    if (args.baseline == RETROSPEX_BASELINE) != bool(args.critic):
+        raise ConfigError(f"--critic: give it with --baseline {RETROSPEX_BASELINE}, and only then (the critic that re-ranks)")
     if (args.baseline == WARM_START_BASELINE) != bool(args.from_run):
         raise ConfigError(f"--from: give it with --baseline {WARM_START_BASELINE}, and only then (the warm start played)")
     if args.from_run:
@@ -277,12 +305,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
         seed = args.seed or 0
         overrides = parse_set_arguments(args.set)
         named = {"name": args.name} if args.name else {}
-        apply_overrides(preset(args.preset), {**overrides, "task": args.task, "baseline": args.baseline, "seed": seed,
-                                              **named}).validate()
+        checked = apply_overrides(preset(args.preset), {**overrides, "task": args.task, "baseline": args.baseline,
+                                                        "seed": seed, **named})
+        checked.validate()
+        if args.critic:
+            from empo2_lite.baselines.critic_job import critic_folder
+
+            critic_folder(args.critic, checked.task, checked.policy.model)
         from empo2_lite import jobs
 
         result = jobs.baseline(args.baseline, args.task, args.preset, trials=args.trials, name=args.name, seed=seed,
-                               overrides=overrides, from_run=args.from_run, **settings)
+                               overrides=overrides, from_run=args.from_run, critic=args.critic, **settings)
     else:
         run = RunDir.existing(args.run, "--run")
         from empo2_lite import jobs
@@ -364,7 +397,8 @@ def cmd_compare(args: argparse.Namespace) -> int:
         task_registry.get_task(args.task)
     root = Path(args.out) if args.out else runs_root() / args.preset
     table = compare.run_comparison(root, args.preset, args.seeds, task=args.task, only=args.only,
-                                   trials=args.trials, algos=args.algos or compare.COMPARED)
+                                   trials=args.trials, algos=args.algos or compare.COMPARED,
+                                   baselines=args.baselines or compare.BASELINES, critic=args.critic)
     if not args.only:
         from empo2_lite import plots, results
 
@@ -439,6 +473,8 @@ def build_parser() -> argparse.ArgumentParser:
                                  + " (warm-start: with the warm start of --from)")
     evaluation.add_argument("--from", dest="from_run", metavar="WARM_RUN",
                             help="--baseline warm-start: the warm-start run to play (task and preset default to its)")
+    evaluation.add_argument("--critic", metavar="FOLDER",
+                            help="--baseline retrospex: the critic folder (a name under the runs root; see `critic`)")
     evaluation.add_argument("--task", help="baselines (required): the task to play")
     evaluation.add_argument("--preset", help="baselines (required): the preset whose model and settings they use: "
                             + ", ".join(PRESETS))
@@ -491,11 +527,33 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--algos", nargs="+", metavar="ALGO",
                          help="the algorithms trained, each once per seed (default: empo2 grpo, the paper's Table 1 "
                               f"pair; any of: {', '.join(ALGORITHMS)})")
-    compare.add_argument("--trials", type=int, default=3, help="memory-only baseline: trials")
+    compare.add_argument("--baselines", nargs="+", metavar="BASELINE",
+                         help="the untrained references, each once per seed (default: naive memory-only; any of: "
+                              "naive, memory-only, reflexion, retrospex)")
+    compare.add_argument("--critic", metavar="FOLDER", help="--baselines retrospex: the critic folder (see `critic`)")
+    compare.add_argument("--trials", type=int, default=3, help="memory-only: trials; reflexion: attempts per variation")
     compare.add_argument("--out", help="folder of the experiment (default: <runs root>/<preset>, e.g. runs/cpu-learn)")
     compare.add_argument("--only", nargs="+", help="play only these pieces (e.g. naive-s0 grpo-s1), for parallel "
                                                    "processes; a plain run afterwards collects")
     compare.set_defaults(handler=cmd_compare)
+
+    critic = commands.add_parser("critic", help="Retrospex's offline IQL critic for a task (its train split)")
+    critic.add_argument("--preset", default="cpu-learn", help="the preset whose model and prompt play the data: "
+                        + ", ".join(PRESETS))
+    critic.add_argument("--task", required=True, help="task name (see `tasks`)")
+    critic.add_argument("--from", dest="from_run", metavar="RUN",
+                        help="also learn from this run's training episodes (its steps.jsonl)")
+    critic.add_argument("--gold-variations", type=int, default=CRITIC_DEFAULTS.gold_variations,
+                        help="train variations whose gold paths are data (default %(default)s)")
+    critic.add_argument("--untrained-episodes", type=int, default=CRITIC_DEFAULTS.untrained_episodes,
+                        help="episodes of the untrained model on train variations (default %(default)s)")
+    critic.add_argument("--max-minutes", type=float, default=CRITIC_DEFAULTS.max_minutes,
+                        help="cap of the IQL training time (default %(default)s)")
+    critic.add_argument("--max-updates", type=int, default=CRITIC_DEFAULTS.max_updates,
+                        help="cap of the IQL updates (default %(default)s)")
+    critic.add_argument("--seed", type=int, default=0, help="networks, batches and untrained episodes")
+    critic.add_argument("--name", help="folder to save into (default critic-<task>)")
+    critic.set_defaults(handler=cmd_critic)
 
     warm = commands.add_parser("warm-start", help="behaviour cloning on a task's train gold paths (small models)")
     warm.add_argument("--preset", default="cpu-learn", help="the preset whose model, LoRA and prompt it uses: "

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from empo2_lite.config import ALGOS, BASELINES, TrainConfig, apply_overrides, preset
+from empo2_lite.config import ALGOS, BASELINE_KINDS, TrainConfig, apply_overrides, preset
 from empo2_lite.runs import RunDir
 
 TABLE_COLUMNS = ("algo", "runs", "test_return", "test_return_std", "gain_over_naive", "gain_se", "success_rate",
@@ -125,7 +125,7 @@ def tabulate(evals: pd.DataFrame, metrics: pd.DataFrame) -> pd.DataFrame:
                      "success_gain": success_gain, "success_gain_se": success_error,
                      **{column: int(usage[column].get(algo, 0)) for column in MEMORY_COLUMNS},
                      "training_minutes": float(minutes.reindex(group["run"]).mean()) if len(minutes) else math.nan})
-    order = {name: index for index, name in enumerate([*BASELINES, *ALGOS])}  # any ablation found: table order
+    order = {name: index for index, name in enumerate([*BASELINE_KINDS, *ALGOS])}  # any ablation found: table order
     table = pd.DataFrame(rows, columns=list(TABLE_COLUMNS))
     return table.sort_values("algo", key=lambda column: column.map(order)).reset_index(drop=True)
 

@@ -8,11 +8,14 @@ What each rank does (``iteration.py`` and ``algo/update.py`` take a ``World``):
 * **Rollouts**: the iteration's variations (one GRPO/GiGPO group each) are drawn alike on every
   rank, from the same seeded generator and the same memory, and cut into N contiguous blocks
   (``World.block``); a rank plays only its block's episodes, on its own pool of ``n_envs``
-  environments (``n_envs`` is per rank). A group is never split across ranks. Fewer groups than
-  ranks is refused (``check_world_fits``): a rank without a group would hold a device and a pool
-  for nothing. Groups may still span waves of a rank's pool, as in one process: every episode
-  draws its tokens from its own seeds and novelty is paid after the last wave, so neither the
-  wave nor the rank that plays an episode changes it.
+  environments (``n_envs`` is per rank). A group is never split across ranks or across waves of a
+  rank's pool (``check_world_fits`` refuses both): fewer groups than ranks would leave a rank
+  holding a device and a pool for nothing, and a group cut by a wave boundary would have its
+  episodes played by two engine batches at different times, so a rank's share of a group would
+  depend on how its pool is sized. (Today nothing a wave changes reaches the next one: every
+  episode draws its tokens from its own seeds, tips reach memory after the rollout phase and novelty
+  is paid after the last wave; the refusal keeps it so when that changes. One process is not
+  refused, and behaves the same either way.)
 * **One memory**: every rank's trajectories (with their tips and visited states) are gathered to
   every rank in global episode order (``World.gather``), and every rank then pays novelty, writes
   tips to memory, computes returns and advantages over the whole batch, exactly as one process
@@ -95,11 +98,20 @@ def refuse_other_commands(command: str) -> None:
                           "(run the others as one process)")
 
 
-def check_world_fits(variations_per_iteration: int, world_size: int) -> None:
-    """Refuse fewer groups than ranks: groups are never split, so a rank would idle."""
+def check_world_fits(variations_per_iteration: int, group_size: int, n_envs: int, world_size: int) -> None:
+    """Refuse settings under which a group would be split: fewer groups than ranks (a rank would
+    idle), or a rank's episodes in more than one wave of its ``n_envs`` environments with
+    ``n_envs`` not a multiple of ``group_size`` (a wave boundary would cut a group)."""
     if variations_per_iteration < world_size:
         raise ConfigError(f"variations_per_iteration: {variations_per_iteration} groups cannot be shared by "
                           f"{world_size} ranks (whole groups per rank); use at least {world_size} or fewer ranks")
+    most_groups = -(-variations_per_iteration // world_size)  # the first ranks take the extra groups
+    episodes = most_groups * group_size
+    if episodes > n_envs and n_envs % group_size:
+        fitting = [size for size in range(group_size, episodes, group_size) if size <= n_envs][-1:] or [group_size]
+        raise ConfigError(f"n_envs: {n_envs} environments per rank would split a group of {group_size} across waves "
+                          f"(a rank plays up to {episodes} episodes); use a multiple of group_size (e.g. {fitting[0]}) "
+                          f"or at least {episodes}")
 
 
 @dataclass

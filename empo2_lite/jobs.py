@@ -8,9 +8,11 @@ the same way (finished work is read back, not redone):
 * ``train``: start, resume or skip (when done) the run named in a config; ``resume`` by name.
 * ``train_runs``: several runs (an ablation grid, EMPO² against GRPO) one after another.
 * ``final_evaluation``: a run's test-split evaluation after its last iteration (``evaluation.py``).
-* ``baseline``: the naive, memory-only or Reflexion baseline of a preset's base model on a task, or
+* ``baseline``: the naive, memory-only, Reflexion or Retrospex baseline of a preset's base model on a task, or
   a warm start played without RL ("warm-start").
 * ``warm_start``: behaviour cloning on a task's train gold paths (``warm_start/``), a run folder.
+* ``make_critic``: the Retrospex baseline's IQL critic on a task's train split
+  (``baselines/critic_job.py``), a folder that ``baseline("retrospex", critic=...)`` plays with.
 * ``adapt_ood``: a trained run adapting to another task with frozen weights, saved with the run.
 * ``all_figures``: every figure a set of runs supports, optionally saved as PNG + PDF.
 
@@ -28,11 +30,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from empo2_lite.config import (BASELINE_KINDS, BASELINES, REFLEXION_BASELINE, UNSCREENED_PRESETS, WARM_START_BASELINE,
+from empo2_lite.config import (BASELINE_KINDS, BASELINES, REFLEXION_BASELINE, RETROSPEX_BASELINE, UNSCREENED_PRESETS,
+                               WARM_START_BASELINE,
                                ConfigError,
                                TrainConfig, apply_overrides, check_choice, config_json, preset, run_format_error)
 from empo2_lite.config.overrides import flatten
-from empo2_lite.baselines import ReflexionSettings
+from empo2_lite.baselines import ReflexionSettings, RetrospexSettings, evaluation_episodes
+from empo2_lite.baselines.critic_job import critic_folder, make_critic
 from empo2_lite.env.pool import PoolFactory, open_pool
 from empo2_lite.evaluation import evaluation_settings, final_evaluation, row_split
 from empo2_lite.experiments import run_status
@@ -47,7 +51,7 @@ if TYPE_CHECKING:
     from empo2_lite.policy.loading import Policy
 
 __all__ = ["Trained", "adapt_ood", "all_figures", "baseline", "final_evaluation", "resume", "train",
-           "train_runs", "warm_start", "BASELINES"]
+           "train_runs", "warm_start", "make_critic", "BASELINES"]
 
 
 # -- training ----------------------------------------------------------------------------------
@@ -142,14 +146,18 @@ def train_runs(configs: Iterable[TrainConfig], *, progress: bool = True, make_po
 def baseline(kind: str, task_name: str, preset_name: str, *, trials: int = 3, temperature: float | None = None,
              episodes_per_variation: int | None = None, make_pool: PoolFactory | None = None,
              progress: bool = True, name: str | None = None, overrides: dict[str, Any] | None = None,
-             split: str = "test", seed: int = 0, from_run: str | None = None) -> dict[str, Any]:
+             split: str = "test", seed: int = 0, from_run: str | None = None, critic: str | None = None,
+             retrospex: RetrospexSettings | None = None) -> dict[str, Any]:
     """The paper's baselines with the preset's base model (no adapter), on ``task_name``'s
     ``split`` (test by default; dev for choices): "naive" plays it once; "memory-only" plays
     ``trials`` times with EMPO²'s growing tip memory and no training (its row's return is the last
     trial's, every trial under ``trials``, together its one evaluation of the split); "reflexion"
     plays up to ``trials`` attempts per variation with written reflections, and the same attempts
     without them as its control (``baselines/reflexion.py``; its row's return is the best of the
-    trials, labelled ``measure``). Tokens are
+    trials, labelled ``measure``); "retrospex" plays the base model's candidate actions re-ranked by
+    the critic folder ``critic`` (a name under the runs root, made by ``make_critic`` for this task
+    and model), and the same episodes with the actor alone choosing as its control
+    (``baselines/retrospex.py``). Tokens are
     drawn from episode seeds of ``seed``, so seeds give independent evaluations. "warm-start" plays
     like "naive" with the warm start ``from_run`` (a run name) merged into the base model
     (``policy.init_adapter``): what the warm start does before any RL.
@@ -165,6 +173,8 @@ def baseline(kind: str, task_name: str, preset_name: str, *, trials: int = 3, te
     check_choice("split", split, EVAL_SPLITS)
     if (kind == WARM_START_BASELINE) != (from_run is not None):
         raise ConfigError(f"from_run: the {WARM_START_BASELINE} baseline, and only it, needs the warm-start run it plays")
+    if (kind == RETROSPEX_BASELINE) != (critic is not None):
+        raise ConfigError(f"critic: the {RETROSPEX_BASELINE} baseline, and only it, needs a critic folder (--critic)")
     if from_run is not None:
         overrides = {**(overrides or {}), "policy.init_adapter": warm_start_folder(from_run)}
     warn_if_unscreened(preset_name)
@@ -180,12 +190,21 @@ def baseline(kind: str, task_name: str, preset_name: str, *, trials: int = 3, te
     reflexion_settings = ReflexionSettings(trials=trials)
     if kind == REFLEXION_BASELINE:
         reflexion_settings.validate()
-    played_as = {**settings.row(), **(reflexion_settings.row() if kind == REFLEXION_BASELINE else {})}
+    retrospex = retrospex or RetrospexSettings()
+    critic_path = None
+    if kind == RETROSPEX_BASELINE:
+        retrospex.validate()
+        critic_path = critic_folder(critic, task.name, config.policy.model)
+    played_as = {**settings.row(), **(reflexion_settings.row() if kind == REFLEXION_BASELINE else {}),
+                 **({**retrospex.row(), "retrospex_critic": critic} if kind == RETROSPEX_BASELINE else {})}
     if run.exists():
         recorded = recorded_baseline(run, config, split, played_as,
                                      trials if kind in ("memory-only", REFLEXION_BASELINE) else None)
         if recorded is not None:
             return recorded
+    if progress and kind in (REFLEXION_BASELINE, RETROSPEX_BASELINE):
+        _say_estimate(kind, config, task.eval_variations(split), settings.episodes_per_variation,
+                      evaluation_episodes(kind, trials, retrospex.candidates))
     policy = load_policy(replace(config.policy, lora_rank=0), config.rollout,
                          tips=config.memory if kind == "memory-only" else None)
     with open_pool(make_pool, config.n_envs, config.env) as pool:
@@ -194,6 +213,13 @@ def baseline(kind: str, task_name: str, preset_name: str, *, trials: int = 3, te
 
             result = reflexion(policy, pool, task, config.rollout, reflexion_settings, split=split, seed=seed,
                                progress=progress, **settings.row())
+        elif kind == RETROSPEX_BASELINE:
+            from empo2_lite.baselines.critic import load_critic
+            from empo2_lite.baselines.retrospex import retrospex as play_retrospex
+
+            result = {**play_retrospex(policy, pool, task, config.rollout, retrospex, load_critic(critic_path)[0],
+                                       split=split, seed=seed, progress=progress, **settings.row()),
+                      "retrospex_critic": critic}
         elif kind == "memory-only":
             history = memory_adaptation(policy, pool, task, config.rollout, config.memory, trials, split=split,
                                         seed=seed, progress=progress, **settings.row())
@@ -211,6 +237,18 @@ def baseline(kind: str, task_name: str, preset_name: str, *, trials: int = 3, te
         run.start(config)
     run.append_eval({"iteration": 0, "kind": "final", **result})
     return result
+
+
+def _say_estimate(kind: str, config: TrainConfig, variations, episodes_per_variation: int, factor: int) -> None:
+    """Print, before a costly baseline plays, its minutes at most: its naive evaluations' worth of
+    episodes at the preset's measured seconds per episode (nothing when the preset has no cost)."""
+    from empo2_lite.lab.cost_estimates import scaled_seconds
+
+    episodes = len(variations) * episodes_per_variation * factor
+    seconds = scaled_seconds(config, 0, episodes)
+    if seconds is not None:
+        print(f"{kind}: at most ~{seconds / 60:.0f} min ({episodes} episodes' worth of decoding at {config.preset}'s "
+              "measured seconds per evaluation episode)", flush=True)
 
 
 def recorded_baseline(run: RunDir, config: TrainConfig, split: str, settings: dict[str, Any],

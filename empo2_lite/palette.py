@@ -57,8 +57,8 @@ PAPER_METHODS = {"Naive": "naive", "Reflexion": "reflexion", "Retrospex": "retro
                  "EMPO2": "empo2"}
 """The paper's ScienceWorld methods drawn beside the kit's runs, and the kit's name each takes its style
 from: the kit's run of the same method, so a paper bar and the kit's bar of one method share a colour
-("retrospex" has no kit run yet). The memory-only baseline is the kit's own and has no paper column."""
-UNTRAINED = (*BASELINES, "reflexion", "warm-start")
+(``eval --baseline retrospex``). The memory-only baseline is the kit's own and has no paper column."""
+UNTRAINED = (*BASELINES, "reflexion", "retrospex", "warm-start")
 """The ``algo`` of runs that are references, not trained runs (baselines and a warm start alone)."""
 SETTINGS_GREY = "#555555"
 """The base colour of settings whose runs are of several algorithms (``colours``)."""

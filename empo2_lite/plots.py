@@ -309,6 +309,26 @@ def ood_curves(ood: pd.DataFrame) -> Figure:
     return figure
 
 
+def critic_curve(record: Mapping) -> Figure:
+    """The Retrospex critic's IQL losses over its updates (``baselines/critic_job.py``'s record):
+    the Q regression error and V's expectile loss, on a log scale, with what the critic saw."""
+    figure = Figure(figsize=(6.4, 4.0), layout="constrained")
+    axes = figure.subplots()
+    curve = pd.DataFrame(record["curve"])
+    for column, look, label in (("q_loss", OKABE_ITO[0], "Q: (r + gamma V(s') - Q)^2"),
+                                ("v_loss", OKABE_ITO[1], f"V: expectile loss (tau {record['settings']['expectile']})")):
+        axes.plot(curve["update"], curve[column], color=look, label=label)
+    axes.set_yscale("log")
+    axes.set_xlabel("update (batch of transitions)")
+    axes.set_ylabel("mean loss (rewards / 100)")
+    axes.grid(alpha=0.3)
+    axes.legend(frameon=False, fontsize=8)
+    data = ", ".join(f"{source} {row['episodes']} episodes" for source, row in record["data"].items())
+    _note(axes, [f"{record['task']}: {data}", f"{record['minutes']['training']:.1f} min of training"])
+    figure.suptitle("Retrospex critic (IQL) training")
+    return figure
+
+
 def ablation_bars(evals: pd.DataFrame, by: str) -> Figure:
     """Latest test return per run, averaged over runs (seeds) that share the setting ``by``,
     with +-1 std across them (error bars) and each run as a dot."""

@@ -88,6 +88,19 @@ class RetrievalQuery:
     observation it led to, newest last (no rules, examples or tips)."""
 
 
+@dataclass(frozen=True)
+class StepState:
+    """The state an episode's next action is chosen in, as ``collect_rollouts`` hands it to its
+    ``observe`` hook just before sampling (Retrospex's critic scores candidate actions in it)."""
+
+    rollout_id: int
+    step: int
+    """Actions taken so far (0 before the first)."""
+    task_description: str
+    observation: str
+    """The latest observation (the first one before any action)."""
+
+
 Retriever = Callable[[RetrievalQuery], Sequence[str]]
 NoveltyFn = Callable[[Sequence[tuple[str, int, str]]], list[float]]
 """Maps the (task, variation, observation) of every episode's step t to its novelty reward
@@ -107,6 +120,7 @@ class _Episode:
         self.pending_tips: tuple[str, ...] = ()
         self.pending_dropped = 0
         self.history_text = start.observation.strip()
+        self.observation = start.observation
         if config.history_window is None:
             self.chat = ChatTokens(self.tokenizer, prompts.SYSTEM_PROMPT)
             """The tip-free chat: the without-tips view, and the history under every step's block."""
@@ -114,6 +128,10 @@ class _Episode:
             """One sample per step that showed tips: its prompt with the block, its response."""
             self.tip_spans: list[tuple[int, int, int]] = []
             """Where the responses of those steps lie in the tip-free chat's sample, and their steps."""
+
+    def state(self) -> StepState:
+        return StepState(self.trajectory.rollout_id, len(self.trajectory.turns), self.trajectory.task_description,
+                         self.observation)
 
     def query(self) -> RetrievalQuery:
         return RetrievalQuery(self.trajectory.task, self.trajectory.variation, len(self.trajectory.turns), self.history_text)
@@ -173,7 +191,7 @@ class _Episode:
             corrected=bool(result.info.get("corrected", False))))
         self.trajectory.score = result.score
         self.pending_message = prompts.step_user_message(result.observation)
-        self.trajectory.final_observation = result.observation
+        self.trajectory.final_observation = self.observation = result.observation
         self.history_text = append_history(self.history_text, result.action, result.observation)
 
     def finish(self, end_reason: str, result: StepResult | None = None, error: str | None = None) -> Trajectory:
@@ -225,6 +243,7 @@ def collect_rollouts(
     sampler: EpisodeSampler | None = None,
     tips: MemoryConfig | None = None,
     timings: dict[str, float] | None = None,
+    observe: Callable[[StepState], None] | None = None,
 ) -> list[Trajectory]:
     """Play every episode in ``specs`` (in waves of ``pool.size``) and return their trajectories.
 
@@ -234,7 +253,8 @@ def collect_rollouts(
     (``policy/samplers.episode_sampler``). Novelty is not paid here: ``pay_novelty`` pays it once
 every episode of an iteration is played (the trainer, after gathering every rank's). With ``tips``, the policy writes each played episode's tip
     (``Trajectory.tip``) once its wave is over, extending the episode's own cache, and only then
-    are the wave's caches freed; the seconds spent go to ``timings["tips"]``.
+    are the wave's caches freed; the seconds spent go to ``timings["tips"]``. ``observe`` is told
+    every running episode's state just before its action is sampled.
     """
     config = config or RolloutConfig()
     config.validate()
@@ -243,7 +263,7 @@ every episode of an iteration is played (the trainer, after gathering every rank
     bar = progress_bar(total=len(specs), desc="rollouts", unit="episode", disable=not progress, leave=False, inner=True)
     for first in range(0, len(specs), pool.size):
         wave = _play_wave(policy, pool, list(specs[first: first + pool.size]), first, config, retrieve, episodes,
-                          release_at_end=tips is None)
+                          release_at_end=tips is None, observe=observe)
         if tips is not None:
             began = time.perf_counter()
             finished = played(wave)
@@ -282,7 +302,8 @@ def pay_novelty(trajectories: Sequence[Trajectory], novelty: NoveltyFn) -> None:
 
 
 def _play_wave(policy: Policy, pool: EpisodePool, wave: list[EpisodeSpec], first_id: int, config: RolloutConfig,
-               retrieve: Retriever | None, sampler: EpisodeSampler, release_at_end: bool) -> list[Trajectory]:
+               retrieve: Retriever | None, sampler: EpisodeSampler, release_at_end: bool,
+               observe: Callable[[StepState], None] | None = None) -> list[Trajectory]:
     """One lock-step wave: every episode of ``wave`` on its own pool slot. An episode that ends
     frees its cache at once when ``release_at_end`` (else the caller does, after the tips)."""
     starts = pool.reset([(spec.task, spec.variation) for spec in wave], max_steps=config.max_steps)
@@ -314,6 +335,9 @@ def _play_wave(policy: Policy, pool: EpisodePool, wave: list[EpisodeSpec], first
         if not prompts_with:
             continue
         order = list(prompts_with)
+        if observe is not None:
+            for slot in order:
+                observe(running[slot].state())
         keys = [running[slot].trajectory.rollout_id for slot in order]
         seeds = [step_seed(running[slot].trajectory.seed, len(running[slot].trajectory.turns)) for slot in order]
         responses = sampler.sample(keys, [prompts_with[s] for s in order], seeds=seeds)

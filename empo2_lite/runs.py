@@ -11,6 +11,8 @@ returns and a line torn by a kill is handled in one place. Layout of ``runs/<nam
     eval.jsonl          one line per evaluation (periodic, final, baselines)
     ood-<task>.jsonl    one line per iteration of an OOD adaptation to <task>
     memory.jsonl        the tip memory (append-only, see memory/store.py)
+    steps.jsonl         one line per step of every training episode (transitions.py: what an
+                        offline critic such as Retrospex's learns from)
     tensorboard/        TensorBoard events of the same metrics
     figures/            the run's figures (``make demo``), PNG + PDF
     checkpoints/iter-000003/
@@ -54,7 +56,8 @@ if TYPE_CHECKING:
     import torch
 
 CONFIG_FILE, METRICS_FILE, EVAL_FILE, MEMORY_FILE = "config.json", "metrics.jsonl", "eval.jsonl", "memory.jsonl"
-CHECKPOINT_FILES = (METRICS_FILE, EVAL_FILE, MEMORY_FILE)
+STEPS_FILE = "steps.jsonl"
+CHECKPOINT_FILES = (METRICS_FILE, EVAL_FILE, MEMORY_FILE, STEPS_FILE)
 """The append-only files whose sizes a checkpoint records (and resuming rewinds to)."""
 OOD_PREFIX = "ood-"
 WARM_START_FILE = "warm_start.json"
@@ -155,6 +158,15 @@ class RunDir:
     def append_eval(self, row: dict[str, Any]) -> None:
         """One evaluation (periodic, final or a baseline's)."""
         self._append(EVAL_FILE, row)
+
+    def append_steps(self, rows: list[dict[str, Any]]) -> None:
+        """One iteration's episodes, one row per step (``transitions.step_rows``)."""
+        if rows:
+            jsonl.append_rows(self.path / STEPS_FILE, rows)
+
+    def read_steps(self) -> list[dict[str, Any]]:
+        """Every recorded step, in order ([] when none: runs before the file existed)."""
+        return jsonl.read_rows(self.path / STEPS_FILE)
 
     def write_ood(self, task: str, history: list[dict[str, Any]]) -> None:
         """A whole OOD adaptation of this run's policy to ``task`` (one row per iteration, each
@@ -277,9 +289,11 @@ class RunDir:
 
     def rewind_to(self, checkpoint: Path) -> None:
         """Cut the append-only files back to their sizes at ``checkpoint`` (the step of resuming
-        that drops what an interrupted iteration had written)."""
-        for file, size in _checkpoint_state(checkpoint)["file_sizes"].items():
-            jsonl.cut_to(self.path / file, size)
+        that drops what an interrupted iteration had written). A file the checkpoint does not name
+        did not exist when it was written (``steps.jsonl`` before it was kept): cut to nothing."""
+        sizes = _checkpoint_state(checkpoint)["file_sizes"]
+        for file in dict.fromkeys([*sizes, *CHECKPOINT_FILES]):
+            jsonl.cut_to(self.path / file, sizes.get(file, 0))
 
     # -- internals ------------------------------------------------------------------------------
     def _create(self) -> None:

@@ -13,7 +13,10 @@ Purposes in use: ``train`` (training rollouts), ``eval-dev`` / ``eval-test`` (ev
 split), ``memory-dev`` / ``memory-test`` (the frozen-weight memory loop: memory-only baseline, OOD),
 ``reflexion-dev`` / ``reflexion-test`` (the Reflexion baseline's trials, the trial number in place of
 the iteration; its control without reflections plays the same seeds, so that trial 1 is the same
-episode in both and every later difference comes from the reflections shown).
+episode in both and every later difference comes from the reflections shown), ``retrospex-dev`` /
+``retrospex-test`` (the Retrospex baseline; its actor-only arm plays the same seeds, so both arms
+see the same candidates until their choices differ), ``critic-data`` (the untrained episodes a
+Retrospex critic learns from).
 """
 
 from __future__ import annotations
@@ -54,3 +57,9 @@ def reflection_seed(episode: int) -> int:
     """The seed of the call that writes a Reflexion reflection after the episode (greedy by
     default, so it only matters at a temperature above 0)."""
     return derive_seed(episode, "reflection")
+
+
+def candidate_seed(step: int, index: int) -> int:
+    """The seed of the ``index``-th candidate action drawn at a step whose seed is ``step``
+    (Retrospex samples several per step; ``baselines/retrospex.py``)."""
+    return derive_seed(step, "candidate", index)

@@ -39,6 +39,7 @@ from empo2_lite.progress import progress_bar
 from empo2_lite.rollout import check_tip_block_fits, warn_if_context_is_short
 from empo2_lite.runs import RunDir
 from empo2_lite.tasks import get_task
+from empo2_lite.transitions import step_rows
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ class Trainer:
         config.validate()
         world = current_world() if world is None else world
         if world.size > 1:
-            check_world_fits(config.variations_per_iteration, world.size)
+            check_world_fits(config.variations_per_iteration, config.group_size, config.n_envs, world.size)
             world.barrier("the run folder's checks")  # every rank has read the folder before rank 0 writes
         if resume:
             checkpoint, memory = open_for_resume(run, config.memory, world)
@@ -151,6 +152,7 @@ class Trainer:
         phases.learn(batch, self.policy, self.optimizer, config, on_step=self.sampler.weights_changed, world=world)
         metrics = phases.metrics(batch, self.memory)
         if world.writes:
+            self.run.append_steps(step_rows(batch.trajectories, batch.iteration))
             self.run.append_metrics(metrics)
             self.run.log_scalars(batch.iteration, metrics)
         self.iteration = batch.iteration + 1

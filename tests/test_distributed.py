@@ -222,11 +222,21 @@ def test_other_commands_and_bad_worlds_are_refused(monkeypatch, capsys):
     assert capsys.readouterr().err.strip().splitlines() == [
         "empo2-lite: error: tasks: not under torchrun with WORLD_SIZE > 1; only `train` runs data-parallel "
         "(run the others as one process)"]
+    assert main(["train", "--preset", "cpu-smoke", "--set", "variations_per_iteration=3", "--set", "group_size=4",
+                 "--set", "n_envs=6"]) == 2  # refused before any process group or model
+    assert capsys.readouterr().err.startswith("empo2-lite: error: n_envs: 6 environments per rank would split a group")
     monkeypatch.setenv("RANK", "1")  # every rank refuses; rank 0 alone says so
     assert main(["tasks"]) == 2
     assert capsys.readouterr().err == ""
     with pytest.raises(ConfigError, match="^variations_per_iteration: 1 groups cannot be shared by 2 ranks"):
-        check_world_fits(1, 2)
+        check_world_fits(1, 4, 4, 2)
+    check_world_fits(3, 4, 8, 2)  # two groups in one wave of 8
+    check_world_fits(3, 4, 4, 2)  # one group a wave
+    check_world_fits(2, 4, 6, 2)  # each rank's only group fits in one wave
+    with pytest.raises(ConfigError, match=r"^n_envs: 6 environments per rank would split a group of 4 across waves "
+                                          r"\(a rank plays up to 8 episodes\); use a multiple of group_size \(e.g. 4\) "
+                                          r"or at least 8$"):
+        check_world_fits(3, 4, 6, 2)
     monkeypatch.setenv("EMPO2_DIST_TIMEOUT", "soon")
     with pytest.raises(ConfigError, match="^EMPO2_DIST_TIMEOUT: 'soon' is not allowed"):
         timeout_from_environment()

@@ -197,8 +197,8 @@ def test_a_baseline_of_another_seed_gets_its_own_folder_and_says_its_seed(played
 
 
 def test_a_baseline_of_an_unknown_kind_is_refused():
-    with pytest.raises(ConfigError, match="baseline: 'retrospex' is not allowed"):
-        jobs.baseline("retrospex", TASK, "cpu-smoke")
+    with pytest.raises(ConfigError, match="baseline: 'retro' is not allowed"):
+        jobs.baseline("retro", TASK, "cpu-smoke")
 
 
 def test_ood_adaptation_is_saved_with_the_run_and_read_back(trained_run, played):

@@ -79,7 +79,7 @@ def test_read_checkpoint_changes_no_file(run_with_an_interrupted_iteration):
     assert set(adapter) == {"w"} and torch.equal(adapter["w"], torch.arange(4.0))
     assert optimizer_state["state"][0]["step"] == 1
     assert state["iteration"] == 1 and state["novelty"] == {"seen": 1}
-    assert set(state["file_sizes"]) == {"metrics.jsonl", "eval.jsonl", "memory.jsonl"}
+    assert set(state["file_sizes"]) == {"metrics.jsonl", "eval.jsonl", "memory.jsonl", "steps.jsonl"}
 
 
 def test_rewind_cuts_each_file_back_to_its_size_at_the_checkpoint(run_with_an_interrupted_iteration):

@@ -1,13 +1,14 @@
 """Baselines that are methods of their own, beside the naive and memory-only evaluations in
-``evaluation.py``: Reflexion (``reflexion.py``). Importing this package imports no torch: the
-command line checks ``ReflexionSettings`` before any model loads."""
+``evaluation.py``: Reflexion (``reflexion.py``) and Retrospex (``retrospex.py``, with its offline-RL
+critic in ``critic.py``). Importing this package imports no torch: the command line checks the
+settings here before any model loads."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from empo2_lite.config import ConfigError, check_integer
+from empo2_lite.config import ConfigError, check_integer, check_positive
 
 
 @dataclass(frozen=True)
@@ -40,3 +41,95 @@ class ReflexionSettings:
     def row(self) -> dict[str, Any]:
         """The settings as the fields of a results row (``trials`` is the row's own list)."""
         return {f"reflexion_{key}": value for key, value in asdict(self).items() if key != "trials"}
+
+
+@dataclass(frozen=True)
+class RetrospexSettings:
+    """How the Retrospex baseline acts (``retrospex.py``); recorded in its row, and a recorded row
+    is read back only under the same settings. Defaults are the original's values for
+    ScienceWorld (Xiang et al., 2024) where it states them."""
+
+    candidates: int = 6
+    """Actions the actor proposes at every step (the original: the top 6 of a beam search; here 6
+    independent samples at the evaluation's temperature, duplicates merged, so up to 6 distinct
+    candidates)."""
+    lambda_floor: float = 0.6
+    """b in lambda = max(b, d ** step): the actor's weight never drops below it."""
+    lambda_decay: float = 0.97
+    """d in lambda = max(b, d ** step): the critic's weight grows as the episode goes on."""
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first unusable field."""
+        check_integer("retrospex.candidates", self.candidates, minimum=1)
+        for name in ("lambda_floor", "lambda_decay"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"retrospex.{name}: {getattr(self, name)!r} is not allowed; it must be in [0, 1]")
+
+    def actor_weight(self, step: int) -> float:
+        """lambda at ``step`` (0-based): the weight of the actor's probability in the score."""
+        return max(self.lambda_floor, self.lambda_decay ** step)
+
+    def row(self) -> dict[str, Any]:
+        """The settings as the fields of a results row."""
+        return {f"retrospex_{key}": value for key, value in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class CriticSettings:
+    """How the Retrospex critic is trained (``critic.py``): implicit Q-learning with the original's
+    hyper-parameters, on transitions of the train split."""
+
+    expectile: float = 0.7
+    """tau of the expectile regression of V towards Q (the original's 0.7)."""
+    discount: float = 0.99
+    """gamma (the original's 0.99)."""
+    target_rate: float = 0.005
+    """Rate of the exponential moving average of the target Q network (the original's 0.005)."""
+    learning_rate: float = 1e-4
+    """Adam learning rate of Q and V (the original's 1e-4)."""
+    batch_size: int = 128
+    """Transitions per update (the original's 128)."""
+    max_updates: int = 20000
+    """Updates at most; training also stops at ``max_minutes``."""
+    max_minutes: float = 10.0
+    """Wall-clock cap of the training loop (issue: about 10 minutes on 2 cores)."""
+    embedding_dim: int = 64
+    """Width of the hashed bag-of-words text encoders."""
+    hidden: int = 128
+    """Width of the Q and V networks' hidden layer."""
+    buckets: int = 2 ** 16
+    """Hash buckets of the encoders' word and word-pair features."""
+    reward_scale: float = 100.0
+    """Rewards (score changes, in points) are divided by it, so returns are in [-1, 1]."""
+    gold_variations: int = 30
+    """Train variations whose gold paths are recorded as data (successes)."""
+    untrained_episodes: int = 16
+    """Episodes of the untrained model on train variations recorded as data (mostly failures and
+    partial ones)."""
+    seed: int = 0
+    """Seeds the networks' initialisation, the batches and the untrained episodes."""
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first unusable field."""
+        for name in ("batch_size", "max_updates", "embedding_dim", "hidden", "buckets"):
+            check_integer(f"critic.{name}", getattr(self, name), minimum=1)
+        for name in ("gold_variations", "untrained_episodes", "seed"):
+            check_integer(f"critic.{name}", getattr(self, name), minimum=0)
+        for name in ("learning_rate", "max_minutes", "reward_scale"):
+            check_positive(f"critic.{name}", getattr(self, name))
+        for name in ("expectile", "discount", "target_rate"):
+            if not 0 < getattr(self, name) <= 1:
+                raise ConfigError(f"critic.{name}: {getattr(self, name)!r} is not allowed; it must be in (0, 1]")
+
+    def row(self) -> dict[str, Any]:
+        """The settings as JSON fields."""
+        return asdict(self)
+
+
+def evaluation_episodes(kind: str, trials: int, candidates: int = RetrospexSettings.candidates) -> int:
+    """How many naive evaluations' worth of decoding one baseline costs, at most: memory-only plays
+    ``trials`` evaluations; Reflexion up to ``2 * trials - 1`` episodes per chain (its control
+    shares trial 1) plus the reflections; Retrospex two arms whose every step re-reads the prompt
+    once per candidate. Every other kind: one. The estimates printed before a baseline runs and the
+    study's ``--estimate`` multiply a preset's seconds per episode by it."""
+    return {"memory-only": trials, "reflexion": 2 * trials - 1, "retrospex": 2 * candidates}.get(kind, 1)

@@ -36,6 +36,7 @@ from empo2_lite.config.train import (
     BASELINE_KINDS,
     BASELINES,
     REFLEXION_BASELINE,
+    RETROSPEX_BASELINE,
     WARM_START_BASELINE,
     OFF_POLICY_OLD_LOGPROBS,
     TrainConfig,
@@ -50,5 +51,5 @@ __all__ = [
     "MemoryConfig", "PolicyConfig", "PresetCost", "RolloutConfig", "TrainConfig", "UpdateConfig", "algorithm",
     "algorithm_settings", "apply_overrides", "check_choice", "check_fraction", "check_integer", "check_positive",
     "config_json", "known_settings", "load_overrides_file", "parse_set_arguments", "preset", "run_format_error",
-    "BASELINE_KINDS", "REFLEXION_BASELINE", "WARM_START_BASELINE",
+    "BASELINE_KINDS", "REFLEXION_BASELINE", "RETROSPEX_BASELINE", "WARM_START_BASELINE",
 ]

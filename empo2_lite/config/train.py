@@ -45,7 +45,11 @@ REFLEXION_BASELINE = "reflexion"
 per test variation, a written reflection after each failed one (``baselines/reflexion.py``). Not in
 ``BASELINES``, which ``compare`` plays by default: with its control it costs up to 2K - 1 episodes
 per variation and episode index."""
-BASELINE_KINDS = (*BASELINES, REFLEXION_BASELINE, WARM_START_BASELINE)
+RETROSPEX_BASELINE = "retrospex"
+"""Retrospex (Xiang et al., 2024): the frozen base model's candidate actions re-ranked by an offline
+IQL critic (``baselines/retrospex.py``; ``eval --baseline retrospex --critic FOLDER``). Not in
+``BASELINES``: it needs a critic trained first (``python -m empo2_lite critic``)."""
+BASELINE_KINDS = (*BASELINES, REFLEXION_BASELINE, RETROSPEX_BASELINE, WARM_START_BASELINE)
 """Every kind of baseline folder (``TrainConfig.baseline``)."""
 OFF_POLICY_OLD_LOGPROBS = ("with_tips", "without_tips")
 MEMORY_DRAWS = ("filled", "uniform")

@@ -11,7 +11,8 @@ JVMs) is taken as ``START_S``; k processes sharing a machine run slower than one
 does not model: the estimate is a floor.
 
 A plan with a probe is estimated at its costliest probe candidate (the longest step cap), since
-the choice is not known before it runs; memory-only references cost their trials, the warm-start
+the choice is not known before it runs; memory-only, Reflexion and Retrospex references cost
+``baselines.evaluation_episodes`` naive evaluations each, the warm-start
 reference is counted when any candidate has a warm start, and each warm start ``WARM_START_S``
 plus ``WARM_START_VARIATION_S`` per variation (an estimate: never timed on the 2-core machine). A
 plan in parts also gets one line per part (each its own call: model preparation and packing
@@ -23,6 +24,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from empo2_lite.baselines import evaluation_episodes
 from empo2_lite.config import WARM_START_BASELINE, ConfigError, PRESET_COSTS, apply_overrides, preset
 from empo2_lite.study.phases import MARGIN, SCREEN_ITERATIONS, iterations_for, training_seconds
 from empo2_lite.study.plan import (OOD_STAGE, PROBE_STAGE, SCREEN, Plan, baseline_folders, candidates, screening_algos,
@@ -99,11 +101,12 @@ def _costliest_probe(plan: Plan) -> Plan:
 
 
 def _reference_seconds(plan: Plan) -> list[float]:
-    """Per seed and baseline (one reference piece), its evaluations in its folders; memory-only
-    plays its trials; warm-start only when some candidate has a warm start."""
+    """Per seed and baseline (one reference piece), its evaluations in its folders, each costing
+    ``evaluation_episodes`` naive evaluations (memory-only its trials, Reflexion and Retrospex more);
+    warm-start only when some candidate has a warm start."""
     warm = any(warm_start_of(overrides)[0] for _, overrides in candidates(plan))
-    return [sum(_seconds(_config(plan, plan.references[folder], plan.algos[0]), 0, "test", trials=(
-                plan.trials if baseline == "memory-only" else 1)) for folder in baseline_folders(plan, baseline))
+    return [sum(_seconds(_config(plan, plan.references[folder], plan.algos[0]), 0, "test",
+                         trials=evaluation_episodes(baseline, plan.trials)) for folder in baseline_folders(plan, baseline))
             for _ in plan.seeds for baseline in plan.baselines if baseline != WARM_START_BASELINE or warm]
 
 

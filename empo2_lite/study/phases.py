@@ -39,7 +39,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from empo2_lite.comparison import run_name
-from empo2_lite.config import WARM_START_BASELINE, ConfigError, preset
+from empo2_lite.config import RETROSPEX_BASELINE, WARM_START_BASELINE, ConfigError, preset
 from empo2_lite.study.plan import (OOD_STAGE, PROBE_STAGE, SCREEN, Plan, baseline_folders, candidates, part_stages,
                                    plan_from_dict, preset_values, screening_algos, seed_stage, warm_start_of)
 from empo2_lite.study.probe import choose_probe, probe_pieces, probed
@@ -112,6 +112,7 @@ def reference_pieces(plan: Plan, root: Path, chosen: dict | None = None) -> list
         "kind": "reference", "baseline": baseline, "name": run_name(baseline, seed), "preset": plan.preset,
         "task": plan.task, "seed": seed, "trials": plan.trials,
         **({"from_run": str(warm_start_folder(root, variations))} if baseline == WARM_START_BASELINE else {}),
+        **({"critic": plan.critic} if baseline == RETROSPEX_BASELINE else {}),
         "evaluations": [{"root": str(root / folder), "overrides": {**plan.overrides, **settings, **overrides}}
                         for folder, overrides in plan.references.items() if folder in baseline_folders(plan, baseline)]})
         for seed in plan.seeds for baseline in plan.baselines if baseline != WARM_START_BASELINE or variations]

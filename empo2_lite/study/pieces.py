@@ -133,7 +133,8 @@ def reference_piece(spec: dict, started: float, progress: bool = False, **job_op
                 continue
             row = jobs.baseline(spec["baseline"], spec["task"], spec["preset"], seed=spec["seed"], name=spec["name"],
                                 trials=spec.get("trials", 3), overrides=evaluation["overrides"], progress=progress,
-                                make_pool=job_options.get("make_pool"), from_run=spec.get("from_run"))
+                                make_pool=job_options.get("make_pool"), from_run=spec.get("from_run"),
+                                critic=spec.get("critic"))
         print(f"{evaluation['root']}/{spec['name']}: test return {row['return_mean']:.1f}", flush=True)
     return {"started": started, "trained": started, "evaluated": time.time()}
 

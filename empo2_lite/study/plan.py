@@ -28,8 +28,8 @@ from typing import Any
 
 import yaml
 
-from empo2_lite.config import (ALGOS, BASELINES, WARM_START_BASELINE, ConfigError, apply_overrides, check_choice,
-                               check_integer, preset)
+from empo2_lite.config import (ALGOS, BASELINES, REFLEXION_BASELINE, RETROSPEX_BASELINE, WARM_START_BASELINE,
+                               ConfigError, apply_overrides, check_choice, check_integer, preset)
 from empo2_lite.config.overrides import flatten
 from empo2_lite.study.probe_rules import check_probe, known_task, probe_candidates
 
@@ -47,8 +47,9 @@ it trains from clones (0: none). The study builds each warm start once (``phases
 and points the candidate's runs at it with ``policy.init_adapter``."""
 OOD_KEYS = ("siblings", "algos", "seeds", "iterations")
 """The keys of a plan's ``ood`` block."""
-STUDY_BASELINES = (*BASELINES, WARM_START_BASELINE)
-"""The references a plan may play: the untrained model, with EMPO²'s memory alone, the warm start alone."""
+STUDY_BASELINES = (*BASELINES, REFLEXION_BASELINE, RETROSPEX_BASELINE, WARM_START_BASELINE)
+"""The references a plan may play: the untrained model, with EMPO²'s memory alone, Reflexion, Retrospex
+(with the plan's ``critic``), the warm start alone."""
 
 
 @dataclass
@@ -88,7 +89,10 @@ class Plan:
     baselines: list[str] = field(default_factory=lambda: ["naive"])
     """The untrained references played per seed and reference folder (``compare``: both)."""
     trials: int = 3
-    """Trials of the memory-only baseline."""
+    """Trials of the memory-only baseline (and Reflexion's attempts per variation)."""
+    critic: str | None = None
+    """The critic folder (a name under the runs root, ``python -m empo2_lite critic``) the Retrospex
+    baseline re-ranks with; required when ``baselines`` has retrospex."""
     main: str = MAIN
     """The folder of the compared runs ('.': the study's folder itself, ``compare``'s layout)."""
     name: str = "gpu-study"
@@ -121,7 +125,7 @@ KINDS: dict[str, tuple[type, ...]] = {
     "pack_reserve_s": (int, float), "eval_reserve_s": (int, float), "overrides": (dict,),
     "iterations": (int, type(None)), "baselines": (list,), "trials": (int,), "main": (str,), "name": (str,),
     "probe": (dict, type(None)), "ood": (dict, type(None)), "baseline_folders": (dict,), "parts": (list, type(None)),
-    "part_limit_s": (int, float)}
+    "part_limit_s": (int, float), "critic": (str, type(None))}
 """The YAML types each key accepts."""
 
 
@@ -184,6 +188,9 @@ def check_plan(plan: Plan) -> None:
     base = preset(plan.preset)
     _check_list("algos", plan.algos, "algorithm", ALGOS)
     _check_list("baselines", plan.baselines, "baseline", STUDY_BASELINES)
+    if (RETROSPEX_BASELINE in plan.baselines) != (plan.critic is not None):
+        raise ConfigError(f"critic: the {RETROSPEX_BASELINE} baseline, and only it, needs a critic folder "
+                          "(python -m empo2_lite critic)")
     if not plan.seeds or not all(isinstance(seed, int) and not isinstance(seed, bool) for seed in plan.seeds):
         raise ConfigError(f"seeds: {plan.seeds!r} is not allowed; give one or more integer seeds")
     _check_list("seeds", plan.seeds, "seed", None)

@@ -90,12 +90,12 @@ def clone_variations(task: Task, count: int) -> tuple[int, ...]:
     return tuple(free[:count])
 
 
-def check_train_only(task: Task, variations: Sequence[int]) -> None:
+def check_train_only(task: Task, variations: Sequence[int], learner: str = "a warm start") -> None:
     """Refuse any variation outside the train split, in one line: dev chooses settings and test
-    reports results, so neither may be learnt from."""
+    reports results, so neither may be learnt from (by ``learner``: a warm start, a critic)."""
     train = task.split_ids("train")
     for variation in variations:
         if variation not in train:
             where = next((f"a {name}" for name in ("dev", "test") if variation in task.split_ids(name)), "not a")
-            raise ConfigError(f"variations: {variation} is {where} variation of {task.name}; a warm start learns "
+            raise ConfigError(f"variations: {variation} is {where} variation of {task.name}; {learner} learns "
                               f"from train variations only ({train.start}..{train.stop - 1})")

@@ -1,0 +1,161 @@
+"""The Retrospex baseline: a frozen LLM actor whose candidate actions an offline-RL critic re-ranks.
+
+What it plays (after Xiang et al., 2024, in the kit's own words and harness):
+
+* at every step the actor (the preset's base model, frozen) proposes ``RetrospexSettings.candidates``
+  actions: independent samples at the evaluation's temperature, each from a seed of its own
+  (``seeding.candidate_seed``), cut to their first line like every action (the original: the top 6
+  of a beam search). Candidates with the same text (case aside) are merged, keeping the likelier;
+* each distinct candidate gets ``p``, the actor's probability of it (exp of its tokens' mean
+  log-probability under the sampling distribution; the original: exp of minus the mean token loss),
+  and ``Q``, the critic's value of it in the current state (``critic.py``; the candidate's raw text
+  is scored, not the valid action the environment's correction may map it to: the pool protocol
+  lists no valid actions, and the critic's bag-of-words encoder reads near-miss wordings alike);
+* both are min-max normalised over the candidates (all equal, or a single candidate: 1 for every
+  one), and the highest ``lambda * p + (1 - lambda) * Q`` is played, ``lambda = max(b, d ** step)``
+  (b = 0.6, d = 0.97 for ScienceWorld, the original's): the actor leads early, the critic's weight
+  grows to 0.4 by step 17. Ties go to the higher ``p``, then to the first drawn;
+* the **actor-only arm** plays the same episodes with lambda = 1 (the actor re-ranking its own
+  candidates, no critic), from the same seeds, so the critic's share of the result is the
+  difference between the arms.
+
+Every step re-reads the episode's prompt once per candidate (``sampling.sample_responses``, the
+re-reading engine: the slot engine keeps one cache per episode, and candidates would each need
+one), so an episode costs about ``candidates`` times a naive one; the row says what it cost.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from empo2_lite.baselines import RetrospexSettings
+from empo2_lite.config import RolloutConfig, check_choice
+from empo2_lite.env.actions import normalize_action
+from empo2_lite.env.protocol import EpisodePool
+from empo2_lite.policy.loading import Policy
+from empo2_lite.policy.sampling import SampledResponse, sample_responses
+from empo2_lite.rollout import StepState, action_text, collect_rollouts, warn_if_context_is_short
+from empo2_lite.seeding import candidate_seed
+from empo2_lite.summary import summarize
+from empo2_lite.tasks import EVAL_SPLITS, Task
+from empo2_lite.transitions import state_text
+
+
+def min_max(values: Sequence[float]) -> list[float]:
+    """``values`` scaled to [0, 1] over their range; all 1 when they are all equal (one value
+    included), so that the other term of the score decides."""
+    low, high = min(values), max(values)
+    if high - low <= 1e-12:
+        return [1.0] * len(values)
+    return [(value - low) / (high - low) for value in values]
+
+
+def rerank(probabilities: Sequence[float], values: Sequence[float], actor_weight: float) -> int:
+    """The index of the candidate with the highest ``actor_weight * p + (1 - actor_weight) * Q``
+    (both min-max normalised); ties go to the higher raw probability, then to the lower index."""
+    p, q = min_max(probabilities), min_max(values)
+    scores = [actor_weight * a + (1 - actor_weight) * b for a, b in zip(p, q)]
+    return max(range(len(scores)), key=lambda i: (scores[i], probabilities[i], -i))
+
+
+def probability(response: SampledResponse) -> float:
+    """exp of the mean log-probability of the response's tokens (0 for an empty response)."""
+    return math.exp(sum(response.logprobs) / len(response.logprobs)) if response.logprobs else 0.0
+
+
+class RetrospexSampler:
+    """An ``EpisodeSampler`` that draws candidates for each episode and returns the one the
+    re-ranking chooses (``critic=None``: the actor-only arm). ``observe`` must be passed to
+    ``collect_rollouts``, which tells it each episode's state before it samples."""
+
+    def __init__(self, policy: Policy, settings: RetrospexSettings, critic: Any | None, *, temperature: float,
+                 top_p: float, max_new_tokens: int) -> None:
+        self.policy, self.settings, self.critic = policy, settings, critic
+        self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
+        self.states: dict[Hashable, StepState] = {}
+        self.last_computed: dict[Hashable, int] = {}
+        self.steps = 0
+        self.distinct = 0
+        self.critic_changed = 0
+        """Steps whose played candidate is not the one of the highest ``p``."""
+
+    def observe(self, state: StepState) -> None:
+        self.states[state.rollout_id] = state
+
+    def sample(self, keys: list[Hashable], prompts: list[list[int]], with_logprobs: bool = True, *,
+               seeds: list[int] | None = None, temperature: float | None = None, top_p: float | None = None,
+               max_new_tokens: int | None = None) -> list[SampledResponse]:
+        if seeds is None:
+            raise ValueError("RetrospexSampler needs each episode's step seed (collect_rollouts passes them)")
+        count = self.settings.candidates
+        chosen = []
+        for key, prompt, seed in zip(keys, prompts, seeds):
+            drawn = sample_responses(self.policy, [prompt] * count,
+                                     temperature=self.temperature if temperature is None else temperature,
+                                     top_p=self.top_p if top_p is None else top_p,
+                                     max_new_tokens=self.max_new_tokens if max_new_tokens is None else max_new_tokens,
+                                     with_logprobs=True, seeds=[candidate_seed(seed, j) for j in range(count)])
+            chosen.append(self.choose(self.states[key], drawn))
+        self.last_computed = {key: len(prompt) * count for key, prompt in zip(keys, prompts)}
+        return chosen
+
+    def choose(self, state: StepState, drawn: Sequence[SampledResponse]) -> SampledResponse:
+        """The candidate the re-ranking plays among ``drawn`` (duplicates merged)."""
+        best: dict[str, int] = {}
+        texts = [normalize_action(action_text(response, self.policy.tokenizer)) for response in drawn]
+        for index, text in enumerate(texts):
+            kept = best.get(text.casefold())
+            if kept is None or probability(drawn[index]) > probability(drawn[kept]):
+                best[text.casefold()] = index
+        options = list(best.values())
+        p = [probability(drawn[i]) for i in options]
+        if self.critic is None:
+            q, weight = [0.0] * len(options), 1.0
+        else:
+            q = self.critic.q_values(state_text(state.task_description, state.observation), [texts[i] for i in options])
+            weight = self.settings.actor_weight(state.step)
+        pick = rerank(p, q, weight)
+        self.steps += 1
+        self.distinct += len(options)
+        self.critic_changed += pick != rerank(p, q, 1.0)
+        return drawn[options[pick]]
+
+    def release(self, key: Hashable) -> int:
+        self.states.pop(key, None)
+        return 0
+
+    def weights_changed(self) -> None:
+        """Frozen weights: never called."""
+
+    def record(self) -> dict[str, Any]:
+        """What the re-ranking did over every step played."""
+        return {"steps": self.steps, "distinct_candidates_mean": self.distinct / self.steps if self.steps else 0.0,
+                "changed_by_critic_share": self.critic_changed / self.steps if self.steps else 0.0}
+
+
+def retrospex(policy: Policy, pool: EpisodePool, task: Task, rollout: RolloutConfig, settings: RetrospexSettings,
+              critic: Any, *, split: str, seed: int, temperature: float, episodes_per_variation: int,
+              progress: bool = False) -> dict[str, Any]:
+    """Both arms on every protocol variation of ``split`` (``episodes_per_variation`` episodes
+    each, seeds of ``retrospex-<split>``): the row's return and success are the critic arm's; the
+    actor-only arm (lambda = 1) sits under ``actor_only`` with the same fields."""
+    from empo2_lite.evaluation import evaluation_specs
+
+    check_choice("split", split, EVAL_SPLITS)
+    settings.validate()
+    warn_if_context_is_short(policy.tokenizer, task.name, rollout, with_tips=False)
+    specs = evaluation_specs(task, episodes_per_variation, split=split, seed=seed, purpose=f"retrospex-{split}",
+                             iteration=0)
+    config = replace(rollout, temperature=temperature)
+    arms = {}
+    for arm, arm_critic in (("critic", critic), ("actor_only", None)):
+        sampler = RetrospexSampler(policy, settings, arm_critic, temperature=temperature, top_p=config.top_p,
+                                   max_new_tokens=config.max_new_tokens)
+        trajectories = collect_rollouts(policy, pool, specs, config, progress=progress, sampler=sampler,
+                                        observe=sampler.observe)
+        arms[arm] = {**summarize(trajectories).evaluation_record(), "reranking": sampler.record()}
+    return {"task": task.name, "split": split, "seed": seed, "episodes_per_variation": episodes_per_variation,
+            **settings.row(), **arms["critic"], "actor_only": arms["actor_only"]}
