@@ -41,10 +41,11 @@ from empo2_lite.tasks import Task
 DEFAULT_VARIATIONS = 10
 """Train variations cloned by default: enough rooms and objects for the model to learn the shape
 of the commands (open door, go to, focus on, move ... to) rather than one layout, few enough that
-cloning takes minutes on a CPU and leaves RL something to learn. A choice, not yet measured: a
-probe with 3 variations and 2 epochs (8.5 minutes on a loaded 2-core CPU) raised the share of
-actions executed as written on two dev episodes from 0 to 0.5 and solved neither;
-``benchmarks/warm_start.py`` measures what a warm start leaves unsolved on dev."""
+cloning takes minutes on a CPU and leaves RL something to learn. Measured with
+``benchmarks/warm_start.py`` (find-non-living-thing, 10-step cap, 20 dev episodes at 0.4;
+docs/warm-start-2026-12-07.json): untrained 0 of 20 solved, none of its actions executed as
+written; 3 variations 1 of 20 (0.59 as written); 10 variations 5 of 20 (0.72); 30 variations 7 of
+20 (0.51). Ten make the model act and leave three quarters of dev unsolved."""
 DEFAULT_EPOCHS = 3
 """Passes over the recorded episodes: one pass of ten episodes moves a LoRA adapter little; many
 passes make the model copy the few paths it saw, room for room."""
