@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import Iterable, Mapping
+from itertools import cycle
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,11 @@ PHASES = {"rollout": "rollouts", "tips": "writing tips", "memory": "memory", "ol
 """The timed phases of an iteration (``time/<phase>``) in the order they run, with their labels."""
 PHASE_COLOURS = ("#3B3B3B", "#7A7A7A", "#A8A8A8", "#CFCFCF", "#EDEDED")
 """Greys for phases: a phase is not an algorithm, so it takes none of the algorithms' colours."""
+
+
+REFERENCE_LINESTYLES = ("--", ":", "-.", (0, (5, 1, 1, 1)), (0, (1, 3)))
+"""Line styles of the reference lines, in turn (repeated when a figure has more references: every
+reference is drawn, each in its own colour)."""
 
 
 def _label(value) -> str:
@@ -385,7 +391,7 @@ def _test_panel(axes, finals: pd.DataFrame, references: Mapping[str, pd.DataFram
         mean, std = statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
         axes.errorbar([position], [mean], yerr=[std], color=look.colour, marker=look.marker, markersize=9,
                       capsize=6, linewidth=2, zorder=4, label=f"{look.label} ({_runs(len(values))}): {mean:.1f} ± {std:.1f}")
-    for (label, rows), linestyle in zip(references.items(), ("--", ":", "-.", (0, (5, 1, 1, 1)))):
+    for (label, rows), linestyle in zip(references.items(), cycle(REFERENCE_LINESTYLES)):
         value = statistics.mean(rows[column].astype(float)) * scale
         colour = style(rows["algo"].iloc[0]).colour
         axes.axhline(value, color=colour, linestyle=linestyle, linewidth=1.3,
@@ -484,7 +490,7 @@ def learning_comparison(metrics: pd.DataFrame, evals: pd.DataFrame,
         if len(test):
             per_algo(test_axes, test, "return_mean", " on test" if len(dev) else "")
         _iteration_axis(test_axes, trained_evals["iteration"], "iteration (evaluated after it)")
-        for (label, rows), linestyle in zip(refs.items(), ("--", ":", "-.")):
+        for (label, rows), linestyle in zip(refs.items(), cycle(REFERENCE_LINESTYLES)):
             value = rows["return_mean"].mean()
             test_axes.axhline(value, color=style(rows["algo"].iloc[0]).colour, linestyle=linestyle, linewidth=1,
                               label=f"{label} ({_runs(rows['run'].nunique())}): {value:.1f}")
@@ -532,7 +538,7 @@ def screening(metrics: pd.DataFrame, evals: pd.DataFrame, chosen: str | None = N
     figure = Figure(figsize=(11, 4.4), layout="constrained")
     curves, bars = figure.subplots(1, 2, width_ratios=[1.6, 1])
     palette = colours(metrics["run"], "run", _one_algo(metrics)) if len(metrics) else {}
-    markers = dict(zip(sorted(palette), "osD^vP*X"))
+    markers = dict(zip(sorted(palette), cycle("osD^vP*X")))  # more settings than markers: repeat, drop none
     for run, group in metrics.groupby("run", sort=True):
         group = group.sort_values("iteration")
         curves.plot(group["iteration"], group["charts/return_mean"], marker=markers[run], markersize=5,

@@ -234,9 +234,10 @@ def test_each_baseline_kind_is_named_by_what_it_plays():
     from empo2_lite.lab.gallery import reference_label
 
     named = {kind: reference_label(apply_overrides(preset("cpu-learn"), {"baseline": kind, "rollout.demonstrations": 1}))
-             for kind in ("naive", "memory-only", "reflexion", "warm-start")}
+             for kind in ("naive", "memory-only", "reflexion", "retrospex", "warm-start")}
     assert named == {"naive": "untrained, 1 demonstration", "memory-only": "untrained + memory, 1 demonstration",
                      "reflexion": "untrained + reflections, 1 demonstration",
+                     "retrospex": "untrained + critic re-ranking, 1 demonstration",
                      "warm-start": "warm start, no RL, 1 demonstration"}
 
 

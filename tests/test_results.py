@@ -213,6 +213,32 @@ def test_the_learning_comparison_figure_shows_curves_baselines_and_diagnostics()
             columns="diagnostics/step_group_share"), evals).axes[6:]
 
 
+def test_every_baseline_kind_shows_as_its_own_series_beside_the_trained_runs():
+    """Adding names to the baselines must not drop one from a figure: each kind is its own reference
+    line, named by the palette, with a colour of its own."""
+    from empo2_lite.config import BASELINE_KINDS
+
+    evals = pd.DataFrame([*({"run": f"{kind}-s0", "algo": kind, "iteration": 0, "return_mean": -10.0 * index}
+                            for index, kind in enumerate(BASELINE_KINDS)),
+                          {"run": "grpo-s0", "algo": "grpo", "iteration": 3, "return_mean": 5.0}])
+    metrics = pd.DataFrame([{"run": "grpo-s0", "algo": "grpo", "iteration": it, "charts/return_mean": 1.0 * it}
+                            for it in (1, 2, 3)])
+    test = plots.learning_comparison(metrics, evals).axes[1]
+    labels = [text.get_text() for text in test.get_legend().get_texts()]
+    for kind in BASELINE_KINDS:
+        assert sum(label.startswith(f"{plots.display_name(kind)} (1 run)") for label in labels) == 1, (kind, labels)
+    references = [line for line in test.get_lines() if line.get_label().split(" (")[0] in
+                  {plots.display_name(kind) for kind in BASELINE_KINDS}]
+    assert len({line.get_color() for line in references}) == len(BASELINE_KINDS)
+    periodic = pd.concat([evals, pd.DataFrame([{"run": "grpo-s0", "algo": "grpo", "iteration": 1, "split": "dev",
+                                                  "return_mean": 2.0}])])  # curves of evaluations: the other branch
+    labels = [text.get_text() for text in plots.learning_comparison(metrics, periodic).axes[1].get_legend().get_texts()]
+    assert all(any(label.startswith(plots.display_name(kind)) for label in labels) for kind in BASELINE_KINDS), labels
+    final = plots.final_results(evals).axes[0]
+    assert {line.get_label().split(" (")[0] for line in final.get_lines()} >= {plots.display_name(kind)
+                                                                              for kind in BASELINE_KINDS}
+
+
 def test_the_learning_comparison_tells_periodic_dev_from_final_test_evaluations():
     metrics = pd.DataFrame([{"run": "grpo-s0", "algo": "grpo", "iteration": it, "charts/return_mean": 0.0}
                             for it in (1, 2)])

@@ -88,9 +88,10 @@ def the_model_with(label: str) -> str:
 
 def reference_label(config) -> str:
     """An untrained reference as people say it, from its run's config: "untrained, 1 demonstration"
-    (each baseline kind under its own words: memory, reflections, the warm start)."""
+    (each baseline kind under its own words: memory, reflections, a critic, the warm start)."""
     kind = {"memory-only": "untrained + memory", "reflexion": "untrained + reflections",
-            "warm-start": "warm start, no RL"}.get(config.baseline, "untrained")
+            "retrospex": "untrained + critic re-ranking", "warm-start": "warm start, no RL"}.get(config.baseline,
+                                                                                                "untrained")
     return f"{kind}, {demonstrations_phrase(config.rollout.demonstrations)}"
 
 
