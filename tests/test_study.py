@@ -170,12 +170,13 @@ def test_a_study_chooses_on_dev_then_sizes_and_runs_the_compared_runs(tmp_path, 
     assert "gpu-study/main/gigpo-s0/eval.jsonl" in names and "gpu-study/logs/gigpo-s0.log" in names
 
 
-def test_the_archive_leaves_out_checkpoints_and_tensorboard(tmp_path):
+def test_the_archive_leaves_out_checkpoints_tensorboard_and_step_logs(tmp_path):
     run = tmp_path / "work" / "main" / "grpo-s0"
     for folder in ("checkpoints/iter-000001", "tensorboard"):
         (run / folder).mkdir(parents=True)
         (run / folder / "file").write_text("x")
     (run / "metrics.jsonl").write_text("{}\n")
+    (run / "steps.jsonl").write_text("{}\n")
     [archive] = report.pack(tmp_path / "work", tmp_path / "out")
     with tarfile.open(archive) as packed:
         assert sorted(packed.getnames()) == ["gpu-study", "gpu-study/main", "gpu-study/main/grpo-s0",

@@ -22,8 +22,10 @@ LARGEST_FILE = 15 * 2**20
 """A device call brings back files of up to 16 MiB (8 of them): a larger archive comes back in parts."""
 PEAKS = ("memory/peak_gpu_mb", "memory/peak_rss_mb")
 """Per-iteration peaks in ``metrics.jsonl`` whose maximum over the runs the record reports."""
-LEFT_OUT = {"checkpoints", "tensorboard"}
-"""Folders the archive leaves out (large, and nothing a table or figure reads)."""
+LEFT_OUT = {"checkpoints", "tensorboard", "steps.jsonl"}
+"""Folders and files the archive leaves out (large, and nothing a table or figure reads):
+``steps.jsonl`` holds every training step's observations (tens of MB for a GPU run); a critic is
+trained from the study folder itself, not from its archive."""
 
 
 def read_record(work: str | Path) -> dict:
@@ -67,7 +69,7 @@ def collect(plan: Plan, work: Path) -> dict:
 
 
 def pack(work: Path, out: Path, largest: int = LARGEST_FILE, name: str = "gpu-study") -> list[Path]:
-    """Every file of the study but checkpoints and TensorBoard events, as ``out/<name>.tgz``;
+    """Every file of the study but checkpoints, TensorBoard events and step logs, as ``out/<name>.tgz``;
     an archive larger than ``largest`` bytes (a file the device call would not bring back) is left
     as parts instead (``parts.split_file``: ``out/<name>.tgz-part-1/``, ...; put it back with
     ``python -m empo2_lite.study.parts join``). Returns the files written."""
