@@ -277,8 +277,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
                           "--preset), --baseline retrospex --critic FOLDER, or --baseline warm-start --from WARM_RUN")
     if (args.baseline == RETROSPEX_BASELINE) != bool(args.critic):
         raise ConfigError(f"--critic: give it with --baseline {RETROSPEX_BASELINE}, and only then (the critic that re-ranks)")
-    if (args.baseline == WARM_START_BASELINE) != bool(args.from_run):
-        raise ConfigError(f"--from: give it with --baseline {WARM_START_BASELINE}, and only then (the warm start played)")
+    if args.baseline == WARM_START_BASELINE and not args.from_run:
+        raise ConfigError(f"--from: --baseline {WARM_START_BASELINE} needs it (the warm start played)")
+    if args.from_run and args.baseline not in (WARM_START_BASELINE, RETROSPEX_BASELINE):
+        raise ConfigError(f"--from: give it with --baseline {WARM_START_BASELINE} (the warm start played) or "
+                          f"{RETROSPEX_BASELINE} (its actor), and only then")
     if args.from_run:
         warm = RunDir.existing(args.from_run, "--from").config()
         _warm_start_path(args.from_run)
@@ -472,7 +475,8 @@ def build_parser() -> argparse.ArgumentParser:
                             help="the base model without training: " + ", ".join(BASELINE_KINDS)
                                  + " (warm-start: with the warm start of --from)")
     evaluation.add_argument("--from", dest="from_run", metavar="WARM_RUN",
-                            help="--baseline warm-start: the warm-start run to play (task and preset default to its)")
+                            help="--baseline warm-start: the warm-start run to play; --baseline retrospex: its actor "
+                                 "(task and preset default to the warm start's)")
     evaluation.add_argument("--critic", metavar="FOLDER",
                             help="--baseline retrospex: the critic folder (a name under the runs root; see `critic`)")
     evaluation.add_argument("--task", help="baselines (required): the task to play")

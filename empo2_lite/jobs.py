@@ -157,7 +157,8 @@ def baseline(kind: str, task_name: str, preset_name: str, *, trials: int = 3, te
     trials, labelled ``measure``); "retrospex" plays the base model's candidate actions re-ranked by
     the critic folder ``critic`` (a name under the runs root, made by ``make_critic`` for this task
     and model), and the same episodes with the actor alone choosing as its control
-    (``baselines/retrospex.py``). Tokens are
+    (``baselines/retrospex.py``); with ``from_run`` its actor is that warm start, the kit's
+    counterpart of the original's imitation-learned actor. Tokens are
     drawn from episode seeds of ``seed``, so seeds give independent evaluations. "warm-start" plays
     like "naive" with the warm start ``from_run`` (a run name) merged into the base model
     (``policy.init_adapter``): what the warm start does before any RL.
@@ -171,8 +172,11 @@ def baseline(kind: str, task_name: str, preset_name: str, *, trials: int = 3, te
 
     check_choice("baseline", kind, BASELINE_KINDS)
     check_choice("split", split, EVAL_SPLITS)
-    if (kind == WARM_START_BASELINE) != (from_run is not None):
-        raise ConfigError(f"from_run: the {WARM_START_BASELINE} baseline, and only it, needs the warm-start run it plays")
+    if kind == WARM_START_BASELINE and from_run is None:
+        raise ConfigError(f"from_run: the {WARM_START_BASELINE} baseline needs the warm-start run it plays")
+    if from_run is not None and kind not in (WARM_START_BASELINE, RETROSPEX_BASELINE):
+        raise ConfigError(f"from_run: only the {WARM_START_BASELINE} baseline (which plays it) and {RETROSPEX_BASELINE} "
+                          f"(as its imitation-learned actor) start from a warm start, not {kind}")
     if (kind == RETROSPEX_BASELINE) != (critic is not None):
         raise ConfigError(f"critic: the {RETROSPEX_BASELINE} baseline, and only it, needs a critic folder (--critic)")
     if from_run is not None:

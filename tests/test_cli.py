@@ -195,7 +195,7 @@ sys.exit(code)
     (["eval", "--baseline", "reflexion", "--task", "find-animal", "--preset", "cpu-smoke", "--trials", "0"],
      "--trials: 0 is not allowed"),
     (["eval", "--baseline", "reflexion", "--task", "find-animal", "--preset", "cpu-smoke", "--from", "w"],
-     "--from: give it with --baseline warm-start, and only then"),
+     "--from: give it with --baseline warm-start (the warm start played) or retrospex (its actor), and only then"),
     (["eval", "--baseline", "retro", "--task", "find-animal", "--preset", "cpu-smoke"],
      "--baseline: 'retro' is not allowed; choose one of: naive, memory-only, reflexion, retrospex, warm-start"),
     (["eval", "--run", "nope"], "--run: no run named 'nope'"),

@@ -246,6 +246,14 @@ def test_the_retrospex_baseline_plays_both_arms_from_the_same_seeds():
         assert 1 <= arm["reranking"]["distinct_candidates_mean"] <= 3
     assert row["actor_only"]["reranking"]["changed_by_critic_share"] == 0.0
     assert jobs.baseline("retrospex", TASK, "cpu-smoke", **played) == row  # recorded under these settings: read back
+    # the original's actor is imitation-learned: with from_run, the warm start acts
+    from empo2_lite.warm_start import WarmStartSettings
+
+    warm = jobs.warm_start("cpu-smoke", GOLD_TASK, WarmStartSettings(epochs=1), name="warm", paths=GOLD,
+                           make_pool=lambda size, env_config=None: ReplayPool(size), progress=False)
+    jobs.baseline("retrospex", TASK, "cpu-smoke", from_run="warm", name="retrospex-warm",
+                  **{**played, "retrospex": RetrospexSettings(candidates=1)})
+    assert RunDir.named("retrospex-warm").config().policy.init_adapter == str(warm.run.path)
     with pytest.raises(ConfigError, match="critic: the retrospex baseline, and only it, needs a critic folder"):
         jobs.baseline("retrospex", TASK, "cpu-smoke", make_pool=free_replay)
 

@@ -190,7 +190,7 @@ def test_the_warm_start_baseline_plays_the_warm_start_without_rl():
     run = RunDir.named("baseline-warm-start-identify-life-stages-2")
     assert run.config().baseline == "warm-start" and run.config().policy.init_adapter == str(warm.path)
     assert row["baseline"] == "warm-start" and row["split"] == "dev" and 0 <= row["actions_as_written"] <= 1
-    with pytest.raises(ConfigError, match="from_run: the warm-start baseline, and only it"):
+    with pytest.raises(ConfigError, match="from_run: only the warm-start baseline .* and retrospex .* not naive"):
         jobs.baseline("naive", "identify-life-stages-2", "cpu-smoke", from_run="warm", make_pool=free_replay)
     with pytest.raises(ConfigError, match="--from: run 'rl' .* is not a finished warm start"):
         RunDir.named("rl").start(preset("cpu-smoke"))
@@ -224,7 +224,7 @@ sys.exit(code)
     (["warm-start", "--task", TASK, "--set", "policy.lora_rank=0"], "policy.lora_rank: 0 is not allowed for a warm start"),
     (["train", "--from", "nope"], "--from: no run named 'nope'"),
     (["train", "--resume", "nope", "--from", "nope"], "--from: not with --resume"),
-    (["eval", "--baseline", "warm-start", "--task", TASK, "--preset", "cpu-smoke"], "--from: give it with --baseline warm-start"),
+    (["eval", "--baseline", "warm-start", "--task", TASK, "--preset", "cpu-smoke"], "--from: --baseline warm-start needs it"),
     (["eval", "--baseline", "naive", "--from", "x", "--task", TASK, "--preset", "cpu-smoke"], "--from: give it with"),
     (["eval", "--baseline", "warm-start", "--from", "nope"], "--from: no run named 'nope'"),
 ])
