@@ -14,7 +14,7 @@ A plan with a probe is estimated at its costliest probe candidate (the longest s
 the choice is not known before it runs; memory-only, Reflexion and Retrospex references cost
 ``baselines.evaluation_episodes`` naive evaluations each, the warm-start
 reference is counted when any candidate has a warm start, and each warm start ``WARM_START_S``
-plus ``WARM_START_VARIATION_S`` per variation (an estimate: never timed on the 2-core machine). A
+plus ``WARM_START_VARIATION_S`` per variation (timed on the 2-core machine). A
 plan in parts also gets one line per part (each its own call: model preparation and packing
 included) and is refused when a part outlasts ``part_limit_s`` or the parts together the budget.
 """
@@ -36,11 +36,13 @@ START_S = 20.0
 """A piece's start (interpreter, kit, model, JVMs): 15-20 s measured on the CPU VM (docs/gpu-study.md)."""
 PREPARE_S = 20.0
 """The embedded model built once from its GGUF before the pieces start (~20 s; other models: none)."""
-WARM_START_S = 60.0
+WARM_START_S = 20.0
 """A warm start's fixed cost beside its piece's start: ScienceWorld's gold paths read through one JVM."""
-WARM_START_VARIATION_S = 25.0
+WARM_START_VARIATION_S = 20.0
 """Per cloned variation: its gold path played through the rollout, then 3 epochs of one optimiser
-step each on ~700-1,000 tokens of the embedded model (an estimate, not yet timed)."""
+step each on ~700-1,000 tokens of the embedded model. Measured alone on the 2-core VM
+(find-non-living-thing, 2026-12-07): 3 variations 84 s and 30 variations 700 s
+(benchmarks/warm_start.py), 10 variations 206 s as a study piece, its start included."""
 
 
 @dataclass
