@@ -348,7 +348,7 @@ def test_costly_baselines_say_their_minutes_before_playing(capsys):
     from empo2_lite.baselines import evaluation_episodes
     from empo2_lite.config import PRESET_COSTS, preset
 
-    assert [evaluation_episodes(kind, 3) for kind in ("naive", "memory-only", "reflexion", "retrospex")] == [1, 3, 5, 12]
-    jobs._say_estimate("retrospex", preset("cpu-learn"), range(20), 1, 12)
-    minutes = 20 * 12 * PRESET_COSTS["cpu-learn"].episode_seconds / 60  # 240 episodes' worth at 5 s: 20 min
-    assert capsys.readouterr().out.startswith(f"retrospex: at most ~{minutes:.0f} min (240 episodes' worth")
+    assert [evaluation_episodes(kind, 3) for kind in ("naive", "memory-only", "reflexion", "retrospex")] == [1, 3, 5, 24]
+    jobs._say_estimate("retrospex", preset("cpu-learn"), range(20), 1, 24)
+    minutes = 20 * 24 * PRESET_COSTS["cpu-learn"].episode_seconds / 60  # 480 episodes' worth at 5 s: 40 min
+    assert capsys.readouterr().out.startswith(f"retrospex: at most ~{minutes:.0f} min (480 episodes' worth")

@@ -21,7 +21,9 @@ What it plays (after Xiang et al., 2024, in the kit's own words and harness):
 
 Every step re-reads the episode's prompt once per candidate (``sampling.sample_responses``, the
 re-reading engine: the slot engine keeps one cache per episode, and candidates would each need
-one), so an episode costs about ``candidates`` times a naive one; the row says what it cost.
+one), so an episode costs more than ``candidates`` naive ones: 83 s with 6 candidates against ~7 s
+for a naive episode of the embedded model on the 2-core VM (2026-12-07), the slot engine feeding a
+naive episode only its new tokens.
 """
 
 from __future__ import annotations
