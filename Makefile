@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 PIP_FLAGS ?= --disable-pip-version-check --progress-bar off
 
-.PHONY: setup java test test-notebooks strip-notebooks demo study lab clean
+.PHONY: setup java test test-notebooks strip-notebooks demo demo-learn study lab clean
 
 setup: java $(STAMP)
 
@@ -56,6 +56,9 @@ strip-notebooks: setup
 
 demo: setup
 	$(PY) -m empo2_lite demo
+
+demo-learn: setup
+	$(PY) -m empo2_lite demo --learn
 
 # A study from a plan (`python -m empo2_lite study`): `make study PLAN=cpu WORK=runs/cpu-study`,
 # `make study PLAN=gpu STUDY_ARGS=--estimate`; run again with the same WORK, it continues.

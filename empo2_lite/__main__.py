@@ -117,11 +117,16 @@ def _watch(args: argparse.Namespace, task: task_registry.Task) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """The main job: train EMPO² briefly, evaluate and plot (EMPO2_SMOKE=1: the fast smoke version)."""
-    from empo2_lite.demo import run_demo
+    """The main job: the agent the CPU solve study trained against the untrained model, and one
+    iteration of its training (a GPU: gpu-learn briefly; EMPO2_SMOKE=1: the tiny stand-in). With
+    ``--learn``: train that agent again from scratch."""
+    from empo2_lite.demo import run_demo, run_learn_demo
     from empo2_lite.lab.switches import smoke_mode
 
-    run_demo(smoke=smoke_mode())
+    if args.learn:
+        run_learn_demo(smoke=smoke_mode())
+    else:
+        run_demo(smoke=smoke_mode())
     return 0
 
 
@@ -576,7 +581,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_study_parser(commands)
 
-    demo = commands.add_parser("demo", help="the main job (make demo)")
+    demo = commands.add_parser("demo", help="the main job (make demo): a trained agent against the untrained model")
+    demo.add_argument("--learn", action="store_true",
+                      help="train the demo's agent again from scratch (make demo-learn; its minutes are printed first)")
     demo.set_defaults(handler=cmd_demo)
     return parser
 

@@ -564,3 +564,39 @@ def screening(metrics: pd.DataFrame, evals: pd.DataFrame, chosen: str | None = N
         curves.legend(frameon=False, fontsize=8)
     figure.suptitle("screening on the dev split: which setting the compared runs use")
     return figure
+
+
+def demo_figure(policies: list[tuple[str, str, Mapping]], study_metrics: list[Mapping], iteration: Mapping,
+                origin: str) -> Figure:
+    """``make demo``'s picture: on the left each policy's success rate on the dev variations
+    (``policies``: label, palette name, evaluation row), annotated with its count and return; on the
+    right the training success rate per iteration of the run that made the agent, with the demo's
+    own iteration (from the same warm start) as a star beside the study's first one; ``origin`` says
+    under the title how the agent was made."""
+    figure = Figure(figsize=(11, 4.4), layout="constrained")
+    bars, curve = figure.subplots(1, 2, width_ratios=[1.2, 1])
+    for index, (label, kind, row) in enumerate(policies):
+        rate = 100 * row["success_rate"]
+        bars.bar(index, rate, color=style(kind).colour, alpha=0.85)
+        bars.annotate(f"{round(row['success_rate'] * row['episodes'])} of {row['episodes']}\n"
+                      f"return {row['return_mean']:.1f}", (index, rate), xytext=(0, 4), textcoords="offset points",
+                      ha="center", va="bottom", fontsize=9)
+    bars.set_xticks(range(len(policies)), [label.replace(" (", "\n(", 1) for label, _, _ in policies], fontsize=9)
+    bars.set_ylim(0, 115)
+    bars.set_ylabel("dev episodes solved (%)")
+    bars.set_title("the same dev variations and episode seeds")
+    algo = policies[-1][1]
+    steps = np.arange(1, len(study_metrics) + 1)
+    curve.plot(steps, [100 * row["charts/success_rate"] for row in study_metrics], marker=style(algo).marker,
+               color=style(algo).colour, label=f"the study's {style(algo).label} run")
+    curve.plot([1], [100 * iteration["charts/success_rate"]], marker="*", markersize=16, linestyle="none",
+               color="black", label="this demo's iteration")
+    _iteration_axis(curve, pd.Series(steps))
+    curve.set_ylim(-5, 105)
+    curve.set_ylabel("training episodes solved (%)")
+    curve.set_title("how the agent was trained (from its warm start)")
+    curve.legend(frameon=False, fontsize=8)
+    for axes in (bars, curve):
+        axes.grid(alpha=0.3, axis="y")
+    figure.suptitle(f"an agent trained by RL on a 2-core CPU, against the untrained model\n{origin}", fontsize=11)
+    return figure

@@ -254,3 +254,12 @@ def test_the_choice_sentence_says_what_the_screening_chose_by():
     for choice in newer["choices"].values():
         choice["dev_success"] = {name: 0.0 for name in choice.get("dev_returns", {})}
     assert "the best dev success rate, then dev return, of the 4 settings" in choice_sentence(newer)
+
+
+def test_a_study_read_after_one_seed_says_its_targets_cannot_be_judged_yet():
+    """The CPU solve study between its parts (data/sample_runs/cpu-solve: seed 0 of 3): its success
+    is stated, and neither target reads as failed."""
+    text = gallery.summary_markdown(gallery.load_study(results.sample_runs_dir("cpu-solve")))
+    assert "**Success** (share of test episodes solved): EMPO² 30%, GRPO 35%, GiGPO 25%; untrained, 1 demonstration 0%" in text
+    assert text.count("cannot be judged yet: it needs at least two seeds per algorithm, and these runs have 1") == 2
+    assert "met by none" not in text

@@ -236,3 +236,30 @@ def test_bad_batches_are_refused(byte_policy):
         sampler.sample([1, 1], [[65], [66]])
     with pytest.raises(ValueError, match="at least one token"):
         sampler.sample([1], [[]])
+
+
+def test_candidates_are_what_sample_responses_draws_from_their_seeds_and_only_new_tokens_are_fed(byte_policy):
+    """Retrospex's candidates: one prefill per episode, then per candidate the tokens and log-probs
+    ``sample_responses`` gives on the full prompt with that candidate's seed; the next step feeds only
+    the played candidate and its turn."""
+    policy = byte_policy
+    tokenizer = policy.tokenizer
+    sampler = KVCacheSampler(policy, temperature=0.7, top_p=0.9, max_new_tokens=5)
+    prompts = [first_prompt(tokenizer, message) for message in FIRST_MESSAGES[:2]]
+    for step in range(3):
+        seeds = [[1000 * step + 10 * episode + j for j in range(4)] for episode in range(2)]
+        before = [len(sampler.cached_tokens(k)) if k in sampler else 0 for k in (0, 1)]
+        drawn = sampler.sample_candidates([0, 1], prompts, 4, seeds=seeds)
+        assert sampler.last_computed == {k: len(prompts[k]) - before[k] for k in (0, 1)}
+        for episode, (prompt, candidates) in enumerate(zip(prompts, drawn)):
+            want = sample_responses(policy, [prompt] * 4, temperature=0.7, top_p=0.9, max_new_tokens=5,
+                                    seeds=seeds[episode])
+            assert [c.token_ids for c in candidates] == [w.token_ids for w in want]
+            for got, expected in zip(candidates, want):
+                assert torch.allclose(torch.tensor(got.logprobs), torch.tensor(expected.logprobs), atol=1e-4)
+            assert sampler.cached_tokens(episode) == prompt  # no candidate's tokens are kept
+        assert len({tuple(c.token_ids) for c in drawn[0]}) > 1  # distinct seeds, distinct draws
+        played = [candidates[step % 4] for candidates in drawn]
+        prompts = [p + r.token_ids + next_turn(tokenizer, OBSERVATIONS[k]) for k, (p, r) in enumerate(zip(prompts, played))]
+    with pytest.raises(ValueError, match="one row of 4 per episode"):
+        sampler.sample_candidates([0, 1], prompts, 4, seeds=[[1, 2, 3, 4]])

@@ -19,11 +19,12 @@ What it plays (after Xiang et al., 2024, in the kit's own words and harness):
   candidates, no critic), from the same seeds, so the critic's share of the result is the
   difference between the arms.
 
-Every step re-reads the episode's prompt once per candidate (``sampling.sample_responses``, the
-re-reading engine: the slot engine keeps one cache per episode, and candidates would each need
-one), so an episode costs more than ``candidates`` naive ones: 83 s with 6 candidates against ~7 s
-for a naive episode of the embedded model on the 2-core VM (2026-12-07), the slot engine feeding a
-naive episode only its new tokens.
+Every step feeds each episode only its new tokens once (``KVCacheSampler.sample_candidates``: the
+episode's keys and values are kept across steps, as for a naive episode) and then decodes the
+candidates together from copies of that cache, so a candidate costs its own few decoded tokens, not
+a re-read of the prompt. Before this, each candidate re-read the whole prompt (83 s an episode with
+6 candidates against ~7 s for a naive one on the 2-core VM, 2026-12-07);
+``benchmarks/retrospex_cost.py`` measures both on the same episodes.
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ from empo2_lite.config import RolloutConfig, check_choice
 from empo2_lite.env.actions import normalize_action
 from empo2_lite.env.protocol import EpisodePool
 from empo2_lite.policy.loading import Policy
-from empo2_lite.policy.sampling import SampledResponse, sample_responses
+from empo2_lite.policy.kv_sampler import KVCacheSampler
+from empo2_lite.policy.sampling import SampledResponse
 from empo2_lite.rollout import StepState, action_text, collect_rollouts, warn_if_context_is_short
 from empo2_lite.seeding import candidate_seed
 from empo2_lite.summary import summarize
@@ -76,7 +78,7 @@ class RetrospexSampler:
     def __init__(self, policy: Policy, settings: RetrospexSettings, critic: Any | None, *, temperature: float,
                  top_p: float, max_new_tokens: int) -> None:
         self.policy, self.settings, self.critic = policy, settings, critic
-        self.temperature, self.top_p, self.max_new_tokens = temperature, top_p, max_new_tokens
+        self.engine = KVCacheSampler(policy, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens)
         self.states: dict[Hashable, StepState] = {}
         self.last_computed: dict[Hashable, int] = {}
         self.steps = 0
@@ -92,17 +94,13 @@ class RetrospexSampler:
                max_new_tokens: int | None = None) -> list[SampledResponse]:
         if seeds is None:
             raise ValueError("RetrospexSampler needs each episode's step seed (collect_rollouts passes them)")
+        if (temperature, top_p, max_new_tokens) != (None, None, None):
+            raise ValueError("RetrospexSampler samples actions only, at the settings it was made with")
         count = self.settings.candidates
-        chosen = []
-        for key, prompt, seed in zip(keys, prompts, seeds):
-            drawn = sample_responses(self.policy, [prompt] * count,
-                                     temperature=self.temperature if temperature is None else temperature,
-                                     top_p=self.top_p if top_p is None else top_p,
-                                     max_new_tokens=self.max_new_tokens if max_new_tokens is None else max_new_tokens,
-                                     with_logprobs=True, seeds=[candidate_seed(seed, j) for j in range(count)])
-            chosen.append(self.choose(self.states[key], drawn))
-        self.last_computed = {key: len(prompt) * count for key, prompt in zip(keys, prompts)}
-        return chosen
+        drawn = self.engine.sample_candidates(keys, prompts, count,
+                                              seeds=[[candidate_seed(seed, j) for j in range(count)] for seed in seeds])
+        self.last_computed = dict(self.engine.last_computed)
+        return [self.choose(self.states[key], candidates) for key, candidates in zip(keys, drawn)]
 
     def choose(self, state: StepState, drawn: Sequence[SampledResponse]) -> SampledResponse:
         """The candidate the re-ranking plays among ``drawn`` (duplicates merged)."""
@@ -127,7 +125,7 @@ class RetrospexSampler:
 
     def release(self, key: Hashable) -> int:
         self.states.pop(key, None)
-        return 0
+        return self.engine.release(key)
 
     def weights_changed(self) -> None:
         """Frozen weights: never called."""

@@ -170,6 +170,17 @@ def compared_what(study: Study) -> str:
     return text
 
 
+def _judged(study: Study, met: list[str]) -> str:
+    """"is met by ...", or why it cannot be judged yet: both targets need at least two seeds (a
+    study read between its parts may have one), and "met by none" would then read as a failure."""
+    if met:
+        return f"is met by {_names(met)}"
+    seeds = int(min(_row(next(iter(study.tables.values())), algo)["runs"] for algo in study.algos))
+    if seeds < 2:
+        return f"cannot be judged yet: it needs at least two seeds per algorithm, and these runs have {seeds}"
+    return "is met by none"
+
+
 def success_paragraph(study: Study) -> str:
     """Success (share of test episodes solved) against the references, and the success target."""
     table = next(iter(study.tables.values()))
@@ -182,11 +193,10 @@ def success_paragraph(study: Study) -> str:
     else:
         text = ("**Success** (share of test episodes solved): "
                 + ", ".join(f"{display_name(algo)} {_percent(rate)}" for algo, rate in rates.items())
-                + "; untrained: " + ", ".join(f"{label} {_percent(rate)}" for label, rate in references.items()) + ".")
+                + "; " + ", ".join(f"{label} {_percent(rate)}" for label, rate in references.items()) + ".")
     target = (f"+{SUCCESS_TARGET:.0f} points of success rate over "
               f"{'every untrained reference' if len(study.tables) > 1 else 'the untrained model'}")
-    return text + (f" The success target ({target}) is met by {_names(met)}." if met
-                   else f" The success target ({target}) is met by none.")
+    return text + f" The success target ({target}) {_judged(study, met)}."
 
 
 def return_paragraph(study: Study) -> str:
@@ -214,7 +224,7 @@ def verdict_paragraph(study: Study) -> str:
     over = "the better untrained reference" if len(folders) > 1 else "the untrained model"
     rule = (f"a return gain of at least {RETURN_TARGET:.0f} over {over}, more than twice the std over seeds and "
             "twice the paired standard error")
-    text = f"**Verdict.** The protocol's target ({rule}) is met by {_names(met) if met else 'none'}."
+    text = f"**Verdict.** The protocol's target ({rule}) {_judged(study, met)}."
     partial = [algo for algo in study.algos if algo not in met
                and any(comparison.meets_target(study.tables[name], algo, RETURN_TARGET) for name in folders[1:])]
     if partial:

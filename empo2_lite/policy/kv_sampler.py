@@ -149,14 +149,7 @@ class KVCacheSampler:
         check_batch(keys, prompts)
         if not keys:
             return []
-        episodes = [self._episodes.setdefault(key, _EpisodeCache()) for key in keys]
-        for episode, prompt in zip(episodes, prompts):
-            episode.keep_first(min(common_prefix(episode.tokens, prompt), len(prompt) - 1))
-        suffixes = [prompt[len(episode.tokens):] for episode, prompt in zip(episodes, prompts)]
-        self.stats["prompt_tokens_total"] += sum(map(len, prompts))
-        self.stats["prompt_tokens_computed"] += sum(map(len, suffixes))
-        self.last_computed = {key: len(suffix) for key, suffix in zip(keys, suffixes)}
-        self.policy.for_sampling()
+        episodes, suffixes = self._new_tokens(keys, prompts)
         model = self.policy.model
         was_training = model.training
         model.eval()
@@ -175,6 +168,74 @@ class KVCacheSampler:
         self.stats["peak_buffer_bytes"] = max(self.stats["peak_buffer_bytes"], alive)
         self.stats["generated_tokens"] += sum(len(r.token_ids) for r in responses)
         return responses
+
+    @torch.no_grad()
+    def sample_candidates(self, keys: list[Hashable], prompts: list[list[int]], count: int, *, seeds: list[list[int]],
+                          with_logprobs: bool = True) -> list[list[SampledResponse]]:
+        """``count`` responses per episode from one prefill (Retrospex's candidates): each prompt's new
+        tokens are fed once for all episodes, then every episode's keys and values are copied to
+        ``count`` rows that decode together, candidate ``j`` of episode ``i`` drawn from
+        ``seeds[i][j]`` (the same tokens ``sample`` would draw from that seed). The episode keeps its
+        prompt's keys and values but none of the candidates' (they diverge): the next prompt, which
+        holds the one played, feeds it with its turn."""
+        check_batch(keys, prompts)
+        if len(seeds) != len(keys) or any(len(row) != count for row in seeds):
+            raise ValueError(f"seeds: one row of {count} per episode is needed")
+        if not keys:
+            return []
+        episodes, suffixes = self._new_tokens(keys, prompts)
+        device, pad_id = self.policy.device, self.policy.tokenizer.pad_token_id
+        model = self.policy.model
+        was_training = model.training
+        model.eval()
+        try:
+            new_ids, new_mask = left_pad(suffixes, pad_id, device)
+            cache, cached_mask = _padded_cache(episodes, device, extra_columns=new_ids.shape[1] + self.max_new_tokens)
+            for episode in episodes:
+                episode.keep_first(0)
+            mask = torch.cat([cached_mask, new_mask], dim=1)
+            logits = self._last_logits(new_ids, mask, cache)
+            prefilled = _Decoded(new_ids, None, cache, mask)
+            for row, (episode, prompt) in enumerate(zip(episodes, prompts)):
+                self._store(episode, list(prompt), prefilled, row)
+            drawn = [self._candidates(cache, mask, logits, row, seeds[row], with_logprobs) for row in range(len(keys))]
+        finally:
+            model.train(was_training)
+        self.stats["generated_tokens"] += sum(len(r.token_ids) for row in drawn for r in row)
+        return drawn
+
+    def _candidates(self, cache: DynamicCache, mask: torch.Tensor, logits: torch.Tensor, row: int, seeds: list[int],
+                    with_logprobs: bool) -> list[SampledResponse]:
+        """Decode ``len(seeds)`` responses from row ``row`` of the prefilled ``cache`` (left as it is)."""
+        rows = torch.full((len(seeds),), row, dtype=torch.long, device=logits.device)
+        copy = DynamicCache()
+        copy.layers = [_PreallocatedLayer(layer._capacity, layer._key_buffer[rows], layer._value_buffer[rows], layer._filled)
+                       for layer in cache.layers]
+        fed = [mask[rows]]
+
+        def feed(token: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
+            fed[0] = torch.cat([fed[0], live[:, None].long()], dim=1)
+            return self._last_logits(token[:, None], fed[0], copy)
+
+        tokens, logprobs = decode_tokens(logits[rows], feed, seeds=row_seeds(seeds, len(seeds), logits.device),
+                                         temperature=self.temperature, top_p=self.top_p,
+                                         max_new_tokens=self.max_new_tokens, stop_ids=self.stop_ids,
+                                         pad_id=self.policy.tokenizer.pad_token_id, with_logprobs=with_logprobs)
+        decoded = _Decoded(tokens, logprobs, copy, fed[0])
+        return [self._response(decoded, j) for j in range(len(seeds))]
+
+    def _new_tokens(self, keys: list[Hashable], prompts: list[list[int]]) -> tuple[list[_EpisodeCache], list[list[int]]]:
+        """Each episode's cache cut to what its prompt shares with it (the prompt's last token always
+        left to feed), and the tokens still to feed; counted in ``stats`` and ``last_computed``."""
+        episodes = [self._episodes.setdefault(key, _EpisodeCache()) for key in keys]
+        for episode, prompt in zip(episodes, prompts):
+            episode.keep_first(min(common_prefix(episode.tokens, prompt), len(prompt) - 1))
+        suffixes = [prompt[len(episode.tokens):] for episode, prompt in zip(episodes, prompts)]
+        self.stats["prompt_tokens_total"] += sum(map(len, prompts))
+        self.stats["prompt_tokens_computed"] += sum(map(len, suffixes))
+        self.last_computed = {key: len(suffix) for key, suffix in zip(keys, suffixes)}
+        self.policy.for_sampling()
+        return episodes, suffixes
 
     def _decode(self, episodes: list[_EpisodeCache], suffixes: list[list[int]], with_logprobs: bool,
                 seeds: torch.Tensor, temperature: float, top_p: float, max_new_tokens: int) -> _Decoded:
