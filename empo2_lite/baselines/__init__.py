@@ -129,10 +129,10 @@ class CriticSettings:
 def evaluation_episodes(kind: str, trials: int, candidates: int = RetrospexSettings.candidates) -> int:
     """How many naive evaluations' worth of decoding one baseline costs, at most: memory-only plays
     ``trials`` evaluations; Reflexion up to ``2 * trials - 1`` episodes per chain (its control
-    shares trial 1) plus the reflections; Retrospex two arms whose every step re-reads the whole
-    prompt once per candidate, where a naive episode's engine feeds only the new tokens: about
-    ``2 * candidates`` naive episodes an arm (measured on the 2-core VM, 2026-12-07: 83 s an episode
-    with 6 candidates and the embedded model, against ~7 s naive). Every other kind: one. The
+    shares trial 1) plus the reflections; Retrospex two arms whose every step decodes ``candidates``
+    responses: about ``2 * candidates`` naive episodes an arm, an upper bound (measured on the 2-core
+    VM, 2026-12-07: 69 s an episode with 6 candidates and the embedded model, against ~7 s naive;
+    docs/retrospex-cost-2026-12-07.json). Every other kind: one. The
     estimates printed before a baseline runs and the study's ``--estimate`` multiply a preset's
     seconds per episode by it."""
     return {"memory-only": trials, "reflexion": 2 * trials - 1, "retrospex": 4 * candidates}.get(kind, 1)

@@ -20,11 +20,13 @@ What it plays (after Xiang et al., 2024, in the kit's own words and harness):
   difference between the arms.
 
 Every step feeds each episode only its new tokens once (``KVCacheSampler.sample_candidates``: the
-episode's keys and values are kept across steps, as for a naive episode) and then decodes the
+episode's keys and values are kept across steps, as for a naive episode) and then decodes its
 candidates together from copies of that cache, so a candidate costs its own few decoded tokens, not
-a re-read of the prompt. Before this, each candidate re-read the whole prompt (83 s an episode with
-6 candidates against ~7 s for a naive one on the 2-core VM, 2026-12-07);
-``benchmarks/retrospex_cost.py`` measures both on the same episodes.
+a re-read of the prompt. Measured on the 2-core VM (``benchmarks/retrospex_cost.py``, 4 dev episodes
+of 10 steps, 6 candidates; docs/retrospex-cost-2026-12-07.json): 43x fewer prompt tokens computed
+than re-reading the prompt once per candidate, every one of the 40 actions the same, but only 2.25x
+less time (69 s an episode against 155 s; a naive episode: ~7 s): decoding 6 candidates, episode by
+episode, is most of what is left.
 """
 
 from __future__ import annotations
