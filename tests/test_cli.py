@@ -88,26 +88,29 @@ def test_resuming_with_a_damaged_memory_line_is_one_clear_line(tmp_path, monkeyp
 
 @pytest.mark.jvm
 @pytest.mark.slow
-def test_smoke_demo_trains_evaluates_and_plots_then_reuses_its_run(tmp_path, monkeypatch, capsys):
+def test_smoke_demo_plays_its_stand_in_agent_beside_the_references_then_reads_everything_back(tmp_path, monkeypatch,
+                                                                                               capsys):
     """In process (the demo as a process of its own is CI's last step, ``.ci/run``), twice: the
-    second run finds the first one's run folder finished."""
+    second run plays and trains nothing."""
     from empo2_lite.__main__ import main
 
     monkeypatch.setenv("EMPO2_SMOKE", "1")
     monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    run = tmp_path / "demo-smoke"
-    assert "test return" in out and f"run folder: {run}" in out
-    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
-    assert len((run / "eval.jsonl").read_text().splitlines()) == 1
-    assert {p.name for p in (run / "figures").iterdir()} >= {"curve_return_mean.png", "paper_comparison.pdf"}
-    assert "trained; test return" in out
-    assert main(["demo"]) == 0  # finished: nothing is retrained or re-evaluated
-    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
-    assert "skipped (done); test return" in capsys.readouterr().out
-    assert len((run / "eval.jsonl").read_text().splitlines()) == 1
-
+    for line in ("untrained ", "warm start alone (no RL)", "EMPO² seed 0 (warm start + RL)", "training success"):
+        assert line in out
+    assert (tmp_path / "demo-smoke-agent" / "agent.json").is_file()
+    assert (tmp_path / "demo-smoke-play" / "figures" / "demo.png").is_file()
+    played = {name: (tmp_path / name / "eval.jsonl").read_text()
+              for name in ("demo-smoke-play-untrained", "demo-smoke-play-warm-start-alone", "demo-smoke-play/trained")}
+    assert all(len(text.splitlines()) == 1 for name, text in played.items() if "trained" not in name.split("/")[-1])
+    assert '"split": "dev"' in played["demo-smoke-play/trained"]
+    iteration = (tmp_path / "demo-smoke-play-one-iteration" / "metrics.jsonl").read_text()
+    assert len(iteration.splitlines()) == 1
+    assert main(["demo"]) == 0  # everything is read back: nothing played or trained again
+    assert {name: (tmp_path / name / "eval.jsonl").read_text() for name in played} == played
+    assert (tmp_path / "demo-smoke-play-one-iteration" / "metrics.jsonl").read_text() == iteration
 
 
 def test_eval_of_a_run_on_another_task_points_to_ood():

@@ -215,9 +215,12 @@ def test_resuming_a_format_1_folder_is_refused_in_one_line(tmp_path, monkeypatch
 def test_make_demo_on_a_stale_demo_folder_says_what_to_do_in_one_line(tmp_path, monkeypatch, capsys, no_model_loads):
     from empo2_lite.__main__ import main
 
+    import torch
+
     monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
-    monkeypatch.setenv("EMPO2_SMOKE", "1")
-    folder = tmp_path / "demo-smoke"
+    monkeypatch.delenv("EMPO2_SMOKE", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # the GPU demo trains a run of its own
+    folder = tmp_path / "demo"
     write_format_1_run(folder, iteration=2, iterations=2)
     assert main(["demo"]) == 2
     assert capsys.readouterr().err.splitlines() == [refused(folder)]
