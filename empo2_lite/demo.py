@@ -135,7 +135,8 @@ def solve_demo(agent_folder: str | Path, *, name: str = SOLVE_NAME, progress: bo
     from empo2_lite.plots import demo_figure, save_figure
 
     folder = runs_root() / name
-    figure = save_figure(demo_figure(rows, trained.read_metrics(), iteration, agent_origin(agent)), folder / "figures" / "demo.png")[0]
+    drawn = demo_figure(rows, trained.read_metrics(), iteration, agent_origin(agent))
+    figure = save_figure(drawn, folder / "figures" / "demo.png")[0]
     print(f"\nfigure: {figure}\nunder {runs_root()}: {name}/ (the agent: warm-start/, trained/), {name}-untrained/, "
           f"{name}-warm-start-alone/, {name}-one-iteration/")
     return SolveDemo(agent, rows, iteration, figure, folder)
@@ -157,7 +158,8 @@ def learn_demo(agent_folder: str | Path, *, name: str = LEARN_NAME, played_as: s
     warm_config = RunDir(Path(agent_folder) / "warm-start").config()
     minutes = agent["warm_start_minutes"] + agent["training_minutes"]
     task = get_task(agent["task"])
-    print(f"empo2-lite demo-learn: {style(agent['algo']).label} on {agent['task']} from scratch as the CPU solve study trained it: "
+    print(f"empo2-lite demo-learn: {style(agent['algo']).label} on {agent['task']} from scratch as the CPU solve "
+          "study trained it: "
           f"a warm start of {counted(agent['warm_start_variations'], 'train variation')}, then "
           f"{counted(agent['iterations'], 'iteration')} ({minutes:.0f} minutes on the study's 2 cores), then the "
           f"{counted(len(task.dev_variations), 'dev variation')}.")
