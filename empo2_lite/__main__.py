@@ -80,8 +80,9 @@ def cmd_play(args: argparse.Namespace) -> int:
         check_integer("--max-steps", args.max_steps, minimum=1)
     if args.run:
         return _watch(args, task)
-    if args.memory or args.untrained:
-        raise ConfigError("--memory/--untrained: only with --run NAME (they choose how the run's policy plays)")
+    if args.memory or args.untrained or args.warm_start_only:
+        raise ConfigError("--memory/--untrained/--warm-start-only: only with --run NAME (they choose how the run's "
+                          "policy plays)")
     split = args.split or "train"
     task.check_variation(args.variation, split)
     actions = None if args.gold else [a.strip() for a in (args.actions or "").split(";") if a.strip()]
@@ -101,16 +102,22 @@ def cmd_play(args: argparse.Namespace) -> int:
 
 def _watch(args: argparse.Namespace, task: task_registry.Task) -> int:
     """``play --run``: one episode by the run's policy (trained or not, with or without memory)."""
-    if args.memory and args.untrained:
-        raise ConfigError("--memory: the memory belongs to the trained run; leave out --untrained to use it")
+    if args.memory and (args.untrained or args.warm_start_only):
+        raise ConfigError("--memory: the memory belongs to the trained run; leave out --untrained/--warm-start-only "
+                          "to use it")
+    if args.untrained and args.warm_start_only:
+        raise ConfigError("--untrained, --warm-start-only: choose one (the base model, or its warm start)")
     task.check_variation(args.variation, args.split or "test")
     _check_temperature(args.temperature)
     run = RunDir.existing(args.run, "--run")
     from empo2_lite.watch import transcript, watch_run
 
     trajectory = watch_run(run.path, task.name, args.variation, split=args.split or "test", untrained=args.untrained,
+                           warm_start_only=args.warm_start_only,
                            with_memory=args.memory, temperature=args.temperature, seed=args.seed)
-    print(f"{args.run}: {'untrained base model' if args.untrained else 'trained adapter'}"
+    played = ("untrained base model" if args.untrained else "its warm start alone (no RL)" if args.warm_start_only
+              else "trained adapter")
+    print(f"{args.run}: {played}"
           f"{' with its memory' if args.memory else ''}")
     print(transcript(trajectory))
     return 0
@@ -451,7 +458,10 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--actions", help="actions separated by ';'")
     source.add_argument("--run", help="let this run's trained policy play (prints its transcript)")
     play.add_argument("--memory", action="store_true", help="with --run: show the run's stored tips, as in training")
-    play.add_argument("--untrained", action="store_true", help="with --run: the base model without the adapter")
+    play.add_argument("--untrained", action="store_true",
+                      help="with --run: the base model without the adapter (and without a warm start)")
+    play.add_argument("--warm-start-only", action="store_true",
+                      help="with --run: the warm start the run started from, without its RL adapter")
     play.add_argument("--temperature", type=float, default=None, help="with --run: default the run's eval temperature")
     play.add_argument("--seed", type=int, default=0, help="with --run: sampling seed (same seed, same draws)")
     play.add_argument("--max-steps", type=int, default=None, help="step cap (default: the task's)")

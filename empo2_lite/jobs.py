@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from empo2_lite.config import (BASELINE_KINDS, BASELINES, REFLEXION_BASELINE, RETROSPEX_BASELINE, UNSCREENED_PRESETS,
+                               WARM_START_PRESETS,
                                WARM_START_BASELINE,
                                ConfigError,
                                TrainConfig, apply_overrides, check_choice, config_json, preset, run_format_error)
@@ -101,6 +102,16 @@ def warn_if_unscreened(preset_name: str) -> None:
         warnings.warn(UNTESTED_WARNING.format(field="preset", value=preset_name), stacklevel=3)
 
 
+def warn_without_warm_start(config: TrainConfig) -> None:
+    """A preset chosen for training from a warm start (``WARM_START_PRESETS``) trained without one:
+    its settings and costs were measured from one, so say how to make it."""
+    variations = WARM_START_PRESETS.get(config.preset)
+    if variations and not config.policy.init_adapter:
+        warnings.warn(f"preset {config.preset!r} was chosen for training from a warm start of {variations} train "
+                      f"variations, and this run has none: make one with `warm-start --preset {config.preset} --task "
+                      f"{config.task} --variations {variations}`, then train with `--from` its run", stacklevel=3)
+
+
 def train(config: TrainConfig, *, progress: bool = True, make_pool: PoolFactory | None = None,
           trainer_class: type | None = None) -> Trained:
     """Bring the run named ``config.name`` to ``config.iterations`` iterations: start it, resume it
@@ -111,6 +122,7 @@ def train(config: TrainConfig, *, progress: bool = True, make_pool: PoolFactory 
         from empo2_lite.trainer import Trainer as trainer_class
     config.validate()
     warn_if_unscreened(config.preset)
+    warn_without_warm_start(config)
     run = RunDir.named(config.name)
     status = run_status(run, config)
     if status != "new" and run.exists():

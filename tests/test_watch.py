@@ -6,10 +6,12 @@ is checked against a hand-built trajectory.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
 import pytest
+from dataclasses import replace
 
 from empo2_lite import watch
 from empo2_lite.config import apply_overrides, preset
@@ -81,6 +83,35 @@ def test_a_run_is_watched_with_its_adapter_or_untrained_on_a_test_variation(trai
         watch.watch_run(run.path, untrained=True, with_memory=True, make_pool=replay)
 
 
+def test_untrained_means_without_the_warm_start_too(trained_run, tmp_path, monkeypatch):
+    """A run started from a warm start: ``untrained`` loads the base model with neither adapter,
+    ``warm_start_only`` the base model with the warm start merged in and no RL adapter."""
+    run, calls = trained_run
+    warm = tmp_path / "warm"
+    warm.mkdir()
+    recorded = json.loads((run.path / "config.json").read_text())
+    (warm / "config.json").write_text(json.dumps(recorded))
+    recorded["policy"]["init_adapter"] = str(warm)
+    (run.path / "config.json").write_text(json.dumps(recorded))
+    assert run.config().policy.init_adapter == str(warm)
+    loaded = []
+    real_load = __import__("empo2_lite.policy", fromlist=["load_policy"]).load_policy
+    monkeypatch.setattr("empo2_lite.policy.load_policy",
+                        lambda config, rollout=None: loaded.append(config) or real_load(replace(config, init_adapter="")))
+    replay = lambda size, config=None: ReplayPool(size)  # noqa: E731
+    watch.watch_run(run.path, untrained=True, make_pool=replay)
+    watch.watch_run(run.path, warm_start_only=True, make_pool=replay)
+    assert [(config.lora_rank, config.init_adapter) for config in loaded] == [(0, ""), (0, str(warm))]
+    with pytest.raises(ValueError, match="choose one"):
+        watch.watch_run(run.path, untrained=True, warm_start_only=True, make_pool=replay)
+
+
+def test_warm_start_only_needs_a_run_that_started_from_one(trained_run):
+    run, _ = trained_run
+    with pytest.raises(ValueError, match="--warm-start-only: trained did not start from a warm start"):
+        watch.watch_run(run.path, warm_start_only=True, make_pool=lambda size, config=None: ReplayPool(size))
+
+
 def run_cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "empo2_lite", *args], capture_output=True, text=True, timeout=120)
 
@@ -90,7 +121,10 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
     (["--run", "nope", "--task", "find-animal", "--variation", "0"], "not a test variation of find-animal"),
     (["--run", "nope", "--task", "find-animal", "--variation", "225", "--memory", "--untrained"],
      "--memory: the memory belongs to the trained run"),
-    (["--gold", "--task", "find-animal", "--variation", "0", "--memory"], "--memory/--untrained: only with --run NAME"),
+    (["--run", "nope", "--task", "find-animal", "--variation", "225", "--untrained", "--warm-start-only"],
+     "--untrained, --warm-start-only: choose one"),
+    (["--gold", "--task", "find-animal", "--variation", "0", "--memory"], "--memory/--untrained/--warm-start-only: only with"),
+    (["--gold", "--task", "find-animal", "--variation", "0", "--warm-start-only"], "only with --run NAME"),
 ])
 def test_bad_play_run_input_is_one_clear_line(args, expected, tmp_path):
     out = subprocess.run([sys.executable, "-m", "empo2_lite", "play", *args], capture_output=True, text=True,

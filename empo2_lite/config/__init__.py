@@ -18,7 +18,8 @@ from empo2_lite.config.overrides import (
     load_overrides_file,
     parse_set_arguments,
 )
-from empo2_lite.config.presets import PRESET_COSTS, PRESETS, UNSCREENED_PRESETS, PresetCost, preset
+from empo2_lite.config.presets import (PRESET_COSTS, PRESETS, UNSCREENED_PRESETS, WARM_START_PRESETS, PresetCost,
+                                       preset)
 from empo2_lite.config.sections import (
     DEFAULT_MODEL,
     MASK_GRANULARITIES,
@@ -46,7 +47,7 @@ from empo2_lite.config.train import (
 
 __all__ = [
     "ALGORITHMS", "ALGOS", "Algorithm", "BASELINES", "DEFAULT_MODEL", "FORMAT_VERSION", "MASK_GRANULARITIES",
-    "MEMORY_RETRIEVERS", "OFF_POLICY_OLD_LOGPROBS", "ROLLOUT_ENGINES", "PRESETS", "PRESET_COSTS", "SECTIONS", "UNSCREENED_PRESETS", "ConfigError",
+    "MEMORY_RETRIEVERS", "OFF_POLICY_OLD_LOGPROBS", "ROLLOUT_ENGINES", "PRESETS", "PRESET_COSTS", "SECTIONS", "UNSCREENED_PRESETS", "WARM_START_PRESETS", "ConfigError",
     "EnvConfig",
     "MemoryConfig", "PolicyConfig", "PresetCost", "RolloutConfig", "TrainConfig", "UpdateConfig", "algorithm",
     "algorithm_settings", "apply_overrides", "check_choice", "check_fraction", "check_integer", "check_positive",

@@ -13,6 +13,12 @@
   another step cap instead) in 10-step episodes, 2 variations x group 4 per iteration (8 episodes,
   135 s an iteration in the issue's pre-check), cpu-learn's learning rate. The study's screening
   chooses the warm start, the training temperature and the learning rate (docs/cpu-solve-plan.md).
+* ``cpu-solve-chosen``: the setting that study chose on dev and trained the shipped agent with
+  (docs/results-cpu-solve.md): ``cpu-solve`` at a LoRA learning rate of 3e-4 for 4 iterations,
+  started from a warm start cloning 10 train variations (``WARM_START_PRESETS``). A preset cannot
+  hold an adapter, so the warm start is its own command first: ``warm-start --preset
+  cpu-solve-chosen --task find-non-living-thing``, then ``train --preset cpu-solve-chosen --from
+  warm-start-find-non-living-thing``; training it without ``--from`` warns.
 * ``gpu-24gb`` and ``gpu-48gb``: Qwen2.5-3B- and Qwen2.5-7B-Instruct with LoRA in bf16 and
   paper-like settings (group 8, full history, 32-token actions). **Unverified until measured on
   such a GPU** with real weights: one offline check on an H200 with same-shape random weights
@@ -101,6 +107,13 @@ def _cpu_solve() -> TrainConfig:
     )
 
 
+def _cpu_solve_chosen() -> TrainConfig:
+    config = _cpu_solve()
+    config.preset, config.name, config.iterations = "cpu-solve-chosen", "solve-chosen", 4
+    config.update.learning_rate = 3e-4  # the screening's choice over 1e-3 (docs/cpu-solve-plan.md)
+    return config
+
+
 def _gpu_24gb() -> TrainConfig:
     return TrainConfig(
         preset="gpu-24gb", name="gpu24", iterations=100, variations_per_iteration=4, group_size=8, n_envs=32, eval_every=10,
@@ -142,9 +155,12 @@ def _gpu_learn() -> TrainConfig:
 
 PRESET_BUILDERS: dict[str, Callable[[], TrainConfig]] = {
     "cpu-smoke": _cpu_smoke, "cpu-demo": _cpu_demo, "cpu-learn": _cpu_learn, "gpu-24gb": _gpu_24gb, "gpu-48gb": _gpu_48gb,
-    "gpu-learn": _gpu_learn, "cpu-solve": _cpu_solve,
+    "gpu-learn": _gpu_learn, "cpu-solve": _cpu_solve, "cpu-solve-chosen": _cpu_solve_chosen,
 }
 PRESETS = tuple(PRESET_BUILDERS)
+WARM_START_PRESETS = {"cpu-solve-chosen": 10}
+"""Presets whose settings were chosen (and their costs measured) for training from a warm start of
+this many train variations (``policy.init_adapter``): training one without a warm start warns."""
 UNSCREENED_PRESETS = ("gpu-learn",)
 """Presets whose settings have never run and were chosen without a screening: training or
 evaluating with one warns (``jobs``, with the kit's warning for settings never run), until a
@@ -169,6 +185,11 @@ class PresetCost:
     """Peak RAM, ScienceWorld JVMs included (CPU presets), or GPU memory (GPU presets)."""
     source: str
     """"measured on ..." or "estimate"."""
+    memory_iteration_seconds: float = 0.0
+    """One EMPO² iteration that draws memory rollouts and shows tips (probability ``p``), where it has
+    been measured (0: not measured, priced as a plain one). Such an iteration costs several plain
+    ones on a CPU: with tips retrieved per step, each step is its own prompt of ~2,000 tokens for the
+    old log-probs and the update instead of one packed episode (docs/results-cpu-solve.md)."""
 
 
 # cpu-smoke: the smoke notebooks on the 2-core VM (model load and JVM start included); cpu-demo:
@@ -182,7 +203,11 @@ class PresetCost:
 # memory: the context, the bf16 weights, the slots' keys and values, and the update's logits.
 # cpu-solve: issue #36's pre-check on the 2-core VM, alone on it (GRPO, find-non-living-thing, 10-step
 # cap, 2 variations x group 4: 135 s an iteration; 20 evaluation episodes ~2.3 min, ~7 s each;
-# cpu-learn's 4.8 GB RSS plus 8 JVMs).
+# cpu-learn's 4.8 GB RSS plus 8 JVMs); its one EMPO² memory iteration with tips (off-policy) took 939 s
+# in the study's seed 0, with a low-priority job beside it for part of it (docs/results-cpu-solve.md).
+# cpu-solve-chosen: the CPU solve study's compared runs at that setting (GRPO and GiGPO, seeds 0 and 1:
+# 113-142 s an iteration, ~130 on average; their 20 test episodes 92-103 s, ~5 s each; 4.4 GB peak RSS
+# plus 8 JVMs of ~0.25 GB) and the same memory iteration.
 PRESET_COSTS = {
     "cpu-smoke": PresetCost(15.0, 1.5, 3.0, "measured on a 2-core CPU, see docs/hardware.md"),
     "cpu-demo": PresetCost(60.0, 7.0, 4.5, "measured on a 2-core CPU, see docs/hardware.md"),
@@ -190,5 +215,6 @@ PRESET_COSTS = {
     "gpu-24gb": PresetCost(480.0, 5.4, 22.0, "estimate scaled from a 3-step iteration on an H200 (random weights), docs/hardware.md"),
     "gpu-48gb": PresetCost(1200.0, 30.0, 44.0, "estimate: not yet measured on a GPU"),
     "gpu-learn": PresetCost(10.0, 0.4, 6.0, "estimate: never run, unscreened (docs/gpu-study.md)"),
-    "cpu-solve": PresetCost(135.0, 7.0, 7.0, "measured on a 2-core CPU alone, issue #36's pre-check"),
+    "cpu-solve": PresetCost(135.0, 7.0, 7.0, "measured on a 2-core CPU alone, issue #36's pre-check", 939.0),
+    "cpu-solve-chosen": PresetCost(130.0, 5.0, 6.5, "measured on a 2-core CPU, docs/results-cpu-solve.md", 939.0),
 }

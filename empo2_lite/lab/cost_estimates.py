@@ -8,11 +8,16 @@ The step cap scales linearly: with keys and values kept across turns (``RolloutC
 step computes only its new tokens, so an episode costs about the same per step whatever its length
 (docs/hardware.md). Without the cache each step re-reads the whole history and a longer episode
 costs more than this says.
+
+EMPO²'s memory iterations (probability ``p``) are priced at the preset's
+``memory_iteration_seconds`` where it is measured: an expected cost, since which iterations draw
+memory is chance. The first iteration is priced as a plain one whatever it draws: memory is still
+empty, so no tip reaches a prompt.
 """
 
 from __future__ import annotations
 
-from empo2_lite.config import PRESET_COSTS, TrainConfig, preset
+from empo2_lite.config import PRESET_COSTS, PresetCost, TrainConfig, preset
 from empo2_lite.tasks import step_cap
 
 
@@ -39,7 +44,17 @@ def scaled_seconds(config: TrainConfig, iterations: int, eval_episodes: int = 0)
     reference = preset(config.preset)
     scale = (config.variations_per_iteration * config.group_size) / (reference.variations_per_iteration * reference.group_size)
     steps = _episode_steps(config) / _episode_steps(reference)
-    return steps * (iterations * cost.iteration_seconds * scale + eval_episodes * cost.episode_seconds)
+    return steps * (training_seconds(config, iterations, cost) * scale + eval_episodes * cost.episode_seconds)
+
+
+def training_seconds(config: TrainConfig, iterations: int, cost: PresetCost) -> float:
+    """The expected seconds of ``iterations`` iterations at the preset's size: EMPO²'s share ``p`` of
+    the iterations after the first at ``cost.memory_iteration_seconds`` (when measured), the rest at
+    ``cost.iteration_seconds``."""
+    plain = iterations * cost.iteration_seconds
+    if config.algo != "empo2" or not cost.memory_iteration_seconds:
+        return plain
+    return plain + config.p * max(iterations - 1, 0) * (cost.memory_iteration_seconds - cost.iteration_seconds)
 
 
 def estimate(config: TrainConfig, iterations: int | None = None, eval_episodes: int = 0, runs: int = 1) -> str:

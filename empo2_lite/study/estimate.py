@@ -13,7 +13,9 @@ does not model: the estimate is a floor.
 A plan with a probe is estimated at its costliest probe candidate (the longest step cap), since
 the choice is not known before it runs; memory-only, Reflexion and Retrospex references cost
 ``baselines.evaluation_episodes`` naive evaluations each, the warm-start
-reference is counted when any candidate has a warm start, and each warm start ``WARM_START_S``
+reference is counted when any candidate has a warm start, EMPO²'s iterations at their expected cost
+with its memory iterations where the preset measured one (``lab.cost_estimates.training_seconds``),
+and each warm start ``WARM_START_S``
 plus ``WARM_START_VARIATION_S`` per variation (timed on the 2-core machine). A
 plan in parts also gets one line per part (each its own call: model preparation and packing
 included) and is refused when a part outlasts ``part_limit_s`` or the parts together the budget.
@@ -55,6 +57,9 @@ class Estimate:
     source: str
     parts: list[float] | None = None
     """Each part's seconds (its stages, the model's preparation and the packing), for a plan in parts."""
+    slowest_iteration_s: float = 0.0
+    """The costliest algorithm's expected iteration (EMPO²'s memory iterations priced in); a sized
+    phase 2 is sized by it, and each compared run is summed at its own algorithm's cost."""
 
     @property
     def seconds(self) -> float:
@@ -67,8 +72,11 @@ class Estimate:
         rows += [f"  part {index}    ~{seconds / 60:5.1f} min: {', '.join(plan.parts[index - 1])}{limit}"
                  for index, seconds in enumerate(self.parts or [], start=1)]
         budget = "no budget" if math.isinf(plan.budget_s) else f"budget {plan.budget_s / 60:.1f} min"
+        slowest = (f"; EMPO² ~{self.slowest_iteration_s:.0f} s with its memory iterations"
+                   if self.slowest_iteration_s > self.iteration_s + 0.5 else "")
         return [f"{plan.name}: {len(plan.algos)} algorithm(s) x {len(plan.seeds)} seed(s), {self.iterations} "
-                f"iteration(s) each at ~{self.iteration_s:.0f} s ({plan.preset}: {self.source}), {plan.k} at once",
+                f"iteration(s) each at ~{self.iteration_s:.0f} s ({plan.preset}: {self.source}{slowest}), "
+                f"{plan.k} at once",
                 *rows, f"  total     ~{self.seconds / 60:5.1f} min ({budget})"]
 
 
@@ -143,7 +151,10 @@ def estimate(plan: Plan) -> Estimate | None:
     plan = _costliest_probe(plan)
     shared = bool(plan.screen and plan.screen.get("shared"))
     per_reference = _reference_seconds(plan)
-    per_iteration = max(_seconds(_config(plan, {}, algo), 1, None) - START_S for algo in plan.algos)
+    # an iteration past the first: EMPO²'s then include its expected memory iterations
+    iteration_costs = [_seconds(_config(plan, {}, algo), 2, None) - _seconds(_config(plan, {}, algo), 1, None)
+                       for algo in plan.algos]
+    per_iteration, slowest = min(iteration_costs), max(iteration_costs)
     if plan.screen is not None:
         fixed = plan.screen.get("iterations")
         screening = [_seconds(_config(plan, warm_start_of(overrides)[1], algo), fixed or SCREEN_ITERATIONS, "dev")
@@ -157,7 +168,7 @@ def estimate(plan: Plan) -> Estimate | None:
     evaluation = max(_seconds(_config(plan, {}, algo), 0, "test") - START_S for algo in plan.algos)
     if plan.sized:
         train_s = training_seconds(left, len(plan.algos) * len(plan.seeds) + len(second), plan.k, evaluation * MARGIN)
-        iterations = iterations_for(train_s, START_S, per_iteration) if math.isfinite(train_s) else 0
+        iterations = iterations_for(train_s, START_S, slowest) if math.isfinite(train_s) else 0
     else:
         iterations = plan.iterations or preset(plan.preset).iterations
     compared = [_seconds(_config(plan, {}, algo), iterations, "test") for algo in plan.algos for _ in plan.seeds]
@@ -174,7 +185,7 @@ def estimate(plan: Plan) -> Estimate | None:
                                                + second[index * per_seed:(index + 1) * per_seed], plan.k)
                       for index, seed in enumerate(plan.seeds)}}
         parts = [phases["prepare"] + sum(stage_s[stage] for stage in part) + plan.pack_reserve_s for part in plan.parts]
-    return Estimate(phases, iterations, per_iteration, cost.source, parts)
+    return Estimate(phases, iterations, per_iteration, cost.source, parts, slowest)
 
 
 def _probe_seconds(plan: Plan, task: str, overrides: dict) -> float:
