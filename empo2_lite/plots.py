@@ -433,6 +433,7 @@ DIAGNOSTICS = {
     "diagnostics/response_tokens_mean": "tokens per response",
     "diagnostics/length_limit_share": "responses cut at the\ntoken limit",
     "diagnostics/step_group_share": "actions in step groups > 1\n(GiGPO; at its floor: GRPO)",
+    "diagnostics/actions_as_written": "actions run as the model\nwrote them (not corrected)",
 }
 """The per-iteration diagnostics that explain a flat learning curve, with their panel labels (the
 step-group share where runs of a GiGPO algorithm log it: near its floor, episodes / actions, only
@@ -441,18 +442,20 @@ the first actions were compared and GiGPO did little beyond GRPO)."""
 
 def learning_comparison(metrics: pd.DataFrame, evals: pd.DataFrame,
                         references: Mapping[str, pd.DataFrame] | None = None) -> Figure:
-    """Algorithms side by side over seeds: training return per iteration (thin lines: seeds; thick:
-    their mean) and the evaluation return, the untrained references as horizontal lines
+    """Algorithms side by side over seeds: training success rate (when any episode anywhere was
+    solved: success first) and return per iteration (thin lines: seeds; thick: their mean) and the
+    evaluation's, the untrained references as horizontal lines
     (``reference_rows``), and below them the diagnostics of every iteration (``DIAGNOSTICS``), so a
     flat curve comes with its reason: no gradient (equal-return groups), the agent still ends
-    episodes with a wrong ``focus on``, it rambles into the token limit, or (GiGPO) few actions
-    shared a state with another episode's. Evaluations played once, on the test split at the end,
+    episodes with a wrong ``focus on``, it rambles into the token limit, (GiGPO) few actions shared
+    a state with another episode's, or the action correction, not the model, chose the actions.
+    Evaluations played once, on the test split at the end,
     are drawn per algorithm with +-1 std over seeds (``final_results``'s panel); periodic ones as
     curves (dashed: dev, solid: test). On the training curves, EMPO²'s memory iterations are marked
     (``memory_markers``): a curve says something about tips only where they reached a prompt."""
     trained = metrics[~metrics["algo"].isin(UNTRAINED)] if len(metrics) else metrics
     diagnostics = [column for column in DIAGNOSTICS if column in trained]
-    figure = Figure(figsize=(11, 7.6 if diagnostics else 4.4), layout="constrained")
+    figure = Figure(figsize=(max(11, 2.2 * len(diagnostics)), 7.6 if diagnostics else 4.4), layout="constrained")
     grid = figure.add_gridspec(2 if diagnostics else 1, max(len(diagnostics), 2), height_ratios=[1.6, 1] if diagnostics else None)
 
     def per_algo(axes, frame: pd.DataFrame, column: str, note: str = "", dashed: bool = False) -> None:
@@ -466,40 +469,49 @@ def learning_comparison(metrics: pd.DataFrame, evals: pd.DataFrame,
             axes.plot(mean.index, mean.values, color=look.colour, linewidth=2, linestyle=linestyle, marker=look.marker,
                       markersize=_size(index), label=f"{look.label}{note} ({_runs(group['run'].nunique())})")
 
-    top_width = grid.ncols // 2
-    train_axes = figure.add_subplot(grid[0, :top_width])
-    if len(trained):
-        per_algo(train_axes, trained, "charts/return_mean")
-        memory_markers(train_axes, trained)
-        _iteration_axis(train_axes, trained["iteration"])
-    train_axes.set_ylabel("training return (mean per iteration)")
-    train_axes.set_title("training episodes")
-    test_axes = figure.add_subplot(grid[0, top_width:], sharey=train_axes)
     refs = reference_rows(evals, references)
     trained_evals = evals[~evals["algo"].isin(UNTRAINED)] if len(evals) else evals
     split = (trained_evals["split"].fillna("test") if "split" in trained_evals
              else pd.Series("test", index=trained_evals.index))
     dev, test = trained_evals[split == "dev"], trained_evals[split == "test"]
-    if not len(dev) and (not len(test) or test.groupby("run").size().max() == 1):
-        _test_panel(test_axes, final_test_rows(evals), refs)
-        test_axes.set_ylabel("test return (no memory; mean ± std over runs)")
-        test_axes.set_title("test episodes, played once after training")
-    else:
-        if len(dev):
-            per_algo(test_axes, dev, "return_mean", " on dev", dashed=True)
-        if len(test):
-            per_algo(test_axes, test, "return_mean", " on test" if len(dev) else "")
-        _iteration_axis(test_axes, trained_evals["iteration"], "iteration (evaluated after it)")
-        for (label, rows), linestyle in zip(refs.items(), cycle(REFERENCE_LINESTYLES)):
-            value = rows["return_mean"].mean()
-            test_axes.axhline(value, color=style(rows["algo"].iloc[0]).colour, linestyle=linestyle, linewidth=1,
-                              label=f"{label} ({_runs(rows['run'].nunique())}): {value:.1f}")
-        test_axes.set_ylabel("evaluation return (no memory)")
-        test_axes.set_title("evaluation episodes")
-    for axes in (train_axes, test_axes):
+    solved = _any_success(trained, trained_evals, refs)
+    measures = [("success_rate", 100.0, "success rate (% solved)"), ("return_mean", 1.0, "return")] if solved else \
+        [("return_mean", 1.0, "return")]
+    top = grid[0, :].subgridspec(1, 2 * len(measures))
+    train_panels = [figure.add_subplot(top[0, index]) for index in range(len(measures))]
+    test_panels = [figure.add_subplot(top[0, len(measures) + index], sharey=train_panels[index])
+                   for index in range(len(measures))]
+    once = not len(dev) and (not len(test) or test.groupby("run").size().max() == 1)
+    for (column, scale, what), train_axes, test_axes in zip(measures, train_panels, test_panels):
+        if len(trained) and f"charts/{column}" in trained:
+            scaled = trained.assign(**{f"charts/{column}": trained[f"charts/{column}"] * scale})
+            per_algo(train_axes, scaled, f"charts/{column}")
+            memory_markers(train_axes, scaled, f"charts/{column}")
+            _iteration_axis(train_axes, trained["iteration"])
+        train_axes.set_ylabel(f"training {what} (mean per iteration)")
+        train_axes.set_title("training episodes")
+        if once:
+            _test_panel(test_axes, final_test_rows(evals), refs, column, scale)
+            test_axes.set_ylabel(f"test {what} (no memory; mean ± std over runs)")
+            test_axes.set_title("test episodes, played once after training")
+        else:
+            if len(dev):
+                per_algo(test_axes, dev.assign(**{column: dev[column] * scale}), column, " on dev", dashed=True)
+            if len(test):
+                per_algo(test_axes, test.assign(**{column: test[column] * scale}), column, " on test" if len(dev) else "")
+            _iteration_axis(test_axes, trained_evals["iteration"], "iteration (evaluated after it)")
+            for (label, rows), linestyle in zip(refs.items(), cycle(REFERENCE_LINESTYLES)):
+                value = rows[column].mean() * scale
+                test_axes.axhline(value, color=style(rows["algo"].iloc[0]).colour, linestyle=linestyle, linewidth=1,
+                                  label=f"{label} ({_runs(rows['run'].nunique())}): {value:.1f}")
+            test_axes.set_ylabel(f"evaluation {what} (no memory)")
+            test_axes.set_title("evaluation episodes")
+        if column == "success_rate":
+            train_axes.set_ylim(-3, 103)
+    for axes in (*train_panels, *test_panels):
         axes.grid(alpha=0.3)
         if axes.get_legend_handles_labels()[1]:
-            axes.legend(frameon=False, fontsize=7, loc="best")
+            axes.legend(frameon=False, fontsize=7 if not solved else 6, loc="best")
     for index, column in enumerate(diagnostics):
         axes = figure.add_subplot(grid[1, index])
         per_algo(axes, trained[trained[column].notna()], column)  # GRPO logs no step-group share
@@ -512,6 +524,14 @@ def learning_comparison(metrics: pd.DataFrame, evals: pd.DataFrame,
     figure.suptitle(f"{_names(present) if present else 'no trained run'}: training and test, "
                     "against the untrained model")
     return figure
+
+
+def _any_success(metrics: pd.DataFrame, evals: pd.DataFrame, references: Mapping[str, pd.DataFrame]) -> bool:
+    """Whether any training iteration, evaluation or reference solved an episode: only then does a
+    success-rate panel say more than a line at 0."""
+    frames = [metrics.get("charts/success_rate"), evals.get("success_rate"),
+              *(rows.get("success_rate") for rows in references.values())]
+    return any(frame is not None and frame.fillna(0).gt(0).any() for frame in frames)
 
 
 def memory_markers(axes, metrics: pd.DataFrame, column: str = "charts/return_mean") -> None:

@@ -206,11 +206,34 @@ def test_the_learning_comparison_figure_shows_curves_baselines_and_diagnostics()
     assert {text.get_text() for text in test.get_legend().get_texts()} == {
         "GRPO (2 runs): 2.5 ± 3.5", "untrained (1 run): -50.0", "untrained + memory (1 run): -40.0"}
     assert [label.get_text() for label in test.get_xticklabels()] == ["GRPO"]
-    assert [axes.get_title() for axes in figure.axes[2:]] == list(plots.DIAGNOSTICS.values())
+    assert [axes.get_title() for axes in figure.axes[2:]] == [  # every diagnostic the runs logged
+        title for column, title in plots.DIAGNOSTICS.items() if column != "diagnostics/actions_as_written"]
     share = figure.axes[-1]  # GiGPO's step-group share: a line for the runs that logged it, none for the others
     assert [list(line.get_ydata()) for line in share.get_lines() if line.get_linewidth() == 2] == [
         [0.4, 0.4, 0.4]] and not plots.learning_comparison(metrics[metrics["algo"] != "gigpo"].drop(
             columns="diagnostics/step_group_share"), evals).axes[6:]
+
+
+def test_the_learning_comparison_puts_success_first_once_an_episode_is_solved():
+    """Success first: with a solved episode anywhere, training and test success (in %) come before
+    the returns; the diagnostics row gains the share of actions run as the model wrote them."""
+    metrics = pd.DataFrame([{"run": f"grpo-s{seed}", "algo": "grpo", "iteration": it, "charts/return_mean": 10.0 * it,
+                             "charts/success_rate": 0.25 * (it - 1), "diagnostics/actions_as_written": 0.5 + 0.1 * it}
+                            for seed in (0, 1) for it in (1, 2, 3)])
+    evals = pd.DataFrame([{"run": "naive-s0", "algo": "naive", "iteration": 0, "return_mean": 10.0, "success_rate": 0.0},
+                          *({"run": f"grpo-s{seed}", "algo": "grpo", "iteration": 3, "return_mean": 70.0,
+                             "success_rate": 0.3 + 0.1 * seed} for seed in (0, 1))])
+    figure = plots.learning_comparison(metrics, evals)
+    assert len(figure.axes) == 4 + 1
+    train_success, train_return, test_success, test_return = figure.axes[:4]
+    assert [axes.get_ylabel() for axes in figure.axes[:4]] == [
+        "training success rate (% solved) (mean per iteration)", "training return (mean per iteration)",
+        "test success rate (% solved) (no memory; mean ± std over runs)", "test return (no memory; mean ± std over runs)"]
+    [mean] = [line for line in train_success.get_lines() if line.get_linewidth() == 2]
+    assert list(mean.get_ydata()) == [0.0, 25.0, 50.0]
+    assert {text.get_text() for text in test_success.get_legend().get_texts()} == {
+        "GRPO (2 runs): 35.0 ± 7.1", "untrained (1 run): 0.0"}
+    assert figure.axes[4].get_title() == plots.DIAGNOSTICS["diagnostics/actions_as_written"]
 
 
 def test_every_baseline_kind_shows_as_its_own_series_beside_the_trained_runs():
