@@ -1,0 +1,98 @@
+"""Every number docs/results-cpu-solve.md states, computed from the study folder (issue #36).
+
+    python scripts/cpu_solve_numbers.py [--work data/sample_runs/cpu-solve]
+
+Prints, as JSON: per policy its test rows over seeds (solved of 20, ScienceWorld's score > 70,
+return, end reasons, actions as written), their mean and std over seeds; the paired gains in test
+success and return (``comparison.paired_gain``: each variation averaged over seeds, then the 20
+differences) of each algorithm over the better untrained reference, over the warm start alone, and
+of EMPO² over GRPO; training success and return per iteration and seed; EMPO²'s memory iterations
+(with tips shown, tips per step there); GiGPO's step-group share; minutes per run. The document is
+written from this output, and tests/test_cpu_solve_results.py checks the document against it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from empo2_lite.comparison import paired_gain
+from empo2_lite.runs import RunDir
+
+ROOT = Path(__file__).resolve().parents[1]
+ALGOS = ("grpo", "empo2", "gigpo")
+REFERENCES = {"untrained": "main/naive", "untrained, no demonstration": "reference-d0/naive",
+              "untrained + memory": "main/memory-only", "warm start alone": "main/warm-start"}
+
+
+def test_rows(work: Path, prefix: str) -> list[dict]:
+    """The last test row of each seed's run ``prefix-s<seed>``, in seed order."""
+    rows = []
+    for path in sorted(work.glob(f"{prefix}-s*"), key=lambda path: int(path.name.rsplit("-s", 1)[1])):
+        tests = [row for row in RunDir(path).read_evals() if row.get("split", "test") == "test"]
+        if tests:
+            rows.append({**tests[-1], "run": path.name})
+    return rows
+
+
+def spread(values: list[float]) -> dict:
+    return {"values": values, "mean": statistics.mean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else None}
+
+
+def policy_summary(rows: list[dict]) -> dict:
+    return {"seeds": len(rows),
+            "solved": spread([round(row["success_rate"] * row["episodes"]) for row in rows]),
+            "success_pct": spread([100 * row["success_rate"] for row in rows]),
+            "official_pct": spread([100 * row.get("success_official_rate", 0.0) for row in rows]),
+            "return": spread([row["return_mean"] for row in rows]),
+            "return_se": [row["return_se"] for row in rows],
+            "end_reasons": [row["end_reasons"] for row in rows],
+            "actions_as_written": [row.get("actions_as_written") for row in rows]}
+
+
+def gains(better: list[dict], worse: list[dict]) -> dict:
+    success, success_se = paired_gain([row["per_variation_success"] for row in better],
+                                      [row["per_variation_success"] for row in worse])
+    value, value_se = paired_gain([row["per_variation"] for row in better], [row["per_variation"] for row in worse])
+    return {"success_points": 100 * success, "success_se": 100 * success_se, "return": value, "return_se": value_se}
+
+
+def training(work: Path, algo: str) -> dict:
+    """Per seed: each iteration's mode, training success (solved of its episodes) and return."""
+    table = {}
+    for path in sorted(work.glob(f"main/{algo}-s*")):
+        rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines() if line.strip()]
+        table[path.name] = [{"iteration": row["iteration"] + 1, "mode": row["mode"],
+                             "solved": round(row["charts/success_rate"] * 8), "return": row["charts/return_mean"],
+                             "tips_shown_mean": row.get("charts/tips_shown_mean", 0),
+                             "step_group_share": row.get("diagnostics/step_group_share"),
+                             "actions_as_written": row.get("diagnostics/actions_as_written"),
+                             "seconds": sum(value for key, value in row.items() if key.startswith("time/"))}
+                            for row in rows]
+    return table
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, default=ROOT / "data" / "sample_runs" / "cpu-solve")
+    args = parser.parse_args()
+    rows = {name: test_rows(args.work, folder) for name, folder in REFERENCES.items()}
+    rows.update({algo: test_rows(args.work, f"main/{algo}") for algo in ALGOS})
+    untrained = max(("untrained", "untrained, no demonstration"),
+                    key=lambda name: statistics.mean(row["success_rate"] for row in rows[name]) if rows[name] else -1)
+    out = {"policies": {name: policy_summary(found) for name, found in rows.items() if found},
+           "better_untrained": untrained,
+           "gains": {f"{algo} over {reference}": gains(rows[algo], rows[reference])
+                     for algo in ALGOS for reference in (untrained, "warm start alone") if rows[algo] and rows[reference]},
+           "training": {algo: training(args.work, algo) for algo in ALGOS}}
+    if rows["empo2"] and rows["grpo"]:
+        out["gains"]["empo2 over grpo"] = gains(rows["empo2"], rows["grpo"])
+    print(json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
