@@ -10,7 +10,9 @@ return). Its final test evaluation says which test variations it solved; each is
 until one scores 100: an evaluation episode used its own seed, so a replay need not solve what the
 evaluation solved, and every try is listed. The untrained base model (no warm start, no adapter)
 and the warm start alone then play that variation with the same seed. Writes
-``docs/cpu-solve-transcripts.md`` (about a minute on 2 cores).
+``docs/cpu-solve-transcripts.md``, and the three transcripts as ``watch-*.txt`` into the study folder,
+where the gallery notebook shows them (``ship_cpu_solve.py`` then ships them with the runs); about a
+minute on 2 cores.
 """
 
 from __future__ import annotations
@@ -73,7 +75,12 @@ def main() -> int:
         sections += ["", f"## {title}: score {episode.score}, {episode.end_reason}", "", "```",
                      transcript(episode), "```"]
     args.out.write_text("\n".join(sections) + "\n")
-    print(f"wrote {args.out}")
+    for stale in args.work.glob("watch-*.txt"):
+        stale.unlink()
+    for order, (label, episode) in enumerate((("untrained", untrained), ("warm-start", warm), (f"agent-{run.name}", solved)),
+                                             start=1):
+        (args.work / f"watch-{order}-{label}-v{solved.variation}.txt").write_text(transcript(episode) + "\n")
+    print(f"wrote {args.out} and 3 watch-*.txt in {args.work}")
     return 0
 
 
