@@ -199,6 +199,32 @@ def success_paragraph(study: Study) -> str:
     return text + f" The success target ({target}) {_judged(study, met)}."
 
 
+def other_references_paragraph(study: Study) -> str:
+    """The references beside the untrained model (a warm start played without RL, the untrained
+    model with memory), with each algorithm's success gain over the warm start paired by test
+    variation: RL's own share, above twice its standard error or not. "" when there are none."""
+    table = next(iter(study.tables.values()))
+    present = [kind for kind in ("warm-start", "memory-only") if kind in set(table["algo"])]
+    if not present:
+        return ""
+    words = {"warm-start": "the warm start alone (no RL)", "memory-only": "the untrained model with EMPO²'s memory"}
+    rates = ", ".join(f"{words[kind]} {_percent(float(_row(table, kind)['success_rate']))} "
+                      f"(return {number(_row(table, kind)['test_return'], True)})" for kind in present)
+    text = f"**The other references.** Test success: {rates}."
+    if "warm-start" in present:
+        finals = study.evals[study.evals["split"].fillna("test") == "test"].sort_values("iteration").groupby("run").tail(1)
+        warm = list(finals.loc[finals["algo"] == "warm-start", "per_variation_success"])
+        gains = []
+        for algo in study.algos:
+            gain, error = comparison.paired_gain(list(finals.loc[finals["algo"] == algo, "per_variation_success"]), warm)
+            verdict = "above" if gain > 2 * error else "not above"
+            gains.append(f"{display_name(algo)} {number(100 * gain, True)} points (± {number(100 * error)}; "
+                         f"{verdict} twice its standard error)")
+        text += (" RL's own share, the gain in success over the warm start alone (paired by test variation): "
+                 + ", ".join(gains) + ".")
+    return text
+
+
 def return_paragraph(study: Study) -> str:
     """Return against each reference (the better one first)."""
     folders = study.by_return()
@@ -262,9 +288,9 @@ def caveats(study: Study) -> list[str]:
 
 def summary_markdown(study: Study) -> str:
     """The story of the study in plain words, every number from its tables."""
-    parts = [compared_what(study), success_paragraph(study), return_paragraph(study), verdict_paragraph(study),
-             "**What it does not show.**\n" + "\n".join(f"- {line}" for line in caveats(study))]
-    return "\n\n".join(parts)
+    parts = [compared_what(study), success_paragraph(study), other_references_paragraph(study), return_paragraph(study),
+             verdict_paragraph(study), "**What it does not show.**\n" + "\n".join(f"- {line}" for line in caveats(study))]
+    return "\n\n".join(part for part in parts if part)
 
 
 def results_table(study: Study) -> pd.DataFrame:
