@@ -7,7 +7,8 @@ return, end reasons, actions as written), their mean and std over seeds; the pai
 success and return (``comparison.paired_gain``: each variation averaged over seeds, then the 20
 differences) of each algorithm over the better untrained reference, over the warm start alone, and
 of EMPO² over GRPO; training success and return per iteration and seed; EMPO²'s memory iterations
-(with tips shown, tips per step there); GiGPO's step-group share; minutes per run. The document is
+(with tips shown, tips per step there) and what its memory holds per variation; GiGPO's step-group
+share; minutes per run. The document is
 written from this output, and tests/test_cpu_solve_results.py checks the document against it.
 """
 
@@ -75,6 +76,22 @@ def training(work: Path, algo: str) -> dict:
     return table
 
 
+def tips(work: Path, run: str, count: int = 6) -> dict:
+    """What a run's memory holds per variation: its most frequent tips, each with how many entries
+    hold it and the best final score of the episodes that wrote it."""
+    path = work / "main" / run / "memory.jsonl"
+    if not path.exists():
+        return {}
+    by_variation: dict[int, dict[str, list[int]]] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            entry = json.loads(line)
+            by_variation.setdefault(entry["variation"], {}).setdefault(entry["tip"], []).append(entry["score"])
+    return {str(variation): [{"tip": tip, "entries": len(scores), "best_score": max(scores)}
+                             for tip, scores in sorted(found.items(), key=lambda item: -len(item[1]))[:count]]
+            for variation, found in sorted(by_variation.items())}
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=ROOT / "data" / "sample_runs" / "cpu-solve")
@@ -87,7 +104,8 @@ def main() -> int:
            "better_untrained": untrained,
            "gains": {f"{algo} over {reference}": gains(rows[algo], rows[reference])
                      for algo in ALGOS for reference in (untrained, "warm start alone") if rows[algo] and rows[reference]},
-           "training": {algo: training(args.work, algo) for algo in ALGOS}}
+           "training": {algo: training(args.work, algo) for algo in ALGOS},
+           "empo2_tips": {path.name: tips(args.work, path.name) for path in sorted(args.work.glob("main/empo2-s*"))}}
     if rows["empo2"] and rows["grpo"]:
         out["gains"]["empo2 over grpo"] = gains(rows["empo2"], rows["grpo"])
     print(json.dumps(out, indent=1))
