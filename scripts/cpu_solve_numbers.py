@@ -92,9 +92,42 @@ def tips(work: Path, run: str, count: int = 6) -> dict:
             for variation, found in sorted(by_variation.items())}
 
 
+def fmt(value: float | None, digits: int = 1, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def markdown(out: dict) -> str:
+    """The document's tables: test results per policy (per seed and over seeds), the paired gains,
+    training per iteration."""
+    lines = ["| policy | solved of 20, per seed | success % (std over seeds) | score > 70 % | test return, per seed | "
+             "return (std) | actions as written |", "|---|---|---|---|---|---|---|"]
+    for name, policy in out["policies"].items():
+        solved, success, official, value = (policy[key] for key in ("solved", "success_pct", "official_pct", "return"))
+        written = [share for share in policy["actions_as_written"] if share is not None]
+        lines.append(f"| {name} | {', '.join(str(v) for v in solved['values'])} | {fmt(success['mean'])} "
+                     f"({fmt(success['std'])}) | {fmt(official['mean'], 0)} | "
+                     f"{', '.join(fmt(v) for v in value['values'])} | {fmt(value['mean'])} ({fmt(value['std'])}) | "
+                     f"{fmt(statistics.mean(written), 2) if written else '-'} |")
+    lines += ["", "| gain, paired by test variation | success, points (se) | return (se) |", "|---|---|---|"]
+    for name, gain in out["gains"].items():
+        lines.append(f"| {name} | {fmt(gain['success_points'], signed=True)} ({fmt(gain['success_se'])}) | "
+                     f"{fmt(gain['return'], signed=True)} ({fmt(gain['return_se'])}) |")
+    lines += ["", "| run | iteration 1 | 2 | 3 | 4 | minutes |", "|---|---|---|---|---|---|"]
+    for algo, runs in out["training"].items():
+        for run, iterations in runs.items():
+            cells = [f"{row['solved']}/8, {fmt(row['return'])}" + (f" ({row['mode'].replace('_', ' ')})"
+                                                                   if row["mode"] != "plain" else "")
+                     for row in iterations]
+            lines.append(f"| {run} | {' | '.join(cells)} | {fmt(sum(row['seconds'] for row in iterations) / 60)} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--work", type=Path, default=ROOT / "data" / "sample_runs" / "cpu-solve")
+    parser.add_argument("--markdown", action="store_true", help="print the document's tables instead of JSON")
     args = parser.parse_args()
     rows = {name: test_rows(args.work, folder) for name, folder in REFERENCES.items()}
     rows.update({algo: test_rows(args.work, f"main/{algo}") for algo in ALGOS})
@@ -108,7 +141,7 @@ def main() -> int:
            "empo2_tips": {path.name: tips(args.work, path.name) for path in sorted(args.work.glob("main/empo2-s*"))}}
     if rows["empo2"] and rows["grpo"]:
         out["gains"]["empo2 over grpo"] = gains(rows["empo2"], rows["grpo"])
-    print(json.dumps(out, indent=1))
+    print(markdown(out) if args.markdown else json.dumps(out, indent=1))
     return 0
 
 
