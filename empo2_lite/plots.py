@@ -488,12 +488,20 @@ def learning_comparison(metrics: pd.DataFrame, evals: pd.DataFrame,
             per_algo(train_axes, scaled, f"charts/{column}")
             memory_markers(train_axes, scaled, f"charts/{column}")
             _iteration_axis(train_axes, trained["iteration"])
-        train_axes.set_ylabel(f"training {what} (mean per iteration)")
-        train_axes.set_title("training episodes")
+        if solved:  # four panels in a row: short titles, the measure in each
+            train_axes.set_ylabel(f"{what}, mean per iteration")
+            train_axes.set_title(f"training: {what.split(' (')[0]}", fontsize=10)
+        else:
+            train_axes.set_ylabel(f"training {what} (mean per iteration)")
+            train_axes.set_title("training episodes")
         if once:
             _test_panel(test_axes, final_test_rows(evals), refs, column, scale)
-            test_axes.set_ylabel(f"test {what} (no memory; mean ± std over runs)")
-            test_axes.set_title("test episodes, played once after training")
+            if solved:
+                test_axes.set_ylabel(f"{what}, mean ± std over runs")
+                test_axes.set_title(f"test, once, no memory: {what.split(' (')[0]}", fontsize=10)
+            else:
+                test_axes.set_ylabel(f"test {what} (no memory; mean ± std over runs)")
+                test_axes.set_title("test episodes, played once after training")
         else:
             if len(dev):
                 per_algo(test_axes, dev.assign(**{column: dev[column] * scale}), column, " on dev", dashed=True)

@@ -95,9 +95,20 @@ def read_agent(folder: str | Path) -> dict[str, Any]:
 def install_agent(folder: str | Path, name: str) -> tuple[RunDir, RunDir]:
     """Copy the shipped agent ``folder`` under the runs root as ``<name>/warm-start`` and
     ``<name>/trained`` (once: a second call finds them and changes nothing, so what a demo played
-    there is read back) and point the trained run at the copy of its warm start. Returns both runs."""
-    read_agent(folder)
+    there is read back) and point the trained run at the copy of its warm start. Returns both runs.
+
+    ``<name>/agent.json`` records which agent was installed. When the kit ships another agent later
+    (a study re-run, a newer pick), the folder of the earlier one is moved aside to
+    ``<name>-previous-agent`` (replacing an older such copy) and the new one installed, so that a demo
+    never plays a stale agent and nothing it played is deleted."""
+    shipped = read_agent(folder)
     target = runs_root() / name
+    installed = target / AGENT_FILE
+    if target.exists() and (not installed.is_file() or json.loads(installed.read_text()) != shipped):
+        aside = target.with_name(f"{name}-previous-agent")
+        shutil.rmtree(aside, ignore_errors=True)
+        target.rename(aside)
+        print(f"{target}: it held the demo of another agent; moved to {aside.name}, installing the shipped one")
     warm, trained = RunDir(target / WARM_START_DIR), RunDir(target / TRAINED_DIR)
     if not trained.exists():
         target.mkdir(parents=True, exist_ok=True)
@@ -105,6 +116,7 @@ def install_agent(folder: str | Path, name: str) -> tuple[RunDir, RunDir]:
             shutil.rmtree(target / part, ignore_errors=True)
             shutil.copytree(Path(folder) / part, target / part)
         _set_warm_start(target / TRAINED_DIR, str(warm.path.resolve()))
+        write_atomic(installed, json.dumps(shipped, indent=1))
     return warm, trained
 
 

@@ -10,7 +10,8 @@ writes, each replaced whole (written beside it, then renamed):
   the study's own path and run the next part (docs/cpu-solve-plan.md);
 * ``data/sample_runs/cpu-solve/``: the same without any checkpoint and PDF figure (what the tables,
   figures and the gallery read), plus ``agent/``: the compared run with the best test success (then
-  return) and its warm start, packed by ``shipped_agent.ship_agent`` for ``make demo``.
+  return; on a tie, the first by name) and its warm start, packed by ``shipped_agent.ship_agent`` for
+  ``make demo``.
 """
 
 from __future__ import annotations
@@ -54,10 +55,12 @@ def best_compared_run(work: Path) -> tuple[Path, str]:
             scored.append((tests[-1]["success_rate"], tests[-1]["return_mean"], path))
     if not scored:
         raise SystemExit(f"{work / 'main'}: no compared run with a test row and a checkpoint yet")
-    success, mean, path = max(scored, key=lambda item: (item[0], item[1]))
+    success, mean, path = max(scored, key=lambda item: (item[0], item[1]))  # a tie: the first by name
+    tied = [other.name for s, m, other in scored if (s, m) == (success, mean) and other != path]
     others = ", ".join(f"{p.name} {s:.2f}/{m:.1f}" for s, m, p in sorted(scored, key=lambda item: item[2].name))
+    tie = f"; tied with {', '.join(tied)}, the first by name is taken" if tied else ""
     return path, (f"the best test success rate, then return, of the {len(scored)} compared runs with a checkpoint "
-                  f"({path.name}: {success:.2f}, {mean:.1f}; all: {others})")
+                  f"({path.name}: {success:.2f}, {mean:.1f}{tie}; all: {others})")
 
 
 def main() -> None:

@@ -226,9 +226,12 @@ def test_the_learning_comparison_puts_success_first_once_an_episode_is_solved():
     figure = plots.learning_comparison(metrics, evals)
     assert len(figure.axes) == 4 + 1
     train_success, train_return, test_success, test_return = figure.axes[:4]
+    assert [axes.get_title() for axes in figure.axes[:4]] == [
+        "training: success rate", "training: return", "test, once, no memory: success rate",
+        "test, once, no memory: return"]
     assert [axes.get_ylabel() for axes in figure.axes[:4]] == [
-        "training success rate (% solved) (mean per iteration)", "training return (mean per iteration)",
-        "test success rate (% solved) (no memory; mean ± std over runs)", "test return (no memory; mean ± std over runs)"]
+        "success rate (% solved), mean per iteration", "return, mean per iteration",
+        "success rate (% solved), mean ± std over runs", "return, mean ± std over runs"]
     [mean] = [line for line in train_success.get_lines() if line.get_linewidth() == 2]
     assert list(mean.get_ydata()) == [0.0, 25.0, 50.0]
     assert {text.get_text() for text in test_success.get_legend().get_texts()} == {

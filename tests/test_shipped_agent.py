@@ -69,6 +69,20 @@ def test_install_points_the_trained_run_at_its_copied_warm_start_once(study_run,
     assert again[1].read_evals()[-1]["split"] == "dev"  # what a demo played there is kept
 
 
+def test_a_newly_shipped_agent_replaces_the_installed_one_and_the_old_demo_is_moved_aside(study_run, tmp_path,
+                                                                                          monkeypatch):
+    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path / "runs"))
+    ship_agent(study_run.path, tmp_path / "agent", why="first pick")
+    _, trained = install_agent(tmp_path / "agent", "demo")
+    trained.append_eval({"iteration": 2, "kind": "final", "split": "dev", "success_rate": 1.0})
+    ship_agent(study_run.path, tmp_path / "newer", why="a later pick")  # agent.json differs ("why")
+    _, fresh = install_agent(tmp_path / "newer", "demo")
+    assert not fresh.read_evals() or all(row.get("split") != "dev" for row in fresh.read_evals())
+    assert read_agent(tmp_path / "runs" / "demo")["why"] == "a later pick"
+    old = RunDir(tmp_path / "runs" / "demo-previous-agent" / "trained")
+    assert old.read_evals()[-1]["split"] == "dev" and read_agent(old.path.parent)["why"] == "first pick"
+
+
 def test_refusals_name_what_is_wrong(study_run, tmp_path):
     plain = finished_run(tmp_path / "plain")
     with pytest.raises(ConfigError, match="init_adapter is empty"):
