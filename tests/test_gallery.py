@@ -5,7 +5,9 @@ that say what they cannot show, and the transcripts found."""
 from __future__ import annotations
 
 import copy
+import json
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -242,9 +244,6 @@ def test_each_baseline_kind_is_named_by_what_it_plays():
 
 
 def test_the_choice_sentence_says_what_the_screening_chose_by():
-    import copy
-    import json
-
     from empo2_lite import results
     from empo2_lite.lab.gallery import choice_sentence
 
@@ -256,10 +255,27 @@ def test_the_choice_sentence_says_what_the_screening_chose_by():
     assert "the best dev success rate, then dev return, of the 4 settings" in choice_sentence(newer)
 
 
-def test_a_study_read_after_one_seed_says_its_targets_cannot_be_judged_yet():
-    """The CPU solve study between its parts (data/sample_runs/cpu-solve: seed 0 of 3): its success
-    is stated, and neither target reads as failed."""
-    text = gallery.summary_markdown(gallery.load_study(results.sample_runs_dir("cpu-solve")))
+def test_a_study_read_after_one_seed_says_its_targets_cannot_be_judged_yet(tmp_path):
+    """The CPU solve study as its part 2 left it (seed 0 of 3, copied from the shipped runs): its
+    success is stated, and neither target reads as failed."""
+    shipped = results.sample_runs_dir("cpu-solve")
+    for folder in ("main", "reference-d0"):
+        for run in (shipped / folder).glob("*-s0"):
+            shutil.copytree(run, tmp_path / folder / run.name)
+    text = gallery.summary_markdown(gallery.load_study(tmp_path))
     assert "**Success** (share of test episodes solved): EMPO² 30%, GRPO 35%, GiGPO 25%; untrained, 1 demonstration 0%" in text
     assert text.count("cannot be judged yet: it needs at least two seeds per algorithm, and these runs have 1") == 2
     assert "met by none" not in text
+
+
+def test_the_cpu_solve_summary_states_success_the_targets_and_rls_own_share():
+    """The gallery's default study: success first, the success target met by GRPO and EMPO², and the
+    warm start alone named with each algorithm's paired gain over it."""
+    text = gallery.summary_markdown(gallery.load_study(results.sample_runs_dir("cpu-solve")))
+    assert "**Success** (share of test episodes solved): EMPO² 27%, GRPO 33%, GiGPO 18%" in text
+    assert "(+25 points of success rate over every untrained reference) is met by EMPO² and GRPO." in text
+    assert ("**The other references.** Test success: the warm start alone (no RL) 5% (return +28.3), the untrained "
+            "model with EMPO²'s memory 0% (return +18.0).") in text
+    assert "GRPO +28.3 points (± 7.4; above twice its standard error)" in text
+    assert "on the ScienceWorld task *find-non-living-thing*" in text
+    assert gallery.other_references_paragraph(gallery.load_study(results.sample_runs_dir("cpu-study"))) == ""
