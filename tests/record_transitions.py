@@ -62,6 +62,7 @@ def record_step(actions: list[str], result) -> dict:
     """One step as stored: the actions so far and the ``StepResult`` fields the cap does not decide."""
     fields = dataclasses.asdict(result)
     del fields["raw_action"], fields["done"]
+    fields["success_official"] = fields["info"]["success_official"]  # stored beside the neutral fields
     fields["info"] = {key: fields["info"][key] for key in ("corrected", "ambiguity_options", "end_reason")}
     return {"actions": actions, **fields}
 
@@ -71,7 +72,8 @@ def record_episode(adapter: ScienceWorldAdapter, task: str, variation: int, sequ
     start, steps = None, {}
     for sequence in sequences:
         begun = adapter.reset(task, variation, max_steps=NO_CAP)
-        start = start or {key: getattr(begun, key) for key in ("observation", "task_description", "inventory", "score")}
+        start = start or {**{key: getattr(begun, key) for key in ("observation", "task_description", "score")},
+                          "inventory": begun.info["inventory"]}
         for count, text in enumerate(sequence, 1):
             if adapter.done:
                 raise ValueError(f"{task} variation {variation}: {sequence[:count - 1]} already ended the episode")

@@ -332,7 +332,7 @@ def charts_as_the_trainer_first_computed_them(trajectories) -> dict:
         "charts/return_std": statistics.pstdev(scores),
         "charts/return_max": max(scores),
         "charts/success_rate": sum(t.success for t in played) / max(len(played), 1),
-        "charts/success_official_rate": sum(t.success_official for t in played) / max(len(played), 1),
+        "charts/success_official_rate": sum(t.final_info["success_official"] for t in played) / max(len(played), 1),
         "charts/novelty_mean": statistics.mean([turn.novelty for t in played for turn in t.turns] or [0.0]),
         "charts/steps_mean": statistics.mean([len(t.turns) for t in played] or [0]),
         "charts/tips_shown_mean": statistics.mean([len(turn.tips) for t in played for turn in t.turns] or [0]),

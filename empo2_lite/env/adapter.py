@@ -13,16 +13,16 @@ What the adapter adds on top of the raw simulator:
   executed.
 * **Termination.** An episode ends on completion, on a negative score (a wrong ``focus on`` sets
   the score to -100) or at the task's step cap. ``success`` is completion with score 100; the
-  official wrapper's criterion (score > 70) is reported as ``success_official``.
+  official wrapper's criterion (score > 70) is reported as ``info["success_official"]``.
+* **What only ScienceWorld has** travels in ``info`` (``env/episode.py``): the inventory at the
+  start (``EpisodeStart.info["inventory"]``, which the first message shows), the official
+  criterion and the ambiguity options at each step.
 * **Rewards.** ``reward`` is the change of score. Some tasks score a few points for the starting
   state (``EpisodeStart.score``), so the rewards of an episode sum to its final score minus that
   starting score; the return the method uses is the final score.
 """
 
 from __future__ import annotations
-
-from dataclasses import dataclass, field
-from typing import Any
 
 from empo2_lite.config import EnvConfig
 from empo2_lite.env.actions import (
@@ -32,64 +32,15 @@ from empo2_lite.env.actions import (
     normalize_action,
     parse_ambiguity,
 )
+from empo2_lite.env.episode import SUCCESS_SCORE, EpisodeFailure, EpisodeOverError, EpisodeStart, StepResult
 from empo2_lite.env.jvm import ScienceWorldJVM
 from empo2_lite.tasks import UnknownTaskError, step_cap
 
-SUCCESS_SCORE = 100
 OFFICIAL_SUCCESS_THRESHOLD = 70
 
-
-@dataclass(frozen=True)
-class EpisodeStart:
-    """What the agent knows when an episode begins."""
-
-    task: str
-    variation: int
-    observation: str
-    """The output of ``look around`` in the starting room."""
-    task_description: str
-    inventory: str
-    max_steps: int
-    score: int
-    """Score of the starting state (some tasks award a few points before any action)."""
-
-
-@dataclass(frozen=True)
-class StepResult:
-    """The outcome of one agent action."""
-
-    observation: str
-    reward: int
-    """Change of score caused by this step."""
-    score: int
-    """Score after this step, in [-100, 100]."""
-    done: bool
-    success: bool
-    """Completed with score 100."""
-    success_official: bool
-    """The official wrapper's criterion: score > 70."""
-    raw_action: str
-    """The text the policy produced."""
-    action: str
-    """The action ScienceWorld executed (after correction and ambiguity resolution)."""
-    info: dict[str, Any] = field(default_factory=dict)
-    """``steps``, ``corrected``, ``ambiguity_options``, ``end_reason`` (completed, failed, max_steps
-    or None while running)."""
-
-
-@dataclass(frozen=True)
-class EpisodeFailure:
-    """An episode lost to a crashed, hung or misbehaving JVM (``EnvPool`` restarts the slot's JVM).
-
-    It sits with ``EpisodeStart`` and ``StepResult`` because it is the third thing a pool can
-    return for a slot: every ``EpisodePool`` (``protocol.py``) returns it, not only ``EnvPool``."""
-
-    slot: int
-    error: str
-
-
-class EpisodeOverError(RuntimeError):
-    """``step`` was called on an episode that has ended (or never started)."""
+__all__ = ["EpisodeFailure", "EpisodeOverError", "EpisodeStart", "OFFICIAL_SUCCESS_THRESHOLD", "SUCCESS_SCORE",
+           "ScienceWorldAdapter", "StepResult"]
+"""The episode types are re-exported here, where they lived before ``env/episode.py``."""
 
 
 class ScienceWorldAdapter:
@@ -156,9 +107,9 @@ class ScienceWorldAdapter:
             variation=variation,
             observation=observation,
             task_description=server.getTaskDescription(),
-            inventory=server.freeActionInventory(),
             max_steps=self._max_steps,
             score=self._score,
+            info={"inventory": server.freeActionInventory()},
         )
 
     def check_episode(self, task: str, variation: int) -> None:
@@ -211,11 +162,10 @@ class ScienceWorldAdapter:
             score=self._score,
             done=self._done,
             success=completed and self._score >= SUCCESS_SCORE,
-            success_official=self._score > OFFICIAL_SUCCESS_THRESHOLD,
             raw_action=raw_action,
             action=action,
             info={"steps": self._steps, "corrected": corrected, "ambiguity_options": options or [],
-                  "end_reason": end_reason},
+                  "end_reason": end_reason, "success_official": self._score > OFFICIAL_SUCCESS_THRESHOLD},
         )
 
     # -- on-demand views (each costs a JVM call; none is fetched unless asked for) --------------

@@ -37,7 +37,7 @@ class PlayedEpisode:
             "variation": self.start.variation,
             "score": self.score,
             "success": bool(last and last.success),
-            "success_official": bool(last and last.success_official),
+            "success_official": bool(last and last.info.get("success_official")),
             "steps": len(self.steps),
             "done": self.done,
             "end_reason": last.info["end_reason"] if last else None,

@@ -31,7 +31,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TypeVar
 
 from empo2_lite.config import EnvConfig
-from empo2_lite.env.adapter import EpisodeFailure, EpisodeStart, ScienceWorldAdapter, StepResult
+from empo2_lite.env.adapter import ScienceWorldAdapter
+from empo2_lite.env.episode import EpisodeFailure, EpisodeStart, StepResult
 from empo2_lite.env.protocol import EpisodePool
 
 logger = logging.getLogger(__name__)
@@ -158,10 +159,15 @@ class EnvPool:
 
 
 def open_pool(make_pool: PoolFactory | None, size: int, config: EnvConfig) -> EpisodePool:
-    """``size`` slots to play on, used as a context manager: ``make_pool``'s when given, else
-    ``EnvPool``'s. The one place that picks the default, and it looks ``EnvPool`` up when called, so a
-    test that replaces it on this module replaces it for every job."""
-    return (make_pool or EnvPool)(size, config)
+    """``size`` slots to play on, used as a context manager: ``make_pool``'s when given, else the pool
+    of the run's environment (``env.name``; ScienceWorld: ``EnvPool``). The one place that picks the
+    default; ScienceWorld's spec looks ``EnvPool`` up on this module when called, so a test that
+    replaces it here replaces it for every job."""
+    if make_pool is not None:
+        return make_pool(size, config)
+    from empo2_lite.env.spec import environment
+
+    return environment(config.name).open_pool(size, config)
 
 
 @contextlib.contextmanager
