@@ -14,7 +14,7 @@ from pathlib import Path
 
 from empo2_lite.config.checks import ConfigError, check_choice, check_fraction, check_integer, check_positive
 
-ENVIRONMENT_NAMES = ("scienceworld",)
+ENVIRONMENT_NAMES = ("scienceworld", "textworldexpress")
 """The environments a run can play (``env.spec.ENVIRONMENTS`` says where each one's spec lives)."""
 ACTION_CHECKS = ("parser", "valid_list")
 SIMPLIFICATIONS = ("easy", "")

@@ -30,14 +30,12 @@ from typing import TYPE_CHECKING
 from empo2_lite.config.checks import check_choice
 from empo2_lite.config.sections import ENVIRONMENT_NAMES
 
-if TYPE_CHECKING:
-    from empo2_lite.config import EnvConfig
-    from empo2_lite.demonstrations import Demonstration
+if TYPE_CHECKING:  # the others (EnvConfig, Demonstration, Task, Trajectory) are named, not imported:
+    # tasks.py asks this module for other environments' tasks, and they all import tasks.py
     from empo2_lite.env.episode import EpisodeStart
     from empo2_lite.env.protocol import EpisodePool
-    from empo2_lite.trajectory import Trajectory
 
-ENVIRONMENTS = {"scienceworld": "empo2_lite.env.scienceworld"}
+ENVIRONMENTS = {"scienceworld": "empo2_lite.env.scienceworld", "textworldexpress": "empo2_lite.env.textworldexpress"}
 """Each environment's name (``config.ENVIRONMENT_NAMES``) and the module whose ``ENVIRONMENT`` is its
 spec, imported when first asked for, so that the kit loads no environment it does not play."""
 
@@ -47,8 +45,10 @@ class Environment:
     """What one text environment gives the kit (module docstring)."""
 
     name: str
+    tasks: Callable[[], Sequence[Task]]
+    """The tasks this environment registers, with their splits (ScienceWorld: the paper's 18)."""
     owns_task: Callable[[str], bool]
-    """Whether a task name is this environment's."""
+    """Whether a task name is this environment's (ScienceWorld also plays tasks outside its table)."""
     system_prompt: str
     """The role and the command grammar: the system message of every chat about this environment."""
     first_message: Callable[[EpisodeStart, Sequence[Demonstration], Sequence[tuple[int, str]]], str]

@@ -16,6 +16,12 @@ from empo2_lite.env.spec import Environment
 from empo2_lite.trajectory import Trajectory
 
 
+def _tasks() -> tuple:
+    from empo2_lite.tasks import all_tasks
+
+    return all_tasks()
+
+
 def _owns_task(task: str) -> bool:
     from empo2_lite.tasks import task_names
 
@@ -55,7 +61,7 @@ def summary_extras(played: Sequence[Trajectory]) -> dict[str, float]:
 
 
 ENVIRONMENT = Environment(
-    name="scienceworld", owns_task=_owns_task, system_prompt=prompts.SYSTEM_PROMPT, first_message=_first_message,
+    name="scienceworld", tasks=_tasks, owns_task=_owns_task, system_prompt=prompts.SYSTEM_PROMPT, first_message=_first_message,
     start_fields=("inventory",), demonstrations=_demonstrations, open_pool=_open_pool, summary_extras=summary_extras,
     metric_names={"success_official_rate": "charts/success_official_rate",
                   "wrong_focus_share": "diagnostics/wrong_focus_share"},

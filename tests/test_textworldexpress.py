@@ -1,0 +1,138 @@
+"""TextWorldExpress as the kit's second environment: real games in the package's JVM (as the
+ScienceWorld tests use real JVMs), its tasks and splits, the projection and the kit's scale, the
+pool, the demonstrations, and the rollout loop playing it with a scripted sampler."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from empo2_lite.config import ConfigError, EnvConfig, RolloutConfig
+from empo2_lite.env.episode import EpisodeOverError, EpisodeStart
+from empo2_lite.env.spec import environment, environment_of
+from empo2_lite.env.textworldexpress import demonstrations
+from empo2_lite.env.textworldexpress.games import GAMES
+from empo2_lite.env.textworldexpress.pool import TextWorldExpressPool
+from empo2_lite.rollout import EpisodeSpec, collect_rollouts
+from empo2_lite.summary import summarize
+from empo2_lite.tasks import UnknownTaskError, get_task
+from scripted import ScriptedSampler
+
+pytest.importorskip("textworld_express")
+
+COIN, TWC, ARITHMETIC = "twx-coin-3", "twx-twc-1", "twx-arithmetic"
+
+
+@pytest.fixture(scope="module")
+def pool():
+    with TextWorldExpressPool(3) as opened:
+        yield opened
+
+
+def test_the_games_are_tasks_whose_splits_are_the_seed_folds():
+    task = get_task(COIN)
+    assert (task.split_ids("train"), task.split_ids("dev"), task.split_ids("test")) == (
+        range(0, 1000), range(10000, 11000), range(20000, 21000))
+    assert task.train_variations == (0, 1, 2, 3, 4) and task.test_variations == tuple(range(20000, 20020))
+    assert task.dev_variations == tuple(range(10000, 10020)) and task.max_steps == 10
+    with pytest.raises(UnknownTaskError, match="variation: 10000 is not a test variation of twx-coin-3; choose one of "
+                                               "20000..20999"):
+        task.check_variation(10000, "test")
+    assert environment_of(COIN).name == "textworldexpress" and environment_of("find-animal").name == "scienceworld"
+    with pytest.raises(UnknownTaskError, match="twx-coin-3"):  # the error lists every environment's tasks
+        get_task("twx-coin-99")
+    with pytest.raises(ConfigError, match="^env.name: 'textworld' is not allowed; choose one of: scienceworld, "
+                                          "textworldexpress"):
+        EnvConfig(name="textworld").validate()
+
+
+@pytest.mark.parametrize("entry", GAMES, ids=lambda entry: entry.name)
+def test_a_gold_path_scores_100_on_the_kit_scale(pool, entry):
+    game = pool.game(0)
+    start = game.reset(entry.name, 10003, gold=True)
+    gold = game.gold_actions()
+    start = game.reset(entry.name, 10003, max_steps=len(gold))
+    assert isinstance(start, EpisodeStart) and start.variation == 10003 and start.score == 0
+    assert "inventory" in start.info["inventory"].lower() and start.task_description.startswith("Your")
+    steps = [game.step(action) for action in gold]
+    assert [step.info["corrected"] for step in steps] == [False] * len(gold)
+    last = steps[-1]
+    assert (last.score, last.success, last.done, last.info["end_reason"]) == (100, True, True, "completed")
+    assert sum(step.reward for step in steps) == 100 and not any(step.done for step in steps[:-1])
+    with pytest.raises(EpisodeOverError):
+        game.step("look around")
+
+
+def test_text_is_projected_onto_the_states_valid_actions(pool):
+    game = pool.game(1)
+    game.reset(COIN, 1)  # train seed 1: the coin lies in the first room ("take coin" is valid)
+    assert "take coin" in game.valid_actions()
+    assert game.project("Take Coin.") == ("take coin", False)  # case and punctuation: the package would not match it
+    assert game.project("  take   coin\nand more") == ("take coin", False)
+    assert game.project("grab the coin please") == ("take coin", True)
+    result = game.step("TAKE COIN")
+    assert (result.action, result.raw_action, result.info["corrected"], result.score) == ("take coin", "TAKE COIN",
+                                                                                          False, 100)
+
+
+def test_a_lost_game_scores_minus_100_and_the_step_cap_ends_the_others(pool):
+    game = pool.game(2)
+    game.reset(ARITHMETIC, 1)  # train seed 1 asks for the 1 apple (its gold path): putting anything else loses
+    wrong = next(action for action in game.valid_actions() if action.startswith("take") and "apple" not in action
+                 and "math" not in action)
+    game.step(wrong)
+    put = next(action for action in game.valid_actions() if action.startswith("put") and "box" in action)
+    lost = game.step(put)
+    assert (lost.score, lost.done, lost.success, lost.info["end_reason"]) == (-100, True, False, "failed")
+    game.reset(COIN, 2, max_steps=2)
+    capped = [game.step("look around"), game.step("inventory")]
+    assert [(step.done, step.info["end_reason"]) for step in capped] == [(False, None), (True, "max_steps")]
+
+
+def test_seeds_outside_the_folds_are_refused_before_a_game_starts(pool):
+    with pytest.raises(UnknownTaskError, match="variation: 5000 is no TextWorldExpress seed of twx-coin-3"):
+        pool.game(0).reset(COIN, 5000)
+    with pytest.raises(ValueError, match="variation: 5000 is no TextWorldExpress seed"):
+        pool.reset([(COIN, 5000)])
+
+
+def test_the_pool_plays_slots_in_lock_step_and_finished_ones_drop_out(pool):
+    starts = pool.reset([(COIN, 1), (COIN, 2), (TWC, 10000)], max_steps=3)
+    assert [start.variation for start in starts] == [1, 2, 10000] and pool.active == [0, 1, 2]
+    results = pool.step({0: "take coin", 1: "look around", 2: "look around"})
+    assert results[0].success and pool.active == [1, 2]
+    with pytest.raises(ValueError, match="slots \\[0\\] have no running episode"):
+        pool.step({0: "look around"})
+    pool.abandon(2)
+    assert pool.active == [1]
+
+
+def test_the_demonstrations_are_the_gold_paths_of_train_seeds(tmp_path):
+    written = json.loads(demonstrations.generate(tmp_path / "demos.json").read_text())
+    shipped = json.loads((demonstrations.data_dir() / demonstrations.FILE_NAME).read_text())
+    assert written == shipped
+    assert all(len(demos) == demonstrations.PER_GAME and all(demo["variation"] > 900 for demo in demos)
+               for demos in shipped.values())
+    assert [demo.variation for demo in demonstrations.demonstrations_for(COIN, 999, 2)] == [998, 997]
+
+
+def test_the_rollout_loop_plays_textworldexpress_with_its_own_prompts(byte_policy):
+    """The lock-step loop, the tip-free chat and the summary, on real games: the system prompt and the
+    first message are TextWorldExpress's (no ScienceWorld grammar, no focus rule), the demonstration
+    shown is another seed's gold path, and the summary has no ScienceWorld extras."""
+    sampler = ScriptedSampler(byte_policy, {"coin": ["look around", "Take coin", "look around"],
+                                            "usual locations": ["look around", "inventory", "look around"]})
+    specs = [EpisodeSpec(COIN, 1, group_id=0, seed=1), EpisodeSpec(TWC, 1, group_id=1, seed=2)]
+    with environment("textworldexpress").open_pool(2, EnvConfig(name="textworldexpress")) as twx:
+        coin, twc = collect_rollouts(byte_policy, twx, specs, RolloutConfig(max_steps=3, demonstrations=1),
+                                     sampler=sampler, progress=False)
+    assert (coin.score, coin.success, coin.end_reason, len(coin.turns)) == (100, True, "completed", 2)
+    assert (twc.end_reason, len(twc.turns)) == ("max_steps", 3)
+    text = byte_policy.tokenizer.decode(sampler.fed["coin"][0])
+    assert "small text game" in text and "ScienceWorld" not in text and "focus on" not in text
+    assert "Example 1: Your task is to search the environment and find the coin" in text
+    assert "You are here now:" in text and coin.task_description.startswith("Your task is to search")
+    summary = summarize([coin, twc])
+    assert summary.extras == {} and summary.success_rate == 0.5 and summary.extra_metrics() == {}
+    assert "success_official_rate" not in summary.evaluation_record()
