@@ -108,12 +108,20 @@ def test_the_pool_plays_slots_in_lock_step_and_finished_ones_drop_out(pool):
     assert pool.active == [1]
 
 
-def test_the_demonstrations_are_the_gold_paths_of_train_seeds(tmp_path):
-    written = json.loads(demonstrations.generate(tmp_path / "demos.json").read_text())
+def test_the_demonstrations_solve_train_seeds_far_from_the_trained_ones(pool, tmp_path):
+    """The shipped examples replay to 100 through the adapter, on train seeds near the fold's end.
+    (The package's gold paths are not always the same for one seed, coin collector's exploration
+    among them, so a new file is checked the same way rather than compared with the shipped one.)"""
     shipped = json.loads((demonstrations.data_dir() / demonstrations.FILE_NAME).read_text())
-    assert written == shipped
-    assert all(len(demos) == demonstrations.PER_GAME and all(demo["variation"] > 900 for demo in demos)
-               for demos in shipped.values())
+    written = json.loads(demonstrations.generate(tmp_path / "demos.json").read_text())
+    for table in (shipped, written):
+        assert list(table) == [entry.name for entry in GAMES]
+        for task, demos in table.items():
+            assert len(demos) == demonstrations.PER_GAME and all(demo["variation"] > 900 for demo in demos)
+            for demo in demos:
+                pool.game(0).reset(task, demo["variation"], max_steps=len(demo["actions"]))
+                last = [pool.game(0).step(action) for action in demo["actions"]][-1]
+                assert last.success, (task, demo)
     assert [demo.variation for demo in demonstrations.demonstrations_for(COIN, 999, 2)] == [998, 997]
 
 
@@ -136,3 +144,32 @@ def test_the_rollout_loop_plays_textworldexpress_with_its_own_prompts(byte_polic
     summary = summarize([coin, twc])
     assert summary.extras == {} and summary.success_rate == 0.5 and summary.extra_metrics() == {}
     assert "success_official_rate" not in summary.evaluation_record()
+
+
+def run_cli(*args: str):
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-m", "empo2_lite", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_tasks_and_play_list_and_play_textworldexpress():
+    rows = json.loads(run_cli("tasks", "--env", "textworldexpress", "--json").stdout)
+    assert [row["name"] for row in rows] == [entry.name for entry in GAMES]
+    assert rows[0]["split_starts"] == [0, 10000, 20000] and rows[0]["test_variations"][0] == 20000
+    assert "other environments: textworldexpress" in run_cli("tasks").stdout
+    played = run_cli("play", "--task", COIN, "--split", "dev", "--variation", "10000", "--gold", "--json")
+    assert played.returncode == 0, played.stderr
+    summary = json.loads(played.stdout.strip().splitlines()[-1])
+    assert (summary["score"], summary["success"], summary["actions"]) == (100, True, ["look around", "take coin"])
+
+
+def test_a_run_names_the_environment_of_its_task():
+    from empo2_lite.config import apply_overrides, preset
+
+    with pytest.raises(ConfigError, match="^env.name: 'scienceworld' does not play task 'twx-coin-3', a textworldexpress "
+                                          "task; set env.name=textworldexpress"):
+        apply_overrides(preset("cpu-solve"), {"task": COIN}).validate()
+    config = apply_overrides(preset("cpu-solve"), {"task": COIN, "env.name": "textworldexpress"})
+    config.validate()
+    assert (config.task, config.env.name) == (COIN, "textworldexpress")

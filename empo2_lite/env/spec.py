@@ -22,6 +22,7 @@ Adding an environment: a folder under ``env/``, one entry in ``ENVIRONMENTS``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import import_module
@@ -61,6 +62,9 @@ class Environment:
     """``(task, variation, count)``: solved examples of the task, none of them ``variation``."""
     open_pool: Callable[[int, EnvConfig], EpisodePool]
     """``(slots, settings)``: a pool of this environment's episodes, used as a context manager."""
+    open_game: Callable[[EnvConfig], AbstractContextManager]
+    """``(settings)``: one game to play by hand (``play``, gold paths): a context manager whose value
+    has ``reset(task, variation, max_steps=, gold=)``, ``step(text)`` and ``gold_actions()``."""
     summary_extras: Callable[[Sequence[Trajectory]], dict[str, float]] = lambda trajectories: {}
     """Statistics of a batch of played episodes that only this environment has, by name."""
     metric_names: Mapping[str, str] = field(default_factory=dict)

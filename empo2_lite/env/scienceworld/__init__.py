@@ -45,6 +45,12 @@ def _open_pool(size: int, config):
     return pool.EnvPool(size, config)
 
 
+def _open_game(config):
+    from empo2_lite.env.adapter import ScienceWorldAdapter
+
+    return ScienceWorldAdapter(config)
+
+
 def ended_by_wrong_focus(trajectory: Trajectory) -> bool:
     """Whether the episode's last action was a ``focus on`` and it ended as a failure."""
     return (trajectory.end_reason == "failed" and bool(trajectory.turns)
@@ -62,7 +68,8 @@ def summary_extras(played: Sequence[Trajectory]) -> dict[str, float]:
 
 ENVIRONMENT = Environment(
     name="scienceworld", tasks=_tasks, owns_task=_owns_task, system_prompt=prompts.SYSTEM_PROMPT, first_message=_first_message,
-    start_fields=("inventory",), demonstrations=_demonstrations, open_pool=_open_pool, summary_extras=summary_extras,
+    start_fields=("inventory",), demonstrations=_demonstrations, open_pool=_open_pool, open_game=_open_game,
+    summary_extras=summary_extras,
     metric_names={"success_official_rate": "charts/success_official_rate",
                   "wrong_focus_share": "diagnostics/wrong_focus_share"},
     evaluation_fields=("success_official_rate",))

@@ -6,6 +6,9 @@ its own command grammar and first message (``prompts.py``) and gold-path demonst
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from empo2_lite.env.spec import Environment
 from empo2_lite.env.textworldexpress import prompts
 
@@ -34,7 +37,16 @@ def _open_pool(size: int, config):
     return TextWorldExpressPool(size, config)
 
 
+@contextlib.contextmanager
+def _open_game(config) -> Iterator:
+    """One game in a pool of one (its JVM stops when the block ends)."""
+    from empo2_lite.env.textworldexpress.pool import TextWorldExpressPool
+
+    with TextWorldExpressPool(1, config) as pool:
+        yield pool.game(0)
+
+
 ENVIRONMENT = Environment(
     name="textworldexpress", tasks=_tasks, owns_task=_owns_task, system_prompt=prompts.SYSTEM_PROMPT,
     first_message=prompts.first_user_message, start_fields=("inventory",), demonstrations=_demonstrations,
-    open_pool=_open_pool)
+    open_pool=_open_pool, open_game=_open_game)
