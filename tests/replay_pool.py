@@ -107,11 +107,11 @@ def start_of(recording: "Recording", max_steps: int) -> EpisodeStart:
 
 
 def result_of(recorded: dict) -> StepResult:
-    """A recorded step as the ScienceWorld adapter returns it: the recordings keep its official
+    """A recorded step as its adapter returns it: ScienceWorld's recordings keep its official
     success beside the neutral fields; the adapter reports it in ``info``."""
     fields = dict(recorded)
-    official = fields.pop("success_official")
-    return StepResult(**{**fields, "info": {**fields["info"], "success_official": official}})
+    official = {"success_official": fields.pop("success_official")} if "success_official" in fields else {}
+    return StepResult(**{**fields, "info": {**fields["info"], **official}})
 
 
 class ReplayPool:

@@ -173,3 +173,32 @@ def test_a_run_names_the_environment_of_its_task():
     config = apply_overrides(preset("cpu-solve"), {"task": COIN, "env.name": "textworldexpress"})
     config.validate()
     assert (config.task, config.env.name) == (COIN, "textworldexpress")
+
+
+def test_training_runs_on_textworldexpress_without_java(tmp_path, monkeypatch, tiny_smollm2_model):
+    """Two EMPO² memory iterations (p = q = 1: off-policy, tips removed) of the tiny model on coin
+    collector, replaying recorded TextWorldExpress transitions: every episode is played, tips are
+    written and then retrieved, parameters change, and the metrics carry no ScienceWorld extras."""
+    import torch
+
+    from empo2_lite.config import apply_overrides, preset
+    from empo2_lite.trainer import Trainer
+    from replay_pool import ReplayPool
+    from empo2_lite.runs import RunDir
+
+    monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
+    config = apply_overrides(preset("cpu-smoke"), {
+        "iterations": 2, "name": "twx-empo2", "task": COIN, "env.name": "textworldexpress",
+        "policy.model": str(tiny_smollm2_model), "p": 1.0, "q": 1.0})
+    trainer = Trainer(config, RunDir.named(config.name))
+    trainer.sampler = ScriptedSampler(trainer.policy, {"coin": ["look around"] * 1000})
+    before = [parameter.detach().clone() for parameter in trainer.policy.model.parameters() if parameter.requires_grad]
+    metrics = trainer.train(progress=False, pool=ReplayPool(config.n_envs))
+    after = [parameter for parameter in trainer.policy.model.parameters() if parameter.requires_grad]
+    assert any(not torch.equal(a, b) for a, b in zip(after, before))
+    assert [row["charts/env_failures"] for row in metrics] == [0, 0]
+    assert all(row["charts/steps_mean"] == 4 and row["episodes/end_max_steps"] == 4 for row in metrics)
+    assert not any(key in row for row in metrics for key in ("charts/success_official_rate",
+                                                             "diagnostics/wrong_focus_share"))
+    assert [row["mode"] for row in metrics] == ["off_policy"] * 2 and metrics[0]["memory/entries"] > 0
+    assert metrics[1]["charts/tips_shown_mean"] > 0  # the second iteration retrieved the first one's tips
