@@ -202,3 +202,20 @@ def test_training_runs_on_textworldexpress_without_java(tmp_path, monkeypatch, t
                                                              "diagnostics/wrong_focus_share"))
     assert [row["mode"] for row in metrics] == ["off_policy"] * 2 and metrics[0]["memory/entries"] > 0
     assert metrics[1]["charts/tips_shown_mean"] > 0  # the second iteration retrieved the first one's tips
+
+
+def test_gigpo_reads_textworldexpress_places_and_moves_from_its_spec():
+    """Moving south and back leaves the agent where it started (moves stay out of the key, the place
+    is read from "You are in the ..."), and taking the coin enters the key."""
+    from empo2_lite.algo.gigpo import anchor_states
+    from empo2_lite.trajectory import Trajectory, Turn, append_history
+
+    kitchen, corridor = "You are in the kitchen. There is a coin.", "You are in the corridor. "
+    steps = [("move south", corridor), ("move north", kitchen), ("take coin", "You take the coin.")]
+    history, turns = kitchen, []
+    for action, observation in steps:
+        turns.append(Turn(user_message="", tips=(), response_ids=[1], logprobs=[0.0], response_text=action,
+                          raw_action=action, action=action, reward=0, score=0, finish="newline", history=history))
+        history = append_history(history, action, observation)
+    start, south, back = anchor_states(Trajectory(COIN, 1, 0, 0, turns=turns))
+    assert start == back and start[1] == "kitchen" and south[1] == "corridor" and not back[3]

@@ -11,7 +11,9 @@ environment writes that list once, in its own folder (``env/scienceworld/``):
 * its demonstrations (solved examples from the train split);
 * a pool of its environments for lock-step play (``open_pool``);
 * extra statistics of a batch of its episodes, with the metric names they are logged under
-  (ScienceWorld: its official success criterion, the share ended by a wrong ``focus on``).
+  (ScienceWorld: its official success criterion, the share ended by a wrong ``focus on``);
+* how GiGPO reads its text into anchor states (``StateKeyRules``: commands that only look or move,
+  where an observation names the place).
 
 Scores reach the loop already on the kit's scale (``env/episode.py``). A run names its environment
 in ``env.name``; an episode finds its environment by its task (``environment_of``), so that the
@@ -39,6 +41,20 @@ if TYPE_CHECKING:  # the others (EnvConfig, Demonstration, Task, Trajectory) are
 ENVIRONMENTS = {"scienceworld": "empo2_lite.env.scienceworld", "textworldexpress": "empo2_lite.env.textworldexpress"}
 """Each environment's name (``config.ENVIRONMENT_NAMES``) and the module whose ``ENVIRONMENT`` is its
 spec, imported when first asked for, so that the kit loads no environment it does not play."""
+
+
+@dataclass(frozen=True)
+class StateKeyRules:
+    """How GiGPO reads an environment's text into anchor states (``algo/gigpo.py``): which commands
+    only describe or only move (their transitions stay out of the key), and where the text names
+    the agent's place."""
+
+    looking_commands: tuple[str, ...] = ()
+    """First words of commands that change nothing (look around, inventory, ...)."""
+    moving_commands: tuple[str, ...] = ()
+    """First words of commands that only move the agent (the place is read from the text instead)."""
+    place_pattern: str = "(?!x)x"
+    """A regular expression whose first group is the place an observation names (default: never)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +87,9 @@ class Environment:
     """Where each extra is logged in ``metrics.jsonl`` (e.g. ``diagnostics/wrong_focus_share``)."""
     evaluation_fields: tuple[str, ...] = ()
     """The extras an evaluation row of ``eval.jsonl`` carries too."""
+    state_key_rules: StateKeyRules = StateKeyRules()
+    """GiGPO's reading of this environment's text (none by default: every transition is kept and
+    the place is never named, so only identical histories share a state)."""
 
 
 @cache

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 
 from empo2_lite import prompts
 from empo2_lite.env.episode import EpisodeStart
-from empo2_lite.env.spec import Environment
+from empo2_lite.env.spec import Environment, StateKeyRules
 from empo2_lite.trajectory import Trajectory
 
 
@@ -72,4 +72,8 @@ ENVIRONMENT = Environment(
     summary_extras=summary_extras,
     metric_names={"success_official_rate": "charts/success_official_rate",
                   "wrong_focus_share": "diagnostics/wrong_focus_share"},
-    evaluation_fields=("success_official_rate",))
+    evaluation_fields=("success_official_rate",),
+    state_key_rules=StateKeyRules(
+        looking_commands=("look", "examine", "read", "inventory", "task"), moving_commands=("go", "teleport"),
+        place_pattern=r"(?:You move to|You teleport to|This room is called|This outside location is called) "
+                      r"the ([^.\n]+)\."))

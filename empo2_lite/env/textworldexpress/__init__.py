@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from empo2_lite.env.spec import Environment
+from empo2_lite.env.spec import Environment, StateKeyRules
 from empo2_lite.env.textworldexpress import prompts
 
 
@@ -49,4 +49,6 @@ def _open_game(config) -> Iterator:
 ENVIRONMENT = Environment(
     name="textworldexpress", tasks=_tasks, owns_task=_owns_task, system_prompt=prompts.SYSTEM_PROMPT,
     first_message=prompts.first_user_message, start_fields=("inventory",), demonstrations=_demonstrations,
-    open_pool=_open_pool, open_game=_open_game)
+    open_pool=_open_pool, open_game=_open_game,
+    state_key_rules=StateKeyRules(looking_commands=("look", "inventory", "task", "read"), moving_commands=("move",),
+                                  place_pattern=r"You are in the ([^.\n]+)\."))
