@@ -219,3 +219,16 @@ def test_gigpo_reads_textworldexpress_places_and_moves_from_its_spec():
         history = append_history(history, action, observation)
     start, south, back = anchor_states(Trajectory(COIN, 1, 0, 0, turns=turns))
     assert start == back and start[1] == "kitchen" and south[1] == "corridor" and not back[3]
+
+
+def test_a_warm_start_clones_textworldexpress_gold_paths():
+    """The warm start's gold paths come from the task's own environment: train seeds after the 5 a
+    run trains on, each path as the adapter executed it, solving its game."""
+    from empo2_lite.warm_start import clone_variations
+    from empo2_lite.warm_start.record import gold_paths
+
+    task = get_task(COIN)
+    seeds = clone_variations(task, 3)
+    assert seeds == (5, 6, 7)
+    paths = gold_paths(task, seeds, EnvConfig(name="textworldexpress"))
+    assert sorted(paths) == [5, 6, 7] and all(path[-1] == "take coin" for path in paths.values())
