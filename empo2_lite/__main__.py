@@ -42,7 +42,7 @@ WARM_DEFAULTS = WarmStartSettings()
 CRITIC_DEFAULTS = CriticSettings()
 
 if TYPE_CHECKING:
-    from empo2_lite.env.adapter import EpisodeStart, StepResult
+    from empo2_lite.env.episode import EpisodeStart, StepResult
 
 DEFAULT_SAMPLE_RUNS = "cpu-study/main"
 """The shipped sample-run group that ``plot`` and ``report`` show when no ``--runs`` is given."""

@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from empo2_lite.config import EnvConfig
-from empo2_lite.env.adapter import EpisodeStart, StepResult
+from empo2_lite.env.episode import EpisodeStart, StepResult
 from empo2_lite.env.pool import EnvPool, EpisodeFailure
 from empo2_lite.tasks import UnknownTaskError
 
@@ -174,7 +174,9 @@ def test_a_shared_pool_opens_once_on_first_use_and_closes_at_the_end(monkeypatch
         def __exit__(self, *exc):
             events.append(("close", self.size))
 
-    monkeypatch.setattr(pool_module, "EnvPool", Fake)
+    from empo2_lite.env.scienceworld import pool as scienceworld_pool
+
+    monkeypatch.setattr(scienceworld_pool, "EnvPool", Fake)
     with pool_module.shared_pool():
         pass
     assert events == []

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from empo2_lite.env.adapter import ScienceWorldAdapter
+from empo2_lite.env.scienceworld.adapter import ScienceWorldAdapter
 from empo2_lite.env.episode import EpisodeStart, StepResult
 
 

@@ -1,9 +1,10 @@
 """ScienceWorld as the kit's environment spec (``env/spec.py``): its tasks, prompts, demonstrations,
 pool and summary extras.
 
-The pieces still live where the kit first wrote them (the adapter, JVM and pool in ``env/``, the
-task registry in ``tasks.py``, the prompts in ``prompts.py``, the demonstrations in
-``demonstrations.py``); this module is the one place that says which of them make up ScienceWorld.
+Its adapter (with the action correction and ambiguity answers), JVM and pool live in this folder;
+the task registry (``tasks.py``, the paper's 18 tasks from ``data/tasks.json``), the prompt text
+(``prompts.py``) and the demonstrations (``demonstrations.py``) are still where the kit first wrote
+them, and this module is the one place that says which of them make up ScienceWorld.
 """
 
 from __future__ import annotations
@@ -40,13 +41,13 @@ def _demonstrations(task: str, variation: int, count: int) -> list:
 
 
 def _open_pool(size: int, config):
-    from empo2_lite.env import pool
+    from empo2_lite.env.scienceworld import pool
 
-    return pool.EnvPool(size, config)
+    return pool.EnvPool(size, config)  # looked up when called: a test may replace it
 
 
 def _open_game(config):
-    from empo2_lite.env.adapter import ScienceWorldAdapter
+    from empo2_lite.env.scienceworld.adapter import ScienceWorldAdapter
 
     return ScienceWorldAdapter(config)
 
