@@ -62,6 +62,8 @@ class Environment:
     """What one text environment gives the kit (module docstring)."""
 
     name: str
+    title: str
+    """How people write its name ("ScienceWorld"), for sentences and figures."""
     tasks: Callable[[], Sequence[Task]]
     """The tasks this environment registers, with their splits (ScienceWorld: the paper's 18)."""
     owns_task: Callable[[str], bool]

@@ -68,7 +68,7 @@ def summary_extras(played: Sequence[Trajectory]) -> dict[str, float]:
 
 
 ENVIRONMENT = Environment(
-    name="scienceworld", tasks=_tasks, owns_task=_owns_task, system_prompt=prompts.SYSTEM_PROMPT, first_message=_first_message,
+    name="scienceworld", title="ScienceWorld", tasks=_tasks, owns_task=_owns_task, system_prompt=prompts.SYSTEM_PROMPT, first_message=_first_message,
     start_fields=("inventory",), demonstrations=_demonstrations, open_pool=_open_pool, open_game=_open_game,
     summary_extras=summary_extras,
     metric_names={"success_official_rate": "charts/success_official_rate",

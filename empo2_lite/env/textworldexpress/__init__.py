@@ -47,7 +47,7 @@ def _open_game(config) -> Iterator:
 
 
 ENVIRONMENT = Environment(
-    name="textworldexpress", tasks=_tasks, owns_task=_owns_task, system_prompt=prompts.SYSTEM_PROMPT,
+    name="textworldexpress", title="TextWorldExpress", tasks=_tasks, owns_task=_owns_task, system_prompt=prompts.SYSTEM_PROMPT,
     first_message=prompts.first_user_message, start_fields=("inventory",), demonstrations=_demonstrations,
     open_pool=_open_pool, open_game=_open_game,
     state_key_rules=StateKeyRules(looking_commands=("look", "inventory", "task", "read"), moving_commands=("move",),
