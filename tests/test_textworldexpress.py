@@ -232,3 +232,12 @@ def test_a_warm_start_clones_textworldexpress_gold_paths():
     assert seeds == (5, 6, 7)
     paths = gold_paths(task, seeds, EnvConfig(name="textworldexpress"))
     assert sorted(paths) == [5, 6, 7] and all(path[-1] == "take coin" for path in paths.values())
+
+
+def test_the_cpu_twx_preset_plays_coin_collector_and_says_it_is_unscreened():
+    from empo2_lite.config import PRESET_COSTS, UNSCREENED_PRESETS, preset
+
+    config = preset("cpu-twx")
+    config.validate()
+    assert (config.env.name, config.task, config.rollout.max_steps) == ("textworldexpress", COIN, 10)
+    assert "cpu-twx" in UNSCREENED_PRESETS and PRESET_COSTS["cpu-twx"].source.startswith("estimate")
