@@ -105,7 +105,7 @@ def test_killed_jvm_fails_its_episode_only_and_is_restarted(pool, caplog, capfd)
     # The pool's one warning line, and nothing from py4j (it logs the broken connection with
     # tracebacks, partly through the root logger), neither as log records nor on the terminal.
     [warning] = [record for record in caplog.records if record.levelno >= logging.WARNING]
-    assert warning.name == "empo2_lite.env.pool" and "slot 1 failed" in warning.getMessage()
+    assert warning.name == "empo2_lite.env.scienceworld.pool" and "slot 1 failed" in warning.getMessage()
     assert not [record for record in caplog.records if "py4j" in record.pathname]
     assert capfd.readouterr().err == ""
     assert isinstance(results[0], StepResult)
