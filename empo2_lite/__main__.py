@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from empo2_lite import tasks as task_registry
 from empo2_lite.baselines import CriticSettings
-from empo2_lite.config import (ALGORITHMS, BASELINE_KINDS, PRESETS, RETROSPEX_BASELINE, WARM_START_BASELINE, ConfigError,
+from empo2_lite.config import (ALGORITHMS, BASELINE_KINDS, ENVIRONMENT_NAMES, PRESETS, RETROSPEX_BASELINE, WARM_START_BASELINE, ConfigError,
                                TrainConfig,
                                apply_overrides, check_choice, check_integer, load_overrides_file, parse_set_arguments,
                                preset, run_format_error)
@@ -42,7 +42,7 @@ WARM_DEFAULTS = WarmStartSettings()
 CRITIC_DEFAULTS = CriticSettings()
 
 if TYPE_CHECKING:
-    from empo2_lite.env.adapter import EpisodeStart, StepResult
+    from empo2_lite.env.episode import EpisodeStart, StepResult
 
 DEFAULT_SAMPLE_RUNS = "cpu-study/main"
 """The shipped sample-run group that ``plot`` and ``report`` show when no ``--runs`` is given."""
@@ -66,9 +66,14 @@ def _print_step(result: StepResult) -> None:
 
 
 def cmd_tasks(args: argparse.Namespace) -> int:
-    """Print the 18 tasks as a table, or as JSON."""
-    rows = task_registry.all_tasks()
+    """Print an environment's tasks (the paper's 18 ScienceWorld tasks by default) as a table, or as JSON."""
+    from empo2_lite.env.spec import environment
+
+    rows = environment(args.env).tasks()
     print(json.dumps(task_registry.as_json_rows(rows), indent=1) if args.json else task_registry.format_table(rows))
+    if not args.json:
+        others = [name for name in ENVIRONMENT_NAMES if name != args.env]
+        print(f"\n(other environments: {', '.join(others)}; `tasks --env NAME` lists theirs)")
     return 0
 
 
@@ -88,11 +93,13 @@ def cmd_play(args: argparse.Namespace) -> int:
     actions = None if args.gold else [a.strip() for a in (args.actions or "").split(";") if a.strip()]
     if actions is not None and not actions:
         raise ConfigError("actions: no action given; pass them separated by ';', e.g. --actions \"look around;inventory\"")
-    from empo2_lite.env.adapter import ScienceWorldAdapter
+    from empo2_lite.config import EnvConfig
     from empo2_lite.env.play import play_actions
+    from empo2_lite.env.spec import environment_of
 
-    with ScienceWorldAdapter() as adapter:
-        episode = play_actions(adapter, task.name, args.variation, actions, max_steps=args.max_steps,
+    owner = environment_of(task.name)
+    with owner.open_game(EnvConfig(name=owner.name)) as game:
+        episode = play_actions(game, task.name, args.variation, actions, max_steps=args.max_steps,
                                on_start=_print_start, on_step=_print_step)
     summary = episode.summary()
     print(json.dumps(summary) if args.json else
@@ -444,7 +451,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m empo2_lite", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
 
-    tasks = commands.add_parser("tasks", help="list the paper's 18 ScienceWorld tasks")
+    tasks = commands.add_parser("tasks", help="list an environment's tasks (default: the paper's 18 ScienceWorld tasks)")
+    tasks.add_argument("--env", default="scienceworld", choices=ENVIRONMENT_NAMES, help="the environment (default %(default)s)")
     tasks.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
     tasks.set_defaults(handler=cmd_tasks)
 

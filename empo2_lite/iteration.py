@@ -265,16 +265,15 @@ def chart_metrics(summary: BatchSummary) -> dict:
         "charts/return_std": 0.0 if empty else summary.return_std,
         "charts/return_max": 0 if empty else summary.return_max,
         "charts/success_rate": summary.success_rate,
-        "charts/success_official_rate": summary.success_official_rate,
         "charts/novelty_mean": summary.novelty_mean,
         "charts/steps_mean": summary.steps_mean,
         "charts/tips_shown_mean": summary.tips_shown_mean,
         "charts/env_failures": summary.env_failures,
         **{f"episodes/end_{reason}": count for reason, count in summary.end_reasons.items()},
-        "diagnostics/wrong_focus_share": summary.wrong_focus_share,
         "diagnostics/response_tokens_mean": summary.response_tokens_mean,
         "diagnostics/length_limit_share": summary.length_limit_share,
         "diagnostics/actions_as_written": summary.actions_as_written,
+        **summary.extra_metrics(),
     }
 
 

@@ -35,9 +35,9 @@ from dataclasses import dataclass
 
 from empo2_lite import prompts
 from empo2_lite.config import ConfigError, MemoryConfig, RolloutConfig
-from empo2_lite.demonstrations import demonstrations_for
-from empo2_lite.env.adapter import EpisodeFailure, EpisodeStart, StepResult
+from empo2_lite.env.episode import EpisodeFailure, EpisodeStart, StepResult
 from empo2_lite.env.protocol import EpisodePool
+from empo2_lite.env.spec import environment_of
 from empo2_lite.policy.loading import Policy
 from empo2_lite.memory.tips import write_tips
 from empo2_lite.policy.samplers import EpisodeSampler, episode_sampler
@@ -113,16 +113,16 @@ class _Episode:
         self.tokenizer = policy.tokenizer
         self.trajectory = Trajectory(spec.task, spec.variation, spec.group_id, rollout_id, seed=spec.seed,
                                      start_score=start.score, score=start.score)
-        demos = demonstrations_for(spec.task, spec.variation, config.demonstrations) if config.demonstrations else []
-        self.pending_message = prompts.first_user_message(start.task_description, start.inventory, start.observation, demos,
-                                                          spec.reflections)
+        self.environment = environment_of(spec.task)
+        demos = self.environment.demonstrations(spec.task, spec.variation, config.demonstrations) if config.demonstrations else []
+        self.pending_message = self.environment.first_message(start, demos, spec.reflections)
         self.trajectory.task_description = start.task_description
         self.pending_tips: tuple[str, ...] = ()
         self.pending_dropped = 0
         self.history_text = start.observation.strip()
         self.observation = start.observation
         if config.history_window is None:
-            self.chat = ChatTokens(self.tokenizer, prompts.SYSTEM_PROMPT)
+            self.chat = ChatTokens(self.tokenizer, self.environment.system_prompt)
             """The tip-free chat: the without-tips view, and the history under every step's block."""
             self.tip_samples: list[TokenSample] = []
             """One sample per step that showed tips: its prompt with the block, its response."""
@@ -161,7 +161,7 @@ class _Episode:
 
     def _window_ids(self, current: str) -> list[int]:
         """Prompt ids of the first turn, the last ``history_window`` turns (tip-free) and the current message."""
-        messages = [{"role": "system", "content": prompts.SYSTEM_PROMPT}]
+        messages = [{"role": "system", "content": self.environment.system_prompt}]
         turns = self.trajectory.turns
         for turn in turns[:1] + turns[max(1, len(turns) - self.config.history_window):]:
             messages += [{"role": "user", "content": turn.user_message},
@@ -204,7 +204,7 @@ class _Episode:
         trajectory.end_reason, trajectory.error = end_reason, error
         trajectory.final_message = self.pending_message
         if result is not None:
-            trajectory.success, trajectory.success_official = result.success, result.success_official
+            trajectory.success, trajectory.final_info = result.success, dict(result.info)
         return trajectory
 
 
@@ -374,11 +374,13 @@ def worst_case_prompt_tokens(tokenizer, task: str, config: RolloutConfig, steps:
     """
     filler = " ".join(["word"] * observation_tokens)
     reply = " ".join(["go"] * config.max_new_tokens)
-    demos = demonstrations_for(task, -1, 3)
+    environment = environment_of(task)
+    demos = environment.demonstrations(task, -1, 3)
     longest = sorted(demos, key=lambda demo: len(prompts.format_demonstration(1, demo)), reverse=True)
-    first = prompts.first_user_message(max((d.task_description for d in demos), key=len, default=task), filler,
-                                       filler, longest[: config.demonstrations])
-    messages = [{"role": "system", "content": prompts.SYSTEM_PROMPT}, {"role": "user", "content": first}]
+    start = EpisodeStart(task, -1, filler, max((d.task_description for d in demos), key=len, default=task), steps, 0,
+                         info={name: filler for name in environment.start_fields})
+    first = environment.first_message(start, longest[: config.demonstrations], ())
+    messages = [{"role": "system", "content": environment.system_prompt}, {"role": "user", "content": first}]
     for _ in range(steps - 1):
         messages += [{"role": "assistant", "content": reply}, {"role": "user", "content": prompts.step_user_message(filler)}]
     chat = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=True, return_dict=False)

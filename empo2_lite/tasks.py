@@ -7,6 +7,9 @@ in ``data/tasks.json`` (read off scienceworld 1.2.3; a JVM test checks them) so 
 and notebook asks this registry instead of re-deriving them.
 
 ScienceWorld numbers the variations of a task contiguously: train ids first, then dev, then test.
+Other environments' tasks (``env/spec.py``) are ``Task`` entries too, from their own registries;
+where their splits are not contiguous (TextWorldExpress's seed folds) the entry says where each
+split starts (``split_starts``). ``get_task`` finds a task in any environment.
 Choices (settings, screening, periodic evaluations) are scored on the dev split, the first
 min(20, n_dev) dev ids, played like the test split; the test split is played once per run, by
 an explicit final evaluation (``evaluation.py``).
@@ -65,6 +68,9 @@ class Task:
     """The train variation ids the protocol trains on (the first 5, fewer if the task has fewer)."""
     test_variations: tuple[int, ...]
     """The test variation ids the protocol evaluates on (the first min(20, n_test))."""
+    split_starts: tuple[int, int, int] | None = None
+    """The first id of the train, dev and test splits, where they are not contiguous (None:
+    ScienceWorld's numbering, train ids from 0, then dev, then test)."""
 
     @property
     def dev_variations(self) -> tuple[int, ...]:
@@ -82,7 +88,8 @@ class Task:
         """All variation ids of a split (train, dev or test)."""
         if split not in SPLITS:
             raise UnknownTaskError(f"split: {split!r} is not allowed; choose one of: {', '.join(SPLITS)}")
-        start = {"train": 0, "dev": self.n_train_total, "test": self.n_train_total + self.n_dev_total}[split]
+        starts = self.split_starts or (0, self.n_train_total, self.n_train_total + self.n_dev_total)
+        start = starts[SPLITS.index(split)]
         size = {"train": self.n_train_total, "dev": self.n_dev_total, "test": self.n_test_total}[split]
         return range(start, start + size)
 
@@ -116,16 +123,31 @@ def task_names() -> list[str]:
 
 
 def get_task(name: str) -> Task:
-    """The registry entry for ``name``; UnknownTaskError lists the valid names otherwise."""
+    """The registry entry for ``name`` (the paper's ScienceWorld tasks, then every other
+    environment's); UnknownTaskError lists the valid names otherwise."""
     for task in all_tasks():
         if task.name == name:
             return task
-    raise UnknownTaskError(f"task: {name!r} is not one of the paper's tasks; choose one of: {', '.join(task_names())}")
+    others = other_environment_tasks()
+    for task in others:
+        if task.name == name:
+            return task
+    raise UnknownTaskError(f"task: {name!r} is not one of the paper's tasks or another environment's; choose one of: "
+                           f"{', '.join(task_names() + [task.name for task in others])}")
+
+
+def other_environment_tasks() -> list[Task]:
+    """The tasks of the environments beside ScienceWorld (``env/spec.py``), in registry order."""
+    from empo2_lite.config.sections import ENVIRONMENT_NAMES
+    from empo2_lite.env.spec import environment
+
+    return [task for name in ENVIRONMENT_NAMES if name != "scienceworld" for task in environment(name).tasks()]
 
 
 def step_cap(name: str, default: int) -> int:
-    """The step cap of a paper task, or ``default`` for any other ScienceWorld task."""
-    return next((task.max_steps for task in all_tasks() if task.name == name), default)
+    """The step cap of a registered task (any environment's), or ``default`` for any other
+    ScienceWorld task."""
+    return next((task.max_steps for task in (*all_tasks(), *other_environment_tasks()) if task.name == name), default)
 
 
 def format_table(tasks: tuple[Task, ...] | list[Task]) -> str:

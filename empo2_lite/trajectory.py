@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 def assistant_content(response_text: str, tokenizer) -> str:
@@ -177,7 +178,9 @@ class Trajectory:
     start_score: int = 0
     score: int = 0
     success: bool = False
-    success_official: bool = False
+    final_info: dict[str, Any] = field(default_factory=dict)
+    """The last step's ``StepResult.info``: what the environment's summary extras read (ScienceWorld:
+    ``success_official``)."""
     end_reason: str | None = None
     """completed, failed, max_steps, context_limit or env_failure."""
     error: str | None = None

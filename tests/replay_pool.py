@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from empo2_lite.config import EnvConfig
-from empo2_lite.env.adapter import EpisodeFailure, EpisodeStart, StepResult
+from empo2_lite.env.episode import EpisodeFailure, EpisodeStart, StepResult
 from empo2_lite.tasks import step_cap
 
 TRANSITIONS = Path(__file__).parent / "data" / "transitions"
@@ -98,6 +98,22 @@ class _Slot:
     """Set once an action had no recording: every later step is answered with the fixed observation."""
 
 
+def start_of(recording: "Recording", max_steps: int) -> EpisodeStart:
+    """A recorded start as the ScienceWorld adapter returns it (its inventory in ``info``)."""
+    fields = dict(recording.start)
+    inventory = fields.pop("inventory")
+    return EpisodeStart(task=recording.task, variation=recording.variation, max_steps=max_steps, **fields,
+                        info={"inventory": inventory})
+
+
+def result_of(recorded: dict) -> StepResult:
+    """A recorded step as its adapter returns it: ScienceWorld's recordings keep its official
+    success beside the neutral fields; the adapter reports it in ``info``."""
+    fields = dict(recorded)
+    official = {"success_official": fields.pop("success_official")} if "success_official" in fields else {}
+    return StepResult(**{**fields, "info": {**fields["info"], **official}})
+
+
 class ReplayPool:
     """``size`` slots replaying recorded episodes in lock-step; an ``EpisodePool`` like ``EnvPool``."""
 
@@ -134,8 +150,7 @@ class ReplayPool:
                                    score=recording.start["score"])
                        for slot, recording in enumerate(recordings)}
         self._active = set(self._slots)
-        return [EpisodeStart(task=slot.recording.task, variation=slot.recording.variation, max_steps=slot.max_steps,
-                             **slot.recording.start) for slot in self._slots.values()]
+        return [start_of(slot.recording, slot.max_steps) for slot in self._slots.values()]
 
     def fail_at(self, slot: int, step: int) -> None:
         """Make the ``step``-th step (1-based, counted from the episode's start) of the episode
@@ -189,5 +204,5 @@ class ReplayPool:
         slot.score = recorded["score"]
         steps = len(slot.history)
         end_reason = recorded["info"]["end_reason"] or ("max_steps" if steps >= slot.max_steps else None)
-        return StepResult(**{**recorded, "raw_action": text, "done": end_reason is not None,
-                             "info": {**recorded["info"], "steps": steps, "end_reason": end_reason}})
+        return result_of({**recorded, "raw_action": text, "done": end_reason is not None,
+                          "info": {**recorded["info"], "steps": steps, "end_reason": end_reason}})

@@ -42,7 +42,7 @@ def test_every_paper_task_loads_with_the_registry_split_sizes(adapter):
 def test_gold_sequence_succeeds_through_the_adapter(adapter, task, variation):
     episode = play_actions(adapter, task, variation, None)
     last = episode.steps[-1]
-    assert last.done and last.success and last.success_official
+    assert last.done and last.success and last.info["success_official"]
     assert last.score == 100 and last.info["end_reason"] == "completed"
     assert sum(step.reward for step in episode.steps) == 100 - episode.start.score
     assert not any(step.info["corrected"] for step in episode.steps)
@@ -52,7 +52,7 @@ def test_wrong_focus_ends_the_episode_at_minus_100(adapter):
     adapter.reset("find-animal", 0)
     result = adapter.step("focus on air")
     assert result.score == -100 and result.done
-    assert not result.success and not result.success_official
+    assert not result.success and not result.info["success_official"]
     assert result.info["end_reason"] == "failed"
     with pytest.raises(EpisodeOverError):
         adapter.step("look around")
@@ -109,7 +109,7 @@ def test_registry_step_cap_is_the_default(adapter):
 def test_reset_shows_task_and_inventory(adapter):
     start = adapter.reset("use-thermometer", 0)
     assert "thermometer" in start.task_description
-    assert "inventory" in start.inventory.lower()
+    assert "inventory" in start.info["inventory"].lower()
 
 
 def test_bad_task_or_variation_is_a_clear_error(adapter):

@@ -11,7 +11,7 @@ import psutil
 import pytest
 
 from empo2_lite.config import EnvConfig
-from empo2_lite.env.adapter import EpisodeStart, StepResult
+from empo2_lite.env.episode import EpisodeStart, StepResult
 from empo2_lite.env.pool import EnvPool, EpisodeFailure
 from empo2_lite.tasks import UnknownTaskError
 
@@ -105,7 +105,7 @@ def test_killed_jvm_fails_its_episode_only_and_is_restarted(pool, caplog, capfd)
     # The pool's one warning line, and nothing from py4j (it logs the broken connection with
     # tracebacks, partly through the root logger), neither as log records nor on the terminal.
     [warning] = [record for record in caplog.records if record.levelno >= logging.WARNING]
-    assert warning.name == "empo2_lite.env.pool" and "slot 1 failed" in warning.getMessage()
+    assert warning.name == "empo2_lite.env.scienceworld.pool" and "slot 1 failed" in warning.getMessage()
     assert not [record for record in caplog.records if "py4j" in record.pathname]
     assert capfd.readouterr().err == ""
     assert isinstance(results[0], StepResult)
@@ -174,7 +174,9 @@ def test_a_shared_pool_opens_once_on_first_use_and_closes_at_the_end(monkeypatch
         def __exit__(self, *exc):
             events.append(("close", self.size))
 
-    monkeypatch.setattr(pool_module, "EnvPool", Fake)
+    from empo2_lite.env.scienceworld import pool as scienceworld_pool
+
+    monkeypatch.setattr(scienceworld_pool, "EnvPool", Fake)
     with pool_module.shared_pool():
         pass
     assert events == []

@@ -16,6 +16,7 @@ import torch
 from empo2_lite import evaluation
 from empo2_lite.config import ConfigError, MemoryConfig, RolloutConfig, apply_overrides, preset
 from empo2_lite.env import pool as pool_module
+from empo2_lite.env.scienceworld import pool as scienceworld_pool
 from empo2_lite.summary import summarize
 from empo2_lite.tasks import OOD_PAIRS, get_task
 from replay_pool import ReplayPool
@@ -59,7 +60,7 @@ def test_jobs_open_the_given_pool_factory_else_the_envpool_of_the_moment(monkeyp
     env = preset("cpu-smoke").env
     built = []
     assert pool_module.open_pool(lambda size, config: built.append(("given", size, config)) or "given", 3, env) == "given"
-    monkeypatch.setattr(pool_module, "EnvPool", lambda size, config: built.append(("EnvPool", size, config)) or "default")
+    monkeypatch.setattr(scienceworld_pool, "EnvPool", lambda size, config: built.append(("EnvPool", size, config)) or "default")
     assert pool_module.open_pool(None, 2, env) == "default"  # looked up when called: a test can replace it
     assert built == [("given", 3, env), ("EnvPool", 2, env)]
 
@@ -77,7 +78,7 @@ def test_final_evaluation_uses_the_configs_episodes_per_variation_and_temperatur
         calls.append((task.name, split, temperature, episodes_per_variation))
         return {"task": task.name, "split": split, "episodes": 4 * len(task.test_variations)}
 
-    monkeypatch.setattr(pool_module, "EnvPool", lambda *args: contextlib.nullcontext())  # no JVM
+    monkeypatch.setattr(scienceworld_pool, "EnvPool", lambda *args: contextlib.nullcontext())  # no JVM
     monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
     record = evaluation.final_evaluation(run.path, policy=object())
     assert calls == [(config.task, "test", 0.7, 4)]
@@ -92,7 +93,7 @@ def fake_evaluations(monkeypatch) -> list[str]:
         played.append(split)
         return {"task": task.name, "split": split, "return_mean": 1.0 if split == "test" else 2.0}
 
-    monkeypatch.setattr(pool_module, "EnvPool", lambda *args: contextlib.nullcontext())  # no JVM
+    monkeypatch.setattr(scienceworld_pool, "EnvPool", lambda *args: contextlib.nullcontext())  # no JVM
     monkeypatch.setattr(evaluation, "evaluate", fake_evaluate)
     return played
 
@@ -240,7 +241,7 @@ def test_eval_and_ood_commands_on_a_trained_run(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
     with monkeypatch.context() as replayed:
-        replayed.setattr(pool_module, "EnvPool", lambda size, config=None: ReplayPool(size, unrecorded="fixed"))
+        replayed.setattr(scienceworld_pool, "EnvPool", lambda size, config=None: ReplayPool(size, unrecorded="fixed"))
         assert main(["train", "--preset", "cpu-smoke", "--task", "identify-life-stages-2", "--iterations", "1",
                      "--name", "a"]) == 0
     assert (tmp_path / "a" / "metrics.jsonl").read_text().count("\n") == 1
@@ -264,7 +265,7 @@ def test_baseline_commands_write_their_own_run_folder(tmp_path, monkeypatch, rec
     from empo2_lite.__main__ import main
 
     monkeypatch.setenv("EMPO2_RUNS", str(tmp_path))
-    monkeypatch.setattr(pool_module, "EnvPool", lambda size, config=None: ReplayPool(size))
+    monkeypatch.setattr(scienceworld_pool, "EnvPool", lambda size, config=None: ReplayPool(size))
     assert main(["eval", "--baseline", baseline, "--task", "identify-life-stages-2", "--preset", "cpu-smoke",
                  "--trials", "2"]) == 0
     assert len(recorded_calls) == (2 if baseline == "memory-only" else 1)

@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from empo2_lite import prompts
-from empo2_lite.env.adapter import EpisodeStart
+from empo2_lite.env.episode import EpisodeStart
 from empo2_lite.env.pool import EnvPool
 from empo2_lite.policy.sampling import SampledResponse
 from empo2_lite.rollout import (EpisodeSpec, RetrievalQuery, _Episode, action_text, collect_rollouts, pay_novelty,
@@ -242,8 +242,8 @@ def test_memory_tips_reach_the_with_tips_view_only_and_novelty_is_recorded(byte_
 # -- every step's block fits its budget, and the context ------------------------------------------
 def _episode(tokenizer, **settings) -> _Episode:
     start = EpisodeStart(task="find-animal", variation=0, observation="This room is called the kitchen.",
-                         task_description="Your task is to find an animal.", inventory="In your inventory: nothing",
-                         max_steps=30, score=0)
+                         task_description="Your task is to find an animal.", max_steps=30, score=0,
+                         info={"inventory": "In your inventory: nothing"})
     policy = SimpleNamespace(tokenizer=tokenizer)
     return _Episode(policy, EpisodeSpec("find-animal", 0, 0, seed=0), 0, start, RolloutConfig(demonstrations=0, **settings))
 

@@ -12,7 +12,7 @@ from empo2_lite.trajectory import Trajectory, Turn, played
 
 def episode(variation: int, score: int, end_reason: str = "completed", turns: list[Turn] = ()) -> Trajectory:
     return Trajectory("find-animal", variation, variation, 0, turns=list(turns), score=score, success=score == 100,
-                      success_official=score == 100, end_reason=end_reason)
+                      final_info={"success_official": score > 70}, end_reason=end_reason)
 
 
 def turn(tips: int, novelty: float, response_tokens: int, prompt_tokens: int, action: str = "look around",
@@ -72,11 +72,23 @@ def test_diagnostics_count_wrong_focus_endings_cut_responses_and_response_length
         episode(1, -100, "env_failure", [turn(0, 0, 99, 10, action=focus, finish="length")]),  # not played: not counted
     ]
     summary = summarize(batch)
-    assert summary.wrong_focus_share == 1 / 4
+    assert summary.extras["wrong_focus_share"] == 1 / 4  # ScienceWorld's own (env/scienceworld)
     assert summary.length_limit_share == 2 / 6  # of the played episodes' six responses, two hit the limit
     assert summary.response_tokens_mean == (4 + 6 + 16 + 16 + 2 + 8) / 6
     empty = summarize([])
-    assert (empty.wrong_focus_share, empty.length_limit_share, empty.response_tokens_mean) == (0, 0, 0)
+    assert (empty.extras, empty.length_limit_share, empty.response_tokens_mean) == ({}, 0, 0)
+    lost = summarize([episode(1, -100, "env_failure")])  # no episode played: the extras are 0, not missing
+    assert lost.extras == {"success_official_rate": 0, "wrong_focus_share": 0}
+
+
+def test_the_environment_extras_are_logged_and_recorded_under_its_names():
+    """ScienceWorld's extras: its official criterion (score > 70) in evaluation rows and metrics, the
+    wrong-focus share in metrics only; a batch that mixes environments is refused."""
+    summary = summarize([episode(6, 100), episode(7, 75, "max_steps"), episode(8, 50, "max_steps")])
+    assert summary.extras == {"success_official_rate": 2 / 3, "wrong_focus_share": 0}
+    assert summary.evaluation_record()["success_official_rate"] == 2 / 3
+    assert "wrong_focus_share" not in summary.evaluation_record()
+    assert summary.extra_metrics() == {"charts/success_official_rate": 2 / 3, "diagnostics/wrong_focus_share": 0}
 
 
 def test_played_drops_exactly_the_episodes_lost_to_the_environment_and_keeps_the_order():

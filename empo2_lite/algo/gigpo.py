@@ -16,7 +16,9 @@ episodes of its group met the same state and did something else.
 
 What the paper leaves to an implementation, and what this one does:
 
-* **The anchor state in ScienceWorld** (``anchor_states``). ScienceWorld has no state id, and its
+* **The anchor state in ScienceWorld** (``anchor_states``; which commands only look or move and
+  where an observation names the place come from the environment's spec, ``env.spec.StateKeyRules``:
+  what follows is ScienceWorld's reading, TextWorldExpress's is the same with its own words). ScienceWorld has no state id, and its
   text says too much or too little. The whole history (what the policy is fed) names the path as
   well as the state: two episodes share it only while they have done exactly the same things, so
   after the first step almost every step group holds one action. The last observation alone says
@@ -93,21 +95,13 @@ from typing import TYPE_CHECKING
 import torch
 
 from empo2_lite.algo.advantages import EPSILON, ActionAdvantages, grpo_advantages, group_ids
+from empo2_lite.env.spec import StateKeyRules, environment_of
 from empo2_lite.trajectory import Trajectory
 
 if TYPE_CHECKING:
     from empo2_lite.config import TrainConfig
 
-LOOKING_COMMANDS = ("look", "examine", "read", "inventory", "task")
-"""First words of ScienceWorld's commands that only describe (look around, look at, look in,
-examine, read, inventory, task): their transitions change nothing and stay out of the anchor key."""
-MOVING_COMMANDS = ("go", "teleport")
-"""First words of the commands that only move the agent: the place they lead to is read from the
-observations (``place``), so their transitions stay out of the anchor key too."""
-
 _WORD = re.compile(r"[a-z0-9]+")
-_PLACE = re.compile(r"(?:You move to|You teleport to|This room is called|This outside location is called) "
-                    r"the ([^.\n]+)\.")
 
 StepGroup = list[tuple[int, int]]
 """The (trajectory index, step) of every action of one step group."""
@@ -120,17 +114,18 @@ def canonical_observation(text: str) -> tuple[tuple[str, ...], ...]:
     return tuple(sorted(line for line in lines if line))
 
 
-def place(observation: str, before: str) -> str:
-    """Where the agent is after ``observation``: the place it names on arrival or in a look around,
-    else where it was ``before`` (a move that failed, any other observation)."""
-    named = _PLACE.search(observation)
+def place(observation: str, before: str, rules: StateKeyRules) -> str:
+    """Where the agent is after ``observation``: the place it names on arrival or in a look around
+    (``rules.place_pattern``), else where it was ``before`` (a move that failed, any other observation)."""
+    named = re.search(rules.place_pattern, observation)
     return named.group(1).strip().lower() if named else before
 
 
-def kept_in_the_key(action: str) -> bool:
-    """Whether ``action``'s transition enters the anchor key: anything but looking and moving."""
+def kept_in_the_key(action: str, rules: StateKeyRules) -> bool:
+    """Whether ``action``'s transition enters the anchor key: anything but the environment's looking
+    and moving commands (ScienceWorld: look, examine, read, inventory, task; go, teleport)."""
     words = action.split()
-    return bool(words) and words[0].lower() not in (*LOOKING_COMMANDS, *MOVING_COMMANDS)
+    return bool(words) and words[0].lower() not in (*rules.looking_commands, *rules.moving_commands)
 
 
 def anchor_states(trajectory: Trajectory) -> list[Hashable]:
@@ -139,14 +134,15 @@ def anchor_states(trajectory: Trajectory) -> list[Hashable]:
     observations in ``canonical_observation`` form. The observation that step t answers is the part
     of step t's history after step t-1's history and action (``trajectory.append_history``); the
     first step answers the start observation, its whole history."""
+    rules = environment_of(trajectory.task).state_key_rules
     keys: list[Hashable] = []
     transitions: set[tuple[str, tuple]] = set()
     score, where, previous = trajectory.start_score, "", None
     for turn in trajectory.turns:
         answered_from = 0 if previous is None else len(previous.history) + len(f"\n> {previous.action}\n")
         text = turn.history[answered_from:]
-        observation, where = canonical_observation(text), place(text, where)
-        if previous is not None and kept_in_the_key(previous.action):
+        observation, where = canonical_observation(text), place(text, where, rules)
+        if previous is not None and kept_in_the_key(previous.action, rules):
             transitions.add((previous.action.strip().lower(), observation))
         keys.append((score, where, observation, frozenset(transitions)))
         score, previous = turn.score, turn

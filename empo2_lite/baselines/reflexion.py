@@ -52,6 +52,7 @@ from empo2_lite import prompts
 from empo2_lite.baselines import ReflexionSettings
 from empo2_lite.config import ConfigError, RolloutConfig, check_choice
 from empo2_lite.env.protocol import EpisodePool
+from empo2_lite.env.spec import environment_of
 from empo2_lite.policy.loading import Policy
 from empo2_lite.policy.samplers import EpisodeSampler, episode_sampler
 from empo2_lite.rollout import EpisodeSpec, collect_rollouts, warn_if_context_is_short, worst_case_prompt_tokens
@@ -123,7 +124,7 @@ def reflection_prompt(tokenizer, trajectory: Trajectory, earlier: Sequence[tuple
     for left_out in range(len(trajectory.turns) + 1):
         message = prompts.reflection_message(trajectory.task_description, transcript(trajectory, left_out),
                                              trajectory.score, earlier)
-        ids = tokenizer.apply_chat_template([{"role": "system", "content": prompts.SYSTEM_PROMPT},
+        ids = tokenizer.apply_chat_template([{"role": "system", "content": environment_of(trajectory.task).system_prompt},
                                              {"role": "user", "content": message}],
                                             tokenize=True, add_generation_prompt=True, return_dict=False)
         if len(ids) <= budget:

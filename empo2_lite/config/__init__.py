@@ -22,6 +22,7 @@ from empo2_lite.config.presets import (PRESET_COSTS, PRESETS, UNSCREENED_PRESETS
                                        preset)
 from empo2_lite.config.sections import (
     DEFAULT_MODEL,
+    ENVIRONMENT_NAMES,
     MASK_GRANULARITIES,
     MEMORY_RETRIEVERS,
     ROLLOUT_ENGINES,
@@ -46,7 +47,7 @@ from empo2_lite.config.train import (
 )
 
 __all__ = [
-    "ALGORITHMS", "ALGOS", "Algorithm", "BASELINES", "DEFAULT_MODEL", "FORMAT_VERSION", "MASK_GRANULARITIES",
+    "ALGORITHMS", "ALGOS", "Algorithm", "BASELINES", "DEFAULT_MODEL", "ENVIRONMENT_NAMES", "FORMAT_VERSION", "MASK_GRANULARITIES",
     "MEMORY_RETRIEVERS", "OFF_POLICY_OLD_LOGPROBS", "ROLLOUT_ENGINES", "PRESETS", "PRESET_COSTS", "SECTIONS", "UNSCREENED_PRESETS", "WARM_START_PRESETS", "ConfigError",
     "EnvConfig",
     "MemoryConfig", "PolicyConfig", "PresetCost", "RolloutConfig", "TrainConfig", "UpdateConfig", "algorithm",

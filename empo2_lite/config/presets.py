@@ -19,6 +19,10 @@
   hold an adapter, so the warm start is its own command first: ``warm-start --preset
   cpu-solve-chosen --task find-non-living-thing``, then ``train --preset cpu-solve-chosen --from
   warm-start-find-non-living-thing``; training it without ``--from`` warns.
+* ``cpu-twx``: the ``cpu-solve`` family on TextWorldExpress's coin collector with 3 rooms
+  (``env.name = textworldexpress``, ``twx-coin-3``): the embedded model, 10-step episodes, one
+  demonstration, 2 variations x group 4. **Unscreened: never trained yet** (issue #39 asks for its
+  size to be checked with the untrained model on dev first); its cost is cpu-solve's until measured.
 * ``gpu-24gb`` and ``gpu-48gb``: Qwen2.5-3B- and Qwen2.5-7B-Instruct with LoRA in bf16 and
   paper-like settings (group 8, full history, 32-token actions). **Unverified until measured on
   such a GPU** with real weights: one offline check on an H200 with same-shape random weights
@@ -114,6 +118,13 @@ def _cpu_solve_chosen() -> TrainConfig:
     return config
 
 
+def _cpu_twx() -> TrainConfig:
+    config = _cpu_solve()
+    config.preset, config.name, config.task = "cpu-twx", "twx", "twx-coin-3"
+    config.env.name = "textworldexpress"
+    return config
+
+
 def _gpu_24gb() -> TrainConfig:
     return TrainConfig(
         preset="gpu-24gb", name="gpu24", iterations=100, variations_per_iteration=4, group_size=8, n_envs=32, eval_every=10,
@@ -156,12 +167,13 @@ def _gpu_learn() -> TrainConfig:
 PRESET_BUILDERS: dict[str, Callable[[], TrainConfig]] = {
     "cpu-smoke": _cpu_smoke, "cpu-demo": _cpu_demo, "cpu-learn": _cpu_learn, "gpu-24gb": _gpu_24gb, "gpu-48gb": _gpu_48gb,
     "gpu-learn": _gpu_learn, "cpu-solve": _cpu_solve, "cpu-solve-chosen": _cpu_solve_chosen,
+    "cpu-twx": _cpu_twx,
 }
 PRESETS = tuple(PRESET_BUILDERS)
 WARM_START_PRESETS = {"cpu-solve-chosen": 10}
 """Presets whose settings were chosen (and their costs measured) for training from a warm start of
 this many train variations (``policy.init_adapter``): training one without a warm start warns."""
-UNSCREENED_PRESETS = ("gpu-learn",)
+UNSCREENED_PRESETS = ("gpu-learn", "cpu-twx")
 """Presets whose settings have never run and were chosen without a screening: training or
 evaluating with one warns (``jobs``, with the kit's warning for settings never run), until a
 study on the hardware it is meant for has run it (docs/gpu-study.md)."""
@@ -217,4 +229,5 @@ PRESET_COSTS = {
     "gpu-learn": PresetCost(10.0, 0.4, 6.0, "estimate: never run, unscreened (docs/gpu-study.md)"),
     "cpu-solve": PresetCost(135.0, 7.0, 7.0, "measured on a 2-core CPU alone, issue #36's pre-check", 939.0),
     "cpu-solve-chosen": PresetCost(130.0, 5.0, 6.5, "measured on a 2-core CPU, docs/results-cpu-solve.md", 939.0),
+    "cpu-twx": PresetCost(135.0, 7.0, 5.0, "estimate: cpu-solve's cost, not yet measured with TextWorldExpress"),
 }

@@ -14,13 +14,19 @@ from pathlib import Path
 
 from empo2_lite.config.checks import ConfigError, check_choice, check_fraction, check_integer, check_positive
 
+ENVIRONMENT_NAMES = ("scienceworld", "textworldexpress")
+"""The environments a run can play (``env.spec.ENVIRONMENTS`` says where each one's spec lives)."""
 ACTION_CHECKS = ("parser", "valid_list")
 SIMPLIFICATIONS = ("easy", "")
 
 
 @dataclass
 class EnvConfig:
-    """Settings of the ScienceWorld layer (one JVM per environment)."""
+    """Which environment a run plays, and the settings of its layer (ScienceWorld's: one JVM per
+    environment, its simplification, action check and timeouts)."""
+
+    name: str = "scienceworld"
+    """The environment (``env/spec.py``): one of ``ENVIRONMENT_NAMES``."""
 
     simplification: str = "easy"
     """ScienceWorld simplification preset: "easy" (the paper's setting) or "" (none)."""
@@ -51,6 +57,7 @@ class EnvConfig:
 
     def validate(self) -> None:
         """Raise ConfigError on the first unusable setting."""
+        check_choice("env.name", self.name, ENVIRONMENT_NAMES)
         check_choice("env.simplification", self.simplification, SIMPLIFICATIONS)
         check_choice("env.action_check", self.action_check, ACTION_CHECKS)
         if isinstance(self.heap_mb, bool) or not isinstance(self.heap_mb, int) or self.heap_mb < 128:

@@ -144,6 +144,12 @@ class TrainConfig:
             get_task(self.task)
         except UnknownTaskError as error:
             raise ConfigError(str(error)) from None
+        from empo2_lite.env.spec import environment_of  # here: the env package's start imports this one
+
+        owner = environment_of(self.task).name
+        if owner != self.env.name:
+            raise ConfigError(f"env.name: {self.env.name!r} does not play task {self.task!r}, a {owner} task; set "
+                              f"env.name={owner} or choose a {self.env.name} task (`tasks` lists them)")
         check_fraction("p", self.p)
         check_fraction("q", self.q)
         check_choice("off_policy_old_logprob", self.off_policy_old_logprob, OFF_POLICY_OLD_LOGPROBS)

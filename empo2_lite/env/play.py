@@ -1,4 +1,4 @@
-"""Play a fixed list of actions (or ScienceWorld's gold sequence) through the adapter.
+"""Play a fixed list of actions (or the environment's gold sequence) through its adapter.
 
 Used by the ``play`` and ``demo`` commands and by notebooks to show an episode by hand; the same
 adapter the trainer uses executes every step, so what you see here is what the agent gets.
@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from empo2_lite.env.adapter import EpisodeStart, ScienceWorldAdapter, StepResult
+from empo2_lite.env.scienceworld.adapter import ScienceWorldAdapter
+from empo2_lite.env.episode import EpisodeStart, StepResult
 
 
 @dataclass
@@ -37,7 +39,7 @@ class PlayedEpisode:
             "variation": self.start.variation,
             "score": self.score,
             "success": bool(last and last.success),
-            "success_official": bool(last and last.success_official),
+            "success_official": bool(last and last.info.get("success_official")),
             "steps": len(self.steps),
             "done": self.done,
             "end_reason": last.info["end_reason"] if last else None,
@@ -46,7 +48,7 @@ class PlayedEpisode:
 
 
 def play_actions(
-    adapter: ScienceWorldAdapter,
+    adapter: ScienceWorldAdapter | Any,
     task: str,
     variation: int,
     actions: Sequence[str] | None,

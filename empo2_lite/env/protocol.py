@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Protocol, runtime_checkable
 
-from empo2_lite.env.adapter import EpisodeFailure, EpisodeStart, StepResult
+from empo2_lite.env.episode import EpisodeFailure, EpisodeStart, StepResult
 
 
 @runtime_checkable

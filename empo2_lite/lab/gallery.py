@@ -27,6 +27,7 @@ import pandas as pd
 
 from empo2_lite import comparison, results
 from empo2_lite.config import BASELINES
+from empo2_lite.env.spec import environment_of
 from empo2_lite.palette import UNTRAINED, display_name, order
 from empo2_lite.runs import RunDir
 
@@ -157,7 +158,7 @@ def compared_what(study: Study) -> str:
     test = study.evals[study.evals["split"].fillna("test") == "test"] if "split" in study.evals else study.evals
     variations = len(next(iter(test["per_variation"]))) if "per_variation" in test and len(test) else None
     text = (f"**What was compared.** {_names(study.algos)}, {results.counted(len(seeds), 'seed')} each, "
-            f"trained for {results.counted(iterations, 'iteration')} on the ScienceWorld task *{first.task}* "
+            f"trained for {results.counted(iterations, 'iteration')} on the {environment_of(first.task).title} task *{first.task}* "
             f"({first.rollout.max_steps}-step episodes) with {results.model_name(first.policy.model)} "
             f"(preset `{first.preset or 'custom'}`)")
     if study.record and study.record.get("choices"):

@@ -50,6 +50,7 @@ from dataclasses import dataclass
 
 from empo2_lite import prompts
 from empo2_lite.config import MemoryConfig
+from empo2_lite.env.spec import environment_of
 from empo2_lite.policy.loading import Policy, position_limit
 from empo2_lite.policy.samplers import EpisodeSampler
 from empo2_lite.policy.sampling import sample_responses
@@ -93,7 +94,7 @@ def closing_message(trajectory: Trajectory) -> str:
 
 def tip_messages(trajectory: Trajectory, tokenizer) -> list[dict[str, str]]:
     """The tip-free chat rebuilt from the turns (responses as sampled), then the closing message."""
-    messages = [{"role": "system", "content": prompts.SYSTEM_PROMPT}]
+    messages = [{"role": "system", "content": environment_of(trajectory.task).system_prompt}]
     for turn in trajectory.turns:
         messages += [{"role": "user", "content": turn.user_message},
                      {"role": "assistant", "content": assistant_content(turn.response_text, tokenizer)}]

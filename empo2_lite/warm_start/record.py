@@ -2,8 +2,8 @@
 
 Two passes, because a pool (``env.protocol.EpisodePool``) plays text and knows no gold paths:
 
-* ``gold_paths`` asks ScienceWorld for each variation's gold action sequence and plays it through
-  the kit's adapter (``env.play.play_actions``), keeping the actions the adapter *executed* (after
+* ``gold_paths`` asks the task's environment for each variation's gold action sequence and plays
+  it through the kit's adapter (``env.play.play_actions`` on the spec's ``open_game``), keeping the actions the adapter *executed* (after
   its ambiguity answers), as ``data/demonstrations.json`` does, for the paths that solve the
   variation. Executed actions are what the model should learn to write: ScienceWorld accepts each
   of them as written.
@@ -38,12 +38,13 @@ logger = logging.getLogger(__name__)
 def gold_paths(task: Task, variations: Sequence[int], env: EnvConfig | None = None) -> dict[int, list[str]]:
     """The executed gold actions of each train variation whose gold path solves it (score 100), by
     variation; a path that does not is left out, with a warning (needs Java: one JVM)."""
-    from empo2_lite.env.adapter import ScienceWorldAdapter
     from empo2_lite.env.play import play_actions
+    from empo2_lite.env.spec import environment_of
 
     check_train_only(task, variations)
+    owner = environment_of(task.name)
     paths: dict[int, list[str]] = {}
-    with ScienceWorldAdapter(env) as adapter:
+    with owner.open_game(env or EnvConfig(name=owner.name)) as adapter:
         for variation in variations:
             episode = play_actions(adapter, task.name, variation, None)
             if episode.steps and episode.steps[-1].success:
