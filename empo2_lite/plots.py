@@ -404,22 +404,24 @@ def _test_panel(axes, finals: pd.DataFrame, references: Mapping[str, pd.DataFram
 
 
 def final_results(evals: pd.DataFrame, references: Mapping[str, pd.DataFrame] | None = None) -> Figure:
-    """The headline: each trained algorithm's test return (runs as dots, mean +- std over runs)
-    against every untrained reference (lines; ``reference_rows``), and its test success rate beside
-    it when any episode succeeded (when none did, the figure says so instead of a panel at 0)."""
+    """The headline: each trained algorithm's test success rate, when any episode succeeded, then its
+    test return (runs as dots, mean +- std over runs), against every untrained reference (lines;
+    ``reference_rows``). When nothing was solved, the return panel alone says so instead of a panel
+    at 0."""
     finals, refs = final_test_rows(evals), reference_rows(evals, references)
     successes = [frame["success_rate"] for frame in (finals, *refs.values()) if "success_rate" in frame]
     solved = any(series.fillna(0).gt(0).any() for series in successes)
     figure = Figure(figsize=(10 if solved else 7.0, 4.8), layout="constrained")
     panels = figure.subplots(1, 2 if solved else 1, squeeze=False)[0]
-    _test_panel(panels[0], finals, refs)
-    panels[0].set_ylabel("test return (score: -100 failed, 100 solved)")
+    returns = panels[-1]  # success first when there is any
+    _test_panel(returns, finals, refs)
+    returns.set_ylabel("test return (score: -100 failed, 100 solved)")
     if solved:
-        _test_panel(panels[1], finals, refs, "success_rate", 100.0)
-        panels[1].set_ylabel("test success rate (% of episodes solved)")
-        panels[1].set_ylim(-3, 103)
+        _test_panel(panels[0], finals, refs, "success_rate", 100.0)
+        panels[0].set_ylabel("test success rate (% of episodes solved)")
+        panels[0].set_ylim(-3, 103)
     elif successes:
-        _note(panels[0], ["success rate 0 for every run and reference: no test episode was solved"])
+        _note(returns, ["success rate 0 for every run and reference: no test episode was solved"])
     figure.suptitle("the test split: trained runs against the untrained model")
     handles, labels = panels[0].get_legend_handles_labels()
     if labels:

@@ -237,6 +237,9 @@ def test_the_learning_comparison_puts_success_first_once_an_episode_is_solved():
     assert {text.get_text() for text in test_success.get_legend().get_texts()} == {
         "GRPO (2 runs): 35.0 ± 7.1", "untrained (1 run): 0.0"}
     assert figure.axes[4].get_title() == plots.DIAGNOSTICS["diagnostics/actions_as_written"]
+    headline = plots.final_results(evals).axes
+    assert [axes.get_ylabel() for axes in headline] == ["test success rate (% of episodes solved)",
+                                                        "test return (score: -100 failed, 100 solved)"]
 
 
 def test_every_baseline_kind_shows_as_its_own_series_beside_the_trained_runs():

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 
 from empo2_lite import comparison, results
-from empo2_lite.config import BASELINES
+from empo2_lite.config import BASELINE_KINDS
 from empo2_lite.env.spec import environment_of
 from empo2_lite.palette import UNTRAINED, display_name, order
 from empo2_lite.runs import RunDir
@@ -111,7 +111,7 @@ def load_study(folder: str | Path) -> Study | None:
         return None
     labels, references = {}, {}
     for name in tables:
-        for kind in BASELINES:
+        for kind in BASELINE_KINDS:  # every reference a study played, the warm start alone included
             runs = [run for run in results.find_runs(folder / name) if RunDir(run).config().baseline == kind]
             if runs:
                 label = reference_label(RunDir(runs[0]).config())
