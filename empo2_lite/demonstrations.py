@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from empo2_lite.tasks import all_tasks, data_dir
@@ -58,16 +58,20 @@ def generate_demonstrations(path: Path | None = None) -> Path:
     return path
 
 
-@lru_cache(maxsize=1)
+@cache
 def _load(path: str) -> dict[str, tuple[Demonstration, ...]]:
     rows = json.loads(Path(path).read_text())
     return {task: tuple(Demonstration(d["variation"], d["task_description"], tuple(d["actions"])) for d in demos)
             for task, demos in rows.items()}
 
 
+def demonstrations_from(file_name: str, task: str, variation: int, count: int) -> list[Demonstration]:
+    """``count`` demonstrations of ``task`` stored in ``data/<file_name>`` (read once), from
+    variations other than ``variation``; each environment keeps its own file."""
+    table = _load(str(data_dir() / file_name))
+    return [demo for demo in table.get(task, ()) if demo.variation != variation][:count]
+
+
 def demonstrations_for(task: str, variation: int, count: int = 2) -> list[Demonstration]:
-    """``count`` cached demonstrations of ``task`` from variations other than ``variation``."""
-    table = _load(str(data_dir() / FILE_NAME))
-    if task not in table:
-        return []
-    return [demo for demo in table[task] if demo.variation != variation][:count]
+    """``count`` cached ScienceWorld demonstrations of ``task`` from variations other than ``variation``."""
+    return demonstrations_from(FILE_NAME, task, variation, count)

@@ -61,13 +61,18 @@ def gains(better: list[dict], worse: list[dict]) -> dict:
     return {"success_points": 100 * success, "success_se": 100 * success_se, "return": value, "return_se": value_se}
 
 
+def episodes(row: dict) -> int:
+    """An iteration's played episodes: every episode is counted under its end reason."""
+    return sum(count for key, count in row.items() if key.startswith("episodes/end_") and key != "episodes/end_env_failure")
+
+
 def training(work: Path, algo: str) -> dict:
     """Per seed: each iteration's mode, training success (solved of its episodes) and return."""
     table = {}
     for path in sorted(work.glob(f"main/{algo}-s*")):
         rows = [json.loads(line) for line in (path / "metrics.jsonl").read_text().splitlines() if line.strip()]
         table[path.name] = [{"iteration": row["iteration"] + 1, "mode": row["mode"],
-                             "solved": round(row["charts/success_rate"] * 8), "return": row["charts/return_mean"],
+                             "solved": round(row["charts/success_rate"] * episodes(row)), "episodes": episodes(row), "return": row["charts/return_mean"],
                              "tips_shown_mean": row.get("charts/tips_shown_mean", 0),
                              "step_group_share": row.get("diagnostics/step_group_share"),
                              "actions_as_written": row.get("diagnostics/actions_as_written"),
@@ -117,7 +122,7 @@ def markdown(out: dict) -> str:
     lines += ["", "| run | iteration 1 | 2 | 3 | 4 | minutes |", "|---|---|---|---|---|---|"]
     for algo, runs in out["training"].items():
         for run, iterations in runs.items():
-            cells = [f"{row['solved']}/8, {fmt(row['return'])}" + (f" ({row['mode'].replace('_', ' ')})"
+            cells = [f"{row['solved']}/{row['episodes']}, {fmt(row['return'])}" + (f" ({row['mode'].replace('_', ' ')})"
                                                                    if row["mode"] != "plain" else "")
                      for row in iterations]
             lines.append(f"| {run} | {' | '.join(cells)} | {fmt(sum(row['seconds'] for row in iterations) / 60)} |")

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import os
-from functools import cache
 from pathlib import Path
 
-from empo2_lite.demonstrations import Demonstration
+from empo2_lite.demonstrations import Demonstration, demonstrations_from
 from empo2_lite.tasks import data_dir
 
 FILE_NAME = "textworldexpress_demonstrations.json"
@@ -50,17 +49,9 @@ def generate(path: Path | None = None) -> Path:
     return path
 
 
-@cache
-def _load(path: str) -> dict[str, tuple[Demonstration, ...]]:
-    rows = json.loads(Path(path).read_text())
-    return {task: tuple(Demonstration(d["variation"], d["task_description"], tuple(d["actions"])) for d in demos)
-            for task, demos in rows.items()}
-
-
 def demonstrations_for(task: str, seed: int, count: int = 2) -> list[Demonstration]:
     """``count`` stored demonstrations of ``task`` from seeds other than ``seed``."""
-    table = _load(str(data_dir() / FILE_NAME))
-    return [demo for demo in table.get(task, ()) if demo.variation != seed][:count]
+    return demonstrations_from(FILE_NAME, task, seed, count)
 
 
 if __name__ == "__main__":
