@@ -33,7 +33,7 @@ from empo2_lite.config import (ALGORITHMS, BASELINE_KINDS, ENVIRONMENT_NAMES, PR
                                preset, run_format_error)
 from empo2_lite.distributed import refuse_other_commands
 from empo2_lite.errors import KitError
-from empo2_lite.tasks import OOD_PAIRS
+from empo2_lite.env.scienceworld.tasks import OOD_PAIRS
 from empo2_lite.runs import RunDir, runs_root
 from empo2_lite.study.cli import add_study_parser
 from empo2_lite.warm_start import WarmStartSettings

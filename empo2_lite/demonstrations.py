@@ -1,26 +1,27 @@
-"""Two worked examples per task for the prompt, from ScienceWorld's own gold action sequences.
+"""Solved examples for the prompt: what a demonstration is, and how an environment's file of them is read.
 
-Why cached: reading gold sequences needs a JVM and ~1 s per variation; the prompt needs them at
-every episode start. ``generate_demonstrations`` plays the gold sequences of three train
-variations near the end of each task's train split through the kit's adapter (keeping only
-sequences that reach score 100) and writes ``data/demonstrations.json`` once;
-``demonstrations_for`` reads it and picks two that are not the variation being played, so an
-episode never sees its own solution. Train variations only: test variations never leak into
-prompts.
+Why cached in a file: reading gold sequences needs the environment (a JVM) and about a second per
+variation; the prompt needs them at every episode start. Each environment writes its own file in
+``data/`` once from gold paths of its **train** split (ScienceWorld: ``env/scienceworld/
+demonstrations.py``; TextWorldExpress: ``env/textworldexpress/demonstrations.py``), and
+``demonstrations_from`` picks examples that are not the variation being played, so an episode never
+sees its own solution and test variations never leak into prompts.
+
+ScienceWorld's ``demonstrations_for``, ``generate_demonstrations``, ``FILE_NAME`` and
+``DEMOS_PER_TASK`` lived here before issue #39; they still answer here for one version
+(``__getattr__``), with a DeprecationWarning.
 """
 
 from __future__ import annotations
 
 import json
-import os
+import warnings
 from dataclasses import dataclass
 from functools import cache
+from importlib import import_module
 from pathlib import Path
 
-from empo2_lite.tasks import all_tasks, data_dir
-
-DEMOS_PER_TASK = 3
-FILE_NAME = "demonstrations.json"
+from empo2_lite.tasks import data_dir
 
 
 @dataclass(frozen=True)
@@ -30,32 +31,6 @@ class Demonstration:
     variation: int
     task_description: str
     actions: tuple[str, ...]
-
-
-def generate_demonstrations(path: Path | None = None) -> Path:
-    """Play gold sequences through the adapter and write the demonstrations file (needs Java)."""
-    from empo2_lite.env import ScienceWorldAdapter
-    from empo2_lite.env.play import play_actions
-
-    path = path or data_dir() / FILE_NAME
-    table: dict[str, list[dict]] = {}
-    with ScienceWorldAdapter() as adapter:
-        for task in all_tasks():
-            train = task.split_ids("train")
-            demos = []
-            for variation in reversed(train):
-                episode = play_actions(adapter, task.name, variation, None)
-                if episode.steps and episode.steps[-1].success:
-                    demos.append({"variation": variation,
-                                  "task_description": episode.start.task_description.strip(),
-                                  "actions": [step.action for step in episode.steps]})
-                if len(demos) == DEMOS_PER_TASK:
-                    break
-            table[task.name] = demos
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(table, indent=1) + "\n")
-    os.replace(partial, path)
-    return path
 
 
 @cache
@@ -72,6 +47,16 @@ def demonstrations_from(file_name: str, task: str, variation: int, count: int) -
     return [demo for demo in table.get(task, ()) if demo.variation != variation][:count]
 
 
-def demonstrations_for(task: str, variation: int, count: int = 2) -> list[Demonstration]:
-    """``count`` cached ScienceWorld demonstrations of ``task`` from variations other than ``variation``."""
-    return demonstrations_from(FILE_NAME, task, variation, count)
+MOVED_TO_SCIENCEWORLD = ("demonstrations_for", "generate_demonstrations", "FILE_NAME", "DEMOS_PER_TASK")
+"""ScienceWorld's names, now in ``env/scienceworld/demonstrations.py``."""
+
+
+def __getattr__(name: str):
+    """The old paths of ScienceWorld's demonstrations (``demonstrations.demonstrations_for``, ...),
+    kept for one version: looked up when asked for, so that this shared module never imports an
+    environment."""
+    if name not in MOVED_TO_SCIENCEWORLD:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(f"empo2_lite.demonstrations.{name} moved to empo2_lite.env.scienceworld.demonstrations.{name} "
+                  "(issue #39); the old path goes in the next version", DeprecationWarning, stacklevel=2)
+    return getattr(import_module("empo2_lite.env.scienceworld.demonstrations"), name)

@@ -1,9 +1,11 @@
-"""Every piece of prompt text the agent sees, in one place and in the kit's own words.
+"""The prompt text every environment shares, in the kit's own words.
 
 An episode is a chat: one system message (the role and the command grammar), then one user
 message per step (the observation and the request for one action), and one assistant message per
-step (the action). The first user message also carries the task, the inventory, the rule about
-``focus on`` and two solved examples of the same task (``demonstrations.py``).
+step (the action). The system message and the first user message (the task, the environment's own
+rules and state, solved examples: ``demonstrations.py``) are each environment's own
+(``env/scienceworld/prompts.py``, ``env/textworldexpress/prompts.py``); what is here is the same
+for all of them: the request for a command, every later user message, the example format.
 
 Tips from memory are placed in a delimited block at the top of the user message of the step at
 which they were retrieved; each shows the note, the action the earlier attempt took at that point
@@ -12,32 +14,18 @@ baseline (``baselines/reflexion.py``) asks for a reflection after a failed trial
 (``reflection_message``) and shows a chain's newest reflections in its next trial's first message
 (``reflection_block``). The rollout engine renders every chat twice, with and without those
 blocks; nothing here is ever stripped out of a string afterwards.
+
+ScienceWorld's ``SYSTEM_PROMPT``, ``FOCUS_RULE`` and ``first_user_message`` lived here before issue
+#39; they still answer here for one version (``__getattr__``), with a DeprecationWarning.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
+from importlib import import_module
 
 from empo2_lite.demonstrations import Demonstration
-
-SYSTEM_PROMPT = """\
-You are an agent inside ScienceWorld, a text simulation of a small house with rooms, objects, \
-substances, plants, animals and electrical parts. You act by typing commands. Each turn you will \
-see what your last command did; reply with the next command.
-
-Commands you can type (OBJ and LOC are names of things and places you can see):
-  look around | look at OBJ | look in OBJ | read OBJ | inventory | task
-  go to LOC | teleport to LOC | open OBJ | close OBJ
-  pick up OBJ | put down OBJ | move OBJ to OBJ | pour OBJ into OBJ | dunk OBJ into OBJ | mix OBJ
-  activate OBJ | deactivate OBJ | connect OBJ to OBJ | disconnect OBJ
-  use OBJ | use OBJ on OBJ | eat OBJ | flush OBJ
-  focus on OBJ | wait | wait1
-Write object names the way the observations write them."""
-
-FOCUS_RULE = (
-    "Use 'focus on' only on the object the task asks you to focus on, and only when you are sure: "
-    "focusing on anything else fails the task at once."
-)
 
 STEP_REQUEST = "Reply with your next command only, on a single line."
 
@@ -81,25 +69,6 @@ def tip_block(tips: Sequence[str]) -> str:
     return f"{TIP_BLOCK_START}\n{lines}\n{TIP_BLOCK_END}\n\n"
 
 
-def first_user_message(
-    task_description: str,
-    inventory: str,
-    observation: str,
-    demonstrations: Sequence[Demonstration],
-    reflections: Sequence[tuple[int, str]] = (),
-) -> str:
-    """The opening user message, before any tips: task, rules, examples, the reflections of earlier
-    trials (Reflexion only: ``reflection_block``), first observation."""
-    parts = [f"Your task: {task_description.strip()}", FOCUS_RULE, inventory.strip()]
-    if demonstrations:
-        examples = "\n\n".join(format_demonstration(i + 1, demo) for i, demo in enumerate(demonstrations))
-        parts.append("Solved examples of similar tasks (other rooms and objects may differ):\n\n" + examples)
-    if reflections:
-        parts.append(reflection_block(reflections))
-    parts += [f"You are here now:\n{observation.strip()}", STEP_REQUEST]
-    return "\n\n".join(parts)
-
-
 def step_user_message(observation: str) -> str:
     """The user message after an action, before any tips."""
     return f"{observation.strip()}\n\n{STEP_REQUEST}"
@@ -129,3 +98,17 @@ def reflection_message(task_description: str, transcript: str, score: int,
                      + "\n".join(f"Trial #{trial}: {text}" for trial, text in earlier))
     parts.append(REFLECTION_REQUEST)
     return "\n\n".join(parts)
+
+
+MOVED_TO_SCIENCEWORLD = ("SYSTEM_PROMPT", "FOCUS_RULE", "first_user_message")
+"""ScienceWorld's prompt names, now in ``env/scienceworld/prompts.py``."""
+
+
+def __getattr__(name: str):
+    """The old paths of ScienceWorld's prompt text (``prompts.SYSTEM_PROMPT``, ...), kept for one
+    version: looked up when asked for, so that this shared module never imports an environment."""
+    if name not in MOVED_TO_SCIENCEWORLD:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(f"empo2_lite.prompts.{name} moved to empo2_lite.env.scienceworld.prompts.{name} (issue #39); "
+                  "the old path goes in the next version", DeprecationWarning, stacklevel=2)
+    return getattr(import_module("empo2_lite.env.scienceworld.prompts"), name)

@@ -1,26 +1,24 @@
-"""The 18 ScienceWorld tasks of the paper's Table 1, and the variation ids the protocol uses.
+"""Tasks as every environment registers them, and the variation ids the protocol plays.
 
-Why a registry: the paper's protocol (Table 1; the official code's test set) trains on the first 5 train variations and evaluates on
-the first min(20, n_test) test variations of each task, with a per-task step cap (30; 60 for
-chemistry-mix; 120 for measure-melting-point-known-substance). Those ids and caps are written once
-in ``data/tasks.json`` (read off scienceworld 1.2.3; a JVM test checks them) so every other module
-and notebook asks this registry instead of re-deriving them.
-
-ScienceWorld numbers the variations of a task contiguously: train ids first, then dev, then test.
-Other environments' tasks (``env/spec.py``) are ``Task`` entries too, from their own registries;
-where their splits are not contiguous (TextWorldExpress's seed folds) the entry says where each
-split starts (``split_starts``). ``get_task`` finds a task in any environment.
+Each environment (``env/spec.py``) registers its tasks as ``Task`` entries: ScienceWorld the 18 of
+the paper's Table 1 (``env/scienceworld/tasks.py``), TextWorldExpress a few games at small sizes.
+A task names its train, dev and test splits: contiguous ids from 0 (ScienceWorld's numbering), or
+where they are not contiguous (TextWorldExpress's seed folds) the first id of each
+(``split_starts``). ``get_task`` finds a task in any environment.
 Choices (settings, screening, periodic evaluations) are scored on the dev split, the first
 min(20, n_dev) dev ids, played like the test split; the test split is played once per run, by
 an explicit final evaluation (``evaluation.py``).
+
+ScienceWorld's registry (``all_tasks``, ``task_names``, ``OOD_PAIRS``) lived here before issue #39;
+those names still answer here for one version (``__getattr__``), with a DeprecationWarning.
 """
 
 from __future__ import annotations
 
-import json
 import os
+import warnings
 from dataclasses import asdict, dataclass
-from functools import lru_cache
+from importlib import import_module
 from pathlib import Path
 
 SPLITS = ("train", "dev", "test")
@@ -28,13 +26,6 @@ EVAL_SPLITS = ("dev", "test")
 """The splits an evaluation may play: dev for every choice, test for the one final report."""
 EVAL_VARIATIONS = 20
 """Evaluations play the first min(20, n) variations of their split (the paper's test protocol)."""
-OOD_PAIRS = {
-    "life-stages-2-to-shortest-lived": ("identify-life-stages-2", "lifespan-shortest-lived"),
-    "longest-lived-to-conductivity": ("lifespan-longest-lived", "test-conductivity"),
-    "power-component-to-secondary-color": ("power-component", "chemistry-mix-paint-secondary-color"),
-}
-"""The paper's three OOD pairs (trained on A, adapting to B), by name; here, in the torch-free
-registry, so that the command line checks ``ood --pair`` before loading anything."""
 
 
 def data_dir() -> Path:
@@ -49,16 +40,16 @@ class UnknownTaskError(ValueError):
 
 @dataclass(frozen=True)
 class Task:
-    """One ScienceWorld task as the paper's protocol uses it."""
+    """One task of an environment as the protocol uses it."""
 
     name: str
-    """ScienceWorld task name, e.g. ``find-animal``."""
+    """The task's name, e.g. ``find-animal`` (ScienceWorld) or ``twx-coin-3``."""
     scienceworld_id: str
-    """ScienceWorld's own task number, e.g. ``4-4``."""
+    """The environment's own task number, e.g. ScienceWorld's ``4-4``."""
     topic: str
-    """ScienceWorld topic (Matter, Measurement, Electricity, Classification, Biology, Chemistry)."""
+    """The topic (ScienceWorld's: Matter, Measurement, Electricity, Classification, Biology, Chemistry)."""
     title: str
-    """ScienceWorld's human-readable title."""
+    """A human-readable title."""
     max_steps: int
     """Step cap per episode."""
     n_train_total: int
@@ -103,51 +94,28 @@ class Task:
             )
 
 
-@lru_cache(maxsize=1)
-def all_tasks() -> tuple[Task, ...]:
-    """The 18 tasks in the order of the paper's table."""
-    path = data_dir() / "tasks.json"
-    if not path.exists():
-        raise FileNotFoundError(f"{path} is missing: run from a clone of empo2-lite or set EMPO2_DATA")
-    rows = json.loads(path.read_text())
-    return tuple(
-        Task(**{**row, "train_variations": tuple(row["train_variations"]),
-                "test_variations": tuple(row["test_variations"])})
-        for row in rows
-    )
-
-
-def task_names() -> list[str]:
-    """Names of the 18 tasks."""
-    return [task.name for task in all_tasks()]
-
-
-def get_task(name: str) -> Task:
-    """The registry entry for ``name`` (the paper's ScienceWorld tasks, then every other
-    environment's); UnknownTaskError lists the valid names otherwise."""
-    for task in all_tasks():
-        if task.name == name:
-            return task
-    others = other_environment_tasks()
-    for task in others:
-        if task.name == name:
-            return task
-    raise UnknownTaskError(f"task: {name!r} is not one of the paper's tasks or another environment's; choose one of: "
-                           f"{', '.join(task_names() + [task.name for task in others])}")
-
-
-def other_environment_tasks() -> list[Task]:
-    """The tasks of the environments beside ScienceWorld (``env/spec.py``), in registry order."""
+def environment_tasks() -> list[Task]:
+    """Every environment's tasks (``env/spec.py``), in registry order: ScienceWorld's first."""
     from empo2_lite.config.sections import ENVIRONMENT_NAMES
     from empo2_lite.env.spec import environment
 
-    return [task for name in ENVIRONMENT_NAMES if name != "scienceworld" for task in environment(name).tasks()]
+    return [task for name in ENVIRONMENT_NAMES for task in environment(name).tasks()]
+
+
+def get_task(name: str) -> Task:
+    """The registry entry for ``name`` in any environment; UnknownTaskError lists the valid names otherwise."""
+    every = environment_tasks()
+    for task in every:
+        if task.name == name:
+            return task
+    raise UnknownTaskError(f"task: {name!r} is not one of the paper's tasks or another environment's; choose one of: "
+                           f"{', '.join(task.name for task in every)}")
 
 
 def step_cap(name: str, default: int) -> int:
     """The step cap of a registered task (any environment's), or ``default`` for any other
     ScienceWorld task."""
-    return next((task.max_steps for task in (*all_tasks(), *other_environment_tasks()) if task.name == name), default)
+    return next((task.max_steps for task in environment_tasks() if task.name == name), default)
 
 
 def format_table(tasks: tuple[Task, ...] | list[Task]) -> str:
@@ -173,3 +141,17 @@ def as_json_rows(tasks: tuple[Task, ...] | list[Task]) -> list[dict]:
     """The tasks as plain dicts (the ``tasks --json`` output)."""
     return [{**asdict(t), "train_variations": list(t.train_variations),
              "test_variations": list(t.test_variations)} for t in tasks]
+
+
+MOVED_TO_SCIENCEWORLD = ("all_tasks", "task_names", "OOD_PAIRS")
+"""ScienceWorld's registry names, now in ``env/scienceworld/tasks.py``."""
+
+
+def __getattr__(name: str):
+    """The old paths of ScienceWorld's registry (``tasks.all_tasks``, ...), kept for one version:
+    looked up when asked for, so that this neutral module never imports an environment."""
+    if name not in MOVED_TO_SCIENCEWORLD:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(f"empo2_lite.tasks.{name} moved to empo2_lite.env.scienceworld.tasks.{name} (issue #39); "
+                  "the old path goes in the next version", DeprecationWarning, stacklevel=2)
+    return getattr(import_module("empo2_lite.env.scienceworld.tasks"), name)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from empo2_lite import tasks
 from empo2_lite.config import EnvConfig
 from empo2_lite.env import EpisodeOverError, ScienceWorldAdapter
 from empo2_lite.env.play import play_actions
+from empo2_lite.env.scienceworld.tasks import all_tasks
 from empo2_lite.tasks import UnknownTaskError
 
 pytestmark = pytest.mark.jvm
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.jvm
 
 def test_every_paper_task_loads_with_the_registry_split_sizes(adapter):
     server = adapter.jvm.server
-    for task in tasks.all_tasks():
+    for task in all_tasks():
         start = adapter.reset(task.name, task.train_variations[0])
         assert start.task_description.strip(), task.name
         assert start.max_steps == task.max_steps

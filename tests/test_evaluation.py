@@ -18,7 +18,8 @@ from empo2_lite.config import ConfigError, MemoryConfig, RolloutConfig, apply_ov
 from empo2_lite.env import pool as pool_module
 from empo2_lite.env.scienceworld import pool as scienceworld_pool
 from empo2_lite.summary import summarize
-from empo2_lite.tasks import OOD_PAIRS, get_task
+from empo2_lite.env.scienceworld.tasks import OOD_PAIRS
+from empo2_lite.tasks import get_task
 from replay_pool import ReplayPool
 from scripted import ScriptedSampler
 

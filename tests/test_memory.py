@@ -19,7 +19,8 @@ from empo2_lite.memory import tips as tips_module
 from empo2_lite.memory.tips import WrittenTip, closing_message, tip_messages, tip_prompt_ids
 from empo2_lite.policy.sampling import SampledResponse
 from empo2_lite.policy.tiny import byte_tokenizer
-from empo2_lite.prompts import STEP_REQUEST, SYSTEM_PROMPT, TIP_WRITING_REQUEST, step_user_message
+from empo2_lite.env.scienceworld.prompts import SYSTEM_PROMPT
+from empo2_lite.prompts import STEP_REQUEST, TIP_WRITING_REQUEST, step_user_message
 from empo2_lite.rollout import EpisodeSpec, collect_rollouts
 from empo2_lite.trajectory import ChatTokens, Trajectory, Turn
 from replay_pool import ReplayPool

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import pytest
 
-from empo2_lite import prompts, tasks
-from empo2_lite.demonstrations import Demonstration, demonstrations_for
+from empo2_lite import prompts
+from empo2_lite.demonstrations import Demonstration
+from empo2_lite.env.scienceworld import prompts as scienceworld_prompts
+from empo2_lite.env.scienceworld.demonstrations import demonstrations_for
+from empo2_lite.env.scienceworld.tasks import all_tasks
 from empo2_lite.env.play import play_actions
 
 
 def test_first_message_has_task_rules_inventory_examples_and_observation():
     demo = Demonstration(7, "Your task is to find a(n) plant.", ("go to outside", "focus on tree"))
-    text = prompts.first_user_message("Your task is to find a(n) animal.", "In your inventory, you see:\n\tan orange",
+    text = scienceworld_prompts.first_user_message("Your task is to find a(n) animal.", "In your inventory, you see:\n\tan orange",
                                       "This room is called the hallway.", [demo])
-    for piece in ("find a(n) animal", prompts.FOCUS_RULE, "an orange", "Example 1: Your task is to find a(n) plant.",
+    for piece in ("find a(n) animal", scienceworld_prompts.FOCUS_RULE, "an orange", "Example 1: Your task is to find a(n) plant.",
                   "  > focus on tree", "This room is called the hallway.", prompts.STEP_REQUEST):
         assert piece in text
     assert text.index("Example 1") < text.index("You are here now")
@@ -28,7 +31,7 @@ def test_tip_block_is_delimited_and_empty_without_tips():
     assert prompts.with_tips("obs", ["a"]).endswith("\n\nobs")
 
 
-@pytest.mark.parametrize("task", tasks.all_tasks(), ids=lambda t: t.name)
+@pytest.mark.parametrize("task", all_tasks(), ids=lambda t: t.name)
 def test_every_task_has_two_train_demonstrations_that_exclude_the_played_variation(task):
     demos = demonstrations_for(task.name, task.train_variations[0])
     assert len(demos) == 2

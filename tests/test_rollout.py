@@ -16,13 +16,15 @@ import pytest
 import torch
 
 from empo2_lite import prompts
+from empo2_lite.env.scienceworld.prompts import SYSTEM_PROMPT
+from empo2_lite.env.scienceworld.tasks import all_tasks
 from empo2_lite.env.episode import EpisodeStart
 from empo2_lite.env.pool import EnvPool
 from empo2_lite.policy.sampling import SampledResponse
 from empo2_lite.rollout import (EpisodeSpec, RetrievalQuery, _Episode, action_text, collect_rollouts, pay_novelty,
                                 worst_case_prompt_tokens)
 from empo2_lite.config import PRESETS, RolloutConfig, preset
-from empo2_lite.tasks import all_tasks, get_task
+from empo2_lite.tasks import get_task
 from empo2_lite.trajectory import ChatTokens, TemplateError
 from replay_pool import ReplayPool
 from scripted import ScriptedSampler
@@ -164,7 +166,7 @@ def test_packed_ids_equal_the_smollm2_chatml_render(tiny_smollm2_model, pool):
     trajectories = collect_rollouts(policy, pool, [ANIMAL, BULB], RolloutConfig(max_steps=3), sampler=sampler,
                                     retrieve=tips_on_even_steps, progress=False)
     for trajectory in trajectories:
-        history = [{"role": "system", "content": prompts.SYSTEM_PROMPT}]
+        history = [{"role": "system", "content": SYSTEM_PROMPT}]
         for turn in trajectory.turns:
             history += [{"role": "user", "content": turn.user_message},
                         {"role": "assistant", "content": turn.response_text}]

@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from empo2_lite import tasks
+from empo2_lite.env.scienceworld.tasks import all_tasks, task_names
 
 PAPER_TASKS = {
     "chemistry-mix", "chemistry-mix-paint-secondary-color", "chemistry-mix-paint-tertiary-color",
@@ -21,8 +22,8 @@ PAPER_TASKS = {
 
 
 def test_registry_holds_exactly_the_papers_18_tasks():
-    assert set(tasks.task_names()) == PAPER_TASKS
-    assert len(tasks.task_names()) == 18
+    assert set(task_names()) == PAPER_TASKS
+    assert len(task_names()) == 18
 
 
 @pytest.mark.parametrize("name, steps", [
@@ -33,11 +34,11 @@ def test_step_caps_follow_the_protocol(name, steps):
 
 
 def test_every_other_task_has_30_steps():
-    others = [t for t in tasks.all_tasks() if t.name not in ("chemistry-mix", "measure-melting-point-known-substance")]
+    others = [t for t in all_tasks() if t.name not in ("chemistry-mix", "measure-melting-point-known-substance")]
     assert {t.max_steps for t in others} == {30}
 
 
-@pytest.mark.parametrize("task", tasks.all_tasks(), ids=lambda t: t.name)
+@pytest.mark.parametrize("task", all_tasks(), ids=lambda t: t.name)
 def test_protocol_variation_ids(task):
     train, test = task.split_ids("train"), task.split_ids("test")
     assert task.train_variations == tuple(train[: min(5, task.n_train_total)])
@@ -75,7 +76,7 @@ def test_step_cap_falls_back_for_other_scienceworld_tasks():
 
 
 def test_table_lists_every_task():
-    table = tasks.format_table(tasks.all_tasks())
+    table = tasks.format_table(all_tasks())
     assert all(name in table for name in PAPER_TASKS)
     assert "225..244 (20)" in table
 
@@ -95,3 +96,30 @@ def test_cli_tasks_json():
 def test_cli_tasks_table():
     out = subprocess.run([sys.executable, "-m", "empo2_lite", "tasks"], capture_output=True, text=True, check=True)
     assert "measure-melting-point-known-substance" in out.stdout and "Measurement" in out.stdout
+
+
+@pytest.mark.parametrize("module, moved, home", [
+    ("empo2_lite.tasks", "all_tasks", "empo2_lite.env.scienceworld.tasks"),
+    ("empo2_lite.tasks", "OOD_PAIRS", "empo2_lite.env.scienceworld.tasks"),
+    ("empo2_lite.prompts", "SYSTEM_PROMPT", "empo2_lite.env.scienceworld.prompts"),
+    ("empo2_lite.prompts", "first_user_message", "empo2_lite.env.scienceworld.prompts"),
+    ("empo2_lite.demonstrations", "demonstrations_for", "empo2_lite.env.scienceworld.demonstrations"),
+])
+def test_scienceworld_names_moved_in_issue_39_still_answer_at_their_old_path_with_a_warning(module, moved, home):
+    """Issue #39 moved ScienceWorld's registry, prompts and demonstrations into env/scienceworld/;
+    the old paths give the same objects for one version and say where they went."""
+    import importlib
+
+    with pytest.warns(DeprecationWarning, match=home.replace(".", r"\.")):
+        old = getattr(importlib.import_module(module), moved)
+    assert old is getattr(importlib.import_module(home), moved)
+    with pytest.raises(AttributeError, match="no_such_name"):
+        getattr(importlib.import_module(module), "no_such_name")
+
+
+def test_the_neutral_modules_import_no_environment():
+    """tasks.py, prompts.py and demonstrations.py are every environment's: importing them alone
+    loads neither ScienceWorld's folder nor TextWorldExpress's."""
+    code = ("import sys, empo2_lite.tasks, empo2_lite.prompts, empo2_lite.demonstrations; "
+            "loaded = [m for m in sys.modules if m.startswith('empo2_lite.env.')]; assert not loaded, loaded")
+    subprocess.run([sys.executable, "-c", code], check=True)

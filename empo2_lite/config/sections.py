@@ -14,8 +14,13 @@ from pathlib import Path
 
 from empo2_lite.config.checks import ConfigError, check_choice, check_fraction, check_integer, check_positive
 
-ENVIRONMENT_NAMES = ("scienceworld", "textworldexpress")
-"""The environments a run can play (``env.spec.ENVIRONMENTS`` says where each one's spec lives)."""
+ENVIRONMENTS = {"scienceworld": "empo2_lite.env.scienceworld", "textworldexpress": "empo2_lite.env.textworldexpress"}
+"""The registry of environments: each one's name and the module whose ``ENVIRONMENT`` is its spec
+(``env/spec.py``), imported when first asked for, so that the kit loads no environment it does not
+play. Adding an environment adds one entry here; it lives here, not in ``env/spec.py``, so that a
+setting is checked against it without importing any environment."""
+ENVIRONMENT_NAMES = tuple(ENVIRONMENTS)
+"""The environments a run can play, in registry order (ScienceWorld first: the paper's)."""
 ACTION_CHECKS = ("parser", "valid_list")
 SIMPLIFICATIONS = ("easy", "")
 

@@ -55,7 +55,7 @@ def find_exact(text: str, valid_actions: list[str]) -> str | None:
 def closest_action(text: str, valid_actions: list[str]) -> str:
     """The valid action most similar to ``text`` (deterministic; see module docstring)."""
     if not valid_actions:
-        raise ValueError("valid_actions is empty: ScienceWorld offered no action to fall back on")
+        raise ValueError("valid_actions is empty: the environment offered no action to fall back on")
     return min(valid_actions, key=lambda action: (-word_overlap(text, action), len(action), action))
 
 

@@ -18,7 +18,7 @@ environment writes that list once, in its own folder (``env/scienceworld/``):
 Scores reach the loop already on the kit's scale (``env/episode.py``). A run names its environment
 in ``env.name``; an episode finds its environment by its task (``environment_of``), so that the
 prompts of the tip writer and of Reflexion, which see only a task, are the environment's too.
-Adding an environment: a folder under ``env/``, one entry in ``ENVIRONMENTS``.
+Adding an environment: a folder under ``env/``, one entry in ``config.sections.ENVIRONMENTS``.
 """
 
 from __future__ import annotations
@@ -31,16 +31,12 @@ from importlib import import_module
 from typing import TYPE_CHECKING
 
 from empo2_lite.config.checks import check_choice
-from empo2_lite.config.sections import ENVIRONMENT_NAMES
+from empo2_lite.config.sections import ENVIRONMENT_NAMES, ENVIRONMENTS
 
 if TYPE_CHECKING:  # the others (EnvConfig, Demonstration, Task, Trajectory) are named, not imported:
     # tasks.py asks this module for other environments' tasks, and they all import tasks.py
     from empo2_lite.env.episode import EpisodeStart
     from empo2_lite.env.protocol import EpisodePool
-
-ENVIRONMENTS = {"scienceworld": "empo2_lite.env.scienceworld", "textworldexpress": "empo2_lite.env.textworldexpress"}
-"""Each environment's name (``config.ENVIRONMENT_NAMES``) and the module whose ``ENVIRONMENT`` is its
-spec, imported when first asked for, so that the kit loads no environment it does not play."""
 
 
 @dataclass(frozen=True)

@@ -1,30 +1,31 @@
 """ScienceWorld as the kit's environment spec (``env/spec.py``): its tasks, prompts, demonstrations,
 pool and summary extras.
 
-Its adapter (with the action correction and ambiguity answers), JVM and pool live in this folder;
-the task registry (``tasks.py``, the paper's 18 tasks from ``data/tasks.json``), the prompt text
-(``prompts.py``) and the demonstrations (``demonstrations.py``) are still where the kit first wrote
-them, and this module is the one place that says which of them make up ScienceWorld.
+Everything ScienceWorld's lives in this folder: its task registry (``tasks.py``, the paper's 18
+tasks from ``data/tasks.json``), its prompt text (``prompts.py``), its demonstrations
+(``demonstrations.py``), its adapter with the action correction and ambiguity answers
+(``adapter.py``), its JVMs (``jvm.py``) and pool (``pool.py``); this module says which of them
+make up the spec.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from empo2_lite import prompts
 from empo2_lite.env.episode import EpisodeStart
+from empo2_lite.env.scienceworld import prompts
 from empo2_lite.env.spec import Environment, StateKeyRules
 from empo2_lite.trajectory import Trajectory
 
 
 def _tasks() -> tuple:
-    from empo2_lite.tasks import all_tasks
+    from empo2_lite.env.scienceworld.tasks import all_tasks
 
     return all_tasks()
 
 
 def _owns_task(task: str) -> bool:
-    from empo2_lite.tasks import task_names
+    from empo2_lite.env.scienceworld.tasks import task_names
 
     return task in task_names()
 
@@ -35,7 +36,7 @@ def _first_message(start: EpisodeStart, demonstrations: Sequence, reflections: S
 
 
 def _demonstrations(task: str, variation: int, count: int) -> list:
-    from empo2_lite.demonstrations import demonstrations_for
+    from empo2_lite.env.scienceworld.demonstrations import demonstrations_for
 
     return demonstrations_for(task, variation, count)
 
