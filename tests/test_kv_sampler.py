@@ -263,3 +263,33 @@ def test_candidates_are_what_sample_responses_draws_from_their_seeds_and_only_ne
         prompts = [p + r.token_ids + next_turn(tokenizer, OBSERVATIONS[k]) for k, (p, r) in enumerate(zip(prompts, played))]
     with pytest.raises(ValueError, match="one row of 4 per episode"):
         sampler.sample_candidates([0, 1], prompts, 4, seeds=[[1, 2, 3, 4]])
+
+
+def test_stopped_candidates_leave_the_batch_and_the_others_draw_what_they_draw_alone(byte_policy):
+    """A candidate that has stopped is not fed again (the batch shrinks token by token), and every
+    candidate's tokens are the ones it draws when decoded alone from the same seed. Stop tokens are
+    widened to a quarter of the byte vocabulary so that candidates stop at different lengths."""
+    policy = byte_policy
+    sampler = KVCacheSampler(policy, temperature=1.0, top_p=1.0, max_new_tokens=12)
+    widened = sorted({*sampler.stop_set, *range(0, 256, 4)})
+    sampler.stop_set, sampler.stop_ids = set(widened), torch.tensor(widened)
+    fed_rows: list[int] = []
+    last_logits = sampler._last_logits
+
+    def counting(input_ids, mask, cache):
+        fed_rows.append(input_ids.shape[0])
+        return last_logits(input_ids, mask, cache)
+
+    sampler._last_logits = counting
+    prompt = first_prompt(policy.tokenizer, FIRST_MESSAGES[1])
+    seeds = [[7, 8, 9, 10, 11, 12]]
+    [together] = sampler.sample_candidates([0], [prompt], 6, seeds=seeds)
+    decoded_rows = fed_rows[1:]  # after the prefill
+    lengths = sorted(len(candidate.token_ids) for candidate in together)
+    assert lengths[0] < lengths[-1]  # some stopped early
+    assert decoded_rows == sorted(decoded_rows, reverse=True) and decoded_rows[-1] < 6
+    assert sum(decoded_rows) == sum(length - 1 for length in lengths)  # each fed its own tokens but the last
+    alone = [sampler.sample_candidates([0], [prompt], 1, seeds=[[seed]])[0][0] for seed in seeds[0]]
+    assert [c.token_ids for c in together] == [c.token_ids for c in alone]
+    for got, expected in zip(together, alone):
+        assert torch.allclose(torch.tensor(got.logprobs), torch.tensor(expected.logprobs), atol=1e-4)

@@ -206,16 +206,30 @@ class KVCacheSampler:
 
     def _candidates(self, cache: DynamicCache, mask: torch.Tensor, logits: torch.Tensor, row: int, seeds: list[int],
                     with_logprobs: bool) -> list[SampledResponse]:
-        """Decode ``len(seeds)`` responses from row ``row`` of the prefilled ``cache`` (left as it is)."""
+        """Decode ``len(seeds)`` responses from row ``row`` of the prefilled ``cache`` (left as it is).
+
+        A candidate that has stopped is dropped from the batch at the next token, so the rest do not
+        carry it: untrained candidates often run to ``max_new_tokens`` while most stop after a few
+        words, and on a CPU every row of a decoded token costs its share of the forward."""
         rows = torch.full((len(seeds),), row, dtype=torch.long, device=logits.device)
         copy = DynamicCache()
         copy.layers = [_PreallocatedLayer(layer._capacity, layer._key_buffer[rows], layer._value_buffer[rows], layer._filled)
                        for layer in cache.layers]
         fed = [mask[rows]]
+        decoding = [torch.arange(len(seeds), device=logits.device)]  # the rows the copy still holds
 
         def feed(token: torch.Tensor, live: torch.Tensor) -> torch.Tensor:
             fed[0] = torch.cat([fed[0], live[:, None].long()], dim=1)
-            return self._last_logits(token[:, None], fed[0], copy)
+            still = live[decoding[0]]
+            if not still.all():  # rows that stopped leave the copy: a candidate costs its own tokens only
+                for layer in copy.layers:
+                    layer._adopt(layer._key_buffer[still], layer._value_buffer[still])
+                decoding[0] = decoding[0][still]
+            rows_left = decoding[0]
+            computed = self._last_logits(token[rows_left][:, None], fed[0][rows_left], copy)
+            full = computed.new_zeros((len(live), computed.shape[-1]))  # a stopped row's draws become pad
+            full[rows_left] = computed
+            return full
 
         tokens, logprobs = decode_tokens(logits[rows], feed, seeds=row_seeds(seeds, len(seeds), logits.device),
                                          temperature=self.temperature, top_p=self.top_p,
