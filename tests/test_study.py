@@ -562,10 +562,10 @@ def test_the_plans_ship_as_package_data_and_are_found_by_name(tmp_path):
 
     declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
     assert declared["empo2_lite.study"] == ["plans/*.yaml"]
-    assert sorted(path.name for path in PLANS.glob("*.yaml")) == ["cpu-solve.yaml", "cpu.yaml", "gpu.yaml"]
+    assert sorted(path.name for path in PLANS.glob("*.yaml")) == ["cpu-solve.yaml", "cpu-twx.yaml", "cpu.yaml", "gpu.yaml"]
     assert read_plan("cpu").name == "cpu-study" and read_plan(str(CPU_PLAN)).name == "cpu-study"
     with pytest.raises(ConfigError, match="^--plan: 'gpux' is neither a file nor a shipped plan; give a YAML file "
-                                          "or one of: cpu, cpu-solve, gpu$"):
+                                          "or one of: cpu, cpu-solve, cpu-twx, gpu$"):
         read_plan("gpux")
 
 

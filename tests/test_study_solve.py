@@ -429,3 +429,25 @@ def test_the_cpu_solve_rehearsal_keeps_every_stage_on_the_tiny_model():
     found = estimate.estimate(rehearsal)
     estimate.check_budget(rehearsal, found)
     assert max(found.parts) <= rehearsal.part_limit_s
+
+
+# -- the TextWorldExpress study (issue #39) --------------------------------------------------------
+def test_the_cpu_twx_plan_probes_textworldexpress_games_by_solved_episodes_and_runs_in_four_parts():
+    plan = read_plan("cpu-twx")
+    assert (plan.preset, plan.algos, plan.seeds, plan.iterations, plan.ood) == ("cpu-twx", ["empo2", "gigpo", "grpo"],
+                                                                                 [0, 1, 2], 4, None)
+    assert [task for _, task, _ in probe.probe_candidates(plan)] == ["twx-coin-3", "twx-twc-1", "twx-mapreader-3"]
+    assert plan.probe["rule"] == {"points": 100, "at_least": 1, "success_below": 0.5}  # these games score 0 or 100
+    assert dict(phases.candidates(plan)) == {"paper": {}, "ws10": {"warm_start": 10},
+                                             "ws10-lr3e4": {"warm_start": 10, "update.learning_rate": 3e-4}}
+    assert stages(plan) == ["probe", "screen", "seed 0", "seed 1", "seed 2"]
+    found = estimate.estimate(plan)
+    estimate.check_budget(plan, found)
+    assert len(found.parts) == 4 and max(found.parts) <= plan.part_limit_s and found.iteration_s == 142.0
+
+
+def test_the_cpu_twx_rehearsal_plays_textworldexpress_on_the_tiny_model():
+    rehearsal = read_plan("cpu-twx", rehearse=True)
+    assert rehearsal.preset == "cpu-smoke" and rehearsal.overrides["env.name"] == "textworldexpress"
+    assert stages(rehearsal) == ["probe", "screen", "seed 0"]
+    estimate.check_budget(rehearsal, estimate.estimate(rehearsal))

@@ -240,4 +240,4 @@ def test_the_cpu_twx_preset_plays_coin_collector_and_says_it_is_unscreened():
     config = preset("cpu-twx")
     config.validate()
     assert (config.env.name, config.task, config.rollout.max_steps) == ("textworldexpress", COIN, 10)
-    assert "cpu-twx" in UNSCREENED_PRESETS and PRESET_COSTS["cpu-twx"].source.startswith("estimate")
+    assert "cpu-twx" in UNSCREENED_PRESETS and PRESET_COSTS["cpu-twx"].source.startswith("measured")

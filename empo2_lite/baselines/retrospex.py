@@ -26,7 +26,11 @@ a re-read of the prompt. Measured on the 2-core VM (``benchmarks/retrospex_cost.
 of 10 steps, 6 candidates; docs/retrospex-cost-2026-12-07.json): 43x fewer prompt tokens computed
 than re-reading the prompt once per candidate, every one of the 40 actions the same, but only 2.25x
 less time (69 s an episode against 155 s; a naive episode: ~7 s): decoding 6 candidates, episode by
-episode, is most of what is left.
+episode, is most of what is left. Batching several episodes' candidates together was tried and was
+slower on the 2-core CPU (6 rows at a time: 106 s for 24 steps; 24 rows: 198 s): a row costs about
+the same in any batch there. What does save time is that a candidate which has stopped leaves the
+batch at the next token (``KVCacheSampler._candidates``): most stop after a few words while one
+often runs on to ``max_new_tokens``.
 """
 
 from __future__ import annotations

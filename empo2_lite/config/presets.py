@@ -22,7 +22,9 @@
 * ``cpu-twx``: the ``cpu-solve`` family on TextWorldExpress's coin collector with 3 rooms
   (``env.name = textworldexpress``, ``twx-coin-3``): the embedded model, 10-step episodes, one
   demonstration, 2 variations x group 4. **Unscreened: never trained yet** (issue #39 asks for its
-  size to be checked with the untrained model on dev first); its cost is cpu-solve's until measured.
+  size to be checked with the untrained model on dev first: docs/textworldexpress-probe-2026-12-07.md);
+  its plain iteration is measured (142 s), its memory iteration priced as cpu-solve's. Its study:
+  ``study --plan cpu-twx``.
 * ``gpu-24gb`` and ``gpu-48gb``: Qwen2.5-3B- and Qwen2.5-7B-Instruct with LoRA in bf16 and
   paper-like settings (group 8, full history, 32-token actions). **Unverified until measured on
   such a GPU** with real weights: one offline check on an H200 with same-shape random weights
@@ -229,5 +231,7 @@ PRESET_COSTS = {
     "gpu-learn": PresetCost(10.0, 0.4, 6.0, "estimate: never run, unscreened (docs/gpu-study.md)"),
     "cpu-solve": PresetCost(135.0, 7.0, 7.0, "measured on a 2-core CPU alone, issue #36's pre-check", 939.0),
     "cpu-solve-chosen": PresetCost(130.0, 5.0, 6.5, "measured on a 2-core CPU, docs/results-cpu-solve.md", 939.0),
-    "cpu-twx": PresetCost(135.0, 7.0, 5.0, "estimate: cpu-solve's cost, not yet measured with TextWorldExpress"),
+    "cpu-twx": PresetCost(142.0, 5.0, 4.6, "measured on a 2-core CPU alone: one EMPO² iteration and 20 dev episodes "
+                          "per game, docs/textworldexpress-probe-2026-12-07.md; a memory iteration priced as "
+                          "cpu-solve's", 939.0),
 }

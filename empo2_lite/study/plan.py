@@ -213,11 +213,11 @@ def check_plan(plan: Plan) -> None:
     if plan.parts is not None:
         _check_parts(plan)
     for algo in plan.algos:
-        apply_overrides(base, {**plan.overrides, "algo": algo, **({"task": plan.task} if plan.task else {})}).validate()
+        apply_overrides(base, {**plan.overrides, "algo": algo, **planned_task(plan)}).validate()
     for overrides in plan.references.values():
         if not isinstance(overrides, dict):
             raise ConfigError(f"references: {overrides!r} is not allowed; each folder maps to overrides (or {{}})")
-        apply_overrides(base, {**plan.overrides, **overrides, "baseline": "naive"}).validate()
+        apply_overrides(base, {**plan.overrides, **planned_task(plan), **overrides, "baseline": "naive"}).validate()
     check_integer("k", plan.k, minimum=1)
     check_integer("trials", plan.trials, minimum=1)
     if plan.iterations is not None:
@@ -377,7 +377,18 @@ def _check_screen(plan: Plan) -> None:
                               "train variations its warm start clones (an integer >= 0; 0: none)")
     for algo in screened:
         for _, overrides in candidates(plan):
-            apply_overrides(base, {**plan.overrides, **warm_start_of(overrides)[1], "algo": algo}).validate()
+            apply_overrides(base, {**plan.overrides, **planned_task(plan), **warm_start_of(overrides)[1],
+                                   "algo": algo}).validate()
+
+
+def planned_task(plan: Plan) -> dict:
+    """The overrides of the task the plan's pieces are checked with: its ``task``, else the probe's
+    first candidate (its task and settings), else none (the preset's). Checking with the preset's own
+    task would refuse a plan that moves the preset to another environment's task (``env.name``)."""
+    if plan.task:
+        return {"task": plan.task}
+    probed = probe_candidates(plan.probe)
+    return {"task": probed[0][1], **probed[0][2]} if probed else {}
 
 
 def candidates(plan: Plan) -> list[tuple[object, dict]]:
