@@ -8,6 +8,7 @@ JVMs is the smoke demo (test_cli.py), which chains train, final evaluation and a
 
 from __future__ import annotations
 
+import json
 import math
 
 import pytest
@@ -278,6 +279,9 @@ def test_the_comparison_plays_each_piece_once_and_tabulates_algorithms_and_basel
     assert [path.name for path in results.find_runs(root)] == ["grpo-s1"]
     table = compare.run_comparison(root, "cpu-smoke", [0, 1], **settings)
     assert sorted(path.name for path in results.find_runs(root)) == sorted(compare.pieces([0, 1]))
+    logs = {path.stem: json.loads(path.read_text()) for path in (root / "logs").glob("*.json")}
+    assert sorted(logs) == sorted(compare.pieces([0, 1]))  # each piece's times, for what it cost
+    assert all(log["started"] <= log["evaluated"] for log in logs.values())
     assert list(table.columns) == list(comparison.TABLE_COLUMNS)
     assert list(table["algo"]) == ["naive", "memory-only", "empo2", "grpo"]
     rows = table.set_index("algo")

@@ -11,6 +11,7 @@ layout, every piece in one folder (the plan's ``main`` is '.')::
     memory-only-s<seed>/    the base model with EMPO²'s growing tip memory, ``trials`` times, no training (not Reflexion)
     reflexion-s<seed>/      with ``baselines`` naming it: Reflexion, ``trials`` attempts per variation, and its control
     retrospex-s<seed>/      with ``baselines`` naming it: Retrospex with the critic ``critic``, and its actor-only arm
+    logs/<piece>.json       each piece's start and end times (what it cost)
 
 Every piece is skipped when it is already done, so the experiment can be stopped and rerun, or
 split across processes (``python -m empo2_lite compare --only grpo-s1`` in parallel, then a plain
@@ -125,5 +126,5 @@ def run_comparison(root: str | Path, preset_name: str, seeds: Sequence[int], *, 
     root.mkdir(parents=True, exist_ok=True)
     every = {piece.name: piece for piece in [*reference_pieces(plan, root), *compared_pieces(plan, root, {}, None)]}
     chosen = [every[name] for name in only or pieces(seeds, algos, baselines)]
-    run_inline(chosen, progress=progress, make_pool=make_pool, trainer_class=trainer_class)
+    run_inline(chosen, progress=progress, logs=root / "logs", make_pool=make_pool, trainer_class=trainer_class)
     return comparison_table(root)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from empo2_lite.runs import write_atomic
 from empo2_lite.study.pieces import PIECE_KINDS, PieceKind
 
 KIT = Path(__file__).resolve().parents[2]
@@ -140,9 +141,12 @@ def run_pieces(pieces: list[Piece], k: int, stop_at: float, logs: Path, *,
     return outcomes
 
 
-def run_inline(pieces: list[Piece], *, progress: bool = True, **job_options: Any) -> dict[str, dict]:
+def run_inline(pieces: list[Piece], *, progress: bool = True, logs: Path | None = None,
+               **job_options: Any) -> dict[str, dict]:
     """Play ``pieces`` one after another in this process, without a clock, each skipped when done
-    before (``compare``: the same pieces as a study's; ``job_options`` reach the jobs)."""
+    before (``compare``: the same pieces as a study's; ``job_options`` reach the jobs). With ``logs``,
+    each piece played leaves its report in ``logs/<name>.json`` as a study's piece does (its start
+    and end times: what a baseline costs per episode is read from them)."""
     outcomes = {}
     for piece in pieces:
         if done_before(piece):
@@ -150,6 +154,9 @@ def run_inline(pieces: list[Piece], *, progress: bool = True, **job_options: Any
             continue
         outcomes[piece.name] = {"exit": 0, **kind_of(piece).play(piece.spec, time.time(), progress=progress,
                                                                  **job_options)}
+        if logs is not None:
+            logs.mkdir(parents=True, exist_ok=True)
+            write_atomic(logs / f"{piece.name}.json", json.dumps(outcomes[piece.name]) + "\n")
     return outcomes
 
 

@@ -1,0 +1,144 @@
+"""The paper's two other baselines on the CPU solve study's setting (issue #38): every number
+docs/results-cpu-solve.md states about Reflexion and Retrospex, from their run folders.
+
+    python scripts/cpu_solve_baselines.py [--baselines data/sample_runs/cpu-solve/baselines]
+                                          [--study data/sample_runs/cpu-solve] [--markdown]
+
+Reflexion and Retrospex ran with ``compare --preset cpu-solve --task find-non-living-thing
+--baselines reflexion retrospex --critic critic-cpu-solve --trials 3 --only <piece>``: the study's
+untrained reference settings (10-step cap, one demonstration, temperature 0.4, the 20 test
+variations once per seed), so that the study's untrained rows (``main/naive-s<seed>``) are their
+Naive. Prints, as JSON, per arm its rows over the seeds (solved of 20, success, return, end
+reasons), the paired gains in test success and return over the untrained model (each variation
+averaged over seeds, then the 20 differences: ``comparison.paired_gain``), Reflexion's reflections
+and per-trial record, Retrospex's re-ranking record, and each piece's wall seconds per episode
+played (from ``compare``'s ``logs/<piece>.json``), beside the untrained model's from the study's logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+from pathlib import Path
+
+from empo2_lite.comparison import paired_gain
+from empo2_lite.runs import RunDir
+
+ROOT = Path(__file__).resolve().parents[1]
+ARMS = {
+    "Reflexion, best of 3 trials": ("reflexion", ()),
+    "Reflexion, trial 1": ("reflexion", ("trial_1",)),
+    "Reflexion, last trial": ("reflexion", ("last_trial",)),
+    "control: best of 3, reflections withheld": ("reflexion", ("control",)),
+    "Retrospex (critic re-ranks)": ("retrospex", ()),
+    "actor-only arm (lambda = 1)": ("retrospex", ("actor_only",)),
+}
+"""Each reported arm: the piece kind and where its evaluation record sits in the piece's test row."""
+
+
+def seeds_of(folder: Path, kind: str) -> list[int]:
+    return sorted(int(path.name.rsplit("-s", 1)[1]) for path in folder.glob(f"{kind}-s*")
+                  if any(row.get("split") == "test" for row in RunDir(path).read_evals()))
+
+
+def test_row(folder: Path, name: str) -> dict:
+    """The last test row of run ``name`` under ``folder``."""
+    return [row for row in RunDir(folder / name).read_evals() if row.get("split", "test") == "test"][-1]
+
+
+def record(row: dict, path: tuple[str, ...]) -> dict:
+    for key in path:
+        row = row[key]
+    return row
+
+
+def spread(values: list[float]) -> dict:
+    return {"values": values, "mean": statistics.mean(values),
+            "std": statistics.stdev(values) if len(values) > 1 else None}
+
+
+def arm_summary(records: list[dict], naive: list[dict]) -> dict:
+    gain, gain_se = paired_gain([r["per_variation"] for r in records], [n["per_variation"] for n in naive])
+    success, success_se = paired_gain([r["per_variation_success"] for r in records],
+                                      [n["per_variation_success"] for n in naive])
+    return {"seeds": len(records),
+            "solved": spread([round(r["success_rate"] * r["episodes"]) for r in records]),
+            "success_pct": spread([100 * r["success_rate"] for r in records]),
+            "return": spread([r["return_mean"] for r in records]),
+            "end_reasons": [r["end_reasons"] for r in records],
+            "success_gain_over_untrained_pts": 100 * success, "success_gain_se_pts": 100 * success_se,
+            "return_gain_over_untrained": gain, "return_gain_se": gain_se}
+
+
+def piece_seconds(baselines: Path, name: str) -> float | None:
+    """A piece's wall seconds, model load included, from ``compare``'s ``logs/<piece>.json``."""
+    path = baselines / "logs" / f"{name}.json"
+    if not path.exists():
+        return None
+    log = json.loads(path.read_text())
+    return log["evaluated"] - log["started"]
+
+
+def collect(baselines: Path, study: Path) -> dict:
+    out: dict = {"arms": {}, "cost": {}, "reflexion": {}, "retrospex": {}}
+    naive_rows = {seed: test_row(study / "main", f"naive-s{seed}") for seed in (0, 1, 2)}
+    for label, (kind, path) in ARMS.items():
+        seeds = seeds_of(baselines, kind)
+        if not seeds:
+            continue
+        rows = [test_row(baselines, f"{kind}-s{seed}") for seed in seeds]
+        out["arms"][label] = {"kind": kind, "seeds_played": seeds,
+                              **arm_summary([record(row, path) for row in rows], [naive_rows[s] for s in seeds])}
+    for seed in seeds_of(baselines, "reflexion"):
+        row = test_row(baselines, f"reflexion-s{seed}")
+        out["reflexion"][seed] = {"reflections": row["reflections"], "solved_at": row["solved_at"],
+                                  "control_solved_at": row["control"]["solved_at"],
+                                  "episodes_played": row["episodes_played"] + row["control"]["episodes_played"]
+                                  - len(row["per_variation"])}  # trial 1 is shared by both arms
+    for seed in seeds_of(baselines, "retrospex"):
+        row = test_row(baselines, f"retrospex-s{seed}")
+        out["retrospex"][seed] = {"reranking": row["reranking"], "actor_only_reranking": row["actor_only"]["reranking"],
+                                  "episodes_played": 2 * row["episodes"]}
+    naive_logs = [json.loads((study / "logs" / f"naive-s{seed}.json").read_text()) for seed in (0, 1, 2)]
+    out["cost"]["untrained"] = {"seconds_per_episode": [round((log["evaluated"] - log["started"]) / 20, 1)
+                                                        for log in naive_logs]}
+    for kind in ("reflexion", "retrospex"):
+        per_episode = []
+        for seed, info in out[kind].items():
+            seconds = piece_seconds(baselines, f"{kind}-s{seed}")
+            per_episode.append(None if seconds is None else round(seconds / info["episodes_played"], 1))
+        if per_episode:
+            out["cost"][kind] = {"seconds_per_episode": per_episode}
+    return out
+
+
+def fmt(value: float | None, digits: int = 1, signed: bool = False) -> str:
+    if value is None or value != value:
+        return "-"
+    return f"{value:+.{digits}f}" if signed else f"{value:.{digits}f}"
+
+
+def markdown(out: dict) -> str:
+    lines = ["| arm | solved of 20, per seed | success | return | success gain over untrained, pts (se) |",
+             "|---|---|---|---|---|"]
+    for label, arm in out["arms"].items():
+        lines.append(f"| {label} | {', '.join(str(v) for v in arm['solved']['values'])} | "
+                     f"{fmt(arm['success_pct']['mean'], 0)}% | {fmt(arm['return']['mean'])} | "
+                     f"{fmt(arm['success_gain_over_untrained_pts'], 1, True)} ({fmt(arm['success_gain_se_pts'])}) |")
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baselines", type=Path, default=ROOT / "data/sample_runs/cpu-solve/baselines")
+    parser.add_argument("--study", type=Path, default=ROOT / "data/sample_runs/cpu-solve")
+    parser.add_argument("--markdown", action="store_true", help="print the arms' table as markdown")
+    args = parser.parse_args()
+    out = collect(args.baselines, args.study)
+    print(markdown(out) if args.markdown else json.dumps(out, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
