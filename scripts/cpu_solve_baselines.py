@@ -30,7 +30,7 @@ ARMS = {
     "Reflexion, best of 3 trials": ("reflexion", ()),
     "Reflexion, trial 1": ("reflexion", ("trial_1",)),
     "Reflexion, last trial": ("reflexion", ("last_trial",)),
-    "control: best of 3, reflections withheld": ("reflexion", ("control",)),
+    "control: best of 3, reflections withheld": ("reflexion", ("control", "best_of_k")),
     "Retrospex (critic re-ranks)": ("retrospex", ()),
     "actor-only arm (lambda = 1)": ("retrospex", ("actor_only",)),
 }
@@ -120,12 +120,21 @@ def fmt(value: float | None, digits: int = 1, signed: bool = False) -> str:
 
 
 def markdown(out: dict) -> str:
-    lines = ["| arm | solved of 20, per seed | success | return | success gain over untrained, pts (se) |",
-             "|---|---|---|---|---|"]
+    """The arms' table and the cost table, as docs/results-cpu-solve.md shows them."""
+    lines = ["| arm | solved of 20, per seed | success | return, per seed | return | gain over untrained: "
+             "success, pts (se) | return (se) |", "|---|---|---|---|---|---|---|"]
     for label, arm in out["arms"].items():
         lines.append(f"| {label} | {', '.join(str(v) for v in arm['solved']['values'])} | "
-                     f"{fmt(arm['success_pct']['mean'], 0)}% | {fmt(arm['return']['mean'])} | "
-                     f"{fmt(arm['success_gain_over_untrained_pts'], 1, True)} ({fmt(arm['success_gain_se_pts'])}) |")
+                     f"{fmt(arm['success_pct']['mean'], 0)}% | {', '.join(fmt(v) for v in arm['return']['values'])} | "
+                     f"{fmt(arm['return']['mean'])} | {fmt(arm['success_gain_over_untrained_pts'], 1, True)} "
+                     f"({fmt(arm['success_gain_se_pts'])}) | {fmt(arm['return_gain_over_untrained'], 1, True)} "
+                     f"({fmt(arm['return_gain_se'])}) |")
+    lines += ["", "| piece | episodes played per seed | wall seconds per episode, per seed |", "|---|---|---|",
+              f"| untrained (the study's) | 20 | {', '.join(fmt(v) for v in out['cost']['untrained']['seconds_per_episode'])} |"]
+    for kind in ("reflexion", "retrospex"):
+        if kind in out["cost"]:
+            played = ", ".join(str(info["episodes_played"]) for info in out[kind].values())
+            lines.append(f"| {kind} | {played} | {', '.join(fmt(v) for v in out['cost'][kind]['seconds_per_episode'])} |")
     return "\n".join(lines)
 
 

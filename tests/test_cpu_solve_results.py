@@ -116,3 +116,38 @@ def test_the_shipped_agent_loads_as_the_trained_policy_on_the_cpu(tmp_path, monk
     some = next(iter(adapter))
     match = [name for name in loaded if name.replace(".default", "").endswith(some.split("base_model.model.")[-1])]
     assert match and loaded[match[0]].equal(adapter[some].to(loaded[match[0]].dtype))
+
+
+# docs/results-cpu-solve.md, "The paper's other baselines" (issue #38): arm -> (solved of 20, return) per seed.
+REFLEXION_ROWS = {(): [(0, 19.65), (0, 21.3), (0, 16.75)], ("trial_1",): [(0, 14.2), (0, 16.2), (0, 14.15)],
+                  ("control", "best_of_k"): [(0, 18.9), (0, 26.75), (0, 17.15)]}
+
+
+@pytest.mark.parametrize("path", sorted(REFLEXION_ROWS), ids=lambda path: "/".join(path) or "best_of_k")
+def test_each_shipped_reflexion_row_is_what_the_results_state(path):
+    for seed, (solved, returned) in enumerate(REFLEXION_ROWS[path]):
+        [row] = [row for row in RunDir(SHIPPED / "baselines" / f"reflexion-s{seed}").read_evals()
+                 if row.get("split") == "test"]
+        assert (row["baseline"], row["task"], row["seed"], row["temperature"]) == (
+            "reflexion", "find-non-living-thing", seed, 0.4)
+        for key in path:
+            row = row[key]
+        assert (round(row["success_rate"] * row["episodes"]), row["return_mean"]) == (solved, pytest.approx(returned))
+
+
+def test_the_results_document_shows_the_baselines_script_tables():
+    """The Reflexion and cost tables of the document are what scripts/cpu_solve_baselines.py prints
+    from the shipped folders (the study's untrained rows as Naive)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("cpu_solve_baselines", ROOT / "scripts" / "cpu_solve_baselines.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    printed = script.markdown(script.collect(SHIPPED / "baselines", SHIPPED))
+    document = (ROOT / "docs" / "results-cpu-solve.md").read_text()
+    arms, costs = printed.split("\n\n")
+    assert arms in document and costs in document
+    untrained = [shipped_test_row(f"main/naive-s{seed}") for seed in (0, 1, 2)]
+    best = [next(row for row in RunDir(SHIPPED / "baselines" / f"reflexion-s{seed}").read_evals()) for seed in (0, 1, 2)]
+    gain, error = paired_gain([row["per_variation"] for row in best], [row["per_variation"] for row in untrained])
+    assert f"+{gain:.1f} ({error:.1f})" in arms.splitlines()[2]
