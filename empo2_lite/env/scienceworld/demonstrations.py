@@ -11,11 +11,11 @@ never leak into prompts.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from empo2_lite.demonstrations import Demonstration, demonstrations_from
 from empo2_lite.env.scienceworld.tasks import all_tasks
+from empo2_lite.runs import write_atomic
 from empo2_lite.tasks import data_dir
 
 DEMOS_PER_TASK = 3
@@ -42,9 +42,7 @@ def generate_demonstrations(path: Path | None = None) -> Path:
                 if len(demos) == DEMOS_PER_TASK:
                     break
             table[task.name] = demos
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(table, indent=1) + "\n")
-    os.replace(partial, path)
+    write_atomic(path, json.dumps(table, indent=1) + "\n")
     return path
 
 

@@ -10,10 +10,10 @@ seed's path. Test seeds never reach a prompt.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from empo2_lite.demonstrations import Demonstration, demonstrations_from
+from empo2_lite.runs import write_atomic
 from empo2_lite.tasks import data_dir
 
 FILE_NAME = "textworldexpress_demonstrations.json"
@@ -43,9 +43,7 @@ def generate(path: Path | None = None) -> Path:
                 if len(demos) == PER_GAME:
                     break
             table[entry.name] = demos
-    partial = path.with_suffix(".partial")
-    partial.write_text(json.dumps(table, indent=1) + "\n")
-    os.replace(partial, path)
+    write_atomic(path, json.dumps(table, indent=1) + "\n")
     return path
 
 
