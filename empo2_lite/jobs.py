@@ -258,15 +258,17 @@ def baseline(kind: str, task_name: str, preset_name: str, *, trials: int = 3, te
 def _say_estimate(kind: str, config: TrainConfig, variations, episodes_per_variation: int, factor: int) -> None:
     """Print, before a costly baseline plays, its minutes of decoding: its naive evaluations' worth of
     episodes at the preset's measured seconds per episode (nothing when the preset has no cost).
-    Not a bound on the whole piece: Reflexion's reflections, the model's load and the JVMs' start
-    come on top (Reflexion on cpu-solve: ~12 min said, 19.6 min measured; docs/results-cpu-solve.md)."""
+    Not a bound on the whole piece: Reflexion's reflections or Retrospex's critic scoring, the model's
+    load and the JVMs' start come on top (Reflexion on cpu-solve: ~12 min said, 19.6 min measured;
+    docs/results-cpu-solve.md)."""
     from empo2_lite.lab.cost_estimates import scaled_seconds
 
     episodes = len(variations) * episodes_per_variation * factor
     seconds = scaled_seconds(config, 0, episodes)
+    extra = {REFLEXION_BASELINE: "the reflections, ", RETROSPEX_BASELINE: "the critic's scoring, "}.get(kind, "")
     if seconds is not None:
         print(f"{kind}: ~{seconds / 60:.0f} min of decoding ({episodes} episodes' worth at {config.preset}'s measured "
-              "seconds per evaluation episode; reflections, the model's load and the JVMs' start come on top)",
+              f"seconds per evaluation episode; {extra}the model's load and the JVMs' start come on top)",
               flush=True)
 
 
