@@ -44,8 +44,9 @@ class Task:
 
     name: str
     """The task's name, e.g. ``find-animal`` (ScienceWorld) or ``twx-coin-3``."""
-    scienceworld_id: str
-    """The environment's own task number, e.g. ScienceWorld's ``4-4``."""
+    environment_id: str
+    """What the environment itself calls the task: ScienceWorld's task number (``4-4``),
+    TextWorldExpress's game and generation parameters (``coin numLocations=3,...``)."""
     topic: str
     """The topic (ScienceWorld's: Matter, Measurement, Electricity, Classification, Biology, Chemistry)."""
     title: str

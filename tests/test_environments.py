@@ -35,7 +35,7 @@ from empo2_lite.env.episode import EpisodeStart, StepResult
 from empo2_lite.env.spec import Environment, StateKeyRules
 from empo2_lite.tasks import Task
 
-TASK = Task(name="toy-door", scienceworld_id="toy-1", topic="Toy", title="Open the door", max_steps=4,
+TASK = Task(name="toy-door", environment_id="toy-1", topic="Toy", title="Open the door", max_steps=4,
             n_train_total=5, n_dev_total=5, n_test_total=5, train_variations=(0, 1, 2, 3, 4),
             test_variations=(10, 11, 12, 13, 14))
 

@@ -36,6 +36,8 @@ def test_the_games_are_tasks_whose_splits_are_the_seed_folds():
         range(0, 1000), range(10000, 11000), range(20000, 21000))
     assert task.train_variations == (0, 1, 2, 3, 4) and task.test_variations == tuple(range(20000, 20020))
     assert task.dev_variations == tuple(range(10000, 10020)) and task.max_steps == 10
+    assert task.environment_id == "coin numLocations=3,includeDoors=0,numDistractorItems=0"
+    assert get_task("find-animal").environment_id == "4-4"  # ScienceWorld's task number, from data/tasks.json
     with pytest.raises(UnknownTaskError, match="variation: 10000 is not a test variation of twx-coin-3; choose one of "
                                                "20000..20999"):
         task.check_variation(10000, "test")

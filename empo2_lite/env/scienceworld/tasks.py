@@ -35,7 +35,8 @@ def all_tasks() -> tuple[Task, ...]:
         raise FileNotFoundError(f"{path} is missing: run from a clone of empo2-lite or set EMPO2_DATA")
     rows = json.loads(path.read_text())
     return tuple(
-        Task(**{**row, "train_variations": tuple(row["train_variations"]),
+        Task(**{**{key: value for key, value in row.items() if key != "scienceworld_id"},
+                "environment_id": row["scienceworld_id"], "train_variations": tuple(row["train_variations"]),
                 "test_variations": tuple(row["test_variations"])})
         for row in rows
     )
