@@ -296,6 +296,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
                           "--preset), --baseline retrospex --critic FOLDER, or --baseline warm-start --from WARM_RUN")
     if (args.baseline == RETROSPEX_BASELINE) != bool(args.critic):
         raise ConfigError(f"--critic: give it with --baseline {RETROSPEX_BASELINE}, and only then (the critic that re-ranks)")
+    if args.candidates_by is not None and args.baseline != RETROSPEX_BASELINE:
+        raise ConfigError(f"--candidates-by: give it with --baseline {RETROSPEX_BASELINE}, and only then")
+    if args.candidates_by is not None:
+        from empo2_lite.baselines import RETROSPEX_SEARCHES
+
+        check_choice("--candidates-by", args.candidates_by, RETROSPEX_SEARCHES)
     if args.baseline == WARM_START_BASELINE and not args.from_run:
         raise ConfigError(f"--from: --baseline {WARM_START_BASELINE} needs it (the warm start played)")
     if args.from_run and args.baseline not in (WARM_START_BASELINE, RETROSPEX_BASELINE):
@@ -336,8 +342,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
             critic_folder(args.critic, checked.task, checked.policy.model)
         from empo2_lite import jobs
 
+        from empo2_lite.baselines import RetrospexSettings
+
+        retrospex = RetrospexSettings(search=args.candidates_by or RetrospexSettings.search)
         result = jobs.baseline(args.baseline, args.task, args.preset, trials=args.trials, name=args.name, seed=seed,
-                               overrides=overrides, from_run=args.from_run, critic=args.critic, **settings)
+                               overrides=overrides, from_run=args.from_run, critic=args.critic, retrospex=retrospex,
+                               **settings)
     else:
         run = RunDir.existing(args.run, "--run")
         from empo2_lite import jobs
@@ -502,6 +512,10 @@ def build_parser() -> argparse.ArgumentParser:
                                  "(task and preset default to the warm start's)")
     evaluation.add_argument("--critic", metavar="FOLDER",
                             help="--baseline retrospex: the critic folder (a name under the runs root; see `critic`)")
+    evaluation.add_argument("--candidates-by", metavar="{beam,sample}",
+                            help="--baseline retrospex: how the actor proposes its 6 candidates: beam (default, the "
+                                 "original's top 6 of a beam search) or sample (6 independent samples at the "
+                                 "evaluation temperature, duplicates merged)")
     evaluation.add_argument("--task", help="baselines (required): the task to play")
     evaluation.add_argument("--preset", help="baselines (required): the preset whose model and settings they use: "
                             + ", ".join(PRESETS))

@@ -36,7 +36,7 @@ from empo2_lite.config import (BASELINE_KINDS, BASELINES, REFLEXION_BASELINE, RE
                                ConfigError,
                                TrainConfig, apply_overrides, check_choice, config_json, preset, run_format_error)
 from empo2_lite.config.overrides import flatten
-from empo2_lite.baselines import ReflexionSettings, RetrospexSettings, evaluation_episodes
+from empo2_lite.baselines import LEGACY_RETROSPEX_ROW, ReflexionSettings, RetrospexSettings, evaluation_episodes
 from empo2_lite.baselines.critic_job import critic_folder, make_critic
 from empo2_lite.env.pool import PoolFactory, open_pool
 from empo2_lite.evaluation import evaluation_settings, final_evaluation, row_split
@@ -284,7 +284,8 @@ def recorded_baseline(run: RunDir, config: TrainConfig, split: str, settings: di
                           "choose another name")
 
     def played_with(row: dict[str, Any]) -> dict[str, Any]:
-        return {**{key: row.get(key) for key in settings},
+        return {**{key: row.get(key, LEGACY_RETROSPEX_ROW.get(key) if "retrospex_candidates" in row else None)
+                   for key in settings},
                 **({"trials": len(row.get("trials", []))} if trials is not None else {})}
 
     wanted = {**settings, **({"trials": trials} if trials is not None else {})}

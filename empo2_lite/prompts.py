@@ -69,6 +69,23 @@ def tip_block(tips: Sequence[str]) -> str:
     return f"{TIP_BLOCK_START}\n{lines}\n{TIP_BLOCK_END}\n\n"
 
 
+def opening_message(head: Sequence[str], demonstrations: Sequence[Demonstration], examples_heading: str,
+                    reflections: Sequence[tuple[int, str]], observation: str) -> str:
+    """An episode's first user message in the order every environment keeps: its own ``head`` (the
+    task, its rules, the inventory), the solved examples under the environment's
+    ``examples_heading``, the reflections of Reflexion's earlier trials, the first observation and
+    the step request. Blank parts are left out, so an environment without an inventory adds no
+    empty paragraph. One function, so that the environments' prompts differ only where they must."""
+    parts = [part.strip() for part in head]
+    if demonstrations:
+        examples = "\n\n".join(format_demonstration(i + 1, demo) for i, demo in enumerate(demonstrations))
+        parts.append(f"{examples_heading}\n\n{examples}")
+    if reflections:
+        parts.append(reflection_block(reflections))
+    parts += [f"You are here now:\n{observation.strip()}", STEP_REQUEST]
+    return "\n\n".join(part for part in parts if part)
+
+
 def step_user_message(observation: str) -> str:
     """The user message after an action, before any tips."""
     return f"{observation.strip()}\n\n{STEP_REQUEST}"

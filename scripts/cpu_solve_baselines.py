@@ -11,7 +11,8 @@ variations once per seed), so that the study's untrained rows (``main/naive-s<se
 Naive. Prints, as JSON, per arm its rows over the seeds (solved of 20, success, return, end
 reasons), the paired gains in test success and return over the untrained model (each variation
 averaged over seeds, then the 20 differences: ``comparison.paired_gain``), Reflexion's reflections
-and per-trial record, Retrospex's re-ranking record, and each piece's wall seconds per episode
+and per-trial record, Retrospex's re-ranking record (beam candidates, and the first measurement's
+sampled ones in ``retrospex-sampled/``), and each piece's wall seconds per episode
 played (from ``compare``'s ``logs/<piece>.json``), beside the untrained model's from the study's logs.
 """
 
@@ -26,15 +27,22 @@ from empo2_lite.comparison import paired_gain
 from empo2_lite.runs import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
+PIECES = {"reflexion": ("", "reflexion"), "retrospex": ("", "retrospex"),
+          "retrospex-sampled": ("retrospex-sampled", "retrospex")}
+"""Each group of pieces: its sub-folder of the baselines folder and its kind. Retrospex's beam
+candidates (the default) sit beside Reflexion; its first measurement, with sampled candidates
+(``retrospex.search: sample``), in ``retrospex-sampled/``."""
 ARMS = {
     "Reflexion, best of 3 trials": ("reflexion", ()),
     "Reflexion, trial 1": ("reflexion", ("trial_1",)),
     "Reflexion, last trial": ("reflexion", ("last_trial",)),
     "control: best of 3, reflections withheld": ("reflexion", ("control", "best_of_k")),
-    "Retrospex (critic re-ranks)": ("retrospex", ()),
-    "actor-only arm (lambda = 1)": ("retrospex", ("actor_only",)),
+    "Retrospex, beam of 6 (critic re-ranks)": ("retrospex", ()),
+    "actor-only arm, beam of 6 (lambda = 1)": ("retrospex", ("actor_only",)),
+    "Retrospex, 6 samples (critic re-ranks)": ("retrospex-sampled", ()),
+    "actor-only arm, 6 samples (lambda = 1)": ("retrospex-sampled", ("actor_only",)),
 }
-"""Each reported arm: the piece kind and where its evaluation record sits in the piece's test row."""
+"""Each reported arm: its group of pieces and where its evaluation record sits in the piece's test row."""
 
 
 def seeds_of(folder: Path, kind: str) -> list[int]:
@@ -81,35 +89,45 @@ def piece_seconds(baselines: Path, name: str) -> float | None:
 
 
 def collect(baselines: Path, study: Path) -> dict:
-    out: dict = {"arms": {}, "cost": {}, "reflexion": {}, "retrospex": {}}
+    out: dict = {"arms": {}, "cost": {}, **{group: {} for group in PIECES}}
     naive_rows = {seed: test_row(study / "main", f"naive-s{seed}") for seed in (0, 1, 2)}
-    for label, (kind, path) in ARMS.items():
-        seeds = seeds_of(baselines, kind)
+
+    def pieces(group: str) -> tuple[Path, str, list[int]]:
+        sub, kind = PIECES[group]
+        folder = baselines / sub
+        return folder, kind, seeds_of(folder, kind)
+
+    for label, (group, path) in ARMS.items():
+        folder, kind, seeds = pieces(group)
         if not seeds:
             continue
-        rows = [test_row(baselines, f"{kind}-s{seed}") for seed in seeds]
-        out["arms"][label] = {"kind": kind, "seeds_played": seeds,
+        rows = [test_row(folder, f"{kind}-s{seed}") for seed in seeds]
+        out["arms"][label] = {"group": group, "seeds_played": seeds,
                               **arm_summary([record(row, path) for row in rows], [naive_rows[s] for s in seeds])}
-    for seed in seeds_of(baselines, "reflexion"):
-        row = test_row(baselines, f"reflexion-s{seed}")
+    folder, kind, seeds = pieces("reflexion")
+    for seed in seeds:
+        row = test_row(folder, f"{kind}-s{seed}")
         out["reflexion"][seed] = {"reflections": row["reflections"], "solved_at": row["solved_at"],
                                   "control_solved_at": row["control"]["solved_at"],
                                   "episodes_played": row["episodes_played"] + row["control"]["episodes_played"]
                                   - len(row["per_variation"])}  # trial 1 is shared by both arms
-    for seed in seeds_of(baselines, "retrospex"):
-        row = test_row(baselines, f"retrospex-s{seed}")
-        out["retrospex"][seed] = {"reranking": row["reranking"], "actor_only_reranking": row["actor_only"]["reranking"],
-                                  "episodes_played": 2 * row["episodes"]}
+    for group in ("retrospex", "retrospex-sampled"):
+        folder, kind, seeds = pieces(group)
+        for seed in seeds:
+            row = test_row(folder, f"{kind}-s{seed}")
+            out[group][seed] = {"reranking": row["reranking"], "actor_only_reranking": row["actor_only"]["reranking"],
+                                "episodes_played": 2 * row["episodes"]}
     naive_logs = [json.loads((study / "logs" / f"naive-s{seed}.json").read_text()) for seed in (0, 1, 2)]
     out["cost"]["untrained"] = {"seconds_per_episode": [round((log["evaluated"] - log["started"]) / 20, 1)
                                                         for log in naive_logs]}
-    for kind in ("reflexion", "retrospex"):
+    for group in PIECES:
+        folder, kind, _ = pieces(group)
         per_episode = []
-        for seed, info in out[kind].items():
-            seconds = piece_seconds(baselines, f"{kind}-s{seed}")
+        for seed, info in out[group].items():
+            seconds = piece_seconds(folder, f"{kind}-s{seed}")
             per_episode.append(None if seconds is None else round(seconds / info["episodes_played"], 1))
         if per_episode:
-            out["cost"][kind] = {"seconds_per_episode": per_episode}
+            out["cost"][group] = {"seconds_per_episode": per_episode}
     return out
 
 
@@ -131,10 +149,10 @@ def markdown(out: dict) -> str:
                      f"({fmt(arm['return_gain_se'])}) |")
     lines += ["", "| piece | episodes played per seed | wall seconds per episode, per seed |", "|---|---|---|",
               f"| untrained (the study's) | 20 | {', '.join(fmt(v) for v in out['cost']['untrained']['seconds_per_episode'])} |"]
-    for kind in ("reflexion", "retrospex"):
-        if kind in out["cost"]:
-            played = ", ".join(str(info["episodes_played"]) for info in out[kind].values())
-            lines.append(f"| {kind} | {played} | {', '.join(fmt(v) for v in out['cost'][kind]['seconds_per_episode'])} |")
+    for group in PIECES:
+        if group in out["cost"]:
+            played = ", ".join(str(info["episodes_played"]) for info in out[group].values())
+            lines.append(f"| {group} | {played} | {', '.join(fmt(v) for v in out['cost'][group]['seconds_per_episode'])} |")
     return "\n".join(lines)
 
 

@@ -293,3 +293,45 @@ def test_stopped_candidates_leave_the_batch_and_the_others_draw_what_they_draw_a
     assert [c.token_ids for c in together] == [c.token_ids for c in alone]
     for got, expected in zip(together, alone):
         assert torch.allclose(torch.tensor(got.logprobs), torch.tensor(expected.logprobs), atol=1e-4)
+
+
+def test_a_beam_of_one_is_greedy_decoding_and_every_beam_scores_as_a_full_recompute(byte_policy):
+    """Retrospex's beam candidates: width 1 gives greedy decoding's tokens; a wider beam gives distinct
+    responses, best mean log-prob first, whose log-probs (the model's own, T = 1) are those of an
+    unpadded forward without cache, so the beams' keys and values were reordered right; the episode
+    keeps its prompt only, and the next step feeds only its new tokens."""
+    policy = byte_policy
+    tokenizer = policy.tokenizer
+    sampler = KVCacheSampler(policy, temperature=0.4, top_p=0.9, max_new_tokens=6)
+    prompts = [first_prompt(tokenizer, message) for message in FIRST_MESSAGES[:2]]
+    [[greedy_beam], _] = KVCacheSampler(policy, max_new_tokens=6).beam_candidates([0, 1], prompts, 1)
+    [greedy] = sample_responses(policy, [prompts[0]], temperature=0, max_new_tokens=6)
+    assert greedy_beam.token_ids == greedy.token_ids
+    for step in range(2):
+        before = [len(sampler.cached_tokens(k)) if k in sampler else 0 for k in (0, 1)]
+        beams = sampler.beam_candidates([0, 1], prompts, 4)
+        assert sampler.last_computed == {k: len(prompts[k]) - before[k] for k in (0, 1)}
+        for prompt, candidates in zip(prompts, beams):
+            assert len(candidates) == 4 and len({tuple(c.token_ids) for c in candidates}) == 4
+            means = [sum(c.logprobs) / len(c.logprobs) for c in candidates]
+            assert means == sorted(means, reverse=True)
+            for candidate in candidates:
+                expected = full_forward_logprobs(policy, prompt, candidate.token_ids, temperature=1.0)
+                assert torch.allclose(torch.tensor(candidate.logprobs), torch.tensor(expected), atol=1e-4)
+        assert [sampler.cached_tokens(k) for k in (0, 1)] == prompts
+        prompts = [p + b[-1].token_ids + next_turn(tokenizer, OBSERVATIONS[k]) for k, (p, b) in enumerate(zip(prompts, beams))]
+    with pytest.raises(ValueError, match="width: 0 beams"):
+        sampler.beam_candidates([0], prompts[:1], 0)
+
+
+def test_one_token_beams_are_the_most_likely_tokens(byte_policy):
+    """With a single new token allowed, the beam's candidates are the top tokens of the model's
+    distribution, in order (a golden value from one plain forward)."""
+    policy = byte_policy
+    prompt = first_prompt(policy.tokenizer, FIRST_MESSAGES[2])
+    [beams] = KVCacheSampler(policy, max_new_tokens=1).beam_candidates([0], [prompt], 5)
+    with torch.no_grad():
+        logits = policy.model(torch.tensor([prompt], device=policy.device)).logits[0, -1].float()
+    top = torch.topk(torch.log_softmax(logits, -1), 5)
+    assert [beam.token_ids for beam in beams] == [[token] for token in top.indices.tolist()]
+    assert torch.allclose(torch.tensor([beam.logprobs[0] for beam in beams]), top.values, atol=1e-4)

@@ -22,6 +22,17 @@ def test_first_message_has_task_rules_inventory_examples_and_observation():
     assert text.index("Example 1") < text.index("You are here now")
 
 
+def test_the_opening_message_keeps_one_order_for_every_environment_and_drops_blank_parts():
+    demo = Demonstration(3, "Take the coin.", ("move east", "take coin"))
+    text = prompts.opening_message(["Your task: take the coin.", "  ", "Rule one."], [demo], "Examples:",
+                                   [(1, "Go east first.")], "  A kitchen.  ")
+    assert text == ("Your task: take the coin.\n\nRule one.\n\nExamples:\n\n"
+                    + prompts.format_demonstration(1, demo) + "\n\n" + prompts.REFLECTIONS_HEADING
+                    + "\nTrial #1: Go east first.\n\nYou are here now:\nA kitchen.\n\n" + prompts.STEP_REQUEST)
+    assert prompts.opening_message(["Task."], [], "Examples:", [], "Room.") == (
+        "Task.\n\nYou are here now:\nRoom.\n\n" + prompts.STEP_REQUEST)
+
+
 def test_tip_block_is_delimited_and_empty_without_tips():
     assert prompts.tip_block([]) == ""
     assert prompts.with_tips("obs", []) == "obs"

@@ -258,6 +258,48 @@ def test_the_retrospex_baseline_plays_both_arms_from_the_same_seeds():
         jobs.baseline("retrospex", TASK, "cpu-smoke", make_pool=free_replay)
 
 
+def test_the_search_is_a_recorded_setting_and_rows_from_before_it_read_as_sampled(monkeypatch):
+    """``search`` picks beam or sampled candidates and is part of the row; a row written before the
+    setting existed (no ``retrospex_search``) was played with samples: read back as such, and a beam
+    is refused on the test split it already played."""
+    from empo2_lite.runs import EVAL_FILE
+
+    with pytest.raises(ConfigError, match="^retrospex.search: 'greedy' is not allowed; choose one of: beam, sample$"):
+        RetrospexSettings(search="greedy").validate()
+    make_small_critic()
+    played = {"critic": "critic-identify-life-stages-2", "split": "test", "episodes_per_variation": 1,
+              "make_pool": free_replay, "progress": False, "name": "retrospex-legacy"}
+    row = jobs.baseline("retrospex", TASK, "cpu-smoke", retrospex=RetrospexSettings(candidates=2, search="sample"),
+                        **played)
+    assert row["retrospex_search"] == "sample"
+    path = RunDir.named("retrospex-legacy").path / EVAL_FILE
+    legacy = [{key: value for key, value in json.loads(line).items() if key != "retrospex_search"}
+              for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps(line) + "\n" for line in legacy))
+    import empo2_lite.policy
+
+    monkeypatch.setattr(empo2_lite.policy, "load_policy",
+                        lambda *args, **kwargs: pytest.fail("a recorded row was played again"))
+    again = jobs.baseline("retrospex", TASK, "cpu-smoke", retrospex=RetrospexSettings(candidates=2, search="sample"),
+                          **played)
+    assert again["return_mean"] == row["return_mean"] and "retrospex_search" not in again
+    with pytest.raises(ConfigError, match="played the test split already under other settings .*retrospex_search"):
+        jobs.baseline("retrospex", TASK, "cpu-smoke", retrospex=RetrospexSettings(candidates=2), **played)
+
+
+def test_beam_candidates_are_distinct_and_the_same_for_every_seed(byte_policy):
+    """The default search: the sampler asks the engine for a beam, whatever the episode's seed."""
+    sampler = RetrospexSampler(byte_policy, RetrospexSettings(candidates=3), None, temperature=0.4, top_p=1.0,
+                               max_new_tokens=6)
+    prompt = byte_policy.tokenizer("find the egg\n", add_special_tokens=False).input_ids
+    chosen = []
+    for key, seed in ((0, 1), (1, 99)):
+        sampler.observe(StepState(key, 0, "find the egg", "A hallway."))
+        chosen.append(sampler.sample([key], [prompt], seeds=[seed])[0].token_ids)
+    assert chosen[0] == chosen[1]
+    assert sampler.record()["steps"] == 2
+
+
 def test_both_arms_take_the_same_first_action(monkeypatch):
     """At step 0 lambda is 1, so the critic cannot change the first choice: the arms' episodes start
     alike, and any later difference is the critic's."""
@@ -291,6 +333,10 @@ def test_both_arms_take_the_same_first_action(monkeypatch):
      "--critic: give it with --baseline retrospex, and only then"),
     (["eval", "--baseline", "retrospex", "--critic", "nowhere", "--task", TASK, "--preset", "cpu-smoke"],
      "--critic: no run named 'nowhere'"),
+    (["eval", "--baseline", "naive", "--candidates-by", "beam", "--task", TASK, "--preset", "cpu-smoke"],
+     "--candidates-by: give it with --baseline retrospex, and only then"),
+    (["eval", "--baseline", "retrospex", "--critic", "c", "--candidates-by", "greedy", "--task", TASK, "--preset",
+      "cpu-smoke"], "--candidates-by: 'greedy' is not allowed; choose one of: beam, sample"),
     (["critic", "--task", TASK, "--preset", "cpu-smoke", "--max-minutes", "0"],
      "critic.max_minutes: 0.0 is not allowed; it must be a number > 0"),
     (["critic", "--task", "cook-nothing", "--preset", "cpu-smoke"], "task: 'cook-nothing'"),

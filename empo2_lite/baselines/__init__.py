@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from empo2_lite.config import ConfigError, check_integer, check_positive
+from empo2_lite.config import ConfigError, check_choice, check_integer, check_positive
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,12 @@ class ReflexionSettings:
         return {f"reflexion_{key}": value for key, value in asdict(self).items() if key != "trials"}
 
 
+RETROSPEX_SEARCHES = ("beam", "sample")
+"""How Retrospex's actor may propose its candidates (``RetrospexSettings.search``)."""
+LEGACY_RETROSPEX_ROW = {"retrospex_search": "sample"}
+"""What a Retrospex row written before ``search`` existed played with: independent samples."""
+
+
 @dataclass(frozen=True)
 class RetrospexSettings:
     """How the Retrospex baseline acts (``retrospex.py``); recorded in its row, and a recorded row
@@ -50,9 +56,12 @@ class RetrospexSettings:
     ScienceWorld (Xiang et al., 2024) where it states them."""
 
     candidates: int = 6
-    """Actions the actor proposes at every step (the original: the top 6 of a beam search; here 6
-    independent samples at the evaluation's temperature, duplicates merged, so up to 6 distinct
-    candidates)."""
+    """Actions the actor proposes at every step (the original's 6)."""
+    search: str = "beam"
+    """How they are proposed: "beam", the top ``candidates`` of a beam search, distinct by
+    construction (the original's); "sample", independent samples at the evaluation's temperature,
+    duplicates merged (the kit's first choice: on cpu-solve its 6 samples gave 1.3 distinct actions
+    a step, too few for the critic to ever decide; docs/results-cpu-solve.md)."""
     lambda_floor: float = 0.6
     """b in lambda = max(b, d ** step): the actor's weight never drops below it."""
     lambda_decay: float = 0.97
@@ -61,6 +70,7 @@ class RetrospexSettings:
     def validate(self) -> None:
         """Raise ConfigError naming the first unusable field."""
         check_integer("retrospex.candidates", self.candidates, minimum=1)
+        check_choice("retrospex.search", self.search, RETROSPEX_SEARCHES)
         for name in ("lambda_floor", "lambda_decay"):
             if not 0 <= getattr(self, name) <= 1:
                 raise ConfigError(f"retrospex.{name}: {getattr(self, name)!r} is not allowed; it must be in [0, 1]")
@@ -130,9 +140,9 @@ def evaluation_episodes(kind: str, trials: int, candidates: int = RetrospexSetti
     """How many naive evaluations' worth of decoding one baseline costs, at most: memory-only plays
     ``trials`` evaluations; Reflexion up to ``2 * trials - 1`` episodes per chain (its control
     shares trial 1) plus the reflections; Retrospex two arms whose every step decodes ``candidates``
-    responses: about ``2 * candidates`` naive episodes an arm, an upper bound (measured on the 2-core
-    VM, 2026-12-07: 69 s an episode with 6 candidates and the embedded model, against ~7 s naive;
-    docs/retrospex-cost-2026-12-07.json). Every other kind: one. The
+    responses (beams or samples): about ``2 * candidates`` naive episodes an arm, an upper bound
+    (measured on the 2-core VM, 2026-12-07, with sampled candidates: 69 s an episode with 6 and the
+    embedded model, against ~7 s naive; docs/retrospex-cost-2026-12-07.json). Every other kind: one. The
     estimates printed before a baseline runs and the study's ``--estimate`` multiply a preset's
     seconds per episode by it."""
     return {"memory-only": trials, "reflexion": 2 * trials - 1, "retrospex": 4 * candidates}.get(kind, 1)

@@ -3,11 +3,18 @@
 What it plays (after Xiang et al., 2024, in the kit's own words and harness):
 
 * at every step the actor (the preset's base model, frozen) proposes ``RetrospexSettings.candidates``
-  actions: independent samples at the evaluation's temperature, each from a seed of its own
-  (``seeding.candidate_seed``), cut to their first line like every action (the original: the top 6
-  of a beam search). Candidates with the same text (case aside) are merged, keeping the likelier;
+  actions, each cut at its first line like every action: by default the top 6 of a beam search
+  (``KVCacheSampler.beam_candidates``; the original's), so 6 distinct texts from the model's own
+  distribution, the same for every seed; or (``search="sample"``) independent samples at the
+  evaluation's temperature, each from a seed of its own (``seeding.candidate_seed``). Candidates
+  with the same text (case aside) are merged, keeping the likelier. The kit sampled first; on
+  cpu-solve the 135M model's 6 samples at temperature 0.4 gave 1.3 distinct actions a step, and
+  with two candidates min-max normalisation gives the actor's favourite p = 1 and the other p = 0,
+  so at lambda >= 0.6 no critic value can overturn it: the critic never decided a step. A beam
+  gives it 6 to choose from;
 * each distinct candidate gets ``p``, the actor's probability of it (exp of its tokens' mean
-  log-probability under the sampling distribution; the original: exp of minus the mean token loss),
+  log-probability: under the model's own distribution for a beam, under the sampling distribution
+  for samples; the original: exp of minus the mean token loss),
   and ``Q``, the critic's value of it in the current state (``critic.py``; the candidate's raw text
   is scored, not the valid action the environment's correction may map it to: the pool protocol
   lists no valid actions, and the critic's bag-of-words encoder reads near-miss wordings alike);
@@ -103,8 +110,11 @@ class RetrospexSampler:
         if (temperature, top_p, max_new_tokens) != (None, None, None):
             raise ValueError("RetrospexSampler samples actions only, at the settings it was made with")
         count = self.settings.candidates
-        drawn = self.engine.sample_candidates(keys, prompts, count,
-                                              seeds=[[candidate_seed(seed, j) for j in range(count)] for seed in seeds])
+        if self.settings.search == "beam":
+            drawn = self.engine.beam_candidates(keys, prompts, count)
+        else:
+            drawn = self.engine.sample_candidates(
+                keys, prompts, count, seeds=[[candidate_seed(seed, j) for j in range(count)] for seed in seeds])
         self.last_computed = dict(self.engine.last_computed)
         return [self.choose(self.states[key], candidates) for key, candidates in zip(keys, drawn)]
 

@@ -172,15 +172,34 @@ class KVCacheSampler:
     @torch.no_grad()
     def sample_candidates(self, keys: list[Hashable], prompts: list[list[int]], count: int, *, seeds: list[list[int]],
                           with_logprobs: bool = True) -> list[list[SampledResponse]]:
-        """``count`` responses per episode from one prefill (Retrospex's candidates): each prompt's new
-        tokens are fed once for all episodes, then every episode's keys and values are copied to
-        ``count`` rows that decode together, candidate ``j`` of episode ``i`` drawn from
+        """``count`` responses per episode from one prefill (Retrospex's sampled candidates): each
+        prompt's new tokens are fed once for all episodes, then every episode's keys and values are
+        copied to ``count`` rows that decode together, candidate ``j`` of episode ``i`` drawn from
         ``seeds[i][j]`` (the same tokens ``sample`` would draw from that seed). The episode keeps its
         prompt's keys and values but none of the candidates' (they diverge): the next prompt, which
         holds the one played, feeds it with its turn."""
-        check_batch(keys, prompts)
         if len(seeds) != len(keys) or any(len(row) != count for row in seeds):
             raise ValueError(f"seeds: one row of {count} per episode is needed")
+        return self._from_one_prefill(keys, prompts, lambda cache, mask, logits, row: self._candidates(
+            cache, mask, logits, row, seeds[row], with_logprobs))
+
+    @torch.no_grad()
+    def beam_candidates(self, keys: list[Hashable], prompts: list[list[int]], width: int) -> list[list[SampledResponse]]:
+        """The ``width`` best responses per episode by a beam search (Retrospex's candidates as the
+        original draws them), from one prefill as ``sample_candidates``: distinct by construction,
+        best first, each with its tokens' log-probs under the model's own distribution (T = 1; the
+        engine's temperature and top-p do not apply, and no seed is drawn from)."""
+        if width < 1:
+            raise ValueError(f"width: {width} beams; at least 1 is needed")
+        return self._from_one_prefill(keys, prompts, lambda cache, mask, logits, row: self._beams(
+            cache, mask, logits, row, width))
+
+    def _from_one_prefill(self, keys: list[Hashable], prompts: list[list[int]],
+                          decode_row: Callable[[DynamicCache, torch.Tensor, torch.Tensor, int], list[SampledResponse]],
+                          ) -> list[list[SampledResponse]]:
+        """Feed every episode's new tokens in one forward, keep each episode's prompt cache, then
+        ``decode_row(cache, mask, logits, row)`` each episode's candidates from its row."""
+        check_batch(keys, prompts)
         if not keys:
             return []
         episodes, suffixes = self._new_tokens(keys, prompts)
@@ -198,11 +217,62 @@ class KVCacheSampler:
             prefilled = _Decoded(new_ids, None, cache, mask)
             for row, (episode, prompt) in enumerate(zip(episodes, prompts)):
                 self._store(episode, list(prompt), prefilled, row)
-            drawn = [self._candidates(cache, mask, logits, row, seeds[row], with_logprobs) for row in range(len(keys))]
+            drawn = [decode_row(cache, mask, logits, row) for row in range(len(keys))]
         finally:
             model.train(was_training)
         self.stats["generated_tokens"] += sum(len(r.token_ids) for row in drawn for r in row)
         return drawn
+
+    def _beams(self, cache: DynamicCache, mask: torch.Tensor, logits: torch.Tensor, row: int,
+               width: int) -> list[SampledResponse]:
+        """Beam search of ``width`` from row ``row`` of the prefilled ``cache`` (left as it is).
+
+        Every step extends each live beam by each token, ranks the extensions by the sum of their
+        log-probs and walks the best ``2 * width`` in order: one that ends at a stop token (or at
+        ``max_new_tokens``) is finished, the others live on until ``width`` are found. Finished
+        responses are ranked by their mean token log-prob (transformers' length penalty 1.0), and
+        the search ends once ``width`` are finished and no live beam's mean beats the worst of them
+        (transformers' default stopping rule, a heuristic: a mean can still rise). The live beams'
+        keys and values are reordered in place of copying, as a beam search does."""
+        rows = torch.zeros(1, dtype=torch.long, device=logits.device) + row
+        beams = DynamicCache()
+        beams.layers = [_PreallocatedLayer(layer._capacity, layer._key_buffer[rows], layer._value_buffer[rows],
+                                           layer._filled) for layer in cache.layers]
+        fed = mask[rows]
+        log_probs = torch.log_softmax(logits[rows].float(), dim=-1)
+        totals = torch.zeros(1, device=logits.device)
+        paths: list[tuple[list[int], list[float]]] = [([], [])]
+        finished: list[tuple[float, list[int], list[float]]] = []
+        for step in range(self.max_new_tokens):
+            vocabulary = log_probs.shape[-1]
+            scores = (totals[:, None] + log_probs).view(-1)
+            best = torch.topk(scores, min(2 * width, scores.numel()))
+            live: list[tuple[int, int, float]] = []
+            for score, index in zip(best.values.tolist(), best.indices.tolist()):
+                parent, token = divmod(index, vocabulary)
+                ids, token_logprobs = paths[parent]
+                path = (ids + [token], token_logprobs + [log_probs[parent, token].item()])
+                if token in self.stop_set or step + 1 == self.max_new_tokens:
+                    finished.append((score / len(path[0]), *path))
+                else:
+                    live.append((parent, token, score))
+                    paths.append(path)
+                if len(live) == width:
+                    break
+            paths = paths[len(paths) - len(live):]
+            finished = sorted(finished, key=lambda done: -done[0])[:width]
+            if not live or (len(finished) == width and max(score for *_, score in live) / (step + 1) < finished[-1][0]):
+                break
+            parents = torch.tensor([parent for parent, _, _ in live], device=logits.device)
+            for layer in beams.layers:
+                layer._adopt(layer._key_buffer[parents], layer._value_buffer[parents])
+            fed = torch.cat([fed[parents], torch.ones_like(fed[parents, :1])], dim=1)
+            tokens = torch.tensor([[token] for _, token, _ in live], device=logits.device)
+            log_probs = torch.log_softmax(self._last_logits(tokens, fed, beams), dim=-1)
+            totals = torch.tensor([score for *_, score in live], device=logits.device)
+        tokenizer = self.policy.tokenizer
+        return [cut_response(tokenizer, ids, torch.tensor(token_logprobs), self.end_ids, self.stop_set)
+                for _, ids, token_logprobs in finished]
 
     def _candidates(self, cache: DynamicCache, mask: torch.Tensor, logits: torch.Tensor, row: int, seeds: list[int],
                     with_logprobs: bool) -> list[SampledResponse]:

@@ -40,11 +40,6 @@ def first_user_message(
 ) -> str:
     """The opening user message, before any tips: task, rules, examples, the reflections of earlier
     trials (Reflexion only: ``reflection_block``), first observation."""
-    parts = [f"Your task: {task_description.strip()}", FOCUS_RULE, inventory.strip()]
-    if demonstrations:
-        examples = "\n\n".join(prompts.format_demonstration(i + 1, demo) for i, demo in enumerate(demonstrations))
-        parts.append("Solved examples of similar tasks (other rooms and objects may differ):\n\n" + examples)
-    if reflections:
-        parts.append(prompts.reflection_block(reflections))
-    parts += [f"You are here now:\n{observation.strip()}", prompts.STEP_REQUEST]
-    return "\n\n".join(parts)
+    return prompts.opening_message([f"Your task: {task_description.strip()}", FOCUS_RULE, inventory], demonstrations,
+                                   "Solved examples of similar tasks (other rooms and objects may differ):",
+                                   reflections, observation)

@@ -25,11 +25,7 @@ Write object names the way the observations write them."""
 def first_user_message(start: EpisodeStart, demonstrations: Sequence, reflections: Sequence[tuple[int, str]]) -> str:
     """The opening user message: the task, the inventory, solved examples of the same game, the
     reflections of earlier trials (Reflexion only), the first room and the request."""
-    parts = [f"Your task: {start.task_description.strip()}", start.info.get("inventory", "").strip()]
-    if demonstrations:
-        examples = "\n\n".join(prompts.format_demonstration(i + 1, demo) for i, demo in enumerate(demonstrations))
-        parts.append("Solved examples of the same game (other rooms and objects may differ):\n\n" + examples)
-    if reflections:
-        parts.append(prompts.reflection_block(reflections))
-    parts += [f"You are here now:\n{start.observation.strip()}", prompts.STEP_REQUEST]
-    return "\n\n".join(part for part in parts if part)
+    head = [f"Your task: {start.task_description.strip()}", start.info.get("inventory", "")]
+    return prompts.opening_message(head, demonstrations,
+                                   "Solved examples of the same game (other rooms and objects may differ):",
+                                   reflections, start.observation)
