@@ -10,7 +10,9 @@ untrained reference settings (10-step cap, one demonstration, temperature 0.4, t
 variations once per seed), so that the study's untrained rows (``main/naive-s<seed>``) are their
 Naive. Prints, as JSON, per arm its rows over the seeds (solved of 20, success, return, end
 reasons), the paired gains in test success and return over the untrained model (each variation
-averaged over seeds, then the 20 differences: ``comparison.paired_gain``), Reflexion's reflections
+averaged over each side's seeds, the untrained model's three always, then the 20 differences:
+``comparison.paired_gain``; a beam draws no random number, so one seed of Retrospex's beam stands for
+all three), Reflexion's reflections
 and per-trial record, Retrospex's re-ranking record (beam candidates, and the first measurement's
 sampled ones in ``retrospex-sampled/``), and each piece's wall seconds per episode
 played (from ``compare``'s ``logs/<piece>.json``), beside the untrained model's from the study's logs.
@@ -103,7 +105,7 @@ def collect(baselines: Path, study: Path) -> dict:
             continue
         rows = [test_row(folder, f"{kind}-s{seed}") for seed in seeds]
         out["arms"][label] = {"group": group, "seeds_played": seeds,
-                              **arm_summary([record(row, path) for row in rows], [naive_rows[s] for s in seeds])}
+                              **arm_summary([record(row, path) for row in rows], list(naive_rows.values()))}
     folder, kind, seeds = pieces("reflexion")
     for seed in seeds:
         row = test_row(folder, f"{kind}-s{seed}")
