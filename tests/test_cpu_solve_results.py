@@ -135,6 +135,27 @@ def test_each_shipped_reflexion_row_is_what_the_results_state(path):
         assert (round(row["success_rate"] * row["episodes"]), row["return_mean"]) == (solved, pytest.approx(returned))
 
 
+# The same section's Retrospex rows: folder -> (solved of 20, return, distinct candidates a step) per seed.
+RETROSPEX_ROWS = {"retrospex-s0": (0, 18.05, 5.69), "retrospex-sampled/retrospex-s0": (0, 15.85, 1.325),
+                  "retrospex-sampled/retrospex-s1": (0, 15.4, 1.37), "retrospex-sampled/retrospex-s2": (0, 15.4, 1.315)}
+
+
+@pytest.mark.parametrize("folder", sorted(RETROSPEX_ROWS))
+def test_each_shipped_retrospex_row_is_what_the_results_state(folder):
+    """Both arms of every shipped Retrospex piece: nothing solved, the critic never changed a choice,
+    so the critic arm played the actor-only arm's episodes; the beam's candidates are distinct."""
+    solved, returned, distinct = RETROSPEX_ROWS[folder]
+    [row] = [row for row in RunDir(SHIPPED / "baselines" / folder).read_evals() if row.get("split") == "test"]
+    assert (row["baseline"], row["task"], row["temperature"], row["retrospex_candidates"]) == (
+        "retrospex", "find-non-living-thing", 0.4, 6)
+    assert row.get("retrospex_search", "sample") == ("sample" if "sampled" in folder else "beam")
+    for arm in (row, row["actor_only"]):
+        assert (round(arm["success_rate"] * arm["episodes"]), arm["return_mean"]) == (solved, pytest.approx(returned))
+        assert arm["reranking"]["changed_by_critic_share"] == 0.0 and arm["reranking"]["steps"] == 200
+    assert row["per_variation"] == row["actor_only"]["per_variation"]
+    assert row["reranking"]["distinct_candidates_mean"] == pytest.approx(distinct)
+
+
 def test_the_results_document_shows_the_baselines_script_tables():
     """The Reflexion and cost tables of the document are what scripts/cpu_solve_baselines.py prints
     from the shipped folders (the study's untrained rows as Naive)."""
