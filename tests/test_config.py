@@ -162,7 +162,7 @@ def test_every_shipped_run_config_reads_with_its_own_label():
         if config.format_version >= 4:  # older ones are read for results only
             config.validate()
         labels.add(config.baseline or config.algo)
-    assert labels == {"empo2", "grpo", "gigpo", "naive", "memory-only", "warm-start", "reflexion"}
+    assert labels == {"empo2", "grpo", "gigpo", "naive", "memory-only", "warm-start", "reflexion", "retrospex"}
 
 
 def test_a_version_4_config_keeps_novelty_in_gigpos_step_returns_as_it_ran():
