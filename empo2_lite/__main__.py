@@ -296,11 +296,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
                           "--preset), --baseline retrospex --critic FOLDER, or --baseline warm-start --from WARM_RUN")
     if (args.baseline == RETROSPEX_BASELINE) != bool(args.critic):
         raise ConfigError(f"--critic: give it with --baseline {RETROSPEX_BASELINE}, and only then (the critic that re-ranks)")
-    if args.candidates_by is not None and args.baseline != RETROSPEX_BASELINE:
-        raise ConfigError(f"--candidates-by: give it with --baseline {RETROSPEX_BASELINE}, and only then")
     if args.candidates_by is not None:
         from empo2_lite.baselines import RETROSPEX_SEARCHES
 
+        if args.baseline != RETROSPEX_BASELINE:
+            raise ConfigError(f"--candidates-by: give it with --baseline {RETROSPEX_BASELINE}, and only then")
         check_choice("--candidates-by", args.candidates_by, RETROSPEX_SEARCHES)
     if args.baseline == WARM_START_BASELINE and not args.from_run:
         raise ConfigError(f"--from: --baseline {WARM_START_BASELINE} needs it (the warm start played)")
@@ -341,7 +341,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
             critic_folder(args.critic, checked.task, checked.policy.model)
         from empo2_lite import jobs
-
         from empo2_lite.baselines import RetrospexSettings
 
         retrospex = RetrospexSettings(search=args.candidates_by or RetrospexSettings.search)

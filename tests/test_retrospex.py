@@ -287,7 +287,7 @@ def test_the_search_is_a_recorded_setting_and_rows_from_before_it_read_as_sample
         jobs.baseline("retrospex", TASK, "cpu-smoke", retrospex=RetrospexSettings(candidates=2), **played)
 
 
-def test_beam_candidates_are_distinct_and_the_same_for_every_seed(byte_policy):
+def test_the_beam_sampler_plays_the_same_candidate_whatever_the_seed(byte_policy):
     """The default search: the sampler asks the engine for a beam, whatever the episode's seed."""
     sampler = RetrospexSampler(byte_policy, RetrospexSettings(candidates=3), None, temperature=0.4, top_p=1.0,
                                max_new_tokens=6)

@@ -73,7 +73,8 @@ def tasks() -> tuple[Task, ...]:
     first 20 test seeds evaluated, as for ScienceWorld's tasks."""
     (train, n_train), (dev, n_dev), (test, n_test) = FOLDS["train"], FOLDS["dev"], FOLDS["test"]
     return tuple(Task(name=entry.name, environment_id=f"{entry.game} {entry.params}".strip(), topic="TextWorldExpress",
-                      title=entry.title, max_steps=entry.max_steps, n_train_total=n_train, n_dev_total=n_dev, n_test_total=n_test,
+                      title=entry.title, max_steps=entry.max_steps, n_train_total=n_train, n_dev_total=n_dev,
+                      n_test_total=n_test,
                       train_variations=tuple(range(train, train + TRAIN_VARIATIONS)),
                       test_variations=tuple(range(test, test + EVAL_VARIATIONS)), split_starts=(train, dev, test))
                  for entry in GAMES)
