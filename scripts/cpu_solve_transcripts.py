@@ -4,14 +4,14 @@ one solved test episode beside the untrained model's on the same variation").
 
     python scripts/cpu_solve_transcripts.py --work runs/cpu-solve
 
-The agent is the run ``ship_cpu_solve.py`` ships (the best compared run by test success, then
+The agent is the run ``ship_study.py`` ships (the best compared run by test success, then
 return). Its final test evaluation says which test variations it solved; each is played again with
 ``watch.watch_run`` (the evaluation's temperature and settings) in order, with the sampling seed 0,
 until one scores 100: an evaluation episode used its own seed, so a replay need not solve what the
 evaluation solved, and every try is listed. The untrained base model (no warm start, no adapter)
 and the warm start alone then play that variation with the same seed. Writes
 ``docs/cpu-solve-transcripts.md``, and the three transcripts as ``watch-*.txt`` into the study folder,
-where the gallery notebook shows them (``ship_cpu_solve.py`` then ships them with the runs); about a
+where the gallery notebook shows them (``ship_study.py`` then ships them with the runs); about a
 minute on 2 cores.
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from ship_cpu_solve import best_compared_run  # noqa: E402
+from ship_study import best_compared_run  # noqa: E402
 
 from empo2_lite.runs import RunDir  # noqa: E402
 from empo2_lite.watch import transcript, watch_run  # noqa: E402

@@ -136,7 +136,8 @@ def test_each_shipped_reflexion_row_is_what_the_results_state(path):
 
 
 # The same section's Retrospex rows: folder -> (solved of 20, return, distinct candidates a step) per seed.
-RETROSPEX_ROWS = {"retrospex-s0": (0, 18.05, 5.69), "retrospex-sampled/retrospex-s0": (0, 15.85, 1.325),
+RETROSPEX_ROWS = {"retrospex-s0": (0, 18.05, 5.69), "retrospex-s1": (0, 18.05, 5.69), "retrospex-s2": (0, 18.05, 5.69),
+                  "retrospex-sampled/retrospex-s0": (0, 15.85, 1.325),
                   "retrospex-sampled/retrospex-s1": (0, 15.4, 1.37), "retrospex-sampled/retrospex-s2": (0, 15.4, 1.315)}
 
 
@@ -154,6 +155,15 @@ def test_each_shipped_retrospex_row_is_what_the_results_state(folder):
         assert arm["reranking"]["changed_by_critic_share"] == 0.0 and arm["reranking"]["steps"] == 200
     assert row["per_variation"] == row["actor_only"]["per_variation"]
     assert row["reranking"]["distinct_candidates_mean"] == pytest.approx(distinct)
+
+
+def test_the_beams_three_seeds_played_the_same_episodes():
+    """A beam draws no random number: the three measured seeds are one set of episodes, move for
+    move (the results state it; tests/test_retrospex.py checks the choice ignores the seed)."""
+    rows = [next(iter(RunDir(SHIPPED / "baselines" / f"retrospex-s{seed}").read_evals())) for seed in (0, 1, 2)]
+    assert [row["seed"] for row in rows] == [0, 1, 2]
+    for field in ("per_variation", "end_reasons", "reranking", "actor_only"):
+        assert rows[0][field] == rows[1][field] == rows[2][field]
 
 
 def test_the_results_document_shows_the_baselines_script_tables():

@@ -394,11 +394,11 @@ def test_costly_baselines_say_their_minutes_before_playing(capsys):
     from empo2_lite.baselines import evaluation_episodes
     from empo2_lite.config import PRESET_COSTS, preset
 
-    assert [evaluation_episodes(kind, 3) for kind in ("naive", "memory-only", "reflexion", "retrospex")] == [1, 3, 5, 24]
-    jobs._say_estimate("retrospex", preset("cpu-learn"), range(20), 1, 24)
-    minutes = 20 * 24 * PRESET_COSTS["cpu-learn"].episode_seconds / 60  # 480 episodes' worth at 5 s: 40 min
+    assert [evaluation_episodes(kind, 3) for kind in ("naive", "memory-only", "reflexion", "retrospex")] == [1, 3, 5, 12]
+    jobs._say_estimate("retrospex", preset("cpu-learn"), range(20), 1, 12)
+    minutes = 20 * 12 * PRESET_COSTS["cpu-learn"].episode_seconds / 60  # 240 episodes' worth at 5 s: 20 min
     said = capsys.readouterr().out
-    assert said.startswith(f"retrospex: ~{minutes:.0f} min of decoding (480 episodes' worth")
+    assert said.startswith(f"retrospex: ~{minutes:.0f} min of decoding (240 episodes' worth")
     assert "the critic's scoring" in said and "reflections" not in said
     jobs._say_estimate("reflexion", preset("cpu-learn"), range(20), 1, 5)
     assert "the reflections, the model's load" in capsys.readouterr().out

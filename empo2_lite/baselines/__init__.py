@@ -137,12 +137,12 @@ class CriticSettings:
 
 
 def evaluation_episodes(kind: str, trials: int, candidates: int = RetrospexSettings.candidates) -> int:
-    """How many naive evaluations' worth of decoding one baseline costs, at most: memory-only plays
+    """How many naive evaluations' worth of decoding one baseline costs: memory-only plays
     ``trials`` evaluations; Reflexion up to ``2 * trials - 1`` episodes per chain (its control
     shares trial 1) plus the reflections; Retrospex two arms whose every step decodes ``candidates``
-    responses (beams or samples): about ``2 * candidates`` naive episodes an arm, an upper bound
-    (measured on the 2-core VM, 2026-12-07, with sampled candidates: 69 s an episode with 6 and the
-    embedded model, against ~7 s naive; docs/retrospex-cost-2026-12-07.json). Every other kind: one. The
-    estimates printed before a baseline runs and the study's ``--estimate`` multiply a preset's
-    seconds per episode by it."""
-    return {"memory-only": trials, "reflexion": 2 * trials - 1, "retrospex": 4 * candidates}.get(kind, 1)
+    responses in one batch (beams or samples), about ``candidates`` naive episodes an arm. Measured
+    on the 2-core VM, 2026-12-07, whole pieces on cpu-solve (naive: ~7 s an episode): a beam of 6
+    took 33.9 s an arm's episode and 6 samples 43-47 s, 9.7 and 12.9 naive episodes a variation
+    against the 12 said (docs/hardware.md). Every other kind: one. The estimates printed before a
+    baseline runs and the study's ``--estimate`` multiply a preset's seconds per episode by it."""
+    return {"memory-only": trials, "reflexion": 2 * trials - 1, "retrospex": 2 * candidates}.get(kind, 1)

@@ -1,17 +1,19 @@
-"""Copy the CPU solve study's folder into the repository after a part (issue #36): what the next part
-needs on another machine, the shipped results, and the demo's agent.
+"""Copy a CPU study's folder into the repository after a part (issues #36 and #39): what the next part
+needs on another machine, the shipped results, and the demo's agent. A session's ``runs/`` does not
+outlive it, and a study of four parts takes longer than one session.
 
-    python scripts/ship_cpu_solve.py --work runs/cpu-solve
+    python scripts/ship_study.py --study cpu-solve     # runs/cpu-solve (or --work FOLDER)
+    python scripts/ship_study.py --study cpu-twx       # runs/cpu-twx
 
 writes, each replaced whole (written beside it, then renamed):
 
-* ``data/cpu-solve-parts/study/``: the study folder without checkpoints, TensorBoard files, step logs
+* ``data/<study>-parts/study/``: the study folder without checkpoints, TensorBoard files, step logs
   and pid files, except the warm starts' checkpoints, which later parts start from: copy it back to
   the study's own path and run the next part (docs/cpu-solve-plan.md);
-* ``data/sample_runs/cpu-solve/``: the same without any checkpoint and PDF figure (what the tables,
+* ``data/sample_runs/<study>/``: the same without any checkpoint and PDF figure (what the tables,
   figures and the gallery read), plus ``agent/``: the compared run with the best test success (then
   return; on a tie, the first by name) and its warm start, packed by ``shipped_agent.ship_agent`` for
-  ``make demo``.
+  ``make demo``; before any compared run has finished (after part 1), no agent.
 """
 
 from __future__ import annotations
@@ -47,14 +49,14 @@ def copy_tree(work: Path, out: Path, keep_warm_start: bool) -> None:
 def best_compared_run(work: Path) -> tuple[Path, str]:
     """The compared run with the highest test success rate, then test return, and why."""
     scored = []
-    for path in sorted((work / "main").iterdir()):
+    for path in sorted((work / "main").glob("*")):  # no main/ before part 2
         if not path.name.startswith(tuple(f"{algo}-s" for algo in COMPARED)):
             continue
         tests = [row for row in RunDir(path).read_evals() if row.get("split", "test") == "test" and row.get("kind") == "final"]
         if tests and RunDir(path).latest_checkpoint() is not None:
             scored.append((tests[-1]["success_rate"], tests[-1]["return_mean"], path))
     if not scored:
-        raise SystemExit(f"{work / 'main'}: no compared run with a test row and a checkpoint yet")
+        raise LookupError(f"{work / 'main'}: no compared run with a test row and a checkpoint yet")
     success, mean, path = max(scored, key=lambda item: (item[0], item[1]))  # a tie: the first by name
     tied = [other.name for s, m, other in scored if (s, m) == (success, mean) and other != path]
     others = ", ".join(f"{p.name} {s:.2f}/{m:.1f}" for s, m, p in sorted(scored, key=lambda item: item[2].name))
@@ -65,16 +67,25 @@ def best_compared_run(work: Path) -> tuple[Path, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--work", type=Path, default=ROOT / "runs" / "cpu-solve")
-    parser.add_argument("--parts", type=Path, default=ROOT / "data" / "cpu-solve-parts" / "study")
-    parser.add_argument("--out", type=Path, default=ROOT / "data" / "sample_runs" / "cpu-solve")
+    parser.add_argument("--study", default="cpu-solve", help="the study's name: its folders' defaults")
+    parser.add_argument("--work", type=Path, help="the study folder (default runs/<study>)")
+    parser.add_argument("--parts", type=Path, help="default data/<study>-parts/study")
+    parser.add_argument("--out", type=Path, help="default data/sample_runs/<study>")
     args = parser.parse_args()
-    work = args.work.resolve()
-    copy_tree(work, args.parts, keep_warm_start=True)
-    copy_tree(work, args.out, keep_warm_start=False)
-    run, why = best_compared_run(work)
-    record = ship_agent(run, args.out / "agent", why=why)
-    print(json.dumps({"parts": str(args.parts), "out": str(args.out), "agent": record}, indent=1))
+    work = (args.work or ROOT / "runs" / args.study).resolve()
+    if not work.is_dir():
+        raise SystemExit(f"--work: no study folder at {work}")
+    parts = args.parts or ROOT / "data" / f"{args.study}-parts" / "study"
+    out = args.out or ROOT / "data" / "sample_runs" / args.study
+    copy_tree(work, parts, keep_warm_start=True)
+    copy_tree(work, out, keep_warm_start=False)
+    try:
+        run, why = best_compared_run(work)
+    except LookupError as missing:
+        record = f"not packed: {missing}"
+    else:
+        record = ship_agent(run, out / "agent", why=why)
+    print(json.dumps({"parts": str(parts), "out": str(out), "agent": record}, indent=1))
 
 
 if __name__ == "__main__":
