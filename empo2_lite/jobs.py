@@ -97,9 +97,10 @@ def _check_same_run(run: RunDir, config: TrainConfig) -> None:
 
 def warn_if_unscreened(preset_name: str) -> None:
     """The kit's warning for settings that have never run (``UNTESTED_WARNING``) when the job's
-    preset is one of ``UNSCREENED_PRESETS``: its results need checking before they are trusted."""
+    preset is one of ``UNSCREENED_PRESETS``, with why: its results need checking before they are trusted."""
     if preset_name in UNSCREENED_PRESETS:
-        warnings.warn(UNTESTED_WARNING.format(field="preset", value=preset_name), stacklevel=3)
+        warnings.warn(UNTESTED_WARNING.format(field="preset", value=preset_name,
+                                              why=UNSCREENED_PRESETS[preset_name]), stacklevel=3)
 
 
 def warn_without_warm_start(config: TrainConfig) -> None:

@@ -186,13 +186,15 @@ def test_a_run_of_two_ranks_resumes_with_two_only(runs_compared):
 
 
 def _lost_rank_main(rank: int, store: str, out: str) -> None:
-    """Rank 1 dies after joining; rank 0's next collective must end with the one-line error."""
+    """Rank 1 dies after joining (a barrier first, so that rank 0's set-up has finished); rank 0's
+    next collective must end with the one-line error."""
     import torch.distributed as dist
 
     from empo2_lite.distributed import RankLostError, World
 
     dist.init_process_group("gloo", store=dist.FileStore(store, 2), rank=rank, world_size=2,
                             timeout=timedelta(seconds=3))
+    dist.barrier()  # both ranks past the connection set-up: on a loaded VM rank 1 could leave in its middle
     if rank == 1:
         os._exit(3)
     try:

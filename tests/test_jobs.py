@@ -93,6 +93,10 @@ def test_an_unscreened_preset_warns_that_it_has_never_run_and_the_others_do_not(
     monkeypatch.setattr("empo2_lite.policy.load_policy", no_model)
     with pytest.warns(UserWarning, match=never_run), pytest.raises(Stop):
         jobs.baseline("naive", TASK, "gpu-learn", make_pool=replay)
+    # a CPU preset says why in its own words, not the GPU's
+    with pytest.warns(UserWarning, match=r"preset='cpu-twx' has never been run \(its study, `study --plan cpu-twx`, "
+                                         r"has not finished\)"), pytest.raises(Stop):
+        jobs.baseline("naive", "twx-coin-3", "cpu-twx", make_pool=replay)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         jobs.train(smoke(name="s", iterations=1), trainer_class=fake_trainer)

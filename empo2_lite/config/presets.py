@@ -175,10 +175,11 @@ PRESETS = tuple(PRESET_BUILDERS)
 WARM_START_PRESETS = {"cpu-solve-chosen": 10}
 """Presets whose settings were chosen (and their costs measured) for training from a warm start of
 this many train variations (``policy.init_adapter``): training one without a warm start warns."""
-UNSCREENED_PRESETS = ("gpu-learn", "cpu-twx")
-"""Presets whose settings have never run and were chosen without a screening: training or
-evaluating with one warns (``jobs``, with the kit's warning for settings never run), until a
-study on the hardware it is meant for has run it (docs/gpu-study.md)."""
+UNSCREENED_PRESETS = {"gpu-learn": "no GPU run of the kit so far",
+                      "cpu-twx": "its study, `study --plan cpu-twx`, has not finished"}
+"""Presets whose settings were chosen without a screening, each with why: training or evaluating
+with one warns (``jobs``, with the kit's warning for settings never run), until a study on the
+hardware it is meant for has run it (docs/gpu-study.md)."""
 
 
 def preset(name: str) -> TrainConfig:

@@ -51,7 +51,8 @@ RANDOM_PREFIX = "random:"
 RANDOM_WEIGHTS_SEED = 0
 UNDECODABLE_LOGIT = -1e4
 """Logit of ids the tokenizer cannot decode: exp() underflows to 0, and finite, unlike -inf."""
-UNTESTED_WARNING = "{field}={value!r} has never been run (no GPU run of the kit so far); check its results"
+UNTESTED_WARNING = "{field}={value!r} has never been run ({why}); check its results"
+NO_GPU_RUN = "no GPU run of the kit so far"
 
 
 @dataclass
@@ -304,10 +305,11 @@ def load_policy(config: PolicyConfig, rollout: RolloutConfig | None = None, tips
     config.validate()
     if config.backend == "unsloth":
         _require_cuda("policy.backend", config.backend)
-        warnings.warn(UNTESTED_WARNING.format(field="policy.backend", value=config.backend), stacklevel=2)
+        warnings.warn(UNTESTED_WARNING.format(field="policy.backend", value=config.backend, why=NO_GPU_RUN), stacklevel=2)
     if config.load_in_4bit:
         _require_cuda("policy.load_in_4bit", config.load_in_4bit)
-        warnings.warn(UNTESTED_WARNING.format(field="policy.load_in_4bit", value=config.load_in_4bit), stacklevel=2)
+        warnings.warn(UNTESTED_WARNING.format(field="policy.load_in_4bit", value=config.load_in_4bit,
+                                              why=NO_GPU_RUN), stacklevel=2)
     device = resolve_device(config)
     dtype = resolve_dtype(config, device)
     source = resolve_model_source(config.model)
