@@ -46,5 +46,7 @@ def test_the_parts_folder_keeps_the_warm_start_that_the_next_part_starts_from():
     parts = ROOT / "data" / "cpu-twx-parts" / "study"
     adapters = list((parts / "warm-start").glob("warm-start-v10/checkpoints/*/adapter.safetensors"))
     assert len(adapters) == 1 and adapters[0].stat().st_size > 1_000_000
-    assert not list(parts.glob("screen/*/checkpoints")) and not list(SHIPPED.rglob("checkpoints"))
+    assert not list(parts.glob("screen/*/checkpoints")) and not list(parts.glob("main/*/checkpoints"))
+    # the shipped runs keep no checkpoint; only the demo's agent, packed apart, holds weights
+    assert {path.relative_to(SHIPPED).parts[0] for path in SHIPPED.rglob("checkpoints")} <= {"agent"}
     assert json.loads((parts / "study.json").read_text())["probe"] == study_record()["probe"]
