@@ -50,3 +50,13 @@ def test_the_parts_folder_keeps_the_warm_start_that_the_next_part_starts_from():
     # the shipped runs keep no checkpoint; only the demo's agent, packed apart, holds weights
     assert {path.relative_to(SHIPPED).parts[0] for path in SHIPPED.rglob("checkpoints")} <= {"agent"}
     assert json.loads((parts / "study.json").read_text())["probe"] == study_record()["probe"]
+
+
+def test_the_document_shows_the_numbers_scripts_tables_for_the_seeds_played():
+    """Part 2's tables are what scripts/cpu_solve_numbers.py prints from the shipped study folder."""
+    import subprocess
+    import sys
+
+    printed = subprocess.run([sys.executable, str(ROOT / "scripts" / "cpu_solve_numbers.py"), "--work", str(SHIPPED),
+                              "--markdown"], capture_output=True, text=True, check=True).stdout
+    assert printed.strip() in DOCUMENT.read_text()
