@@ -175,7 +175,9 @@ PRESETS = tuple(PRESET_BUILDERS)
 WARM_START_PRESETS = {"cpu-solve-chosen": 10}
 """Presets whose settings were chosen (and their costs measured) for training from a warm start of
 this many train variations (``policy.init_adapter``): training one without a warm start warns."""
-UNSCREENED_PRESETS = {"gpu-learn": "no GPU run of the kit so far",
+NO_GPU_RUN = "no GPU run of the kit so far"
+"""Why GPU-only settings are unverified: the reason the kit's warning for settings never run gives."""
+UNSCREENED_PRESETS = {"gpu-learn": NO_GPU_RUN,
                       "cpu-twx": "its study, `study --plan cpu-twx`, has not finished"}
 """Presets whose settings were chosen without a screening, each with why: training or evaluating
 with one warns (``jobs``, with the kit's warning for settings never run), until a study on the

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any
 
 from empo2_lite.config import DEFAULT_MODEL, ConfigError, MemoryConfig, PolicyConfig, RolloutConfig
+from empo2_lite.config.presets import NO_GPU_RUN
 from empo2_lite.config.sections import TIP_CLOSING_TOKENS
 from empo2_lite.policy.init_adapter import merge_init_adapter
 
@@ -52,7 +53,6 @@ RANDOM_WEIGHTS_SEED = 0
 UNDECODABLE_LOGIT = -1e4
 """Logit of ids the tokenizer cannot decode: exp() underflows to 0, and finite, unlike -inf."""
 UNTESTED_WARNING = "{field}={value!r} has never been run ({why}); check its results"
-NO_GPU_RUN = "no GPU run of the kit so far"
 
 
 @dataclass
